@@ -1,0 +1,43 @@
+import type { RunJson } from '../model/types.js'
+
+/** What a backend needs to run one program. Built by `normalizeOptions`, so every field is valid. */
+export interface CaptureSpec {
+  /** Program (resolved to a path) and its arguments. */
+  command: string[]
+  /** The command as the user gave it, for reports. */
+  displayCommand: string[]
+  cwd: string
+  env: Record<string, string | undefined>
+  /** Stop the program after this many milliseconds; `undefined` for no limit. */
+  timeoutMs: number | undefined
+  /** Functions whose names match are test cases (entry to return). */
+  tests: RegExp | undefined
+  /** Where the program's own stdout/stderr go: the terminal, or captured into the result. */
+  stdio: 'inherit' | 'pipe'
+  /** Write every allocation event with its stack here (GDB backend). */
+  memdumpFile: string | undefined
+  /** memcheck suppression files (Valgrind backend). */
+  suppressions: string[]
+  /** Extra memcheck options (Valgrind backend). */
+  valgrindArgs: string[]
+  /** Aborting stops the capture and every process it started. */
+  signal: AbortSignal | undefined
+  /** Print the debugger's transcript to stderr. */
+  debug: boolean
+}
+
+/** What a capture delivers: the run, and the program's output when it was captured. */
+export interface CaptureResult {
+  run: RunJson
+  stdout: string
+  stderr: string
+}
+
+/** A capture backend: one debugger, behind one small interface. */
+export interface CaptureBackend {
+  readonly name: string
+  /** Throws `CannotStartError` when the backend's tool is missing or unusable here. */
+  probe(): Promise<void>
+  /** Runs the program to its end under the backend and delivers the run. */
+  capture(spec: CaptureSpec): Promise<CaptureResult>
+}

@@ -1,0 +1,456 @@
+"""heapspec's GDB-side observer: breaks on the malloc family, emits raw events; no analysis here.
+
+Loaded with `gdb -batch -ex 'python HEAPSPEC = {...}' -x heapspec_gdb.py --args PROGRAM ...`.
+Every record goes out as one text line on file descriptor HEAPSPEC["fd"]; the host (TypeScript)
+turns them into the heap model. Lines:
+
+  S id pc...                 a new stack (raw return addresses, hex), innermost first
+  A tid addr size sid        an allocation returned addr (malloc, calloc, memalign family)
+  R tid old new size sid     a realloc of old returned new
+  F tid addr                 a free of a non-NULL pointer
+  B tid name / E tid name    a test case began / ended (markers or --tests functions)
+  W start end perms off name a writable mapping, its bytes at off in the image file
+  T tid sp reg...            a thread's registers (hex): rax rbx rcx rdx rsi rdi rbp r8..r15
+  D point file / d           a memory image follows / ends (point: exit, crash, test)
+  Y pc fn|file|line|object   the symbol of a return address (pc is the return address)
+  X exit code / X signal SIG how the program ended
+  ! message                  the capture failed here
+
+Speed: GDB stops the program at every breakpoint; the floor is that stop. Return values come
+from per-call-site trampolines (the return address is pointed at a stub that stores rax in a
+ring and jumps back), so a malloc costs one stop, not two. Registers come from ptrace directly
+and stacks from our own CFI unwinder (unwind.py): GDB's frame API costs ~90 us a stop.
+"""
+import ctypes
+import os
+import re
+import struct
+import sys
+
+import gdb
+
+CFG = globals().get("HEAPSPEC") or {}
+OUT = os.fdopen(CFG.get("fd", 3), "w", buffering=1 << 16)
+os.set_inheritable(OUT.fileno(), False)
+DEPTH = int(CFG.get("depth", 16))
+TESTS = re.compile(CFG["tests"]) if CFG.get("tests") else None
+IMAGE_DIR = CFG.get("imageDir", "/tmp")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else CFG.get("dir", "."))
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.ptrace.restype = ctypes.c_long
+_regbuf = ctypes.create_string_buffer(27 * 8)
+# struct user_regs_struct indexes
+R15, R14, R13, R12, RBP, RBX, R11, R10, R9, R8, RAX, RCX, RDX, RSI, RDI = range(15)
+RIP, RSP = 16, 19
+
+
+def getregs(tid):
+    if libc.ptrace(12, tid, None, _regbuf) != 0:  # PTRACE_GETREGS
+        raise OSError(ctypes.get_errno(), "PTRACE_GETREGS failed for thread %d" % tid)
+    return struct.unpack("<27Q", _regbuf.raw)
+
+
+def emit(line):
+    OUT.write(line + "\n")
+
+
+class Memory:
+    """The inferior's memory through /proc/PID/mem: one pread per access, no GDB caches involved."""
+
+    def __init__(self, pid):
+        self.fd = os.open("/proc/%d/mem" % pid, os.O_RDWR | os.O_CLOEXEC)
+
+    def read(self, addr, size):
+        data = os.pread(self.fd, size, addr)
+        if len(data) != size:
+            raise OSError("short read at 0x%x" % addr)
+        return data
+
+    def word(self, addr):
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def write(self, addr, data):
+        os.pwrite(self.fd, data, addr)
+
+
+class State:
+    mem = None
+    unwinder = None
+    ring = None
+    stacks = {}
+    pending = {}  # return-time sp -> (tid, kind, arg, size, sid)
+    busy = {}  # tid -> return-time sp of its outstanding allocator call
+    finishing = set()  # tids with a FinishBreakpoint outstanding
+    test_frames = {}  # tid -> list of sp for --tests functions entered
+
+
+def stack_id(pcs):
+    sid = State.stacks.get(pcs)
+    if sid is None:
+        sid = State.stacks[pcs] = len(State.stacks)
+        emit("S %d %s" % (sid, " ".join("%x" % pc for pc in pcs)))
+    return sid
+
+
+class Ring:
+    """Executable stubs in a page we map into the inferior, and the ring they write results to."""
+
+    SLOTS = 4096
+
+    def __init__(self, base, size):
+        self.index = base
+        self.slots = base + 64
+        self.next_code = self.slots + self.SLOTS * 16
+        self.end = base + size
+        self.stubs = {}
+        self.seen = 0
+
+    def stub(self, ret):
+        """The stub for return address `ret`: ring[i++] = (rax, rsp); jmp ret."""
+        addr = self.stubs.get(ret)
+        if addr is not None:
+            return addr
+        a = self.next_code
+        if a + 64 > self.end:
+            return None
+        c = bytearray(b"\x48\xc7\xc1\x01\x00\x00\x00")  # mov rcx, 1
+        c += b"\xf0\x48\x0f\xc1\x0d" + struct.pack("<i", self.index - (a + len(c) + 9))  # lock xadd [index], rcx
+        c += b"\x81\xe1" + struct.pack("<I", self.SLOTS - 1)  # and ecx, SLOTS-1
+        c += b"\x48\xc1\xe1\x04"  # shl rcx, 4
+        c += b"\x48\x8d\x15" + struct.pack("<i", self.slots - (a + len(c) + 7))  # lea rdx, [slots]
+        c += b"\x48\x89\x04\x0a"  # mov [rdx+rcx], rax
+        c += b"\x48\x89\x64\x0a\x08"  # mov [rdx+rcx+8], rsp
+        c += b"\x49\xbb" + struct.pack("<Q", ret)  # mov r11, ret
+        c += b"\x41\xff\xe3"  # jmp r11
+        State.mem.write(a, bytes(c))
+        self.next_code += (len(c) + 15) & ~15
+        self.stubs[ret] = a
+        return a
+
+    def drain(self):
+        """Completes every allocator call that returned since the last stop, in the order they returned."""
+        n = State.mem.word(self.index)
+        if n == self.seen:
+            return
+        first = self.seen
+        self.seen = n
+        if n - first > self.SLOTS:
+            emit("! the result ring overflowed (%d calls returned between two stops)" % (n - first))
+            first = n - self.SLOTS
+        data = State.mem.read(self.slots, self.SLOTS * 16)
+        for i in range(first, n):
+            rax, sp = struct.unpack_from("<QQ", data, (i & (self.SLOTS - 1)) * 16)
+            complete(sp, rax)
+
+
+def complete(sp, rax):
+    call = State.pending.pop(sp, None)
+    if call is None:
+        return
+    tid, kind, arg, size, sid = call
+    if State.busy.get(tid) == sp:
+        del State.busy[tid]
+    if kind == "R":
+        emit("R %d %x %x %d %d" % (tid, arg, rax, size, sid))
+    elif kind == "P":
+        if rax == 0:  # posix_memalign returns 0 on success and stores the block at *arg
+            emit("A %d %x %d %d" % (tid, State.mem.word(arg), size, sid))
+    elif rax != 0:
+        emit("A %d %x %d %d" % (tid, rax, size, sid))
+
+
+class AllocatorFinish(gdb.FinishBreakpoint):
+    """The slow path for a return value: one temporary breakpoint per call."""
+
+    def __init__(self, frame, tid, sp):
+        super().__init__(frame, internal=True)
+        self.tid, self.sp = tid, sp
+
+    def stop(self):
+        State.finishing.discard(self.tid)
+        complete(self.sp, getregs(self.tid)[RAX])
+        return False
+
+    def out_of_scope(self):
+        State.finishing.discard(self.tid)
+        State.pending.pop(self.sp, None)
+        State.busy.pop(self.tid, None)
+
+
+def current():
+    tid = gdb.selected_thread().ptid[1]
+    return tid, getregs(tid)
+
+
+def walk(regs):
+    sp = regs[RSP]
+    return tuple(State.unwinder.walk(regs[RIP], sp, {6: regs[RBP], 3: regs[RBX], 12: regs[R12], 13: regs[R13], 14: regs[R14], 15: regs[R15], 7: sp}, DEPTH))
+
+
+class Allocator(gdb.Breakpoint):
+    """A malloc-family entry point. `kind`: M (size in arg0), C (calloc), A (align, size), P (posix_memalign), R (realloc)."""
+
+    def __init__(self, addr, kind):
+        super().__init__("*%d" % addr, internal=True)
+        self.kind = kind
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        tid, regs = current()
+        if tid in State.busy:
+            return False  # a nested call (realloc calling malloc): the outer call is the event
+        kind = self.kind
+        if kind == "M":
+            arg, size = 0, regs[RDI]
+        elif kind == "C":
+            arg, size = 0, (regs[RDI] * regs[RSI]) & 0xFFFFFFFFFFFFFFFF
+        elif kind == "A":
+            arg, size = 0, regs[RSI]
+        elif kind == "P":
+            arg, size = regs[RDI], regs[RDX]
+        else:
+            arg, size = regs[RDI], regs[RSI]
+        sp = regs[RSP]
+        sid = stack_id(walk(regs))
+        State.pending[sp + 8] = (tid, kind, arg, size, sid)
+        State.busy[tid] = sp + 8
+        stub = State.ring.stub(State.mem.word(sp)) if State.ring and kind != "P" else None
+        if stub is not None:
+            State.mem.write(sp, struct.pack("<Q", stub))
+        else:
+            AllocatorFinish(gdb.newest_frame(), tid, sp + 8)
+        return False
+
+
+class Free(gdb.Breakpoint):
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        tid, regs = current()
+        if tid in State.busy or regs[RDI] == 0:
+            return False
+        emit("F %d %x" % (tid, regs[RDI]))
+        return False
+
+
+class Stopper(gdb.Breakpoint):
+    """A breakpoint that hands control back to the script (program exit)."""
+
+    def stop(self):
+        return True
+
+
+def find_libc():
+    for objfile in gdb.objfiles():
+        if objfile.filename and re.search(r"/libc\.so", objfile.filename):
+            return objfile
+    return None
+
+
+def address_of(name):
+    try:
+        return int(gdb.parse_and_eval("(long)&%s" % name))
+    except gdb.error:
+        return None
+
+
+def inject_mmap(size):
+    """Maps an RWX region in the inferior by executing one mmap syscall in it; returns its address or None."""
+    sc = address_of("syscall")
+    if sc is None:
+        return None
+    at = State.mem.read(sc, 128).find(b"\x0f\x05")
+    if at < 0:
+        return None
+    names = ["rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rcx", "r11", "rip", "eflags"]
+    frame = gdb.newest_frame()
+    saved = [(n, int(frame.read_register(n))) for n in names]
+    for n, v in [("rax", 9), ("rdi", 0), ("rsi", size), ("rdx", 7), ("r10", 0x22), ("r8", -1), ("r9", 0), ("rip", sc + at)]:
+        gdb.execute("set $%s = %d" % (n, v), to_string=True)
+    gdb.execute("stepi", to_string=True)
+    result = int(gdb.newest_frame().read_register("rax")) & 0xFFFFFFFFFFFFFFFF
+    for n, v in saved:
+        gdb.execute("set $%s = %d" % (n, v), to_string=True)
+    return None if result >= 0xFFFFFFFFFFFFF000 else result
+
+
+class GdbFrames:
+    """Unwinds with GDB's own frame API: slow, used only when unwind.py is unavailable."""
+
+    def walk(self, pc, sp, regs, depth):
+        pcs = []
+        frame = gdb.newest_frame().older()
+        while frame is not None and len(pcs) < depth:
+            pcs.append(frame.pc())
+            frame = frame.older()
+        return pcs
+
+    def reset(self):
+        pass
+
+
+def setup():
+    inferior = gdb.selected_inferior()
+    State.mem = Memory(inferior.pid)
+    try:
+        from unwind import Unwinder
+
+        State.unwinder = Unwinder(inferior.pid, State.mem.read)
+        gdb.events.new_objfile.connect(lambda _e: State.unwinder.reset())
+    except ImportError:
+        State.unwinder = GdbFrames()
+    if not CFG.get("slowReturns"):
+        base = inject_mmap(1 << 20)
+        if base is not None:
+            State.ring = Ring(base, 1 << 20)
+    kinds = [("malloc", "M"), ("calloc", "C"), ("realloc", "R"), ("memalign", "A"), ("aligned_alloc", "A"),
+             ("posix_memalign", "P"), ("valloc", "M"), ("pvalloc", "M")]
+    placed = set()
+    for name, kind in kinds:
+        addr = address_of(name)
+        if addr is not None and addr not in placed:  # aliases (aligned_alloc = memalign) share one breakpoint
+            placed.add(addr)
+            Allocator(addr, kind)
+    Free("*%d" % address_of("free"), internal=True)
+    State.exit_bp = Stopper("*%d" % address_of("_exit"), internal=True)
+
+
+def signal_handled(pid, signo):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signo - 1)))
+    return False
+
+
+def dump(point):
+    """Writes every writable mapping and every thread's registers: the memory image the model scans."""
+    if State.ring:
+        State.ring.drain()
+    inferior = gdb.selected_inferior()
+    path = os.path.join(IMAGE_DIR, "image-%s-%d.bin" % (point, dump.count))
+    dump.count += 1
+    emit("D %s %s" % (point, path))
+    offset = 0
+    with open(path, "wb") as image, open("/proc/%d/maps" % inferior.pid) as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            perms = parts[1]
+            name = parts[5].strip() if len(parts) > 5 else ""
+            if not perms.startswith("rw") or name in ("[vvar]", "[vsyscall]"):
+                continue
+            if State.ring and start <= State.ring.index < end:
+                continue  # our own stubs and result ring hold copies of every returned pointer
+            try:
+                data = State.mem.read(start, end - start)
+            except OSError:
+                continue
+            image.write(data)
+            emit("W %x %x %s %d %s" % (start, end, perms, offset, name))
+            offset += len(data)
+    for thread in inferior.threads():
+        r = getregs(thread.ptid[1])
+        emit("T %d %x %s" % (thread.ptid[1], r[RSP], " ".join("%x" % r[i] for i in (RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8, R9, R10, R11, R12, R13, R14, R15))))
+    emit("d")
+
+
+dump.count = 0
+
+
+def symbolize():
+    """Resolves every return address seen in a stack once, at the end, while the objects are still mapped."""
+    seen = set()
+    for pcs in State.stacks:
+        seen.update(pcs)
+    progspace = gdb.current_progspace()
+    for pc in sorted(seen):
+        fn = filename = line = None
+        try:
+            sal = gdb.find_pc_line(pc - 1)
+            if sal.symtab is not None:
+                filename, line = sal.symtab.fullname(), sal.line
+            block = gdb.block_for_pc(pc - 1)
+            while block is not None and block.function is None:
+                block = block.superblock
+            if block is not None:
+                fn = block.function.print_name
+        except RuntimeError:
+            pass
+        if fn is None:
+            info = gdb.execute("info symbol %d" % (pc - 1), to_string=True)
+            m = re.match(r"(\S.*?)(?: \+ \d+)? in section", info)
+            fn = m.group(1) if m else None
+        obj = progspace.solib_name(pc) or gdb.selected_inferior().progspace.filename
+        emit("Y %x %s|%s|%s|%s" % (pc, fn or "", filename or "", line or "", obj or ""))
+
+
+def call_freeres():
+    """Frees what libstdc++ and libc keep for the life of the process, as valgrind does at exit."""
+    for name in ("'__gnu_cxx::__freeres()'", "__libc_freeres"):
+        addr = address_of(name)
+        if addr is not None:
+            try:
+                gdb.execute("call ((void(*)(void))%d)()" % addr, to_string=True)
+            except gdb.error as e:
+                emit("! %s failed: %s" % (name, e))
+
+
+FATAL = {"SIGSEGV": 11, "SIGBUS": 7, "SIGFPE": 8, "SIGILL": 4, "SIGABRT": 6, "SIGSYS": 31, "SIGTRAP": 5}
+last_stop = [None]
+gdb.events.stop.connect(lambda e: last_stop.__setitem__(0, e))
+exited = [None]
+gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
+
+
+def main():
+    for cmd in ("set pagination off", "set confirm off", "set print thread-events off",
+                "set print inferior-events off", "set startup-with-shell on", "set disable-randomization off",
+                "handle all nostop noprint pass", "handle SIGSEGV SIGBUS SIGFPE SIGILL SIGABRT SIGSYS stop noprint pass",
+                "set stop-on-solib-events 1"):
+        gdb.execute(cmd, to_string=True)
+    gdb.execute("run %s" % CFG.get("redirect", ""), to_string=True)
+    while find_libc() is None:
+        if exited[0] is not None:
+            raise RuntimeError("the program exited before libc was loaded")
+        gdb.execute("continue", to_string=True)
+    gdb.execute("set stop-on-solib-events 0", to_string=True)
+    setup()
+    emit("H 1")
+    while True:
+        last_stop[0] = None
+        gdb.execute("continue", to_string=True)
+        if exited[0] is not None:
+            break
+        event = last_stop[0]
+        if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
+            call_freeres()
+            dump("exit")
+            symbolize()
+            continue
+        if isinstance(event, gdb.SignalEvent):
+            signo = FATAL.get(event.stop_signal)
+            if signo and not signal_handled(gdb.selected_inferior().pid, signo):
+                dump("crash")
+                symbolize()
+            continue
+    code = getattr(exited[0], "exit_code", None)
+    if code is not None:
+        emit("X exit %d" % code)
+    else:
+        try:
+            emit("X signal %s" % gdb.parse_and_eval("$_exitsignal"))
+        except gdb.error:
+            emit("X signal unknown")
+
+
+try:
+    main()
+except BaseException as e:  # noqa: BLE001 - every failure must reach the host as a line
+    emit("! %s: %s" % (type(e).__name__, str(e).replace("\n", " ")))
+finally:
+    OUT.flush()

@@ -1,0 +1,60 @@
+import { readWord, type MemoryImage, type MemoryRegion, type ScanBlock } from '../../model/leak-scan.js'
+
+/** A writable mapping as the GDB script dumped it. */
+export interface DumpedMapping {
+  start: number
+  end: number
+  name: string
+  bytes: Uint8Array
+}
+
+/** A thread's stack pointer and general registers at the dump. */
+export interface DumpedThread {
+  sp: number
+  registers: number[]
+}
+
+/** glibc maps each non-main arena's heap at a multiple of HEAP_MAX_SIZE (64 MiB on 64-bit). */
+const ARENA_ALIGNMENT = 64 * 1024 * 1024
+
+/**
+ * Decides what of a dump is heap and what is a root, as memcheck sees a process: the heap is
+ * malloc's memory ([heap], arena heaps, mmapped chunks); roots are every other writable mapping,
+ * each stack only from its thread's stack pointer up (below it is dead), and the registers.
+ */
+export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], blocks: ScanBlock[]): MemoryImage {
+  const starts = blocks.map((b) => b.start).sort((a, b) => a - b)
+  const holdsBlock = (m: DumpedMapping): boolean => {
+    let lo = 0
+    let hi = starts.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (starts[mid]! < m.start) lo = mid + 1
+      else hi = mid
+    }
+    return lo < starts.length && starts[lo]! < m.end
+  }
+  const heap: MemoryRegion[] = []
+  const roots: MemoryRegion[] = []
+  const allocatorRoots: MemoryRegion[] = []
+  for (const m of mappings) {
+    const anonymous = m.name === ''
+    if (m.name === '[heap]' || holdsBlock(m) || (anonymous && m.start % ARENA_ALIGNMENT === 0)) {
+      heap.push({ start: m.start, bytes: m.bytes })
+      continue
+    }
+    const thread = threads.find((t) => t.sp >= m.start && t.sp < m.end)
+    const from = thread ? thread.sp - m.start : 0
+    const region = { start: m.start + from, bytes: m.bytes.subarray(from) }
+    roots.push(region)
+    if (/\/libc[.-][^/]*\.so/.test(m.name) || /\/libc\.so/.test(m.name)) allocatorRoots.push(region)
+  }
+  const registers = threads.flatMap((t) => t.registers)
+  const chunkEnd = (block: ScanBlock): number | undefined => {
+    const header = readWord(heap, block.start - 8)
+    // bit 1 marks an mmapped chunk, which has no neighbour for the arena to point at
+    if (header === undefined || header & 2) return undefined
+    return block.start - 16 + (header - (header % 8))
+  }
+  return { heap, roots, registers, allocatorRoots, chunkEnd }
+}

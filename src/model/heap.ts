@@ -1,0 +1,192 @@
+import { classifyBlocks, type MemoryImage, type ScanBlock } from './leak-scan.js'
+import {
+  emptyLeakSummary,
+  type Frame,
+  type HeapTotals,
+  type LeakKind,
+  type LeakRecord,
+  type LeakSummary,
+  type TestCaseSummary,
+} from './types.js'
+
+/** A block the program holds: its size, where it was allocated, during which test case. */
+export interface LiveBlock extends ScanBlock {
+  stack: number
+  /** Index into the model's test cases, or -1 outside any. */
+  test: number
+}
+
+interface TestCaseState extends TestCaseSummary {
+  running: boolean
+}
+
+/** How many frames a stack keeps once allocator frames are gone: memcheck's --num-callers. */
+export const STACK_DEPTH = 12
+
+/**
+ * Functions that are part of the allocator, not the program's call: a stack starts at their caller,
+ * as memcheck's does (it replaces these functions, so they never appear in its stacks).
+ */
+const ALLOCATOR_FRAMES = /^(operator new|operator delete|__libc_reallocarray$|reallocarray$|__GI___libc_reallocarray$)/
+
+/**
+ * The heap model: allocation events in, live blocks, totals and per-test figures out. Counting
+ * follows memcheck so both backends agree: every successful malloc-family call is an allocation,
+ * every free of a live block a free, a realloc one of each (memcheck's realloc always moves the
+ * block), free(NULL) nothing.
+ */
+export class HeapModel {
+  readonly live = new Map<number, LiveBlock>()
+  readonly totals: HeapTotals = { allocations: 0, frees: 0, bytesAllocated: 0 }
+  readonly tests: TestCaseState[] = []
+  readonly warnings: string[] = []
+  /** Frees of addresses the model never saw allocated (before capture began, or invalid). */
+  unknownFrees = 0
+  private readonly stacks: number[][] = []
+  private current = -1
+
+  /** Records stack `id` as raw return addresses, innermost first. */
+  defineStack(id: number, pcs: number[]): void {
+    this.stacks[id] = pcs
+  }
+
+  /** The raw return addresses of stack `id`. */
+  stack(id: number): number[] {
+    return this.stacks[id] ?? []
+  }
+
+  /** Every distinct return address of every stack, for symbolizing once at the end. */
+  allPcs(): Set<number> {
+    const pcs = new Set<number>()
+    for (const stack of this.stacks) for (const pc of stack ?? []) pcs.add(pc)
+    return pcs
+  }
+
+  allocate(addr: number, size: number, stack: number): void {
+    this.totals.allocations++
+    this.totals.bytesAllocated += size
+    const test = this.tests[this.current]
+    if (test) {
+      test.allocations++
+      test.bytesAllocated += size
+    }
+    this.live.set(addr, { start: addr, size, stack, test: this.current })
+  }
+
+  /** Returns false when `addr` was not a live block. */
+  free(addr: number): boolean {
+    if (!this.live.delete(addr)) {
+      this.unknownFrees++
+      return false
+    }
+    this.totals.frees++
+    const test = this.tests[this.current]
+    if (test) test.frees++
+    return true
+  }
+
+  reallocate(old: number, addr: number, size: number, stack: number): void {
+    if (addr === 0) {
+      // realloc(p, 0) frees p and returns NULL; a failed realloc leaves p alone
+      if (size === 0 && old !== 0) this.free(old)
+      return
+    }
+    if (old !== 0) this.free(old)
+    this.allocate(addr, size, stack)
+  }
+
+  /** A test case starts: allocations from now on are its own, whichever thread makes them. */
+  beginTest(name: string): void {
+    if (this.current >= 0) {
+      const running = this.tests[this.current]!
+      this.warnings.push(`test case "${name}" began while "${running.name}" was still running; "${running.name}" ends here`)
+      running.running = false
+    }
+    this.tests.push({ name, allocations: 0, frees: 0, bytesAllocated: 0, leakSummary: emptyLeakSummary(), running: true })
+    this.current = this.tests.length - 1
+  }
+
+  /**
+   * A test case ends: its leaks are the blocks it allocated that are not reachable now. `image` is
+   * the memory at this moment; without one the test's leaks are left for the exit scan.
+   */
+  endTest(name: string, image: MemoryImage | undefined): void {
+    const test = this.tests[this.current]
+    if (!test) {
+      this.warnings.push(`test case "${name}" ended but never began`)
+      return
+    }
+    if (test.name !== name) this.warnings.push(`test case "${test.name}" ended as "${name}"`)
+    test.running = false
+    if (image) {
+      const kinds = this.classify(image)
+      test.leakSummary = emptyLeakSummary()
+      kinds.forEach(({ block, kind }) => {
+        if (block.test !== this.current) return
+        test.leakSummary[kind].bytes += block.size
+        test.leakSummary[kind].blocks++
+      })
+    }
+    this.current = -1
+  }
+
+  /** The kind of every live block, given the memory image at this moment. */
+  classify(image: MemoryImage): { block: LiveBlock; kind: LeakKind }[] {
+    const blocks = [...this.live.values()]
+    const kinds = classifyBlocks(blocks, image)
+    return blocks.map((block, i) => ({ block, kind: kinds[i]! }))
+  }
+
+  /** The test case summaries, in the order the test cases began. */
+  testSummaries(): TestCaseSummary[] {
+    return this.tests.map(({ running: _running, ...summary }) => summary)
+  }
+
+  /**
+   * Groups classified blocks into loss records, one per (kind, test, stack), biggest first, with
+   * stacks resolved through `symbol` and started at the allocator's caller.
+   */
+  lossRecords(classified: { block: LiveBlock; kind: LeakKind }[], symbol: (pc: number) => Frame): LeakRecord[] {
+    const resolved = new Map<number, Frame[]>()
+    const frames = (id: number): Frame[] => {
+      let stack = resolved.get(id)
+      if (!stack) {
+        stack = this.stack(id).map(symbol)
+        while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) stack.shift()
+        stack = stack.slice(0, STACK_DEPTH)
+        resolved.set(id, stack)
+      }
+      return stack
+    }
+    const records = new Map<string, LeakRecord>()
+    for (const { block, kind } of classified) {
+      const stack = frames(block.stack)
+      const test = this.tests[block.test]?.name ?? null
+      // Stacks that differ only inside the allocator are one allocation site: key on the frames kept.
+      const key = `${kind}\0${test}\0${stack.map((f) => f.pc).join(',')}`
+      const record = records.get(key)
+      if (record) {
+        record.bytes += block.size
+        record.blocks++
+      } else {
+        records.set(key, { kind, bytes: block.size, blocks: 1, test, stack })
+      }
+    }
+    return sortRecords([...records.values()])
+  }
+}
+
+/** Loss records in report order: biggest first, as memcheck lists them last-is-biggest. */
+export function sortRecords(records: LeakRecord[]): LeakRecord[] {
+  return records.sort((a, b) => b.bytes - a.bytes || b.blocks - a.blocks || a.kind.localeCompare(b.kind))
+}
+
+/** Adds up loss records by kind. */
+export function summarize(records: LeakRecord[]): LeakSummary {
+  const summary = emptyLeakSummary()
+  for (const record of records) {
+    summary[record.kind].bytes += record.bytes
+    summary[record.kind].blocks += record.blocks
+  }
+  return summary
+}

@@ -1,0 +1,99 @@
+/** The four leak kinds, as memcheck defines them. */
+export const LEAK_KINDS = ['definite', 'indirect', 'possible', 'reachable'] as const
+
+/** One of memcheck's leak kinds. */
+export type LeakKind = (typeof LEAK_KINDS)[number]
+
+/** Bytes and blocks, the unit every leak figure is counted in. */
+export interface Amount {
+  bytes: number
+  blocks: number
+}
+
+/** Leaked amounts by kind. */
+export type LeakSummary = Record<LeakKind, Amount>
+
+/** One frame of an allocation stack, resolved to a function and (with debug info) a source line. */
+export interface Frame {
+  /** Function name, demangled; `null` when the address has no symbol. */
+  fn: string | null
+  /** Source file as the debug info names it (relative to the working directory when inside it). */
+  file: string | null
+  line: number | null
+  /** The loaded object (program or shared library) holding the code. */
+  object: string | null
+  /** The raw program counter (a return address), as hex. Not part of the schema's contract. */
+  pc?: string
+}
+
+/** One loss record: the blocks of one kind allocated from one stack. */
+export interface LeakRecord {
+  kind: LeakKind
+  bytes: number
+  blocks: number
+  /** The test case during which the blocks were allocated, or `null` outside any test case. */
+  test: string | null
+  /** The allocation stack, caller of the allocator first. */
+  stack: Frame[]
+  /** A ready-to-paste memcheck suppression, when the backend can produce one. */
+  suppression?: string
+}
+
+/** A memory error (invalid free, invalid read, ...), as a backend reports it. */
+export interface MemoryError {
+  kind: string
+  what?: string
+  stack: Frame[]
+  /** Other stacks memcheck attaches (where the block was allocated or freed). */
+  auxStacks?: { what: string; stack: Frame[] }[]
+}
+
+/** Per-test-case figures. */
+export interface TestCaseSummary {
+  name: string
+  allocations: number
+  frees: number
+  bytesAllocated: number
+  leakSummary: LeakSummary
+}
+
+/** How the program ended. */
+export interface ProgramOutcome {
+  command: string[]
+  exitCode: number | null
+  signal: string | null
+  /** Set when heapspec stopped the program after `timeout` seconds. */
+  timedOut?: boolean
+}
+
+/** Allocation counts, counted the way memcheck counts them. */
+export interface HeapTotals {
+  allocations: number
+  frees: number
+  bytesAllocated: number
+}
+
+/** The run, schema 1: the one shape the API, the CLI and the reporters exchange. */
+export interface RunJson {
+  schema: 1
+  backend: string
+  program: ProgramOutcome
+  totals: HeapTotals
+  inUseAtExit: Amount
+  leakSummary: LeakSummary
+  leaks: LeakRecord[]
+  tests: TestCaseSummary[]
+  errors: MemoryError[]
+  /** Things the user should know that are not failures (marker misuse, truncated output). */
+  warnings?: string[]
+}
+
+/** A fresh all-zero leak summary. */
+export function emptyLeakSummary(): LeakSummary {
+  return {
+    definite: { bytes: 0, blocks: 0 },
+    indirect: { bytes: 0, blocks: 0 },
+    possible: { bytes: 0, blocks: 0 },
+    reachable: { bytes: 0, blocks: 0 },
+  }
+}

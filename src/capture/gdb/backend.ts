@@ -1,9 +1,9 @@
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
+import { packageRoot } from '../../package-root.js'
 import { constants as osConstants } from 'node:os'
 import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
@@ -15,11 +15,9 @@ import { sourcePath } from '../frames.js'
 import { supervise } from '../process.js'
 import { memoryImage, type DumpedMapping, type DumpedThread } from './image.js'
 
-const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'heapspec_gdb.py')
-
-/** Where the GDB-side script is: beside this file in the sources, under src/ in a build. */
+/** The GDB-side script ships under src/ (a build under dist/ has no copy). */
 function scriptPath(): string {
-  return SCRIPT.replace(/\/dist\/src\//, '/src/')
+  return join(packageRoot(), 'src', 'capture', 'gdb', 'heapspec_gdb.py')
 }
 
 /** Quotes a word for /bin/sh: gdb starts the program through the shell so it can redirect. */
@@ -110,8 +108,9 @@ export class GdbBackend implements CaptureBackend {
         name: m.name,
         bytes: data.subarray(m.offset, m.offset + (m.end - m.start)),
       }))
-      const image = memoryImage(mappings, d.threads, [...model.live.values()])
-      if (d.point === 'exit' || d.point === 'crash') atExit = model.classify(image)
+      const final = d.point === 'exit' || d.point === 'crash'
+      const image = memoryImage(mappings, d.threads, [...model.live.values()], !final)
+      if (final) atExit = model.classify(image)
     }
 
     const onLine = async (line: string): Promise<void> => {

@@ -77,6 +77,7 @@ class Memory:
 
 
 class State:
+    libc_symbols = None
     mem = None
     unwinder = None
     ring = None
@@ -103,26 +104,34 @@ class Ring:
     def __init__(self, base, size):
         self.index = base
         self.slots = base + 64
-        self.next_code = self.slots + self.SLOTS * 16
+        self.next_code = self.slots + self.SLOTS * 32
         self.end = base + size
         self.stubs = {}
         self.seen = 0
 
     def stub(self, ret):
-        """The stub for return address `ret`: ring[i++] = (rax, rsp); jmp ret."""
+        """The stub for return address `ret`: slot = ring[i++ % SLOTS]; slot = (rax, rsp, i+1); jmp ret.
+
+        The sequence number goes last: another thread may be between its increment and its
+        stores while we drain, and x86 keeps stores in order, so a slot is complete once it shows.
+        """
         addr = self.stubs.get(ret)
         if addr is not None:
             return addr
         a = self.next_code
-        if a + 64 > self.end:
+        if a + 80 > self.end:
             return None
         c = bytearray(b"\x48\xc7\xc1\x01\x00\x00\x00")  # mov rcx, 1
         c += b"\xf0\x48\x0f\xc1\x0d" + struct.pack("<i", self.index - (a + len(c) + 9))  # lock xadd [index], rcx
-        c += b"\x81\xe1" + struct.pack("<I", self.SLOTS - 1)  # and ecx, SLOTS-1
-        c += b"\x48\xc1\xe1\x04"  # shl rcx, 4
-        c += b"\x48\x8d\x15" + struct.pack("<i", self.slots - (a + len(c) + 7))  # lea rdx, [slots]
-        c += b"\x48\x89\x04\x0a"  # mov [rdx+rcx], rax
-        c += b"\x48\x89\x64\x0a\x08"  # mov [rdx+rcx+8], rsp
+        c += b"\x48\x89\xca"  # mov rdx, rcx
+        c += b"\x81\xe2" + struct.pack("<I", self.SLOTS - 1)  # and edx, SLOTS-1
+        c += b"\x48\xc1\xe2\x05"  # shl rdx, 5
+        c += b"\x48\x8d\x35" + struct.pack("<i", self.slots - (a + len(c) + 7))  # lea rsi, [slots]
+        c += b"\x48\x01\xf2"  # add rdx, rsi
+        c += b"\x48\x89\x02"  # mov [rdx], rax
+        c += b"\x48\x89\x62\x08"  # mov [rdx+8], rsp
+        c += b"\x48\xff\xc1"  # inc rcx
+        c += b"\x48\x89\x4a\x10"  # mov [rdx+16], rcx
         c += b"\x49\xbb" + struct.pack("<Q", ret)  # mov r11, ret
         c += b"\x41\xff\xe3"  # jmp r11
         State.mem.write(a, bytes(c))
@@ -135,14 +144,19 @@ class Ring:
         n = State.mem.word(self.index)
         if n == self.seen:
             return
-        first = self.seen
-        self.seen = n
-        if n - first > self.SLOTS:
-            emit("! the result ring overflowed (%d calls returned between two stops)" % (n - first))
-            first = n - self.SLOTS
-        data = State.mem.read(self.slots, self.SLOTS * 16)
-        for i in range(first, n):
-            rax, sp = struct.unpack_from("<QQ", data, (i & (self.SLOTS - 1)) * 16)
+        if n - self.seen > self.SLOTS:
+            emit("! the result ring overflowed (%d calls returned between two stops)" % (n - self.seen))
+            self.seen = n - self.SLOTS
+        first = self.seen & (self.SLOTS - 1)
+        count = n - self.seen
+        data = State.mem.read(self.slots + first * 32, min(count, self.SLOTS - first) * 32)
+        if first + count > self.SLOTS:  # wrapped around
+            data += State.mem.read(self.slots, (first + count - self.SLOTS) * 32)
+        for k, i in enumerate(range(self.seen, n)):
+            rax, sp, seq = struct.unpack_from("<QQQ", data, k * 32)
+            if seq != i + 1:
+                break  # still being written by a running thread: the next stop takes it
+            self.seen = i + 1
             complete(sp, rax)
 
 
@@ -252,10 +266,49 @@ def find_libc():
 
 
 def address_of(name):
+    """The address of libc's own `name`, from its dynamic symbol table.
+
+    GDB's symbol lookup can answer with the program's PLT stub for the name (a stripped program
+    has no better symbol for it), which is not where libc's own calls go; so read libc's .dynsym.
+    """
+    if State.libc_symbols is None:
+        State.libc_symbols = libc_dynamic_symbols()
+    return State.libc_symbols.get(name)
+
+
+def gdb_address_of(name):
     try:
-        return int(gdb.parse_and_eval("(long)&%s" % name))
+        return int(gdb.parse_and_eval("(long)&'%s'" % name))
     except gdb.error:
         return None
+
+
+def libc_dynamic_symbols():
+    path = find_libc().filename
+    base = None
+    with open("/proc/%d/maps" % gdb.selected_inferior().pid) as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and int(parts[2], 16) == 0 and os.path.realpath(parts[5].strip()) == os.path.realpath(path):
+                base = int(parts[0].split("-")[0], 16)
+                break
+    with open(path, "rb") as f:
+        elf = f.read()
+    shoff, = struct.unpack_from("<Q", elf, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", elf, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
+    symbols = {}
+    for _name, kind, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
+        if kind != 11:  # SHT_DYNSYM
+            continue
+        strtab = sections[link][4]
+        for at in range(offset, offset + size, entsize):
+            st_name, _st_info, _other, shndx, value, _size = struct.unpack_from("<IBBHQQ", elf, at)
+            if shndx == 0 or value == 0:
+                continue
+            end = elf.index(b"\0", strtab + st_name)
+            symbols.setdefault(elf[strtab + st_name:end].decode(), base + value)
+    return symbols
 
 
 def inject_mmap(size):
@@ -327,8 +380,25 @@ def signal_handled(pid, signo):
     return False
 
 
-def dump(point):
-    """Writes every writable mapping and every thread's registers: the memory image the model scans."""
+def exit_stack_floor():
+    """The stack pointer of the program's frame that called exit (or of _start when main returned).
+
+    The libc frames of exit() reuse the stack that main's dead frames used; their unwritten slots
+    still hold main's old pointers, which memcheck ignores as undefined. Scanning from the first
+    frame outside libc keeps those stale words out, and every frame the program still has in.
+    """
+    frame = gdb.newest_frame()
+    progspace = gdb.current_progspace()
+    while frame is not None and frame.older() is not None and re.search(r"/libc\.so", progspace.solib_name(frame.pc()) or ""):
+        frame = frame.older()
+    return int(frame.read_register("rsp")) if frame is not None else None
+
+
+def dump(point, floor=None):
+    """Writes every writable mapping and every thread's registers: the memory image the model scans.
+
+    `floor` replaces the current thread's stack pointer, so the scan of its stack starts there.
+    """
     if State.ring:
         State.ring.drain()
     inferior = gdb.selected_inferior()
@@ -353,9 +423,11 @@ def dump(point):
             image.write(data)
             emit("W %x %x %s %d %s" % (start, end, perms, offset, name))
             offset += len(data)
+    current_tid = gdb.selected_thread().ptid[1]
     for thread in inferior.threads():
         r = getregs(thread.ptid[1])
-        emit("T %d %x %s" % (thread.ptid[1], r[RSP], " ".join("%x" % r[i] for i in (RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8, R9, R10, R11, R12, R13, R14, R15))))
+        sp = floor if floor is not None and thread.ptid[1] == current_tid else r[RSP]
+        emit("T %d %x %s" % (thread.ptid[1], sp, " ".join("%x" % r[i] for i in (RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8, R9, R10, R11, R12, R13, R14, R15))))
     emit("d")
 
 
@@ -369,6 +441,8 @@ def symbolize():
         seen.update(pcs)
     progspace = gdb.current_progspace()
     for pc in sorted(seen):
+        if pc <= 0:
+            continue
         fn = filename = line = None
         try:
             sal = gdb.find_pc_line(pc - 1)
@@ -379,7 +453,7 @@ def symbolize():
                 block = block.superblock
             if block is not None:
                 fn = block.function.print_name
-        except RuntimeError:
+        except (RuntimeError, OverflowError):
             pass
         if fn is None:
             info = gdb.execute("info symbol %d" % (pc - 1), to_string=True)
@@ -391,8 +465,8 @@ def symbolize():
 
 def call_freeres():
     """Frees what libstdc++ and libc keep for the life of the process, as valgrind does at exit."""
-    for name in ("'__gnu_cxx::__freeres()'", "__libc_freeres"):
-        addr = address_of(name)
+    for name in ("_ZN9__gnu_cxx9__freeresEv", "__libc_freeres"):
+        addr = address_of(name) if name.startswith("__libc") else gdb_address_of(name)
         if addr is not None:
             try:
                 gdb.execute("call ((void(*)(void))%d)()" % addr, to_string=True)
@@ -410,7 +484,7 @@ gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
 def main():
     for cmd in ("set pagination off", "set confirm off", "set print thread-events off",
                 "set print inferior-events off", "set startup-with-shell on", "set disable-randomization off",
-                "handle all nostop noprint pass", "handle SIGSEGV SIGBUS SIGFPE SIGILL SIGABRT SIGSYS stop noprint pass",
+                "handle all nostop noprint pass", "handle SIGSEGV SIGBUS SIGFPE SIGILL SIGABRT SIGSYS stop print pass",
                 "set stop-on-solib-events 1"):
         gdb.execute(cmd, to_string=True)
     gdb.execute("run %s" % CFG.get("redirect", ""), to_string=True)
@@ -429,7 +503,7 @@ def main():
         event = last_stop[0]
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
             call_freeres()
-            dump("exit")
+            dump("exit", exit_stack_floor())
             symbolize()
             continue
         if isinstance(event, gdb.SignalEvent):
@@ -451,6 +525,9 @@ def main():
 try:
     main()
 except BaseException as e:  # noqa: BLE001 - every failure must reach the host as a line
+    import traceback
+
+    traceback.print_exc()  # gdb's stderr: shown with HEAPSPEC_DEBUG=1
     emit("! %s: %s" % (type(e).__name__, str(e).replace("\n", " ")))
 finally:
     OUT.flush()

@@ -21,8 +21,10 @@ const ARENA_ALIGNMENT = 64 * 1024 * 1024
  * Decides what of a dump is heap and what is a root, as memcheck sees a process: the heap is
  * malloc's memory ([heap], arena heaps, mmapped chunks); roots are every other writable mapping,
  * each stack only from its thread's stack pointer up (below it is dead), and the registers.
+ * At the end of the process memcheck scans no registers (its threads are gone): `withRegisters`
+ * is false there.
  */
-export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], blocks: ScanBlock[]): MemoryImage {
+export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], blocks: ScanBlock[], withRegisters: boolean): MemoryImage {
   const starts = blocks.map((b) => b.start).sort((a, b) => a - b)
   const holdsBlock = (m: DumpedMapping): boolean => {
     let lo = 0
@@ -49,7 +51,7 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
     roots.push(region)
     if (/\/libc[.-][^/]*\.so/.test(m.name) || /\/libc\.so/.test(m.name)) allocatorRoots.push(region)
   }
-  const registers = threads.flatMap((t) => t.registers)
+  const registers = withRegisters ? threads.flatMap((t) => t.registers) : []
   const chunkEnd = (block: ScanBlock): number | undefined => {
     const header = readWord(heap, block.start - 8)
     // bit 1 marks an mmapped chunk, which has no neighbour for the arena to point at

@@ -36,6 +36,7 @@ DEPTH = int(CFG.get("depth", 16))
 TESTS = re.compile(CFG["tests"]) if CFG.get("tests") else None
 IMAGE_DIR = CFG.get("imageDir", "/tmp")
 
+sys.dont_write_bytecode = True  # nothing written into an installed package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else CFG.get("dir", "."))
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -78,6 +79,7 @@ class Memory:
 
 class State:
     libc_symbols = None
+    libc_names = {}  # address -> exported names of libc functions there
     mem = None
     unwinder = None
     ring = None
@@ -307,7 +309,9 @@ def libc_dynamic_symbols():
             if shndx == 0 or value == 0:
                 continue
             end = elf.index(b"\0", strtab + st_name)
-            symbols.setdefault(elf[strtab + st_name:end].decode(), base + value)
+            name = elf[strtab + st_name:end].decode()
+            symbols.setdefault(name, base + value)
+            State.libc_names.setdefault(base + value, []).append(name)
     return symbols
 
 
@@ -453,6 +457,15 @@ def symbolize():
                 block = block.superblock
             if block is not None:
                 fn = block.function.print_name
+                # libc's debug info names its internal aliases (__GI___strdup); memcheck, and
+                # users, know the exported name (strdup)
+                try:
+                    entry = int(block.function.value().address)
+                except gdb.error:
+                    entry = block.start  # an inlined function has no address of its own
+                exported = State.libc_names.get(entry)
+                if exported:
+                    fn = min(exported, key=lambda n: (n.startswith("_"), len(n)))
         except (RuntimeError, OverflowError):
             pass
         if fn is None:

@@ -18,10 +18,14 @@ including expression rules (evaluated by a small DWARF stack machine, which cove
 expression, stack-realignment (DRAP) frames and glibc's signal trampoline). Signal frames ('S')
 make the interrupted frame's pc exact rather than a return address.
 
-Not supported (the walk stops there, returning what it has): pcs without an FDE (JIT code,
-objects without .eh_frame_hdr that also lack a findable .eh_frame), textrel/funcrel pointer
-encodings, DWARF expression operators beyond the arithmetic/register/deref subset, and registers
-other than the 17 integer ones (rax..r15, rip).
+The result holds real return addresses only: GDB's inline frames (same pc as their caller) and
+tail-call frames (synthesized from DWARF call-site info) have none on the stack and never appear.
+
+Not supported (the walk stops there, returning what it has): pcs without an FDE (JIT code, ld.so's
+own _start, objects without PT_GNU_EH_FRAME, whose .eh_frame cannot be found from memory; GDB
+guesses on by prologue analysis there), textrel/funcrel pointer encodings, DWARF expression
+operators beyond the arithmetic/register/deref subset, CFAs or return addresses in registers other
+than the 17 integer ones (rax..r15, rip).
 """
 import bisect
 import struct
@@ -30,8 +34,7 @@ from array import array
 _U64 = struct.Struct("<Q").unpack_from
 _MASK = (1 << 64) - 1
 _PAGE = 0x1000
-_STACK_READ = 2 * _PAGE  # the first stack read: sp to the end of its page plus one more page
-_MAX_EXTEND = 1 << 20  # beyond this distance from sp a stack word is read on its own
+_MARGIN = 256  # a fresh stack window starts this far below the word that needed it (saved slots)
 
 _PT_LOAD, _PT_GNU_EH_FRAME, _PF_X = 1, 0x6474E550, 1
 _RA = 16  # x86-64 DWARF column of the return address (rip)
@@ -45,6 +48,10 @@ _OFFSET, _VAL_OFFSET, _REGISTER, _UNDEFINED, _SAME, _EXPR, _VAL_EXPR = range(7)
 
 class _Unsupported(Exception):
     """CFI we cannot follow: the walk stops at this frame."""
+
+
+# What ends a walk quietly: unreadable memory, unsupported or malformed CFI.
+_STOP = (OSError, _Unsupported, IndexError, KeyError, ValueError, TypeError, struct.error)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,18 +133,19 @@ class _Window:
 
     __slots__ = ("read", "base", "data", "lim")
 
-    def __init__(self, read, sp):
+    def __init__(self, read, sp, tops):
         self.read = read
         self.base = sp
         page_end = (sp & ~(_PAGE - 1)) + _PAGE
         self.data = b""
-        # The page after sp's may be unmapped (the top of the main stack): fall back to sp's page.
-        for end in (page_end + _STACK_READ - _PAGE, page_end):
+        # Read one page past sp's, unless that page is known to be unmapped (the top of the main
+        # thread's stack, learned from a failed read: a failed pread costs as much as a good one).
+        for end in ((page_end,) if page_end in tops else (page_end + _PAGE, page_end)):
             try:
                 self.data = read(sp, end - sp)
                 break
             except OSError:
-                continue
+                tops.add(page_end)
         self.lim = len(self.data) - 8
 
     def word(self, addr):
@@ -148,17 +156,23 @@ class _Window:
 
     def _far(self, addr):
         end = self.base + len(self.data)
-        if self.base <= addr < self.base + _MAX_EXTEND:
-            # Frames lie further up the stack: extend the window to the page after addr's.
-            want = ((addr + 8 + _PAGE - 1) & ~(_PAGE - 1))
-            for stop in (want + _PAGE, want):
+        if addr >= self.base:
+            # Callers lie further up the stack. Just past the window, extend it; beyond a frame
+            # with big locals, start afresh a little below addr rather than read the locals.
+            start = end if addr - end < 2 * _PAGE else addr - _MARGIN
+            page_end = (addr + 8 + _PAGE - 1) & ~(_PAGE - 1)
+            for stop in (page_end + _PAGE, page_end):
                 try:
-                    self.data += self.read(end, stop - end)
-                    self.lim = len(self.data) - 8
-                    return _U64(self.data, addr - self.base)[0]
+                    data = self.read(start, stop - start)
                 except OSError:
                     continue
-        return _U64(self.read(addr, 8), 0)[0]  # elsewhere (signal alt stack, bad CFA): one word
+                if start == end:
+                    self.data += data
+                else:
+                    self.base, self.data = start, data
+                self.lim = len(self.data) - 8
+                return _U64(self.data, addr - self.base)[0]
+        return _U64(self.read(addr, 8), 0)[0]  # below sp (a signal alternate stack): one word
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,6 +305,7 @@ class Unwinder:
     def __init__(self, pid, read):
         self.pid = pid
         self.read = read
+        self._tops = set()  # page-aligned ends of stack mappings (a read past them fails)
         self.reset()
 
     def reset(self):
@@ -308,12 +323,14 @@ class Unwinder:
         """Return addresses of the callers of a function stopped at its first instruction.
 
         Innermost first: [sp] (into the caller), then the caller's return address, and so on,
-        at most `depth` entries. `regs` maps DWARF register numbers to values (callee-saved ones).
+        at most `depth` entries. `regs` maps DWARF register numbers to values (callee-saved ones
+        and rsp). `pc` is not needed: at a function's entry nothing has been pushed but the return
+        address, whatever the function.
         """
         out = []
         if depth <= 0:
             return out
-        win = _Window(self.read, sp)
+        win = _Window(self.read, sp, self._tops)
         cur = [None] * _NREGS
         for reg, value in regs.items():
             if 0 <= reg < _NREGS:
@@ -325,9 +342,11 @@ class Unwinder:
         signal = False
         try:
             ra = win.word(sp)
-            while ra and len(out) < depth:
+            count = 0
+            while ra:
                 out.append(ra)
-                if len(out) >= depth:
+                count += 1
+                if count >= depth:
                     break
                 # A return address points after the call, maybe at the next function: look up the
                 # call itself. After a signal frame the pc is exact (the interrupted instruction).
@@ -337,22 +356,29 @@ class Unwinder:
                     row = rows[key] = self._row(key)
                 if not row:
                     break
-                cfa_reg, cfa_off, ra_off, saves, signal = row
+                cfa_reg, cfa_off, ra_at, saves, signal, lo, hi = row
                 if cfa_reg < 0:  # rules beyond plain offsets: the general path
                     ra, cur = self._step_general(saves, cur, ra, win)
                     continue
                 base = cur[cfa_reg]
                 if base is None:
                     break
-                cfa = base + cfa_off
-                word = win.word
-                ra = word(cfa + ra_off)
                 # The caller keeps the callee-saved registers (rbx, rbp, r12-r15) unless saved.
-                cur = [None, None, None, cur[3], None, None, cur[6], cfa,
+                new = [None, None, None, cur[3], None, None, cur[6], base + cfa_off,
                        None, None, None, None, cur[12], cur[13], cur[14], cur[15], None]
-                for reg, off in saves:
-                    cur[reg] = word(cfa + off)
-        except (OSError, _Unsupported, IndexError, KeyError, ValueError, struct.error):
+                at = base - win.base
+                if at + lo >= 0 and at + hi <= win.lim:
+                    # The frame's saved slots lie in the window: slice without calls.
+                    data = win.data
+                    ra = _U64(data, at + ra_at)[0]
+                    for reg, off in saves:
+                        new[reg] = _U64(data, at + off)[0]
+                else:
+                    ra = win.word(base + ra_at)
+                    for reg, off in saves:
+                        new[reg] = win.word(base + off)
+                cur = new
+        except _STOP:
             pass  # unreadable memory or CFI we cannot follow: the stack ends here
         return out
 
@@ -400,15 +426,17 @@ class Unwinder:
                 return False
             cfa, rules = self._execute(fde, pc)
             return self._compile(cfa, rules, fde.cie)
-        except (OSError, _Unsupported, IndexError, KeyError, ValueError, struct.error):
+        except _STOP:
             return False
 
     @staticmethod
     def _compile(cfa, rules, cie):
-        """Turns the rules at a pc into a row tuple: (cfa_reg, cfa_off, ra_off, saves, signal).
+        """Turns the rules at a pc into a row: (cfa_reg, cfa_off, ra_at, saves, signal, lo, hi).
 
-        The common case (CFA = register + offset, registers saved at CFA offsets) gets a plain
-        tuple the walk handles inline; anything else gets cfa_reg -1 and a general description.
+        The common case (CFA = register + offset, registers saved at CFA offsets) gets offsets
+        relative to the CFA register's value, so the walk reads ra at reg+ra_at and each saved
+        register at reg+off, with [lo, hi] the span of those slots; anything else gets cfa_reg -1
+        and (cfa rule, register rules) for the general path.
         """
         ra_rule = rules.get(cie.ra)
         if ra_rule is None or ra_rule[0] in (_UNDEFINED, _SAME):
@@ -420,9 +448,11 @@ class Unwinder:
         simple = cfa[0] is not None and ra_rule[0] == _OFFSET and all(
             kind == _OFFSET and reg != 7 or kind == _SAME and reg in _CALLEE_SAVED for reg, kind, _ in tracked)
         if not simple:
-            return (-1, 0, 0, (cfa, tracked), cie.signal)
-        saves = tuple((reg, value) for reg, kind, value in tracked if kind == _OFFSET and reg != _RA)
-        return (cfa[0], cfa[1], ra_rule[1], saves, cie.signal)
+            return (-1, 0, 0, (cfa, tracked), cie.signal, 0, 0)
+        reg, off = cfa
+        saves = tuple((r, off + value) for r, kind, value in tracked if kind == _OFFSET and r != _RA)
+        slots = [off + ra_rule[1]] + [at for _, at in saves]
+        return (reg, off, off + ra_rule[1], saves, cie.signal, min(slots), max(slots))
 
     def _execute(self, fde, pc):
         """Runs the CIE's initial instructions then the FDE's up to pc; returns (cfa, rules)."""
@@ -710,7 +740,7 @@ class Unwinder:
                 continue
             try:
                 module = self._load_module(start, name, executable)
-            except (OSError, _Unsupported, struct.error, ValueError):
+            except _STOP:
                 module = None
             self._modules[start] = module  # None: not an ELF object, do not look again
             if module is not None:

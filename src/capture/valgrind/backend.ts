@@ -1,0 +1,309 @@
+import { accessSync, constants, createReadStream, statSync } from 'node:fs'
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { execa } from 'execa'
+import { BadOptionError, CannotStartError, CaptureFailedError, describeValue } from '../../errors.js'
+import { sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
+import type { RunJson } from '../../model/types.js'
+import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
+import { descendants, supervise } from '../process.js'
+import { resolveProgram } from '../program.js'
+import { parseMemcheckXml, type MemcheckXml } from './xml.js'
+import { parseXtreeTotals, type HeapSummary } from './xtree.js'
+
+const NOT_INSTALLED = 'heapspec: valgrind is not installed (looked on PATH). Install it (apt-get install valgrind) or use --backend gdb.'
+
+/**
+ * How long a timed-out program gets between SIGTERM and SIGKILL. memcheck runs its leak check when
+ * the program dies of SIGTERM, so a hung program still reports what it leaked; this bounds that check.
+ */
+const STOP_GRACE_MS = 10_000
+
+/** Options heapspec sets itself, and why a user's copy would break the capture. */
+const RESERVED_ARGS: { pattern: RegExp; why: string }[] = [
+  { pattern: /^--tool(=|$)/, why: 'heapspec runs memcheck and reads its output' },
+  { pattern: /^--xml/, why: "heapspec reads memcheck's results from its own XML file" },
+  { pattern: /^--log-/, why: "heapspec sends valgrind's messages to its own log file, away from the program's output" },
+  { pattern: /^--xtree-memory/, why: "heapspec reads the heap totals from its own xtree memory report" },
+  { pattern: /^--leak-check(=(?!full$)|$)/, why: 'heapspec needs the full leak check' },
+  { pattern: /^--(show-leak-kinds|show-reachable|show-possibly-lost)(=|$)/, why: 'heapspec reports every leak kind' },
+  { pattern: /^--gen-suppressions(?!=all$)/, why: 'heapspec asks memcheck for a suppression for every leak, without prompting' },
+  { pattern: /^--(child-silent-after-fork=no|trace-children=yes)$/, why: "a child process's output would be mixed into the run's XML" },
+  { pattern: /^--(error-exitcode|exit-on-first-error)(=|$)/, why: "it would replace the program's exit code, which the run reports" },
+  { pattern: /^(-h|--help|--help-debug|--help-dyn-options|--version)$/, why: 'valgrind would print it and exit without running the program' },
+]
+
+/** Checks the `valgrindArgs` option: extra memcheck options that leave heapspec's own in place. */
+export function validateValgrindArgs(args: unknown): asserts args is string[] {
+  if (!Array.isArray(args)) {
+    throw new BadOptionError(`Expected the \`valgrindArgs\` option to be an array of memcheck options, got ${describeValue(args)}.`)
+  }
+  for (const arg of args) {
+    if (typeof arg !== 'string' || !arg.startsWith('-')) {
+      throw new BadOptionError(
+        `Expected the \`valgrindArgs\` option to hold memcheck options (--name=value), got ${describeValue(arg)}: valgrind would take it for the program to run. Remove it, or give it as --name=value.`,
+      )
+    }
+    const reserved = RESERVED_ARGS.find((r) => r.pattern.test(arg))
+    if (reserved) {
+      throw new BadOptionError(`Expected the \`valgrindArgs\` option to leave heapspec's own memcheck options alone, got ${describeValue(arg)}: ${reserved.why}. Remove it from valgrindArgs.`)
+    }
+  }
+}
+
+/** The suppression files as absolute paths, each checked to be a readable file before anything runs. */
+function suppressionFiles(files: string[], cwd: string): string[] {
+  return files.map((file) => {
+    const path = resolve(cwd, file)
+    let problem: string | undefined
+    try {
+      if (!statSync(path).isFile()) problem = 'it is not a file'
+      else accessSync(path, constants.R_OK)
+    } catch (error) {
+      problem ??= (error as NodeJS.ErrnoException).code === 'ENOENT' ? `no such file (looked for ${path})` : 'it cannot be read'
+    }
+    if (problem) {
+      throw new BadOptionError(
+        `Expected the \`suppressions\` option to list memcheck suppression files, got ${describeValue(file)}: ${problem}. Check the path (relative paths start from ${cwd}).`,
+      )
+    }
+    return path
+  })
+}
+
+/** valgrind's path on `env`'s PATH; its absence is the one-line "not installed" error. */
+function findValgrind(cwd: string, env: Record<string, string | undefined>): string {
+  try {
+    return resolveProgram('valgrind', cwd, env)
+  } catch (error) {
+    throw new CannotStartError(NOT_INSTALLED, { cause: error })
+  }
+}
+
+/** The files one capture writes, all inside a temporary directory removed afterwards. */
+interface RunFiles {
+  xml: string
+  log: string
+  /** memcheck replaces `%p` with the pid: a forked child writes its own report beside the parent's. */
+  xtree: string
+}
+
+function memcheckArgs(files: RunFiles, suppressions: string[], extra: string[]): string[] {
+  return [
+    '--tool=memcheck',
+    '--leak-check=full',
+    '--show-leak-kinds=all',
+    '--errors-for-leak-kinds=definite,indirect,possible',
+    // memcheck counts its replacement malloc as a frame, which heapspec drops: one more keeps
+    // STACK_DEPTH frames of the program's own, like the GDB backend.
+    `--num-callers=${STACK_DEPTH + 1}`,
+    '--gen-suppressions=all',
+    '--child-silent-after-fork=yes',
+    '--xml=yes',
+    `--xml-file=${files.xml}`,
+    // valgrind's text goes here, never into the program's stderr.
+    `--log-file=${files.log}`,
+    // With --xml=yes memcheck prints no heap summary; the xtree report carries its counters.
+    '--xtree-memory=full',
+    `--xtree-memory-file=${files.xtree}`,
+    // No vgdb FIFOs in /tmp: a killed run would leave them behind.
+    '--vgdb=no',
+    ...suppressions.map((file) => `--suppressions=${file}`),
+    // After ours, so an allowed option such as --num-callers can override a default.
+    ...extra,
+  ]
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size
+  } catch {
+    return -1
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+/** valgrind's own complaint: its `valgrind: ...` lines, or the log's FATAL lines. */
+function valgrindReason(stderr: string, log: string): string | undefined {
+  const said = stderr
+    .split('\n')
+    .filter((line) => line.startsWith('valgrind: ') && !/Use --help/.test(line))
+    .map((line) => line.slice('valgrind: '.length).trim())
+  if (said.length > 0) return said.join('; ')
+  const fatal = log
+    .split('\n')
+    .map((line) => line.replace(/^==\d+==\s?/, '').trim())
+    .filter(Boolean)
+  const at = fatal.findIndex((line) => /^(FATAL|valgrind:)/.test(line))
+  if (at >= 0) return fatal.slice(at, at + 2).filter((line) => line !== 'exiting now.').join(' ')
+  return undefined
+}
+
+function describeEnd(outcome: { exitCode: number | undefined; signal: string | undefined }): string {
+  return outcome.signal ? `valgrind killed by ${outcome.signal}` : `valgrind exit ${outcome.exitCode ?? 'unknown'}`
+}
+
+/** The Valgrind backend: the program under memcheck, memcheck's full verdict in the run's shape. */
+export class ValgrindBackend implements CaptureBackend {
+  readonly name = 'valgrind'
+
+  async probe(): Promise<void> {
+    const valgrind = findValgrind(process.cwd(), process.env)
+    const result = await execa(valgrind, ['--version'], { reject: false, timeout: 30_000 })
+    if (result.exitCode !== 0 || !/^valgrind-\d/.test(String(result.stdout))) {
+      const said = String(result.stderr || result.stdout || result.message).split('\n')[0]
+      throw new CannotStartError(
+        `heapspec: valgrind at ${valgrind} does not run (valgrind --version: ${said || `exit ${result.exitCode}`}). Reinstall it (apt-get install valgrind) or use --backend gdb.`,
+      )
+    }
+  }
+
+  async capture(spec: CaptureSpec): Promise<CaptureResult> {
+    validateValgrindArgs(spec.valgrindArgs)
+    const suppressions = suppressionFiles(spec.suppressions, spec.cwd)
+    const valgrind = findValgrind(spec.cwd, spec.env)
+    const dir = await mkdtemp(join(tmpdir(), 'heapspec-valgrind-'))
+    try {
+      return await this.captureIn(spec, valgrind, suppressions, dir)
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+
+  private async captureIn(spec: CaptureSpec, valgrind: string, suppressions: string[], dir: string): Promise<CaptureResult> {
+    const files: RunFiles = { xml: join(dir, 'memcheck.xml'), log: join(dir, 'valgrind.log'), xtree: join(dir, 'xtmemory.%p') }
+    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs), ...spec.command]
+    const display = spec.displayCommand.join(' ')
+
+    // On timeout the program gets SIGTERM first: memcheck then still runs its leak check and
+    // finishes its XML. supervise's own deadline, later, kills the whole tree if that hangs too.
+    let stopped = false
+    let stopTimer: NodeJS.Timeout | undefined
+    const outcome = await supervise(valgrind, args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      stdio: ['ignore', spec.stdio, spec.stdio],
+      timeoutMs: spec.timeoutMs === undefined ? undefined : spec.timeoutMs + STOP_GRACE_MS,
+      signal: spec.signal,
+      onSpawn: (child) => {
+        const pid = child.pid
+        if (spec.timeoutMs === undefined || pid === undefined) return
+        stopTimer = setTimeout(() => {
+          stopped = true
+          // valgrind runs the program in its own process; anything below it is the program's
+          // children, which no leak check will wait for.
+          for (const below of descendants(pid)) {
+            try {
+              process.kill(below, 'SIGKILL')
+            } catch {
+              // already gone
+            }
+          }
+          try {
+            process.kill(pid, 'SIGTERM')
+          } catch {
+            // already gone
+          }
+        }, spec.timeoutMs)
+      },
+    }).finally(() => clearTimeout(stopTimer))
+
+    const log = await readText(files.log)
+    if (spec.debug) process.stderr.write(`heapspec: ${valgrind} ${args.join(' ')}\n${log}`)
+    if (outcome.aborted) throw new CaptureFailedError(`heapspec: the valgrind capture of ${display} was interrupted.`)
+    const killed = outcome.timedOut // the grace ran out too: valgrind died mid-write
+    const stderr = spec.stdio === 'pipe' ? outcome.stderr : ''
+
+    const xmlSize = await fileSize(files.xml)
+    if (xmlSize <= 0 && !stopped) {
+      const reason =
+        valgrindReason(stderr, log) ??
+        (spec.stdio === 'inherit' ? `${describeEnd(outcome)}; its message is printed above` : describeEnd(outcome))
+      throw new CannotStartError(`heapspec: valgrind could not start ${display}: ${reason}. Check that the program runs on its own, and valgrind's options.`)
+    }
+
+    // Streamed: a long run's XML can be large. Stopped before memcheck wrote any, it reads as empty.
+    const xml = await parseMemcheckXml(xmlSize > 0 ? createReadStream(files.xml) : '', { cwd: spec.cwd, source: files.xml, allowTruncated: true })
+    if (!xml.complete && !killed) {
+      const reason = valgrindReason(stderr, log) ?? describeEnd(outcome)
+      throw new CaptureFailedError(
+        `heapspec: the valgrind capture of ${display} stopped before memcheck finished its report (${reason}). ` +
+          `If the program exec()s another program, run that one instead; else run with HEAPSPEC_DEBUG=1 to see valgrind's log.`,
+      )
+    }
+    if (xml.complete && !xml.finished) {
+      // memcheck closed its XML without running the program to the end: a setup error (a bad
+      // suppression file, an option valgrind rejects) it reports in its log.
+      const reason = valgrindReason(stderr, log) ?? describeEnd(outcome)
+      throw new CannotStartError(`heapspec: valgrind could not start ${display}: ${reason}. Fix the option or file it names and run again.`)
+    }
+
+    const warnings: string[] = []
+    const seconds = (spec.timeoutMs ?? 0) / 1000
+    let heap: HeapSummary = { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
+    let found = xml.leaks
+    if (xml.complete) {
+      try {
+        heap = await this.heapSummary(files, xml)
+      } catch (error) {
+        // Killed between the end of its XML and its xtree report: the leaks stand, the totals don't.
+        if (!killed) throw error
+        warnings.push(`valgrind was killed before it wrote the heap totals; they are unknown (shown as 0)`)
+      }
+    } else {
+      // Killed mid-report: the errors already written stand, but a leak list cut short would
+      // understate the leaks, so none is reported rather than part of one.
+      found = []
+      warnings.push(
+        `the program was stopped after ${seconds} s and killed when it did not end within ${STOP_GRACE_MS / 1000} s of SIGTERM; ` +
+          `memcheck's leak check did not complete, so no leaks are reported and the heap totals are unknown (shown as 0)`,
+      )
+    }
+    if (stopped && xml.complete) warnings.push(`the program was stopped after ${seconds} s; memcheck's figures are those at that moment`)
+
+    const signal = outcome.signal ?? (killed ? 'SIGKILL' : null)
+    const leaks = sortRecords(found)
+    const run = {
+      schema: 1,
+      backend: 'valgrind',
+      program: {
+        command: spec.displayCommand,
+        // valgrind ends the way its program did: it re-raises a fatal signal after its leak check.
+        exitCode: signal ? null : (outcome.exitCode ?? null),
+        signal,
+        ...(stopped ? { timedOut: true } : {}),
+      },
+      totals: heap.totals,
+      inUseAtExit: heap.inUseAtExit,
+      leakSummary: summarize(leaks),
+      leaks,
+      tests: [],
+      errors: xml.errors,
+      ...(warnings.length > 0 ? { warnings } : {}),
+    } satisfies RunJson
+    return { run, stdout: spec.stdio === 'pipe' ? outcome.stdout : '', stderr }
+  }
+
+  /** The heap summary of the process memcheck reported on (a forked child writes its own report). */
+  private async heapSummary(files: RunFiles, xml: MemcheckXml): Promise<HeapSummary> {
+    const path = files.xtree.replace('%p', String(xml.pid))
+    let text: string
+    try {
+      text = await readFile(path, 'utf8')
+    } catch (error) {
+      throw new CaptureFailedError(
+        `heapspec: memcheck finished but wrote no xtree memory report for pid ${xml.pid} (${path}), so the heap totals are unknown. Run with HEAPSPEC_DEBUG=1 to see valgrind's log.`,
+        { cause: error },
+      )
+    }
+    return parseXtreeTotals(text, path)
+  }
+}

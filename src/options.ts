@@ -1,0 +1,145 @@
+import { resolve } from 'node:path'
+import { BadOptionError, describeValue } from './errors.js'
+import type { CaptureSpec } from './capture/backend.js'
+import { validateValgrindArgs } from './capture/valgrind/backend.js'
+
+/** The backends a run can ask for. */
+export const BACKENDS = ['gdb', 'valgrind'] as const
+
+/** A capture backend's name. */
+export type BackendName = (typeof BACKENDS)[number]
+
+/** Options of `runNative` (and, through the CLI's flags, of `heapspec run`). */
+export interface RunOptions {
+  /**
+   * The capture backend.
+   * @default 'gdb'
+   * @example { backend: 'valgrind' }
+   */
+  backend?: BackendName
+  /**
+   * Without the marker header: every function whose name matches is a test case, entry to return.
+   * @example { tests: /^test_/ }
+   */
+  tests?: RegExp | string
+  /**
+   * Stop the program (and every process it started) after this many seconds.
+   * @default no limit
+   * @example { timeout: 60 }
+   */
+  timeout?: number
+  /** Working directory of the program. @default process.cwd() */
+  cwd?: string
+  /** Environment of the program. @default process.env */
+  env?: Record<string, string | undefined>
+  /**
+   * Where the program's own output goes: captured into `run.stdout`/`run.stderr`, or the terminal.
+   * @default 'pipe'
+   */
+  stdio?: 'pipe' | 'inherit'
+  /** Write every allocation event with its stack to this file (GDB backend). */
+  memdump?: string
+  /**
+   * memcheck suppression files (Valgrind backend).
+   * @default []
+   * @example { suppressions: ['./known-leaks.supp'] }
+   */
+  suppressions?: string[]
+  /**
+   * Extra memcheck options (Valgrind backend); heapspec's own are kept.
+   * @default []
+   * @example { valgrindArgs: ['--track-origins=yes'] }
+   */
+  valgrindArgs?: string[]
+  /** Aborting stops the capture and every process it started. */
+  signal?: AbortSignal
+}
+
+/** Options validated and defaulted: the backend to use and what it needs. */
+export interface NormalizedOptions {
+  backend: BackendName
+  spec: Omit<CaptureSpec, 'command'>
+}
+
+function fail(name: string, expected: string, value: unknown): never {
+  throw new BadOptionError(`Expected the \`${name}\` option to be ${expected}, got ${describeValue(value)}.`)
+}
+
+function backendOption(value: unknown): BackendName {
+  if (value === undefined) return 'gdb'
+  if (typeof value === 'string' && (BACKENDS as readonly string[]).includes(value)) return value as BackendName
+  return fail('backend', `one of ${BACKENDS.map((b) => `"${b}"`).join(', ')}`, value)
+}
+
+function testsOption(value: unknown): RegExp | undefined {
+  if (value === undefined) return undefined
+  if (value instanceof RegExp) return value
+  if (typeof value === 'string' && value !== '') {
+    try {
+      return new RegExp(value)
+    } catch {
+      return fail('tests', 'a valid regular expression', value)
+    }
+  }
+  return fail('tests', 'a RegExp or a non-empty string', value)
+}
+
+function timeoutOption(value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return Math.round(value * 1000)
+  return fail('timeout', 'a positive number of seconds', value)
+}
+
+function stringList(name: string, value: unknown): string[] {
+  if (value === undefined) return []
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[]
+  return fail(name, 'an array of strings', value)
+}
+
+function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'string' && value !== '') return value
+  return fail(name, 'a non-empty string', value)
+}
+
+function valgrindArgsOption(value: unknown): string[] {
+  if (value === undefined) return []
+  validateValgrindArgs(value)
+  return value
+}
+
+const KNOWN = new Set(['backend', 'tests', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'valgrindArgs', 'signal'])
+
+/** One place for defaults and validation, for the API and the CLI alike: nothing runs on a bad option. */
+export function normalizeOptions(command: unknown, options: unknown = {}): NormalizedOptions & { command: string[] } {
+  if (!Array.isArray(command) || command.length === 0 || !command.every((w) => typeof w === 'string') || command[0] === '') {
+    throw new BadOptionError(`Expected the command to be a non-empty array of strings (program first), got ${describeValue(command)}.`)
+  }
+  if (typeof options !== 'object' || options === null) throw new BadOptionError(`Expected options to be an object, got ${describeValue(options)}.`)
+  const o = options as Record<string, unknown>
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw new BadOptionError(`Unknown option \`${key}\`. Known options: ${[...KNOWN].join(', ')}.`)
+  }
+  const cwd = resolve(optionalString('cwd', o.cwd) ?? process.cwd())
+  const env = o.env === undefined ? process.env : typeof o.env === 'object' && o.env !== null ? (o.env as Record<string, string | undefined>) : fail('env', 'an object', o.env)
+  const stdio = o.stdio === undefined ? 'pipe' : o.stdio === 'pipe' || o.stdio === 'inherit' ? o.stdio : fail('stdio', '"pipe" or "inherit"', o.stdio)
+  const signal = o.signal === undefined || o.signal instanceof AbortSignal ? (o.signal as AbortSignal | undefined) : fail('signal', 'an AbortSignal', o.signal)
+  const memdump = optionalString('memdump', o.memdump)
+  return {
+    command: command as string[],
+    backend: backendOption(o.backend),
+    spec: {
+      displayCommand: command as string[],
+      cwd,
+      env,
+      timeoutMs: timeoutOption(o.timeout),
+      tests: testsOption(o.tests),
+      stdio,
+      memdumpFile: memdump === undefined ? undefined : resolve(cwd, memdump),
+      suppressions: stringList('suppressions', o.suppressions).map((f) => resolve(cwd, f)),
+      valgrindArgs: valgrindArgsOption(o.valgrindArgs),
+      signal,
+      debug: Boolean(process.env.HEAPSPEC_DEBUG),
+    },
+  }
+}

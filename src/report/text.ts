@@ -1,0 +1,87 @@
+import pc from 'picocolors'
+import type { Amount, Frame, LeakKind, LeakRecord, RunJson } from '../model/types.js'
+
+/** What memcheck calls each kind in its report. */
+const KIND_WORDS: Record<LeakKind, string> = {
+  definite: 'definitely lost',
+  indirect: 'indirectly lost',
+  possible: 'possibly lost',
+  reachable: 'still reachable',
+}
+
+/** Kinds that fail a run unless the user says otherwise. */
+export const FAILING_KINDS: readonly LeakKind[] = ['definite', 'indirect', 'possible']
+
+type Colors = ReturnType<typeof pc.createColors>
+
+/** `1,285` */
+function n(value: number): string {
+  return value.toLocaleString('en-US')
+}
+
+function amount(a: Amount): string {
+  return `${n(a.bytes)} bytes in ${n(a.blocks)} block${a.blocks === 1 ? '' : 's'}`
+}
+
+/** `fn (file:line)`, or `fn (object)` without debug info: how every report names a frame. */
+export function formatFrame(frame: Frame): string {
+  const where = frame.file ? `${frame.file}:${frame.line ?? '?'}` : frame.object
+  return `${frame.fn ?? frame.pc ?? '???'}${where ? ` (${where})` : ''}`
+}
+
+function record(r: LeakRecord, c: Colors): string {
+  const failing = FAILING_KINDS.includes(r.kind)
+  const head = `${amount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}${r.test ? ` in test "${r.test}"` : ''}`
+  const lines = [failing ? c.bold(c.red(head)) : c.yellow(head)]
+  r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(formatFrame(frame)) : formatFrame(frame)}`))
+  if (r.stack.length === 0) lines.push('    (no stack)')
+  return lines.join('\n')
+}
+
+/** How the program ended, in words. */
+export function describeEnding(run: RunJson): string {
+  const p = run.program
+  if (p.timedOut) return 'was stopped by the timeout'
+  if (p.signal) return `was killed by ${p.signal}`
+  return `exited with code ${p.exitCode}`
+}
+
+/**
+ * The leak report: a record per (kind, stack), biggest first, then the heap and leak summaries,
+ * in memcheck's words so it reads like the report users know. Colour only when asked.
+ */
+export function formatReport(run: RunJson, options: { color?: boolean } = {}): string {
+  const c = pc.createColors(options.color ?? false)
+  const out: string[] = []
+  out.push(c.bold(`heapspec: ${run.program.command.join(' ')} ${describeEnding(run)} (backend: ${run.backend})`))
+  for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${warning}`))
+  for (const error of run.errors) {
+    out.push('', c.red(`${error.kind}${error.what ? `: ${error.what}` : ''}`))
+    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${formatFrame(frame)}`))
+  }
+  for (const r of run.leaks) out.push('', record(r, c))
+  out.push('', c.bold('HEAP SUMMARY:'))
+  out.push(`    in use at exit: ${amount(run.inUseAtExit)}`)
+  out.push(`  total heap usage: ${n(run.totals.allocations)} allocs, ${n(run.totals.frees)} frees, ${n(run.totals.bytesAllocated)} bytes allocated`)
+  out.push('', c.bold('LEAK SUMMARY:'))
+  for (const kind of ['definite', 'indirect', 'possible', 'reachable'] as const) {
+    const line = `  ${KIND_WORDS[kind].padStart(16)}: ${amount(run.leakSummary[kind])}`
+    out.push(FAILING_KINDS.includes(kind) && run.leakSummary[kind].blocks > 0 ? c.red(line) : line)
+  }
+  if (run.tests.length > 0) {
+    out.push('', c.bold('TEST CASES:'))
+    for (const t of run.tests) {
+      const lost = FAILING_KINDS.reduce((sum, k) => sum + t.leakSummary[k].bytes, 0)
+      const line = `  ${t.name}: ${n(t.allocations)} allocs, ${n(t.frees)} frees, ${n(t.bytesAllocated)} bytes allocated, ${n(lost)} bytes lost`
+      out.push(lost > 0 ? c.red(line) : line)
+    }
+  }
+  return out.join('\n') + '\n'
+}
+
+/** Whether the run fails: the program failed, or leaked (failing kinds), or made memory errors. */
+export function runFails(run: RunJson): boolean {
+  if (run.program.exitCode !== 0 || run.program.signal) return true
+  if (run.errors.length > 0) return true
+  return FAILING_KINDS.some((kind) => run.leakSummary[kind].blocks > 0)
+}

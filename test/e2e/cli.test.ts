@@ -1,0 +1,90 @@
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { describe, expect, it } from 'vitest'
+import { ROOT, processesMentioning, program } from '../support/debugee.js'
+
+const CLI = join(ROOT, 'dist', 'src', 'cli.js')
+
+function heapspec(args: string[], env: Record<string, string> = {}) {
+  return execa('node', [CLI, ...args], { cwd: ROOT, reject: false, env: { ...env, CI: 'true' } })
+}
+
+describe('heapspec run: bad input gets one clear line and exit 2', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['a missing program', ['run', '--', 'debugee/build/no-such-program'], /^heapspec: cannot run debugee\/build\/no-such-program: no such file\. /],
+    ['a directory', ['run', 'debugee/build'], /^heapspec: cannot run debugee\/build: it is a directory\. /],
+    ['a non-ELF file', ['run', 'debugee/build/not-elf'], /^heapspec: cannot run debugee\/build\/not-elf: not an ELF executable \(it is a script\)\. /],
+    ['a static binary', ['run', 'debugee/build/definite-static'], /^heapspec: cannot run debugee\/build\/definite-static: it is statically linked/],
+    ['an unknown option', ['run', '--frobnicate', 'debugee/build/definite'], /^heapspec: unknown option --frobnicate\./],
+    ['an unknown backend', ['run', '--backend', 'lldb', 'debugee/build/definite'], /^heapspec: Expected the `backend` option to be one of "gdb", "valgrind", got `lldb` \(string\)\./],
+    ['a bad timeout', ['run', '--timeout', '-1', 'debugee/build/definite'], /^heapspec: Expected the `timeout` option to be a positive number of seconds, got `-1` \(string\)\./],
+    ['a name not on PATH', ['run', 'no-such-tool-anywhere'], /^heapspec: cannot run no-such-tool-anywhere: not found on PATH\./],
+  ]
+  it.each(cases)('%s', async (_name, args, message) => {
+    const result = await heapspec(args)
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr).toMatch(message)
+    expect(result.stderr).not.toMatch(/\n\s+at /) // no stack trace
+  })
+
+  it('gdb missing from PATH', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
+    // node itself must stay reachable; gdb must not
+    symlinkSync(process.execPath, join(bin, 'node'))
+    const result = await heapspec(['run', 'debugee/build/definite'], { PATH: bin })
+    expect(result.stderr.trim()).toBe('heapspec: gdb is not installed (looked on PATH). Install it (apt-get install gdb) or use --backend valgrind.')
+    expect(result.exitCode).toBe(2)
+  })
+})
+
+describe('heapspec run on real programs', () => {
+  it('prints the leak report, writes --json and --out, and fails on a leak', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'heapspec-out-'))
+    const json = join(out, 'run.json')
+    const result = await heapspec(['run', '--json', json, '--out', join(out, 'dir'), '--', 'debugee/build/definite'])
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout).toContain('300 bytes in 1 block is definitely lost')
+    expect(result.stdout).toMatch(/ {4}at make \(debugee\/definite\.c:\d+\)\n {4}by main \(debugee\/definite\.c:\d+\)/)
+    expect(result.stdout).toContain('  definitely lost: 600 bytes in 3 blocks')
+    expect(result.stdout).not.toContain('\x1b[') // no colour in CI logs
+    const run = JSON.parse(readFileSync(json, 'utf8'))
+    expect(run.schema).toBe(1)
+    expect(run.leakSummary.definite).toEqual({ bytes: 600, blocks: 3 })
+    for (const file of ['leak-report.txt', 'heapspec.json', 'memdump.txt']) expect(existsSync(join(out, 'dir', file))).toBe(true)
+    const memdump = readFileSync(join(out, 'dir', 'memdump.txt'), 'utf8')
+    expect(memdump.match(/^malloc /gm)).toHaveLength(13)
+    expect(memdump.match(/^free /gm)).toHaveLength(10)
+    expect(readFileSync(join(out, 'dir', 'leak-report.txt'), 'utf8')).toContain('definitely lost: 600 bytes in 3 blocks')
+  })
+
+  it('reports the leaks and the signal of a program that crashes', async () => {
+    const json = join(mkdtempSync(join(tmpdir(), 'heapspec-crash-')), 'run.json')
+    const result = await heapspec(['run', '--json', json, program('crash')])
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout).toContain('was killed by SIGSEGV')
+    const run = JSON.parse(readFileSync(json, 'utf8'))
+    expect(run.program).toMatchObject({ exitCode: null, signal: 'SIGSEGV' })
+    expect(run.leakSummary.definite).toEqual({ bytes: 384, blocks: 2 })
+  })
+
+  it('stops a hanging program at --timeout and leaves no process behind', async () => {
+    // a copy under a unique name, so no other test's process can be mistaken for a leftover
+    const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-hang-')), 'hang-gdb-timeout')
+    copyFileSync(program('hang'), hang)
+    const started = Date.now()
+    const result = await heapspec(['run', '--timeout', '3', hang])
+    expect(Date.now() - started).toBeLessThan(30_000)
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout).toContain('was stopped by the timeout')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(processesMentioning('hang-gdb-timeout')).toEqual([])
+  })
+
+  it('prints the header directory for include', async () => {
+    const result = await heapspec(['include'])
+    expect(result.exitCode).toBe(0)
+    expect(existsSync(join(result.stdout.trim(), 'heapspec.h'))).toBe(true)
+  })
+})

@@ -31,7 +31,7 @@ export function formatFrame(frame: Frame): string {
 
 function record(r: LeakRecord, c: Colors): string {
   const failing = FAILING_KINDS.includes(r.kind)
-  const head = `${amount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}${r.test ? ` in test "${r.test}"` : ''}`
+  const head = `${amount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
   const lines = [failing ? c.bold(c.red(head)) : c.yellow(head)]
   r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(formatFrame(frame)) : formatFrame(frame)}`))
   if (r.stack.length === 0) lines.push('    (no stack)')
@@ -59,7 +59,14 @@ export function formatReport(run: RunJson, options: { color?: boolean } = {}): s
     out.push('', c.red(`${error.kind}${error.what ? `: ${error.what}` : ''}`))
     error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${formatFrame(frame)}`))
   }
-  for (const r of run.leaks) out.push('', record(r, c))
+  // Records grouped by the test case that allocated them, in the order the test cases ran.
+  const groups = [...run.tests.map((t) => t.name), null]
+  for (const test of groups) {
+    const records = run.leaks.filter((r) => r.test === test)
+    if (records.length === 0) continue
+    if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${test}":`))
+    for (const r of records) out.push('', record(r, c))
+  }
   out.push('', c.bold('HEAP SUMMARY:'))
   out.push(`    in use at exit: ${amount(run.inUseAtExit)}`)
   out.push(`  total heap usage: ${n(run.totals.allocations)} allocs, ${n(run.totals.frees)} frees, ${n(run.totals.bytesAllocated)} bytes allocated`)

@@ -33,7 +33,7 @@ function signalName(n: number): string {
 interface Dump {
   point: string
   file: string
-  mappings: { start: number; end: number; offset: number; name: string }[]
+  mappings: { start: number; end: number; offset: number; name: string; guarded: boolean }[]
   threads: DumpedThread[]
 }
 
@@ -96,6 +96,7 @@ export class GdbBackend implements CaptureBackend {
     let ending: { exitCode: number | null; signal: string | null } | undefined
     let atExit: { block: LiveBlock; kind: LeakKind }[] | undefined
     let dump: Dump | undefined
+    let pendingEnd: string | undefined
     const memdump: WriteStream | undefined = spec.memdumpFile ? createWriteStream(join(imageDir, 'events.raw')) : undefined
     let reading: Promise<void> = Promise.resolve()
 
@@ -106,11 +107,16 @@ export class GdbBackend implements CaptureBackend {
         start: m.start,
         end: m.end,
         name: m.name,
+        guarded: m.guarded,
         bytes: data.subarray(m.offset, m.offset + (m.end - m.start)),
       }))
       const final = d.point === 'exit' || d.point === 'crash'
       const image = memoryImage(mappings, d.threads, [...model.live.values()], !final)
       if (final) atExit = model.classify(image)
+      if (d.point === 'test' && pendingEnd !== undefined) {
+        model.endTest(pendingEnd, image)
+        pendingEnd = undefined
+      }
     }
 
     const onLine = async (line: string): Promise<void> => {
@@ -137,18 +143,27 @@ export class GdbBackend implements CaptureBackend {
           memdump?.write(line + '\n')
           break
         case 'E':
-          model.endTest(f.slice(1).join(' '), undefined)
+          pendingEnd = f.slice(1).join(' ') // the memory image at the test's end follows
+          memdump?.write(line + '\n')
+          break
+        case 'e':
+          model.endTest(f.slice(1).join(' '), undefined) // left by longjmp or an exception: no image
           memdump?.write(line + '\n')
           break
         case 'D':
           dump = { point: f[0]!, file: f.slice(1).join(' '), mappings: [], threads: [] }
           break
         case 'W':
-          dump?.mappings.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), offset: Number(f[3]), name: f.slice(4).join(' ') })
+          dump?.mappings.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), guarded: f[2]!.endsWith('g'), offset: Number(f[3]), name: f.slice(4).join(' ') })
           break
         case 'T':
-          dump?.threads.push({ sp: parseInt(f[1]!, 16), registers: f.slice(2).map((r) => parseInt(r, 16)) })
+          dump?.threads.push({ tid: Number(f[0]), sp: parseInt(f[1]!, 16), registers: f.slice(2).map((r) => parseInt(r, 16)) })
           break
+        case 'C': {
+          const thread = dump?.threads.find((t) => t.tid === Number(f[0]))
+          if (thread) thread.atCall = true
+          break
+        }
         case 'd':
           if (dump) await finishDump(dump)
           dump = undefined

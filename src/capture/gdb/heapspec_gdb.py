@@ -8,9 +8,11 @@ turns them into the heap model. Lines:
   A tid addr size sid        an allocation returned addr (malloc, calloc, memalign family)
   R tid old new size sid     a realloc of old returned new
   F tid addr                 a free of a non-NULL pointer
-  B tid name / E tid name    a test case began / ended (markers or --tests functions)
+  B tid name / E tid name    a test case began / ended (markers or --tests functions); after
+                             E comes the memory image at its end; `e` ends one without
   W start end perms off name a writable mapping, its bytes at off in the image file
   T tid sp reg...            a thread's registers (hex): rax rbx rcx rdx rsi rdi rbp r8..r15
+  C tid                      that thread stands at a call: its caller-saved registers are dead
   D point file / d           a memory image follows / ends (point: exit, crash, test)
   Y pc fn|file|line|object   the symbol of a return address (pc is the return address)
   X exit code / X signal SIG how the program ended
@@ -78,6 +80,7 @@ class Memory:
 
 
 class State:
+    ending = None  # (tid, name) of a test case whose end awaits its memory image
     libc_symbols = None
     libc_names = {}  # address -> exported names of libc functions there
     mem = None
@@ -253,6 +256,100 @@ class Free(gdb.Breakpoint):
         return False
 
 
+def read_string(addr, limit=512):
+    """A C string from the inferior (a test case's name), read in small steps near page ends."""
+    out = b""
+    while len(out) < limit:
+        try:
+            chunk = State.mem.read(addr + len(out), 64)
+        except OSError:
+            try:
+                chunk = State.mem.read(addr + len(out), 1)
+            except OSError:
+                break
+        end = chunk.find(b"\0")
+        if end >= 0:
+            out += chunk[:end]
+            break
+        out += chunk
+    return out.decode("utf-8", "replace").replace("\n", " ")
+
+
+def test_begins(tid, name):
+    emit("B %d %s" % (tid, name))
+
+
+def test_ends(tid, name):
+    """Asks the main loop for a memory image: the stop is real, so every thread stands still."""
+    State.ending = (tid, name)
+    return True
+
+
+class Marker(gdb.Breakpoint):
+    """heapspec_test_begin / heapspec_test_end from heapspec.h, in whichever object defines them."""
+
+    def __init__(self, name, begin):
+        super().__init__(name, internal=True)
+        self.begin = begin
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        tid, regs = current()
+        name = read_string(regs[RDI])
+        if self.begin:
+            test_begins(tid, name)
+            return False
+        return test_ends(tid, name)
+
+
+class TestFunction(gdb.Breakpoint):
+    """A function named like a test case (--tests): it begins at entry and ends at its return."""
+
+    def __init__(self, source, function):
+        super().__init__(source=source, function=function, internal=True)
+        self.test_name = function
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        tid = gdb.selected_thread().ptid[1]
+        test_begins(tid, self.test_name)
+        TestReturn(gdb.newest_frame(), tid, self.test_name)
+        return False
+
+
+class TestReturn(gdb.FinishBreakpoint):
+    def __init__(self, frame, tid, name):
+        super().__init__(frame, internal=True)
+        self.tid, self.test_name = tid, name
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        return test_ends(self.tid, self.test_name)
+
+    def out_of_scope(self):
+        emit("e %d %s" % (self.tid, self.test_name))  # left by longjmp or an exception: no image
+
+
+def test_functions(pattern):
+    """(source file, function name) of every function with debug info whose name matches."""
+    try:
+        listing = gdb.execute("info functions -q -n %s" % pattern.pattern, to_string=True)
+    except gdb.error:
+        listing = gdb.execute("info functions -q -n .", to_string=True)  # a regex gdb cannot read
+    found, source = [], None
+    for line in listing.splitlines():
+        if line.startswith("File ") and line.endswith(":"):
+            source = line[5:-1]
+            continue
+        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*)\(", line)
+        if m and source and pattern.search(m.group(2)):
+            found.append((source, m.group(2)))
+    return found
+
+
 class Stopper(gdb.Breakpoint):
     """A breakpoint that hands control back to the script (program exit)."""
 
@@ -374,6 +471,12 @@ def setup():
             Allocator(addr, kind)
     Free("*%d" % address_of("free"), internal=True)
     State.exit_bp = Stopper("*%d" % address_of("_exit"), internal=True)
+    gdb.execute("set breakpoint pending on", to_string=True)
+    Marker("heapspec_test_begin", True)
+    Marker("heapspec_test_end", False)
+    if TESTS is not None:
+        for source, function in test_functions(TESTS):
+            TestFunction(source, function)
 
 
 def signal_handled(pid, signo):
@@ -398,10 +501,12 @@ def exit_stack_floor():
     return int(frame.read_register("rsp")) if frame is not None else None
 
 
-def dump(point, floor=None):
+def dump(point, floor=None, at_call=False):
     """Writes every writable mapping and every thread's registers: the memory image the model scans.
 
     `floor` replaces the current thread's stack pointer, so the scan of its stack starts there.
+    `at_call`: the current thread stands at a function's entry or return, so a `C` line says so.
+    A mapping right above a PROT_NONE guard gets a `g` after its permissions (a thread stack).
     """
     if State.ring:
         State.ring.drain()
@@ -410,11 +515,16 @@ def dump(point, floor=None):
     dump.count += 1
     emit("D %s %s" % (point, path))
     offset = 0
+    previous_end, previous_perms = None, ""
     with open(path, "wb") as image, open("/proc/%d/maps" % inferior.pid) as maps:
         for line in maps:
             parts = line.split(None, 5)
             start, end = (int(x, 16) for x in parts[0].split("-"))
             perms = parts[1]
+            guarded = previous_end == start and previous_perms.startswith("---")
+            previous_end, previous_perms = end, perms
+            if guarded:
+                perms += "g"
             name = parts[5].strip() if len(parts) > 5 else ""
             if not perms.startswith("rw") or name in ("[vvar]", "[vsyscall]"):
                 continue
@@ -432,6 +542,8 @@ def dump(point, floor=None):
         r = getregs(thread.ptid[1])
         sp = floor if floor is not None and thread.ptid[1] == current_tid else r[RSP]
         emit("T %d %x %s" % (thread.ptid[1], sp, " ".join("%x" % r[i] for i in (RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8, R9, R10, R11, R12, R13, R14, R15))))
+    if at_call:
+        emit("C %d" % current_tid)
     emit("d")
 
 
@@ -514,6 +626,12 @@ def main():
         if exited[0] is not None:
             break
         event = last_stop[0]
+        if State.ending is not None:
+            tid, name = State.ending
+            State.ending = None
+            emit("E %d %s" % (tid, name))
+            dump("test", at_call=True)
+            continue
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
             call_freeres()
             dump("exit", exit_stack_floor())

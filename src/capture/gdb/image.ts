@@ -6,13 +6,25 @@ export interface DumpedMapping {
   end: number
   name: string
   bytes: Uint8Array
+  /** Right above a PROT_NONE guard page: how glibc lays out a thread's stack. */
+  guarded?: boolean
 }
 
 /** A thread's stack pointer and general registers at the dump. */
 export interface DumpedThread {
+  tid: number
   sp: number
+  /** rax rbx rcx rdx rsi rdi rbp r8 .. r15 */
   registers: number[]
+  /** Stopped at a function's entry or return: the registers a call clobbers hold nothing live. */
+  atCall?: boolean
 }
+
+/** Indexes of rbx, rbp, r12-r15 in `registers`: the ones a call preserves (SysV x86-64). */
+const CALLEE_SAVED = [1, 6, 11, 12, 13, 14]
+
+/** Bytes at the top of a thread's stack mapping that hold glibc's struct pthread (2,368 in 2.36). */
+const THREAD_DESCRIPTOR = 2432
 
 /** glibc maps each non-main arena's heap at a multiple of HEAP_MAX_SIZE (64 MiB on 64-bit). */
 const ARENA_ALIGNMENT = 64 * 1024 * 1024
@@ -46,12 +58,16 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
       continue
     }
     const thread = threads.find((t) => t.sp >= m.start && t.sp < m.end)
-    const from = thread ? thread.sp - m.start : 0
+    // A guarded anonymous mapping no thread runs on is a dead thread's stack that glibc keeps for
+    // reuse: memcheck marks a stack dead as it unwinds, so its stale frames are no roots. The
+    // thread descriptor at its top (glibc's struct pthread: the DTV, key values) still is.
+    const deadStack = !thread && anonymous && m.guarded
+    const from = thread ? thread.sp - m.start : deadStack ? Math.max(0, m.end - m.start - THREAD_DESCRIPTOR) : 0
     const region = { start: m.start + from, bytes: m.bytes.subarray(from) }
     roots.push(region)
     if (/\/libc[.-][^/]*\.so/.test(m.name) || /\/libc\.so/.test(m.name)) allocatorRoots.push(region)
   }
-  const registers = withRegisters ? threads.flatMap((t) => t.registers) : []
+  const registers = withRegisters ? threads.flatMap((t) => (t.atCall ? CALLEE_SAVED.map((i) => t.registers[i]!) : t.registers)) : []
   const chunkEnd = (block: ScanBlock): number | undefined => {
     const header = readWord(heap, block.start - 8)
     // bit 1 marks an mmapped chunk, which has no neighbour for the arena to point at

@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest'
+import { runNative } from '../../src/index.js'
+import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
+import { program } from '../support/debugee.js'
+
+const none = { bytes: 0, blocks: 0 }
+const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
+
+// debugee/tests.c: what each test case allocates, frees and leaks, counted by hand (see its header).
+const EXPECTED: TestCaseSummary[] = [
+  { name: 'test_clean', allocations: 1, frees: 1, bytesAllocated: 100, leakSummary: summary({}) },
+  { name: 'test_leaks_two', allocations: 2, frees: 0, bytesAllocated: 96, leakSummary: summary({ definite: { bytes: 96, blocks: 2 } }) },
+  {
+    name: 'test_indirect',
+    allocations: 3,
+    frees: 0,
+    bytesAllocated: 96,
+    leakSummary: summary({ definite: { bytes: 32, blocks: 1 }, indirect: { bytes: 64, blocks: 2 } }),
+  },
+  // the helper thread's 64 bytes, and glibc's 272-byte DTV for that thread, which the dead
+  // thread's descriptor still points into until its stack is reused
+  {
+    name: 'test_thread_leak',
+    allocations: 2,
+    frees: 0,
+    bytesAllocated: 336,
+    leakSummary: summary({ definite: { bytes: 64, blocks: 1 }, possible: { bytes: 272, blocks: 1 } }),
+  },
+  { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
+  { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
+]
+
+describe('per-test attribution, gdb backend', () => {
+  it.each([
+    ['heapspec.h markers', ['tests'], {}],
+    ['--tests functions', ['tests-nomarkers'], { tests: /^test_/ }],
+  ] as const)('with %s: exact figures per test case', async (_how, [name], options) => {
+    const run = await runNative([program(name)], { backend: 'gdb', ...options })
+    expect(run.tests).toEqual(EXPECTED)
+    expect(run.json.warnings).toBeUndefined()
+    // at exit the blocks are grouped by the test that made them, at their source lines
+    const sites = run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`)
+    expect(sites.sort()).toEqual([
+      'test_indirect definite 32/1 node_new:55 <- test_indirect',
+      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+      'test_thread_leak definite 64/1 leak:35 <- worker',
+    ])
+    expect(run.test('test_indirect').leaks.map((l) => l.kind).sort()).toEqual(['definite', 'indirect', 'indirect'])
+    expect(() => run.test('test_nope')).toThrow(/no test case "test_nope" in this run\. Known test cases: "test_clean", "test_leaks_two"/)
+  })
+
+  it('warns about markers out of order instead of misattributing', async () => {
+    const run = await runNative([program('tests-misordered')], { backend: 'gdb' })
+    expect(run.json.warnings).toEqual([
+      'test case "ends_never_began" ended but never began',
+      'test case "second" began while "first" was still running; "first" ends here',
+      'test case "second" ended as "other_name"',
+    ])
+    expect(run.tests.map((t) => [t.name, t.allocations])).toEqual([
+      ['first', 1],
+      ['second', 1],
+    ])
+  })
+})

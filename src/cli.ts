@@ -83,8 +83,8 @@ async function run(argv: string[]): Promise<number> {
   const args = parseRunArgs(argv)
   const controller = new AbortController()
   const onInterrupt = (): void => controller.abort()
-  process.once('SIGINT', onInterrupt)
-  process.once('SIGTERM', onInterrupt)
+  process.on('SIGINT', onInterrupt)
+  process.on('SIGTERM', onInterrupt)
   const done = progress(`running ${args.command.join(' ')} under ${args.options.backend ?? 'gdb'}`)
   let json: RunJson
   try {

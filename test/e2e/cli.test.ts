@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
@@ -27,6 +27,18 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     expect(result.exitCode).toBe(2)
     expect(result.stderr).toMatch(message)
     expect(result.stderr).not.toMatch(/\n\s+at /) // no stack trace
+  })
+
+  it('a gdb without Python', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
+    symlinkSync(process.execPath, join(bin, 'node'))
+    // what Debian's gdb-minimal answers to a python command
+    writeFileSync(join(bin, 'gdb'), '#!/bin/sh\necho "Python scripting is not supported in this copy of GDB." >&2\nexit 1\n', { mode: 0o755 })
+    const result = await heapspec(['run', 'debugee/build/definite'], { PATH: `${bin}:/usr/bin:/bin` })
+    expect(result.stderr.trim()).toBe(
+      'heapspec: this gdb cannot run Python (Python scripting is not supported in this copy of GDB.). Install a gdb built with Python (apt-get install gdb) or use --backend valgrind.',
+    )
+    expect(result.exitCode).toBe(2)
   })
 
   it('gdb missing from PATH', async () => {
@@ -80,6 +92,20 @@ describe('heapspec run on real programs', () => {
     expect(result.stdout).toContain('was stopped by the timeout')
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(processesMentioning('hang-gdb-timeout')).toEqual([])
+  })
+
+  it('stops everything on Ctrl-C', async () => {
+    const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-int-')), 'hang-gdb-interrupt')
+    copyFileSync(program('hang'), hang)
+    const child = execa('node', [CLI, 'run', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
+    // wait until the program runs under gdb, then interrupt as a terminal would
+    for (let i = 0; i < 100 && processesMentioning('hang-gdb-interrupt').length < 3; i++) await new Promise((r) => setTimeout(r, 100))
+    child.kill('SIGINT')
+    const result = await child
+    expect(result.exitCode).toBe(130)
+    expect(result.stderr).toContain('heapspec: interrupted; the program and its debugger were stopped.')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(processesMentioning('hang-gdb-interrupt')).toEqual([])
   })
 
   it('prints the header directory for include', async () => {

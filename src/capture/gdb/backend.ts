@@ -42,19 +42,14 @@ export class GdbBackend implements CaptureBackend {
   readonly name = 'gdb'
 
   async probe(): Promise<void> {
-    let result
-    try {
-      result = await execa('gdb', ['-nx', '-q', '-batch', '-ex', 'python print("heapspec-python-ok")'], { reject: false, timeout: 30_000 })
-    } catch (error) {
-      throw new CannotStartError('heapspec: gdb could not be started. Install it (apt-get install gdb) or use --backend valgrind.', { cause: error })
-    }
-    if ((result as { code?: string }).code === 'ENOENT' || result.failed && !result.stdout) {
-      if (/ENOENT/.test(String(result.message ?? ''))) {
-        throw new CannotStartError('heapspec: gdb is not installed (looked on PATH). Install it (apt-get install gdb) or use --backend valgrind.')
-      }
+    const result = await execa('gdb', ['-nx', '-q', '-batch', '-ex', 'python print("heapspec-python-ok")'], { reject: false, timeout: 30_000 })
+    if (result.code === 'ENOENT') {
+      throw new CannotStartError('heapspec: gdb is not installed (looked on PATH). Install it (apt-get install gdb) or use --backend valgrind.')
     }
     if (!String(result.stdout).includes('heapspec-python-ok')) {
-      throw new CannotStartError('heapspec: this gdb has no Python support. Install a gdb built with Python (apt-get install gdb) or use --backend valgrind.')
+      throw new CannotStartError(
+        `heapspec: this gdb cannot run Python (${lastLine(String(result.stderr)) ?? `exit ${result.exitCode}`}). Install a gdb built with Python (apt-get install gdb) or use --backend valgrind.`,
+      )
     }
   }
 

@@ -69,16 +69,10 @@ def _uleb(data, i):
 
 
 def _sleb(data, i):
-    result = shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, i
+    result, j = _uleb(data, i)
+    if data[j - 1] & 0x40:  # the last byte's sign bit
+        result -= 1 << (7 * (j - i))
+    return result, j
 
 
 _FIXED = {  # DW_EH_PE format -> struct format

@@ -1,22 +1,8 @@
 """heapspec's GDB-side observer: breaks on the malloc family, emits raw events; no analysis here.
 
 Loaded with `gdb -batch -ex 'python HEAPSPEC = {...}' -x heapspec_gdb.py --args PROGRAM ...`.
-Every record goes out as one text line on file descriptor HEAPSPEC["fd"]; the host (TypeScript)
-turns them into the heap model. Lines:
-
-  S id pc...                 a new stack (raw return addresses, hex), innermost first
-  A tid addr size sid        an allocation returned addr (malloc, calloc, memalign family)
-  R tid old new size sid     a realloc of old returned new
-  F tid addr                 a free of a non-NULL pointer
-  B tid name / E tid name    a test case began / ended (markers or --tests functions); after
-                             E comes the memory image at its end; `e` ends one without
-  W start end perms off name a writable mapping, its bytes at off in the image file
-  T tid sp reg...            a thread's registers (hex): rax rbx rcx rdx rsi rdi rbp r8..r15
-  C tid                      that thread stands at a call: its caller-saved registers are dead
-  D point file / d           a memory image follows / ends (point: exit, crash, test)
-  Y pc fn|file|line|object   the symbol of a return address (pc is the return address)
-  X exit code / X signal SIG how the program ended
-  ! message                  the capture failed here
+Every record goes out as one text line on file descriptor HEAPSPEC["fd"], in the capture
+protocol that src/capture/event-stream.ts documents and turns into the heap model.
 
 Speed: GDB stops the program at every breakpoint; the floor is that stop. Return values come
 from per-call-site trampolines (the return address is pointed at a stub that stores rax in a
@@ -350,6 +336,102 @@ def test_functions(pattern):
     return found
 
 
+# --- GoogleTest, recognised without markers --------------------------------------------------
+# A test GoogleTest runs is a test case named Suite.Name. It spans the test from the return of
+# TestEventRepeater::OnTestStart to the entry of its OnTestEnd, the calls that notify every event
+# listener: the fixture's construction, SetUp, the body, TearDown and the fixture's destruction
+# are inside; the listeners' own work (GoogleTest's printer) is not. heapspec_gtest.h's listener
+# marks the same span. A program that runs heapspec_test_begin marks its own tests: markers win.
+
+
+class GoogleTest(gdb.Breakpoint):
+    """One of TestEventRepeater's OnTestStart / OnTestEnd (testing::TestInfo& in rsi), or a marker."""
+
+    marked = False  # heapspec_test_begin has run: the program brackets its tests itself
+    offsets = None  # where testing::TestInfo keeps test_suite_name_ and name_ (std::string)
+    running = {}  # tid -> name of the GoogleTest test running there
+    unnamed = 0  # tests whose names could not be read
+
+    def __init__(self, spec, event):
+        super().__init__(spec, internal=True)
+        self.event = event
+
+    @staticmethod
+    def install():
+        """Breaks at the entries themselves: a location after the prologue may be two (gcc -O2 -g)."""
+        start, end = (gdb_address_of("testing::internal::TestEventRepeater::OnTest%s(testing::TestInfo const&)" % e) for e in ("Start", "End"))
+        if start is not None and end is not None:  # GoogleTest is linked in
+            GoogleTest("*%d" % start, "start")
+            GoogleTest("*%d" % end, "end")
+            GoogleTest("heapspec_test_begin", "marker")
+
+    def stop(self):
+        if self.event == "marker":
+            GoogleTest.marked = True
+        if GoogleTest.marked:
+            return False
+        if State.ring:
+            State.ring.drain()
+        tid, regs = current()
+        if self.event == "start":
+            GoogleTestStarted(gdb.newest_frame(), tid, gtest_name(regs[RSI]))
+            return False
+        name = GoogleTest.running.pop(tid, None)
+        return test_ends(tid, name) if name is not None else False
+
+
+class GoogleTestStarted(gdb.FinishBreakpoint):
+    """OnTestStart returned: every listener knows, and the test itself starts."""
+
+    def __init__(self, frame, tid, name):
+        super().__init__(frame, internal=True)
+        self.tid, self.test_name = tid, name
+
+    def stop(self):
+        if not GoogleTest.marked:  # our listener's marker ran inside OnTestStart
+            if State.ring:
+                State.ring.drain()
+            GoogleTest.running[self.tid] = self.test_name
+            test_begins(self.tid, self.test_name)
+        return False
+
+    def out_of_scope(self):
+        pass  # a listener threw: GoogleTest aborts, no test runs
+
+
+def gtest_name(info):
+    """Suite.Name of the testing::TestInfo at `info`: the names --gtest_filter takes.
+
+    Its first two members are test_suite_name_ (test_case_name_ before 1.10) and name_, libstdc++
+    std::strings ({char *p; size_t n; ...}, 32 bytes), since GoogleTest 1.6; the debug info of
+    gtest.h, which any test file built with -g carries, gives their offsets when present.
+    """
+    if GoogleTest.offsets is None:
+        GoogleTest.offsets = (0, 32)
+        try:
+            fields = {f.name: f.bitpos // 8 for f in gdb.lookup_type("testing::TestInfo").fields() if hasattr(f, "bitpos")}
+            suite = fields.get("test_suite_name_", fields.get("test_case_name_"))
+            if suite is not None and "name_" in fields:
+                GoogleTest.offsets = (suite, fields["name_"])
+        except gdb.error:
+            pass  # no debug info for gtest.h: the layout above
+    names = []
+    for offset in GoogleTest.offsets:
+        try:
+            p, n = struct.unpack("<QQ", State.mem.read(info + offset, 16))
+            text = State.mem.read(p, n + 1) if 0 < n <= 4096 else b""
+        except OSError:
+            text = b""
+        if text[-1:] != b"\0" or b"\0" in text[:-1]:
+            # not a libstdc++ std::string (a GoogleTest built with libc++?): number the tests
+            GoogleTest.unnamed += 1
+            if GoogleTest.unnamed == 1:
+                emit("! cannot read GoogleTest's test names (not a libstdc++ build?); its tests are numbered")
+            return "gtest-test-%d" % GoogleTest.unnamed
+        names.append(text[:-1].decode("utf-8", "replace").replace("\n", " "))
+    return ".".join(names)
+
+
 class Stopper(gdb.Breakpoint):
     """A breakpoint that hands control back to the script (program exit)."""
 
@@ -477,6 +559,8 @@ def setup():
     if TESTS is not None:
         for source, function in test_functions(TESTS):
             TestFunction(source, function)
+    else:
+        GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
 
 
 def signal_handled(pid, signo):

@@ -1,4 +1,4 @@
-import { readWord, type MemoryImage, type MemoryRegion, type ScanBlock } from '../../model/leak-scan.js'
+import { readWord, type MemoryImage, type MemoryRegion, type ScanBlock } from '../model/leak-scan.js'
 
 /** A writable mapping as the GDB script dumped it. */
 export interface DumpedMapping {

@@ -1,0 +1,213 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
+import { readFile, unlink } from 'node:fs/promises'
+import { constants as osConstants } from 'node:os'
+import { createInterface } from 'node:readline'
+import { HeapModel, summarize, type LiveBlock } from '../model/heap.js'
+import type { Frame, LeakKind, RunJson } from '../model/types.js'
+import { sourcePath } from './frames.js'
+import { memoryImage, type DumpedThread } from './memory-image.js'
+
+/** How the observed program ended, as the observer reported it. */
+export interface StreamEnding {
+  exitCode: number | null
+  signal: string | null
+}
+
+interface Dump {
+  point: string
+  file: string
+  mappings: { start: number; end: number; offset: number; name: string; guarded: boolean }[]
+  threads: DumpedThread[]
+}
+
+function signalName(n: number): string {
+  for (const [name, value] of Object.entries(osConstants.signals)) if (value === n) return name
+  return `signal ${n}`
+}
+
+/**
+ * The capture protocol, debugger-agnostic: an observer inside or beside the program (GDB's
+ * Python script, or any other) writes one line per record; this turns the lines into the heap
+ * model and, at the end, the run. The lines (numbers in hex where they are addresses):
+ *
+ *   S id pc...                 a new stack (raw return addresses), innermost first
+ *   A tid addr size sid        an allocation          R tid old new size sid   a realloc
+ *   F tid addr                 a free of a non-NULL pointer
+ *   B tid name                 a test case began
+ *   E tid name                 a test case ended; the memory image at its end follows
+ *   e tid name                 a test case ended with no image (left by longjmp or an exception)
+ *   D point file ... d         a memory image (point: test, exit, crash); its mappings' bytes in
+ *                              `file`, removed once read:
+ *     W start end perms off name   a writable mapping (perms ending in g: above a guard page)
+ *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
+ *     C tid                        that thread stands at a call: caller-saved registers are dead
+ *   Y pc fn|file|line|object   the symbol of a return address
+ *   X exit code / X signal N   how the program ended
+ *   ! message                  the observer failed here
+ */
+export class EventStream {
+  readonly model = new HeapModel()
+  readonly failures: string[] = []
+  ending: StreamEnding | undefined
+  private readonly symbols = new Map<number, Frame>()
+  private atExit: { block: LiveBlock; kind: LeakKind }[] | undefined
+  private dump: Dump | undefined
+  private pendingEnd: string | undefined
+  private readonly memdump: WriteStream | undefined
+
+  /** `memdumpRaw`: where to keep the raw events for memdump.txt, when one is wanted. */
+  constructor(
+    private readonly cwd: string,
+    private readonly memdumpRaw?: string,
+  ) {
+    this.memdump = memdumpRaw ? createWriteStream(memdumpRaw) : undefined
+  }
+
+  /** Reads every line of `input` into the model, in order. */
+  async consume(input: NodeJS.ReadableStream): Promise<void> {
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) await this.line(line)
+    if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
+  }
+
+  async line(line: string): Promise<void> {
+    const model = this.model
+    const f = line.slice(2).split(' ')
+    const rest = (from: number): string => f.slice(from).join(' ')
+    switch (line[0]) {
+      case 'A':
+        model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]))
+        break
+      case 'F':
+        model.free(parseInt(f[1]!, 16))
+        break
+      case 'R':
+        model.reallocate(parseInt(f[1]!, 16), parseInt(f[2]!, 16), Number(f[3]), Number(f[4]))
+        break
+      case 'S':
+        model.defineStack(Number(f[0]), f.slice(1).map((pc) => parseInt(pc, 16)))
+        return
+      case 'B':
+        model.beginTest(rest(1))
+        break
+      case 'E':
+        this.pendingEnd = rest(1)
+        break
+      case 'e':
+        model.endTest(rest(1), undefined)
+        break
+      case 'D':
+        this.dump = { point: f[0]!, file: rest(1), mappings: [], threads: [] }
+        return
+      case 'W':
+        this.dump?.mappings.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), guarded: f[2]!.endsWith('g'), offset: Number(f[3]), name: rest(4) })
+        return
+      case 'T':
+        this.dump?.threads.push({ tid: Number(f[0]), sp: parseInt(f[1]!, 16), registers: f.slice(2).map((r) => parseInt(r, 16)) })
+        return
+      case 'C': {
+        const thread = this.dump?.threads.find((t) => t.tid === Number(f[0]))
+        if (thread) thread.atCall = true
+        return
+      }
+      case 'd':
+        if (this.dump) await this.finishDump(this.dump)
+        this.dump = undefined
+        return
+      case 'Y': {
+        const pc = parseInt(f[0]!, 16)
+        const [fn, file, lineNo, object] = rest(1).split('|')
+        this.symbols.set(pc, {
+          fn: fn || null,
+          file: file ? sourcePath(null, file, this.cwd) : null,
+          line: lineNo ? Number(lineNo) : null,
+          object: object || null,
+          pc: `0x${pc.toString(16)}`,
+        })
+        return
+      }
+      case 'X':
+        this.ending = f[0] === 'exit' ? { exitCode: Number(f[1]), signal: null } : { exitCode: null, signal: /^\d+$/.test(f[1]!) ? signalName(Number(f[1])) : f[1]! }
+        return
+      case '!':
+        this.failures.push(line.slice(2))
+        return
+      default:
+        return
+    }
+    this.memdump?.write(line + '\n')
+  }
+
+  private async finishDump(d: Dump): Promise<void> {
+    const data = await readFile(d.file)
+    await unlink(d.file)
+    const mappings = d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
+    // At the end of the process memcheck scans no registers: its threads are gone.
+    const final = d.point === 'exit' || d.point === 'crash'
+    const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final)
+    if (final) this.atExit = this.model.classify(image)
+    if (d.point === 'test' && this.pendingEnd !== undefined) {
+      this.model.endTest(this.pendingEnd, image)
+      this.pendingEnd = undefined
+    }
+  }
+
+  /** A frame for a return address; unresolved ones keep their address. */
+  readonly symbol = (pc: number): Frame => this.symbols.get(pc) ?? { fn: null, file: null, line: null, object: null, pc: `0x${pc.toString(16)}` }
+
+  /** The run as the stream described it. `timedOut`: the program was stopped before its end. */
+  run(backend: string, command: string[], timedOut: { afterMs: number; signal: string } | undefined): RunJson {
+    const model = this.model
+    const warnings = [...model.warnings, ...this.failures]
+    if (timedOut) warnings.push(`the program was stopped after ${timedOut.afterMs / 1000} s; its leaks were not classified`)
+    const leaks = this.atExit ? model.lossRecords(this.atExit, this.symbol) : []
+    const inUse = [...model.live.values()]
+    return {
+      schema: 1,
+      backend,
+      program: {
+        command,
+        exitCode: this.ending?.exitCode ?? null,
+        signal: this.ending?.signal ?? (timedOut ? timedOut.signal : null),
+        ...(timedOut ? { timedOut: true } : {}),
+      },
+      totals: { ...model.totals },
+      inUseAtExit: { bytes: inUse.reduce((sum, b) => sum + b.size, 0), blocks: inUse.length },
+      leakSummary: summarize(leaks),
+      leaks,
+      tests: model.testSummaries(),
+      errors: [],
+      ...(warnings.length > 0 ? { warnings } : {}),
+    } satisfies RunJson
+  }
+
+  /** memdump.txt: every event with its stack, resolved, in the order the program made them. */
+  async writeMemdump(target: string): Promise<void> {
+    if (!this.memdumpRaw) return
+    const out = createWriteStream(target)
+    const where = (id: string): string =>
+      this.model
+        .stack(Number(id))
+        .map(this.symbol)
+        .map((f) => `    ${f.fn ?? '???'}${f.file ? ` (${f.file}:${f.line})` : f.object ? ` (${f.object})` : ''}`)
+        .join('\n')
+    for await (const line of createInterface({ input: createReadStream(this.memdumpRaw), crlfDelay: Infinity })) {
+      const f = line.slice(2).split(' ')
+      let text: string
+      switch (line[0]) {
+        case 'A':
+          text = `malloc  thread ${f[0]} size ${f[2]} -> 0x${f[1]}\n${where(f[3]!)}`
+          break
+        case 'R':
+          text = `realloc thread ${f[0]} 0x${f[1]} size ${f[3]} -> 0x${f[2]}\n${where(f[4]!)}`
+          break
+        case 'F':
+          text = `free    thread ${f[0]} 0x${f[1]}`
+          break
+        default:
+          text = `${line[0] === 'B' ? 'test begin' : 'test end'} thread ${f[0]} ${f.slice(1).join(' ')}`
+      }
+      if (!out.write(text + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
+    }
+    await new Promise<void>((resolve) => out.end(() => resolve()))
+  }
+}

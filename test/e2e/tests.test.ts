@@ -52,6 +52,11 @@ describe('per-test attribution, gdb backend', () => {
     expect(() => run.test('test_nope')).toThrow(/no test case "test_nope" in this run\. Known test cases: "test_clean", "test_leaks_two"/)
   })
 
+  it('--tests with an end anchor finds C++ methods (gdb lists them with their parameters)', async () => {
+    const run = await runNative([program('gtest-plain')], { backend: 'gdb', tests: /^Heap_.*::TestBody$/ })
+    expect(run.tests.map((t) => t.name)).toEqual(['Heap_Clean_Test::TestBody', 'Heap_LeaksNew_Test::TestBody', 'Heap_VectorFreed_Test::TestBody'])
+  })
+
   it('warns about markers out of order instead of misattributing', async () => {
     const run = await runNative([program('tests-misordered')], { backend: 'gdb' })
     expect(run.json.warnings).toEqual([

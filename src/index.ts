@@ -4,3 +4,4 @@ export { normalizeOptions, BACKENDS, type RunOptions, type BackendName } from '.
 export { HeapspecError, CannotStartError, CaptureFailedError, BadOptionError } from './errors.js'
 export { formatReport } from './report/text.js'
 export type * from './model/types.js'
+export { describeNative, type DescribeNativeOptions, type TestFrameworkApi } from './describe-native.js'

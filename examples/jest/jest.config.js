@@ -1,0 +1,7 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  // Registers heapspec's matchers (toHaveNoLeaks, toLeakAtMost, ...) on Jest's expect.
+  setupFilesAfterEnv: ['heapspec/jest'],
+  // A capture runs the program under gdb: give it more than Jest's default 5 s.
+  testTimeout: 60_000,
+}

@@ -1,0 +1,38 @@
+const path = require('node:path')
+const { runNative } = require('heapspec')
+
+const program = path.join(__dirname, '..', 'build', 'list')
+
+describe('the list library', () => {
+  let run
+  beforeAll(async () => {
+    run = await runNative([program], { backend: 'gdb' })
+  }, 60_000)
+
+  test('leaks nothing', () => {
+    expect(run).toHaveNoLeaks()
+  })
+
+  test('allocates two blocks per item, and nothing for an empty list', () => {
+    expect(run.test('test_push_three')).toAllocateAtMost({ allocations: 6 })
+    expect(run.test('test_empty')).toAllocateAtMost({ allocations: 0, bytes: 0 })
+  })
+
+  test('keeps its allocation counts (stored in __snapshots__, updated with -u)', () => {
+    expect(run.test('test_push_three')).toMatchAllocationSnapshot()
+  })
+})
+
+describe('the list library with its bug switched on', () => {
+  let run
+  beforeAll(async () => {
+    run = await runNative([program, '--leak'], { backend: 'gdb' })
+  }, 60_000)
+
+  test('is caught, in the test case that has it', () => {
+    expect(run).not.toHaveNoLeaks()
+    expect(run.test('test_drop_list')).not.toHaveNoLeaks()
+    expect(run.test('test_push_three')).toHaveNoLeaks()
+    expect(run.test('test_drop_list')).toLeakAtMost({ blocks: 4 })
+  })
+})

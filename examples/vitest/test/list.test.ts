@@ -1,0 +1,39 @@
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { runNative, type HeapRun } from 'heapspec'
+
+const program = fileURLToPath(new URL('../build/list', import.meta.url))
+
+describe('the list library', () => {
+  let run: HeapRun
+  beforeAll(async () => {
+    run = await runNative([program], { backend: 'gdb' })
+  })
+
+  it('leaks nothing', () => {
+    expect(run).toHaveNoLeaks()
+  })
+
+  it('allocates two blocks per item, and nothing for an empty list', () => {
+    expect(run.test('test_push_three')).toAllocateAtMost({ allocations: 6 })
+    expect(run.test('test_empty')).toAllocateAtMost({ allocations: 0, bytes: 0 })
+  })
+
+  it('keeps its allocation counts (stored in __snapshots__, updated with -u)', () => {
+    expect(run.test('test_push_three')).toMatchAllocationSnapshot()
+  })
+})
+
+describe('the list library with its bug switched on', () => {
+  let run: HeapRun
+  beforeAll(async () => {
+    run = await runNative([program, '--leak'], { backend: 'gdb' })
+  })
+
+  it('is caught, in the test case that has it', () => {
+    expect(run).not.toHaveNoLeaks()
+    expect(run.test('test_drop_list')).not.toHaveNoLeaks()
+    expect(run.test('test_push_three')).toHaveNoLeaks()
+    expect(run.test('test_drop_list')).toLeakAtMost({ blocks: 4 })
+  })
+})

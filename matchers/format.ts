@@ -1,0 +1,157 @@
+import { isAbsolute } from 'node:path'
+import { BadOptionError } from '../src/errors.js'
+import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakRecord } from '../src/model/types.js'
+import { FAILING_KINDS, formatFrame } from '../src/report/text.js'
+import { shortValue, type HeapSubject } from './subject.js'
+
+/** Most loss records a failure message lists before "...and N more". */
+export const MAX_RECORDS = 10
+
+/** Frames shown per record: the first in the user's code and the user's callers after it. */
+const MAX_FRAMES = 3
+
+/** `1,150` */
+export function count(value: number): string {
+  return value.toLocaleString('en-US')
+}
+
+/** `1 block`, `3 blocks` */
+export function plural(value: number, word: string): string {
+  return `${count(value)} ${word}${value === 1 ? '' : 's'}`
+}
+
+/** Exact bytes, for figures compared against a limit: `1,150 bytes`. */
+export function exactBytes(value: number): string {
+  return plural(value, 'byte')
+}
+
+/** Bytes for reading: `600 B`, `1.2 KiB`, `3.0 MiB`. */
+export function humanBytes(value: number): string {
+  if (value < 1024) return `${value} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let scaled = value / 1024
+  let unit = 0
+  while (scaled >= 1024 && unit < units.length - 1) {
+    scaled /= 1024
+    unit++
+  }
+  return `${scaled.toFixed(1)} ${units[unit]}`
+}
+
+/** `600 bytes in 3 blocks` */
+export function exactAmount(amount: Amount): string {
+  return `${exactBytes(amount.bytes)} in ${plural(amount.blocks, 'block')}`
+}
+
+/** Objects of the system (libc, libstdc++, ld.so): frames there are never the user's code. */
+const SYSTEM_OBJECT = /^\/(usr\/)?(local\/)?lib(32|64|x32)?\//
+
+/** System sources compiled into the user's program: libstdc++'s templates, inline functions of system headers. */
+const SYSTEM_SOURCE = /^\/usr\/(local\/)?(include|lib(32|64)?|share|src)\//
+
+/**
+ * A frame in the user's own code: source-level debug info, in an object that is not a system
+ * library (libc, libstdc++, ld.so, whose debug info names their own build tree), from a source
+ * that is not a system header.
+ */
+export function isUserFrame(frame: Frame): boolean {
+  if (!frame.file || frame.line === null) return false
+  if (frame.object && SYSTEM_OBJECT.test(frame.object)) return false
+  return !(isAbsolute(frame.file) && SYSTEM_SOURCE.test(frame.file))
+}
+
+/** Where a block was allocated: the first frame in the user's code and the user's frames after it. */
+export function allocationSite(stack: Frame[]): string {
+  const mine = stack.filter(isUserFrame)
+  const shown = mine.length > 0 ? mine.slice(0, MAX_FRAMES) : stack.slice(0, 1)
+  return shown.length > 0 ? shown.map(formatFrame).join(' <- ') : '(no stack recorded)'
+}
+
+/** The records of the given kinds, biggest first (records of equal size keep the backend's order). */
+export function recordsOf(leaks: LeakRecord[], kinds: readonly LeakKind[]): LeakRecord[] {
+  return leaks.filter((r) => kinds.includes(r.kind)).sort((a, b) => b.bytes - a.bytes)
+}
+
+/** `  - definite: 300 B in 1 block in test "x", allocated at make (definite.c:30) <- main (definite.c:46)` */
+export function recordLine(record: LeakRecord, subject: HeapSubject): string {
+  const inTest = subject.testName === null && record.test !== null ? ` in test ${JSON.stringify(record.test)}` : ''
+  return `  - ${record.kind}: ${humanBytes(record.bytes)} in ${plural(record.blocks, 'block')}${inTest}, allocated at ${allocationSite(record.stack)}`
+}
+
+/** At most MAX_RECORDS record lines, then "...and N more". */
+export function recordLines(records: LeakRecord[], subject: HeapSubject): string[] {
+  const lines = records.slice(0, MAX_RECORDS).map((r) => recordLine(r, subject))
+  if (records.length > MAX_RECORDS) lines.push(`  ...and ${records.length - MAX_RECORDS} more`)
+  return lines
+}
+
+/** The leaked amount of the given kinds, from the subject's leak summary. */
+export function leakedAmount(subject: HeapSubject, kinds: readonly LeakKind[]): Amount {
+  return kinds.reduce((sum, k) => ({ bytes: sum.bytes + subject.leakSummary[k].bytes, blocks: sum.blocks + subject.leakSummary[k].blocks }), { bytes: 0, blocks: 0 })
+}
+
+/** `definite, indirect or possible` */
+export function kindsPhrase(kinds: readonly LeakKind[]): string {
+  return kinds.length === 1 ? kinds[0]! : `${kinds.slice(0, -1).join(', ')} or ${kinds[kinds.length - 1]}`
+}
+
+/** Whether the kinds are the default failing ones (then the message need not name them). */
+export function isDefaultKinds(kinds: readonly LeakKind[]): boolean {
+  return kinds.length === FAILING_KINDS.length && FAILING_KINDS.every((k) => kinds.includes(k))
+}
+
+/** A matcher's arguments as the user wrote them, for the hint: `{ bytes: 512 }`. */
+function argText(value: unknown): string {
+  if (value === undefined) return ''
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (Array.isArray(value)) return `[${value.map(argText).join(', ')}]`
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined)
+    return entries.length === 0 ? '{}' : `{ ${entries.map(([k, v]) => `${k}: ${argText(v)}`).join(', ')} }`
+  }
+  return String(value)
+}
+
+/** The first line of a failure: `expect(run).not.toLeakAtMost({ bytes: 512 })`. */
+export function matcherHint(matcher: string, subject: HeapSubject, isNot: boolean, args: unknown[] = []): string {
+  return `expect(${subject.expression})${isNot ? '.not' : ''}.${matcher}(${args.map(argText).join(', ')})`
+}
+
+/** A failure message: the hint, a blank line, then the body. */
+export function failure(hint: string, body: string[]): string {
+  return [hint, '', ...body].join('\n')
+}
+
+/** Validates a `kinds` option: a non-empty array of leak kinds, each once. */
+export function kindsOption(value: unknown, matcher: string): LeakKind[] {
+  if (value === undefined) return [...FAILING_KINDS]
+  if (Array.isArray(value) && value.length > 0 && value.every((k) => (LEAK_KINDS as readonly unknown[]).includes(k))) return [...new Set(value as LeakKind[])]
+  throw new BadOptionError(`Expected the \`kinds\` option of ${matcher} to be a non-empty array of ${LEAK_KINDS.map((k) => `"${k}"`).join(', ')}, got ${shortValue(value)}.`)
+}
+
+/**
+ * Validates a limits object: known keys only, each a non-negative number, at least one of `limits`.
+ * Returns the object with its limits typed.
+ */
+export function limitsOption<K extends string>(value: unknown, matcher: string, limits: readonly K[], extra: readonly string[] = []): Partial<Record<K, number>> & Record<string, unknown> {
+  const shape = `{ ${limits.map((l) => `${l}?`).join(', ')} }`
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BadOptionError(`Expected the argument of ${matcher} to be an object ${shape}, got ${shortValue(value)}.`)
+  }
+  const given = value as Record<string, unknown>
+  for (const key of Object.keys(given)) {
+    if (!(limits as readonly string[]).includes(key) && !extra.includes(key)) {
+      throw new BadOptionError(`Unknown option \`${key}\` of ${matcher}. Known options: ${[...limits, ...extra].join(', ')}.`)
+    }
+  }
+  for (const key of limits) {
+    const v = given[key]
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+      throw new BadOptionError(`Expected the \`${key}\` limit of ${matcher} to be a non-negative number, got ${shortValue(v)}.`)
+    }
+  }
+  if (limits.every((key) => given[key] === undefined)) {
+    throw new BadOptionError(`Expected ${matcher} to be given at least one limit ${shape}, got ${shortValue(value)}.`)
+  }
+  return given as Partial<Record<K, number>> & Record<string, unknown>
+}

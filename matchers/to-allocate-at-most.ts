@@ -1,0 +1,30 @@
+import { exactBytes, failure, limitsOption, matcherHint, plural } from './format.js'
+import { toSubject } from './subject.js'
+import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
+
+const NAME = 'toAllocateAtMost'
+
+/**
+ * Passes when the allocation totals stay within the limits (counted as memcheck counts them).
+ * @example expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10, bytes: 4096 })
+ */
+export function toAllocateAtMost(this: HeapMatcherContext, received: unknown, limits?: unknown): HeapMatcherResult {
+  const subject = toSubject(received, NAME)
+  const given = limitsOption(limits, NAME, ['allocations', 'bytes'] as const)
+  const { allocations, bytesAllocated } = subject.totals
+  const within = (given.allocations === undefined || allocations <= given.allocations) && (given.bytes === undefined || bytesAllocated <= given.bytes)
+  const isNot = Boolean(this?.isNot)
+  return {
+    pass: within,
+    message: () => {
+      const words = isNot ? 'more than' : 'at most'
+      const parts = [
+        given.allocations === undefined ? undefined : `${words} ${plural(given.allocations, 'allocation')}`,
+        given.bytes === undefined ? undefined : `${words} ${exactBytes(given.bytes)} allocated`,
+      ]
+      const limit = parts.filter(Boolean).join(isNot ? ' or ' : ' and ')
+      const found = `found ${plural(allocations, 'allocation')} of ${exactBytes(bytesAllocated)} (${plural(subject.totals.frees, 'free')}) in ${subject.where}.`
+      return failure(matcherHint(NAME, subject, isNot, [limits]), [`Expected ${limit}, ${found}`])
+    },
+  }
+}

@@ -1,0 +1,37 @@
+import { BadOptionError } from '../src/errors.js'
+import { exactAmount, failure, humanBytes, isDefaultKinds, kindsOption, kindsPhrase, leakedAmount, matcherHint, plural, recordLines, recordsOf } from './format.js'
+import { shortValue, toSubject } from './subject.js'
+import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
+
+const NAME = 'toHaveNoLeaks'
+
+/**
+ * Passes when the run or test case leaked nothing of the failing kinds.
+ * @example expect(run).toHaveNoLeaks({ kinds: ['definite'] })
+ */
+export function toHaveNoLeaks(this: HeapMatcherContext, received: unknown, options?: unknown): HeapMatcherResult {
+  const subject = toSubject(received, NAME)
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw new BadOptionError(`Expected the options of ${NAME} to be an object { kinds? }, got ${shortValue(options)}.`)
+  }
+  const given = (options ?? {}) as Record<string, unknown>
+  for (const key of Object.keys(given)) {
+    if (key !== 'kinds') throw new BadOptionError(`Unknown option \`${key}\` of ${NAME}. Known options: kinds.`)
+  }
+  const kinds = kindsOption(given.kinds, NAME)
+  const leaked = leakedAmount(subject, kinds)
+  const isNot = Boolean(this?.isNot)
+  const hint = (): string => matcherHint(NAME, subject, isNot, options === undefined ? [] : [options])
+  const which = isDefaultKinds(kinds) ? 'leaks' : `${kindsPhrase(kinds)} leaks`
+  return {
+    pass: leaked.blocks === 0,
+    message: () => {
+      if (isNot) return failure(hint(), [`Expected ${which}, found none in ${subject.where}.`])
+      const records = recordsOf(subject.leaks, kinds)
+      const found = records.length > 0 ? `${plural(records.length, 'leak')} (${humanBytes(leaked.bytes)})` : exactAmount(leaked)
+      const body = [`Expected no ${which}, found ${found} in ${subject.where}:`, ...recordLines(records, subject)]
+      if (records.length === 0) body.push('  (no allocation stacks were recorded for them)')
+      return failure(hint(), body)
+    },
+  }
+}

@@ -1,0 +1,81 @@
+import type { Amount, LeakKind } from '../src/model/types.js'
+
+/** Options of `toHaveNoLeaks`. */
+export interface HaveNoLeaksOptions {
+  /**
+   * The leak kinds that fail.
+   * @default ['definite', 'indirect', 'possible']
+   * @example expect(run).toHaveNoLeaks({ kinds: ['definite'] })
+   */
+  kinds?: LeakKind[]
+}
+
+/** Limits of `toLeakAtMost`: give at least one of `bytes` and `blocks`. */
+export interface LeakLimits {
+  /** Most bytes that may leak. @example { bytes: 1024 } */
+  bytes?: number
+  /** Most blocks that may leak. @example { blocks: 2 } */
+  blocks?: number
+  /**
+   * The leak kinds counted.
+   * @default ['definite', 'indirect', 'possible']
+   */
+  kinds?: LeakKind[]
+}
+
+/** Limits of `toAllocateAtMost`, over the allocation totals: give at least one. */
+export interface AllocationLimits {
+  /** Most allocation calls (malloc, calloc, realloc, memalign-family, C++ new). @example { allocations: 10 } */
+  allocations?: number
+  /** Most bytes allocated in total. @example { bytes: 4096 } */
+  bytes?: number
+}
+
+/** What `toMatchAllocationSnapshot` stores: the counts of a run or test case, by memcheck's rules. */
+export interface AllocationSnapshot {
+  allocations: number
+  frees: number
+  bytesAllocated: number
+  leaked: { definite: Amount; indirect: Amount; possible: Amount }
+}
+
+/**
+ * heapspec's matchers, as both Vitest's and Jest's `expect` declare them. `R` is what each
+ * framework's matchers return; the received value is a `HeapRun`, `run.test(name)` or a run JSON.
+ */
+export interface HeapMatchers<R> {
+  /**
+   * No leaks of the failing kinds (by default definite, indirect and possible).
+   * @example expect(run).toHaveNoLeaks()
+   */
+  toHaveNoLeaks(options?: HaveNoLeaksOptions): R
+  /**
+   * Leaks of the failing kinds stay within the limits.
+   * @example expect(run.test('parse_big')).toLeakAtMost({ bytes: 1024 })
+   */
+  toLeakAtMost(limits: LeakLimits): R
+  /**
+   * Allocation totals stay within the limits.
+   * @example expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10 })
+   */
+  toAllocateAtMost(limits: AllocationLimits): R
+  /**
+   * The allocation counts match the framework's stored snapshot (written on first run, updated with -u).
+   * @example expect(run.test('parse_big')).toMatchAllocationSnapshot()
+   */
+  toMatchAllocationSnapshot(hint?: string): R
+}
+
+/** The part of Vitest's and Jest's matcher context heapspec's matchers read. */
+export interface HeapMatcherContext {
+  isNot?: boolean
+}
+
+/** What a matcher returns: `pass` before `.not`, the message built only when a failure is shown. */
+export interface HeapMatcherResult {
+  pass: boolean
+  message: () => string
+}
+
+/** A matcher as `expect.extend` takes it, arguments unvalidated. */
+export type HeapMatcherFn = (this: HeapMatcherContext, received: unknown, ...args: unknown[]) => HeapMatcherResult

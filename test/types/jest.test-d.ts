@@ -1,0 +1,24 @@
+// Compile-only: heapspec's matchers as a Jest user writes them with @jest/globals (checked by types.test.ts).
+import { expect, test } from '@jest/globals'
+import { runNative } from 'heapspec'
+import { describeNative } from 'heapspec/jest'
+
+test('types', async () => {
+  const run = await runNative(['./build/tests'], { backend: 'gdb' })
+  expect(run).toHaveNoLeaks()
+  expect(run).toHaveNoLeaks({ kinds: ['possible'] })
+  expect(run).not.toHaveNoLeaks()
+  expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10, bytes: 4096 })
+  expect(run.test('parse_big')).toLeakAtMost({ blocks: 2 })
+  expect(run.test('parse_big')).toMatchAllocationSnapshot()
+  await expect(Promise.resolve(run)).resolves.toHaveNoLeaks()
+
+  // @ts-expect-error: not a leak kind
+  expect(run).toHaveNoLeaks({ kinds: ['lost'] })
+  // @ts-expect-error: toLeakAtMost takes bytes and blocks
+  expect(run).toLeakAtMost({ allocations: 1 })
+  // @ts-expect-error: toAllocateAtMost needs its limits
+  expect(run).toAllocateAtMost()
+})
+
+describeNative(['./build/tests'])

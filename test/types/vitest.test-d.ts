@@ -1,0 +1,29 @@
+// Compile-only: heapspec's matchers as a Vitest user writes them (checked by types.test.ts).
+import { expect, test } from 'vitest'
+import { runNative, type RunJson } from 'heapspec'
+import { describeNative } from 'heapspec/vitest'
+
+test('types', async () => {
+  const run = await runNative(['./build/tests'], { backend: 'gdb' })
+  expect(run).toHaveNoLeaks()
+  expect(run).toHaveNoLeaks({ kinds: ['definite', 'indirect'] })
+  expect(run).not.toHaveNoLeaks()
+  expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10 })
+  expect(run.test('parse_empty')).toAllocateAtMost({ bytes: 4096 })
+  expect(run.test('parse_big')).toLeakAtMost({ bytes: 1024, blocks: 2 })
+  expect(run.test('parse_big')).toMatchAllocationSnapshot()
+  expect(run.toJSON() satisfies RunJson).toMatchAllocationSnapshot('as JSON')
+
+  // @ts-expect-error: not a leak kind
+  expect(run).toHaveNoLeaks({ kinds: ['lost'] })
+  // @ts-expect-error: toLeakAtMost takes bytes and blocks
+  expect(run).toLeakAtMost({ allocations: 1 })
+  // @ts-expect-error: toAllocateAtMost needs its limits
+  expect(run).toAllocateAtMost()
+  // @ts-expect-error: the hint is a string
+  expect(run).toMatchAllocationSnapshot(1)
+})
+
+describeNative(['./build/tests'], { cases: ['parse_empty'], backend: 'valgrind' })
+// @ts-expect-error: cases are names
+describeNative(['./build/tests'], { cases: [1] })

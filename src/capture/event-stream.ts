@@ -36,7 +36,7 @@ function signalName(n: number): string {
  *   B tid name                 a test case began
  *   E tid name                 a test case ended; the memory image at its end follows
  *   e tid name                 a test case ended with no image (left by longjmp or an exception)
- *   D point file ... d         a memory image (point: test, exit, crash); its mappings' bytes in
+ *   D point file ... d         a memory image (point: test, exit, crash, timeout); its bytes in
  *                              `file`, removed once read:
  *     W start end perms off name   a writable mapping (perms ending in g: above a guard page)
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
@@ -142,7 +142,7 @@ export class EventStream {
     await unlink(d.file)
     const mappings = d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
     // At the end of the process memcheck scans no registers: its threads are gone.
-    const final = d.point === 'exit' || d.point === 'crash'
+    const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout'
     const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final)
     if (final) this.atExit = this.model.classify(image)
     if (d.point === 'test' && this.pendingEnd !== undefined) {
@@ -158,7 +158,12 @@ export class EventStream {
   run(backend: string, command: string[], timedOut: { afterMs: number; signal: string } | undefined): RunJson {
     const model = this.model
     const warnings = [...model.warnings, ...this.failures]
-    if (timedOut) warnings.push(`the program was stopped after ${timedOut.afterMs / 1000} s; its leaks were not classified`)
+    if (timedOut) {
+      warnings.push(
+        `the program was stopped after ${timedOut.afterMs / 1000} s; ` +
+          (this.atExit ? 'its leaks are those of that moment' : 'its leaks were not classified (the debugger did not answer in time)'),
+      )
+    }
     const leaks = this.atExit ? model.lossRecords(this.atExit, this.symbol) : []
     const inUse = [...model.live.values()]
     return {

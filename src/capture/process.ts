@@ -72,6 +72,11 @@ export interface SuperviseOptions extends Pick<Options, 'cwd' | 'env' | 'stdio' 
   signal: AbortSignal | undefined
   /** Called with the running child, to read its extra file descriptors. */
   onSpawn?: (child: ResultPromise) => void
+  /**
+   * On timeout, first ask the debugger to stop the program its own way (so it can still report
+   * what leaked), and kill the tree only if it has not ended `graceMs` later.
+   */
+  interrupt?: { request: (pid: number) => void; graceMs: number }
 }
 
 /**
@@ -97,12 +102,18 @@ export async function supervise(file: string, args: string[], options: Supervise
   const stop = (): void => {
     if (pid !== undefined) killTree(pid)
   }
+  let grace: NodeJS.Timeout | undefined
   const timer =
     options.timeoutMs === undefined
       ? undefined
       : setTimeout(() => {
           timedOut = true
-          stop()
+          if (options.interrupt && pid !== undefined) {
+            options.interrupt.request(pid)
+            grace = setTimeout(stop, options.interrupt.graceMs)
+          } else {
+            stop()
+          }
         }, options.timeoutMs)
   const onAbort = (): void => {
     aborted = true
@@ -124,6 +135,7 @@ export async function supervise(file: string, args: string[], options: Supervise
     }
   } finally {
     if (timer) clearTimeout(timer)
+    if (grace) clearTimeout(grace)
     options.signal?.removeEventListener('abort', onAbort)
     // Once reaped, the pid may be reused: never signal it again. A debugger that exits kills the
     // program it started (gdb and valgrind both do), so the tree is gone with it.

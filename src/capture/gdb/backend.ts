@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,6 +8,9 @@ import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
 import { supervise } from '../process.js'
+
+/** How long a timed-out program's gdb gets to scan and report before the whole tree is killed. */
+const STOP_GRACE_MS = 15_000
 
 /** The GDB-side script ships under src/ (a build under dist/ has no copy). */
 function scriptPath(): string {
@@ -76,6 +80,14 @@ export class GdbBackend implements CaptureBackend {
       buffer: { stdout: true, stderr: true, fd3: false, fd4: true, fd5: true } as never,
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
+      // gdb interrupts the program on SIGINT; the script sees the request file, scans and kills it
+      interrupt: {
+        request: (pid) => {
+          writeFileSync(join(imageDir, 'stop-requested'), '')
+          process.kill(pid, 'SIGINT')
+        },
+        graceMs: STOP_GRACE_MS,
+      },
       onSpawn: (child) => {
         reading = stream.consume((child.stdio as unknown as NodeJS.ReadableStream[])[3]!)
         if (spec.debug) {

@@ -724,6 +724,17 @@ def main():
             dump("exit", exit_stack_floor())
             symbolize()
             continue
+        if isinstance(event, gdb.SignalEvent) and event.stop_signal == "SIGINT":
+            if os.path.exists(os.path.join(IMAGE_DIR, "stop-requested")):
+                # the host's timeout: report what leaked so far, then end the program
+                dump("timeout")
+                symbolize()
+                OUT.flush()
+                gdb.execute("kill", to_string=True)
+                emit("X signal SIGKILL")
+                return
+            gdb.execute("signal SIGINT", to_string=True)  # the program's own SIGINT: deliver it
+            continue
         if isinstance(event, gdb.SignalEvent):
             signo = FATAL.get(event.stop_signal)
             if signo and not signal_handled(gdb.selected_inferior().pid, signo):

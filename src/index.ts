@@ -5,3 +5,4 @@ export { HeapspecError, CannotStartError, CaptureFailedError, BadOptionError } f
 export { formatReport } from './report/text.js'
 export type * from './model/types.js'
 export { describeNative, type DescribeNativeOptions, type TestFrameworkApi } from './describe-native.js'
+export { runNode, type NodeRunOptions } from './run-node.js'

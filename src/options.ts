@@ -23,6 +23,13 @@ export interface RunOptions {
    */
   tests?: RegExp | string
   /**
+   * Observe only the allocations that these shared objects make: a path (matched at the end of
+   * the loaded object's path) or a RegExp. `runNode` defaults it to every `.node` file.
+   * @default [] (every allocation)
+   * @example { objects: ['build/Release/addon.node'] }
+   */
+  objects?: (string | RegExp)[]
+  /**
    * Stop the program (and every process it started) after this many seconds.
    * @default no limit
    * @example { timeout: 60 }
@@ -90,6 +97,14 @@ function timeoutOption(value: unknown): number | undefined {
   return fail('timeout', 'a positive number of seconds', value)
 }
 
+function objectsOption(value: unknown): RegExp[] {
+  if (value === undefined) return []
+  if (Array.isArray(value) && value.every((v) => (typeof v === 'string' && v !== '') || v instanceof RegExp)) {
+    return (value as (string | RegExp)[]).map((v) => (typeof v === 'string' ? new RegExp(`${v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : v))
+  }
+  return fail('objects', 'an array of paths or RegExps', value)
+}
+
 function stringList(name: string, value: unknown): string[] {
   if (value === undefined) return []
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[]
@@ -108,7 +123,7 @@ function valgrindArgsOption(value: unknown): string[] {
   return value
 }
 
-const KNOWN = new Set(['backend', 'tests', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'valgrindArgs', 'signal'])
+const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'valgrindArgs', 'signal'])
 
 /** One place for defaults and validation, for the API and the CLI alike: nothing runs on a bad option. */
 export function normalizeOptions(command: unknown, options: unknown = {}): NormalizedOptions & { command: string[] } {
@@ -134,6 +149,7 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
       env,
       timeoutMs: timeoutOption(o.timeout),
       tests: testsOption(o.tests),
+      objects: objectsOption(o.objects),
       stdio,
       memdumpFile: memdump === undefined ? undefined : resolve(cwd, memdump),
       suppressions: stringList('suppressions', o.suppressions).map((f) => resolve(cwd, f)),

@@ -12,6 +12,11 @@ export interface CaptureSpec {
   timeoutMs: number | undefined
   /** Functions whose names match are test cases (entry to return). */
   tests: RegExp | undefined
+  /**
+   * Observe only the allocations these loaded objects make (matched against their paths), as for
+   * a Node addon inside Node; empty for every allocation of the program.
+   */
+  objects: RegExp[]
   /** Where the program's own stdout/stderr go: the terminal, or captured into the result. */
   stdio: 'inherit' | 'pipe'
   /** Write every allocation event with its stack here (GDB backend). */

@@ -42,6 +42,8 @@ function signalName(n: number): string {
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
  *     C tid                        that thread stands at a call: caller-saved registers are dead
  *   Y pc fn|file|line|object   the symbol of a return address
+ *   O bias path                only allocations made by this object are observed (objects mode):
+ *                              the rest of the heap is the program's own memory, a root
  *   X exit code / X signal N   how the program ended
  *   ! message                  the observer failed here
  */
@@ -53,6 +55,8 @@ export class EventStream {
   private atExit: { block: LiveBlock; kind: LeakKind }[] | undefined
   private dump: Dump | undefined
   private pendingEnd: string | undefined
+  /** Only chosen objects' allocations are observed: untracked heap memory then counts as roots. */
+  private partial = false
   private readonly memdump: WriteStream | undefined
 
   /** `memdumpRaw`: where to keep the raw events for memdump.txt, when one is wanted. */
@@ -125,6 +129,9 @@ export class EventStream {
         })
         return
       }
+      case 'O':
+        this.partial = true
+        return
       case 'X':
         this.ending = f[0] === 'exit' ? { exitCode: Number(f[1]), signal: null } : { exitCode: null, signal: /^\d+$/.test(f[1]!) ? signalName(Number(f[1])) : f[1]! }
         return
@@ -143,7 +150,7 @@ export class EventStream {
     const mappings = d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
     // At the end of the process memcheck scans no registers: its threads are gone.
     const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout'
-    const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final)
+    const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final, this.partial)
     if (final) this.atExit = this.model.classify(image)
     if (d.point === 'test' && this.pendingEnd !== undefined) {
       this.model.endTest(this.pendingEnd, image)

@@ -36,7 +36,7 @@ const ARENA_ALIGNMENT = 64 * 1024 * 1024
  * At the end of the process memcheck scans no registers (its threads are gone): `withRegisters`
  * is false there.
  */
-export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], blocks: ScanBlock[], withRegisters: boolean): MemoryImage {
+export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], blocks: ScanBlock[], withRegisters: boolean, partial = false): MemoryImage {
   const starts = blocks.map((b) => b.start).sort((a, b) => a - b)
   const holdsBlock = (m: DumpedMapping): boolean => {
     let lo = 0
@@ -51,10 +51,19 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
   const heap: MemoryRegion[] = []
   const roots: MemoryRegion[] = []
   const allocatorRoots: MemoryRegion[] = []
+  const startOnlyRoots: MemoryRegion[] = []
   for (const m of mappings) {
     const anonymous = m.name === ''
     if (m.name === '[heap]' || holdsBlock(m) || (anonymous && m.start % ARENA_ALIGNMENT === 0)) {
       heap.push({ start: m.start, bytes: m.bytes })
+      // When only some objects' allocations are observed, the program's other blocks live here
+      // too, unseen: everything in the heap but the observed blocks is the program's memory. Its
+      // freed chunks keep stale words nobody marked dead, so only start pointers count there.
+      if (partial) {
+        const unseen = outside(m, starts, blocks)
+        roots.push(...unseen)
+        startOnlyRoots.push(...unseen)
+      }
       continue
     }
     const thread = threads.find((t) => t.sp >= m.start && t.sp < m.end)
@@ -74,5 +83,19 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
     if (header === undefined || header & 2) return undefined
     return block.start - 16 + (header - (header % 8))
   }
-  return { heap, roots, registers, allocatorRoots, chunkEnd }
+  return { heap, roots, registers, allocatorRoots, startOnlyRoots, chunkEnd }
+}
+
+/** The stretches of mapping `m` between the blocks (sorted starts given): what no observed block holds. */
+function outside(m: DumpedMapping, starts: number[], blocks: ScanBlock[]): MemoryRegion[] {
+  const ends = new Map(blocks.map((b) => [b.start, b.start + Math.max(b.size, 1)]))
+  const regions: MemoryRegion[] = []
+  let from = m.start
+  for (const start of starts) {
+    if (start < m.start || start >= m.end) continue
+    if (start > from) regions.push({ start: from, bytes: m.bytes.subarray(from - m.start, start - m.start) })
+    from = Math.max(from, ends.get(start)!)
+  }
+  if (from < m.end) regions.push({ start: from, bytes: m.bytes.subarray(from - m.start) })
+  return regions
 }

@@ -25,6 +25,11 @@ export interface MemoryImage {
    * (glibc's arena `top` and bins point at chunk headers), not the program's pointers.
    */
   allocatorRoots?: MemoryRegion[]
+  /**
+   * Root regions whose words count only as start pointers: memory the observer did not see
+   * being allocated or freed (with only some objects observed), where stale words abound.
+   */
+  startOnlyRoots?: MemoryRegion[]
   /** Size of the allocator's chunk holding a block, when known: used with `allocatorRoots`. */
   chunkEnd?: (block: ScanBlock) => number | undefined
 }
@@ -155,9 +160,15 @@ export function classifyBlocks(blocks: ScanBlock[], image: MemoryImage): LeakKin
   }
 
   const allocator = new Set(image.allocatorRoots ?? [])
+  const startOnly = new Set(image.startOnlyRoots ?? [])
   for (const region of image.roots) {
     const words = wordsOf(region)
-    if (allocator.has(region) && image.chunkEnd) {
+    if (startOnly.has(region)) {
+      for (const p of words) {
+        const i = find(p)
+        if (i >= 0 && p === starts[i]!) reach(p, true)
+      }
+    } else if (allocator.has(region) && image.chunkEnd) {
       for (const p of words) {
         const i = find(p)
         if (i >= 0 && p !== starts[i]! && image.chunkEnd(blocks[order[i]!]!) === p) continue

@@ -24,6 +24,7 @@ function spec(path: string, extra: Partial<CaptureSpec> = {}): CaptureSpec {
     env: process.env,
     timeoutMs: 120_000,
     tests: undefined,
+    objects: [],
     stdio: 'pipe',
     memdumpFile: undefined,
     suppressions: [],

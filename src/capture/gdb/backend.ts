@@ -55,6 +55,7 @@ export class GdbBackend implements CaptureBackend {
       depth: 16,
       imageDir,
       tests: spec.tests?.source,
+      objects: spec.objects.map((o) => o.source),
       // fd 4 and 5 are the program's stdout and stderr; gdb keeps 1 and 2 for its own chatter.
       redirect: [...args.map(shellQuote), '1>&4', '2>&5', '3>&-', '4>&-', '5>&-'].join(' '),
     }

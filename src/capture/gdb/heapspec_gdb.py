@@ -14,6 +14,7 @@ import os
 import re
 import struct
 import sys
+import urllib.parse
 
 import gdb
 
@@ -26,6 +27,7 @@ IMAGE_DIR = CFG.get("imageDir", "/tmp")
 
 sys.dont_write_bytecode = True  # nothing written into an installed package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else CFG.get("dir", "."))
+from elf import Elf, load_bias  # noqa: E402 - found through the path set just above
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -66,6 +68,7 @@ class Memory:
 
 
 class State:
+    ending_floor = None  # where the ending thread's stack scan starts, when not at its sp
     ending = None  # (tid, name) of a test case whose end awaits its memory image
     libc_symbols = None
     libc_names = {}  # address -> exported names of libc functions there
@@ -128,6 +131,15 @@ class Ring:
         State.mem.write(a, bytes(c))
         self.next_code += (len(c) + 15) & ~15
         self.stubs[ret] = a
+        return a
+
+    def jump(self, target):
+        """A stub that only jumps to `target`: a breakpoint of our own in front of a function."""
+        a = self.next_code
+        if a + 16 > self.end:
+            return None
+        State.mem.write(a, b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target))  # jmp [rip+0]
+        self.next_code += 16
         return a
 
     def drain(self):
@@ -435,6 +447,138 @@ def gtest_name(info):
     return ".".join(names)
 
 
+# --- Objects mode: only what chosen objects allocate (a Node addon, not Node) ----------------
+# Node makes hundreds of thousands of allocations before a script runs; stopping at each costs
+# minutes. With `objects`, the allocator entries are not broken on in libc: instead each chosen
+# object's GOT slots for the malloc family and C++ new/delete are pointed at stubs of ours that
+# jump on to the real function, and the breakpoints sit on the stubs. Only the object's own
+# calls stop. Slots are patched once the dynamic linker has relocated the object (at main, and
+# when each dlopen returns), or relocation would overwrite them.
+
+OBJECTS = [re.compile(p) for p in CFG.get("objects") or []]
+GOT_ALLOCATORS = {
+    "malloc": "M", "calloc": "C", "realloc": "R", "memalign": "A", "aligned_alloc": "A", "posix_memalign": "P",
+    "valloc": "M", "pvalloc": "M", "_Znwm": "M", "_Znam": "M", "_ZnwmRKSt9nothrow_t": "M",
+    "_ZnamRKSt9nothrow_t": "M", "_ZnwmSt11align_val_t": "M", "_ZnamSt11align_val_t": "M",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t": "M", "_ZnamSt11align_val_tRKSt9nothrow_t": "M",
+}
+GOT_FREES = {"free", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
+             "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t"}
+
+
+class Objects:
+    patched = set()
+    definitions = {}  # objfile path -> its defined dynamic symbols
+
+    @staticmethod
+    def chosen(path):
+        return bool(path) and not path.endswith(".debug") and any(p.search(path) for p in OBJECTS)
+
+    @classmethod
+    def resolve(cls, name, exclude):
+        """Where the dynamic linker binds `name`: the first loaded object that defines it."""
+        pid = gdb.selected_inferior().pid
+        for objfile in gdb.objfiles():
+            path = objfile.filename
+            if not path or path == exclude or path.endswith(".debug") or not os.path.exists(path):
+                continue
+            if path not in cls.definitions:
+                try:
+                    cls.definitions[path] = (Elf(path).defined(), load_bias(pid, path))
+                except (OSError, ValueError, struct.error):
+                    cls.definitions[path] = ({}, None)
+            symbols, bias = cls.definitions[path]
+            if name in symbols and bias is not None:
+                return bias + symbols[name]
+        return None
+
+    @classmethod
+    def patch_all(cls):
+        if State.ring is None:
+            return
+        pid = gdb.selected_inferior().pid
+        for objfile in gdb.objfiles():
+            path = objfile.filename
+            if path in cls.patched or not cls.chosen(path):
+                continue
+            bias = load_bias(pid, path)
+            if bias is None:
+                continue
+            cls.patched.add(path)
+            emit("O %x %s" % (bias, path))
+            for name, slots in Elf(path).got_slots().items():
+                kind = GOT_ALLOCATORS.get(name) or ("F" if name in GOT_FREES else None)
+                target = cls.resolve(name, path) if kind else None
+                stub = State.ring.jump(target) if target else None
+                if stub is None:
+                    continue
+                if kind == "F":
+                    Free("*%d" % stub, internal=True)
+                else:
+                    Allocator(stub, kind)
+                for slot in slots:
+                    State.mem.write(bias + slot, struct.pack("<Q", stub))
+
+
+class PatchAt(gdb.Breakpoint):
+    """At main: objects linked at start-up are relocated by now."""
+
+    def stop(self):
+        Objects.patch_all()
+        return False
+
+
+class DlopenReturn(gdb.FinishBreakpoint):
+    def stop(self):
+        Objects.patch_all()
+        return False
+
+
+class Dlopen(gdb.Breakpoint):
+    def stop(self):
+        DlopenReturn(gdb.newest_frame(), internal=True)
+        return False
+
+
+# --- Markers from any language: access("/proc/self/heapspec/test-begin/NAME") ----------------
+# heapspec/markers (JavaScript) brackets test cases without a compiler: the path names the
+# event, the call fails harmlessly with ENOENT, and this breakpoint reads it.
+
+PATH_MARKER = "/proc/self/heapspec/"
+
+
+class PathMarker(gdb.Breakpoint):
+    def stop(self):
+        tid, regs = current()
+        path = read_string(regs[RDI], 1024)
+        if not path.startswith(PATH_MARKER):
+            return False
+        if State.ring:
+            State.ring.drain()
+        event, _, name = path[len(PATH_MARKER):].partition("/")
+        name = urllib.parse.unquote(name)
+        if event == "test-begin":
+            test_begins(tid, name)
+            return False
+        if event == "test-end":
+            # Called from JavaScript: no frame of the program's own code is on this stack, and
+            # the engine's frames reuse slots where native calls left stale pointers (memcheck
+            # sees those as undefined); so this thread's stack is no root at this end.
+            State.ending_floor = stack_top(regs[RSP])
+            return test_ends(tid, name)
+        return False
+
+
+def stack_top(sp):
+    """The highest address of the mapping holding `sp` (the stack's top), less one word."""
+    with open("/proc/%d/maps" % gdb.selected_inferior().pid) as maps:
+        for line in maps:
+            start, end = (int(x, 16) for x in line.split(None, 1)[0].split("-"))
+            if start <= sp < end:
+                return end - 8
+    return None
+
+
 class Stopper(gdb.Breakpoint):
     """A breakpoint that hands control back to the script (program exit)."""
 
@@ -469,31 +613,11 @@ def gdb_address_of(name):
 
 def libc_dynamic_symbols():
     path = find_libc().filename
-    base = None
-    with open("/proc/%d/maps" % gdb.selected_inferior().pid) as maps:
-        for line in maps:
-            parts = line.split(None, 5)
-            if len(parts) == 6 and int(parts[2], 16) == 0 and os.path.realpath(parts[5].strip()) == os.path.realpath(path):
-                base = int(parts[0].split("-")[0], 16)
-                break
-    with open(path, "rb") as f:
-        elf = f.read()
-    shoff, = struct.unpack_from("<Q", elf, 0x28)
-    shentsize, shnum = struct.unpack_from("<HH", elf, 0x3A)
-    sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
+    base = load_bias(gdb.selected_inferior().pid, path)
     symbols = {}
-    for _name, kind, _flags, _addr, offset, size, link, _info, _align, entsize in sections:
-        if kind != 11:  # SHT_DYNSYM
-            continue
-        strtab = sections[link][4]
-        for at in range(offset, offset + size, entsize):
-            st_name, _st_info, _other, shndx, value, _size = struct.unpack_from("<IBBHQQ", elf, at)
-            if shndx == 0 or value == 0:
-                continue
-            end = elf.index(b"\0", strtab + st_name)
-            name = elf[strtab + st_name:end].decode()
-            symbols.setdefault(name, base + value)
-            State.libc_names.setdefault(base + value, []).append(name)
+    for name, value in Elf(path).defined().items():
+        symbols[name] = base + value
+        State.libc_names.setdefault(base + value, []).append(name)
     return symbols
 
 
@@ -546,15 +670,21 @@ def setup():
         base = inject_mmap(1 << 20)
         if base is not None:
             State.ring = Ring(base, 1 << 20)
-    kinds = [("malloc", "M"), ("calloc", "C"), ("realloc", "R"), ("memalign", "A"), ("aligned_alloc", "A"),
-             ("posix_memalign", "P"), ("valloc", "M"), ("pvalloc", "M")]
-    placed = set()
-    for name, kind in kinds:
-        addr = address_of(name)
-        if addr is not None and addr not in placed:  # aliases (aligned_alloc = memalign) share one breakpoint
-            placed.add(addr)
-            Allocator(addr, kind)
-    Free("*%d" % address_of("free"), internal=True)
+    if OBJECTS and State.ring is not None:
+        if gdb_address_of("main") is not None:
+            PatchAt("*%d" % gdb_address_of("main"), internal=True)
+        Dlopen("*%d" % address_of("dlopen"), internal=True)
+    else:
+        kinds = [("malloc", "M"), ("calloc", "C"), ("realloc", "R"), ("memalign", "A"), ("aligned_alloc", "A"),
+                 ("posix_memalign", "P"), ("valloc", "M"), ("pvalloc", "M")]
+        placed = set()
+        for name, kind in kinds:
+            addr = address_of(name)
+            if addr is not None and addr not in placed:  # aliases (aligned_alloc = memalign) share one breakpoint
+                placed.add(addr)
+                Allocator(addr, kind)
+        Free("*%d" % address_of("free"), internal=True)
+    PathMarker("*%d" % address_of("access"), internal=True)
     State.exit_bp = Stopper("*%d" % address_of("_exit"), internal=True)
     gdb.execute("set breakpoint pending on", to_string=True)
     Marker("heapspec_test_begin", True)
@@ -717,7 +847,8 @@ def main():
             tid, name = State.ending
             State.ending = None
             emit("E %d %s" % (tid, name))
-            dump("test", at_call=True)
+            dump("test", floor=State.ending_floor, at_call=True)
+            State.ending_floor = None
             continue
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
             call_freeres()

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "addon",
+      "sources": ["src/addon.c"],
+      "cflags!": ["-O3"],
+      "cflags": ["-g", "-O0"]
+    }
+  ]
+}

@@ -1,0 +1,73 @@
+"""Just enough ELF for heapspec's GDB script: an object's dynamic symbols and its GOT slots.
+
+Read from the object's file (stdlib only). Addresses are link-time virtual addresses; add the
+object's load bias (see load_bias) for addresses in the process.
+"""
+import os
+import struct
+
+SHT_DYNSYM = 11
+SHT_RELA = 4
+R_X86_64_GLOB_DAT = 6
+R_X86_64_JUMP_SLOT = 7
+
+
+class Elf:
+    def __init__(self, path):
+        with open(path, "rb") as f:
+            self.data = f.read()
+        self.path = path
+        shoff, = struct.unpack_from("<Q", self.data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", self.data, 0x3A)
+        # (name, type, flags, addr, offset, size, link, info, addralign, entsize)
+        self.sections = [struct.unpack_from("<IIQQQQIIQQ", self.data, shoff + i * shentsize) for i in range(shnum)]
+        self._symbols = None
+
+    def _string(self, table_offset, at):
+        end = self.data.index(b"\0", table_offset + at)
+        return self.data[table_offset + at:end].decode("utf-8", "replace")
+
+    def dynamic_symbols(self):
+        """[(name, value, defined)] of .dynsym, in table order (index = symbol number)."""
+        if self._symbols is None:
+            self._symbols = []
+            for _n, kind, _f, _a, offset, size, link, _i, _al, entsize in self.sections:
+                if kind != SHT_DYNSYM:
+                    continue
+                strtab = self.sections[link][4]
+                for at in range(offset, offset + size, entsize):
+                    st_name, _info, _other, shndx, value, _size = struct.unpack_from("<IBBHQQ", self.data, at)
+                    self._symbols.append((self._string(strtab, st_name), value, shndx != 0 and value != 0))
+        return self._symbols
+
+    def defined(self):
+        """{name: value} of the symbols this object defines (the first definition of a name wins)."""
+        found = {}
+        for name, value, defined in self.dynamic_symbols():
+            if defined:
+                found.setdefault(name, value)
+        return found
+
+    def got_slots(self):
+        """{symbol name: [GOT slot address]} for every JUMP_SLOT and GLOB_DAT relocation."""
+        symbols = self.dynamic_symbols()
+        slots = {}
+        for _n, kind, _f, _a, offset, size, _link, _i, _al, entsize in self.sections:
+            if kind != SHT_RELA or entsize == 0:
+                continue
+            for at in range(offset, offset + size, entsize):
+                r_offset, r_info, _addend = struct.unpack_from("<QQq", self.data, at)
+                if (r_info & 0xFFFFFFFF) in (R_X86_64_JUMP_SLOT, R_X86_64_GLOB_DAT) and (r_info >> 32) < len(symbols):
+                    slots.setdefault(symbols[r_info >> 32][0], []).append(r_offset)
+        return slots
+
+
+def load_bias(pid, path):
+    """Where `path` is mapped in process `pid`: the start of its mapping at file offset 0."""
+    real = os.path.realpath(path)
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and int(parts[2], 16) == 0 and os.path.realpath(parts[5].strip()) == real:
+                return int(parts[0].split("-")[0], 16)
+    return None

@@ -1,0 +1,54 @@
+import { cpSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { runNode, type HeapRun } from '../../src/index.js'
+import { ROOT } from '../support/debugee.js'
+
+// examples/node-addon, built with node-gyp as its user would, and its scenario run under heapspec:
+// only the addon's allocations count, test case by test case.
+let example: string
+
+beforeAll(async () => {
+  example = join(mkdtempSync(join(tmpdir(), 'heapspec-addon-')), 'node-addon')
+  cpSync(join(ROOT, 'examples', 'node-addon'), example, { recursive: true, filter: (src) => !/\/(node_modules|build)$/.test(src) })
+  mkdirSync(join(example, 'node_modules'))
+  symlinkSync(ROOT, join(example, 'node_modules', 'heapspec'))
+  await execa('npm', ['run', '-s', 'build:addon'], { cwd: example })
+}, 120_000)
+
+const none = { bytes: 0, blocks: 0 }
+
+describe.each(['gdb'] as const)('the node-addon example under %s', (backend) => {
+  let run: HeapRun
+  beforeAll(async () => {
+    run = await runNode(join(example, 'test', 'scenario.mjs'), { backend, cwd: example })
+  }, 120_000)
+
+  it('counts only what the addon allocates, per test case', () => {
+    expect(run.json.program.exitCode).toBe(0)
+    // join: "heap\0" and "spec\0" copied (5 + 5 bytes), joined into "heapspec\0" (9); all freed
+    expect(run.tests).toEqual([
+      { name: 'join', allocations: 3, frees: 3, bytesAllocated: 19, leakSummary: { definite: none, indirect: none, possible: none, reachable: none } },
+      {
+        name: 'leakyJoin',
+        allocations: 3,
+        frees: 2,
+        bytesAllocated: 19,
+        leakSummary: { definite: { bytes: 9, blocks: 1 }, indirect: none, possible: none, reachable: none },
+      },
+    ])
+    expect(run.json.totals).toEqual({ allocations: 6, frees: 5, bytesAllocated: 38 })
+  })
+
+  it("finds the leak at the addon's source line, and nothing of Node's own", () => {
+    expect(run.json.leakSummary).toEqual({ definite: { bytes: 9, blocks: 1 }, indirect: none, possible: none, reachable: none })
+    expect(run.leaks).toHaveLength(1)
+    expect(run.leaks[0]).toMatchObject({ kind: 'definite', bytes: 9, blocks: 1, test: 'leakyJoin' })
+    expect(run.leaks[0]!.stack.slice(0, 2).map((f) => `${f.fn} (${f.file}:${f.line})`)).toEqual([
+      'join_strings (src/addon.c:27)',
+      'leaky_join (src/addon.c:45)',
+    ])
+  })
+})

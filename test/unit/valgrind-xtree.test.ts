@@ -18,6 +18,11 @@ describe('parseXtreeTotals', () => {
     expect(parseXtreeTotals(fixture(name), name)).toEqual({ totals, inUseAtExit })
   })
 
+  it('reads a report with nothing allocated yet, whose totals memcheck writes as (null)', () => {
+    const text = 'events: curB  curBk  totB  totBk  totFdB  totFdBk \ntotals: (null)\n'
+    expect(parseXtreeTotals(text, 'x')).toEqual({ totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } })
+  })
+
   it('finds the counters by their event names, in any order', () => {
     const text = 'events: totB totBk totFdB totFdBk curB curBk\nfl=(1) a.c\ntotals: 100 3 40 1 60 2\n'
     expect(parseXtreeTotals(text, 'x')).toEqual({ totals: { allocations: 3, frees: 1, bytesAllocated: 100 }, inUseAtExit: { bytes: 60, blocks: 2 } })

@@ -10,6 +10,7 @@ import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { descendants, supervise } from '../process.js'
 import { resolveProgram } from '../program.js'
 import { parseMemcheckXml, type MemcheckXml } from './xml.js'
+import { VgdbSession, wantsTestCases } from './vgdb-session.js'
 import { parseXtreeTotals, type HeapSummary } from './xtree.js'
 
 const NOT_INSTALLED = 'heapspec: valgrind is not installed (looked on PATH). Install it (apt-get install valgrind) or use --backend gdb.'
@@ -151,6 +152,17 @@ function describeEnd(outcome: { exitCode: number | undefined; signal: string | u
   return outcome.signal ? `valgrind killed by ${outcome.signal}` : `valgrind exit ${outcome.exitCode ?? 'unknown'}`
 }
 
+/** Aborts when either signal does (AbortSignal.any is Node 20.3+). */
+function eitherSignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
+  if (!a) return b
+  const both = new AbortController()
+  for (const signal of [a, b]) {
+    if (signal.aborted) both.abort()
+    else signal.addEventListener('abort', () => both.abort(), { once: true })
+  }
+  return both.signal
+}
+
 /** The Valgrind backend: the program under memcheck, memcheck's full verdict in the run's shape. */
 export class ValgrindBackend implements CaptureBackend {
   readonly name = 'valgrind'
@@ -170,17 +182,24 @@ export class ValgrindBackend implements CaptureBackend {
     validateValgrindArgs(spec.valgrindArgs)
     const suppressions = suppressionFiles(spec.suppressions, spec.cwd)
     const valgrind = findValgrind(spec.cwd, spec.env)
-    const dir = await mkdtemp(join(tmpdir(), 'heapspec-valgrind-'))
+    const perTest = wantsTestCases(spec)
+    // memcheck's monitor commands take a file name as one word.
+    const base = perTest && /\s/.test(tmpdir()) ? '/tmp' : tmpdir()
+    const dir = await mkdtemp(join(base, 'heapspec-valgrind-'))
+    let session: VgdbSession | undefined
     try {
-      return await this.captureIn(spec, valgrind, suppressions, dir)
+      const files: RunFiles = { xml: join(dir, 'memcheck.xml'), log: join(dir, 'valgrind.log'), xtree: join(dir, 'xtmemory.%p') }
+      // Only a program with test cases pays for gdb and vgdb; any other runs exactly as before.
+      if (perTest) session = await VgdbSession.open(spec, valgrind, dir, files.log)
+      return await this.captureIn(spec, valgrind, suppressions, files, session)
     } finally {
+      session?.close()
       await rm(dir, { recursive: true, force: true })
     }
   }
 
-  private async captureIn(spec: CaptureSpec, valgrind: string, suppressions: string[], dir: string): Promise<CaptureResult> {
-    const files: RunFiles = { xml: join(dir, 'memcheck.xml'), log: join(dir, 'valgrind.log'), xtree: join(dir, 'xtmemory.%p') }
-    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs), ...spec.command]
+  private async captureIn(spec: CaptureSpec, valgrind: string, suppressions: string[], files: RunFiles, session: VgdbSession | undefined): Promise<CaptureResult> {
+    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs), ...(session?.valgrindArgs ?? []), ...spec.command]
     const display = spec.displayCommand.join(' ')
 
     // On timeout the program gets SIGTERM first: memcheck then still runs its leak check and
@@ -192,9 +211,10 @@ export class ValgrindBackend implements CaptureBackend {
       env: spec.env,
       stdio: ['ignore', spec.stdio, spec.stdio],
       timeoutMs: spec.timeoutMs === undefined ? undefined : spec.timeoutMs + STOP_GRACE_MS,
-      signal: spec.signal,
+      signal: session ? eitherSignal(spec.signal, session.signal) : spec.signal,
       onSpawn: (child) => {
         const pid = child.pid
+        if (session && pid !== undefined) session.start(pid)
         if (spec.timeoutMs === undefined || pid === undefined) return
         stopTimer = setTimeout(() => {
           stopped = true
@@ -216,8 +236,23 @@ export class ValgrindBackend implements CaptureBackend {
       },
     }).finally(() => clearTimeout(stopTimer))
 
-    const log = await readText(files.log)
+    await session?.finish()
+    // In a per-test capture the log is a FIFO the session has read.
+    const log = session ? session.logText : await readText(files.log)
     if (spec.debug) process.stderr.write(`heapspec: ${valgrind} ${args.join(' ')}\n${log}`)
+    if (outcome.aborted && session && !spec.signal?.aborted) {
+      // gdb gave up, so valgrind was stopped: it would have waited for gdb at the next test case.
+      const { attached, reason } = session.gdbFailure
+      if (!attached) {
+        throw new CannotStartError(
+          `heapspec: gdb could not attach to memcheck's gdbserver to follow the test cases of ${display} (${reason}). ` +
+            `Check that gdb runs Python (gdb -batch -ex 'python print(1)'); run with HEAPSPEC_DEBUG=1 to see gdb's transcript.`,
+        )
+      }
+      throw new CaptureFailedError(
+        `heapspec: the valgrind capture of ${display} lost gdb, which stops the program at each test case (${reason}). Run with HEAPSPEC_DEBUG=1 to see gdb's transcript.`,
+      )
+    }
     if (outcome.aborted) throw new CaptureFailedError(`heapspec: the valgrind capture of ${display} was interrupted.`)
     const killed = outcome.timedOut // the grace ran out too: valgrind died mid-write
     const stderr = spec.stdio === 'pipe' ? outcome.stderr : ''
@@ -270,7 +305,8 @@ export class ValgrindBackend implements CaptureBackend {
     if (stopped && xml.complete) warnings.push(`the program was stopped after ${seconds} s; memcheck's figures are those at that moment`)
 
     const signal = outcome.signal ?? (killed ? 'SIGKILL' : null)
-    const leaks = sortRecords(found)
+    const leaks = session ? session.attribute(found) : sortRecords(found)
+    if (session) warnings.unshift(...session.warnings)
     const run = {
       schema: 1,
       backend: 'valgrind',
@@ -285,7 +321,7 @@ export class ValgrindBackend implements CaptureBackend {
       inUseAtExit: heap.inUseAtExit,
       leakSummary: summarize(leaks),
       leaks,
-      tests: [],
+      tests: session?.tests() ?? [],
       errors: xml.errors,
       ...(warnings.length > 0 ? { warnings } : {}),
     } satisfies RunJson

@@ -27,6 +27,10 @@ export function parseXtreeTotals(text: string, source: string): HeapSummary {
   const names = events[1]!.split(/[ \t]+/)
   const totalsLines = text.match(/^totals:.*$/gm) ?? []
   if (totalsLines.length !== 1) throw fail(totalsLines.length === 0 ? 'has no `totals:` line' : `has ${totalsLines.length} \`totals:\` lines`)
+  // memcheck writes `(null)` when nothing was allocated yet (an empty tree): every counter is 0.
+  if (/^totals:[ \t]*\(null\)[ \t]*$/.test(totalsLines[0]!)) {
+    return { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
+  }
   const m = /^totals:((?:[ \t]+\d+)+)[ \t]*$/.exec(totalsLines[0]!)
   if (!m) throw fail(`has a \`totals:\` line heapspec cannot read (\`${totalsLines[0]}\`)`)
   const values = m[1]!.trim().split(/[ \t]+/).map(Number)

@@ -1,0 +1,275 @@
+import { execFileSync } from 'node:child_process'
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { elfNamesSymbol } from '../../src/capture/valgrind/elf-symbols.js'
+import { CannotStartError, CaptureFailedError } from '../../src/errors.js'
+import { runNative } from '../../src/index.js'
+import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
+import { program, ROOT } from '../support/debugee.js'
+
+// Per-test attribution under the Valgrind backend: gdb attached to memcheck's gdbserver stops the
+// program at each test-case boundary, where memcheck lists the live blocks and the heap totals.
+// Real valgrind and gdb; no test here skips when either is missing.
+
+const none = { bytes: 0, blocks: 0 }
+const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
+
+// debugee/tests.c, as memcheck classifies each test case's blocks at its end. These are the GDB
+// backend's figures too (test/e2e/tests.test.ts): memcheck agrees on every one.
+const EXPECTED: TestCaseSummary[] = [
+  { name: 'test_clean', allocations: 1, frees: 1, bytesAllocated: 100, leakSummary: summary({}) },
+  // the second pointer is still in a register at the end marker (memset's r9 and r11): dead by the
+  // ABI at a call, so heapspec clears them before memcheck looks, as the GDB backend ignores them
+  { name: 'test_leaks_two', allocations: 2, frees: 0, bytesAllocated: 96, leakSummary: summary({ definite: { bytes: 96, blocks: 2 } }) },
+  {
+    name: 'test_indirect',
+    allocations: 3,
+    frees: 0,
+    bytesAllocated: 96,
+    leakSummary: summary({ definite: { bytes: 32, blocks: 1 }, indirect: { bytes: 64, blocks: 2 } }),
+  },
+  // memcheck too finds glibc's 272-byte DTV of the dead helper thread (calloc in allocate_dtv,
+  // from pthread_create) possibly lost: only the thread descriptor in the cached stack points to
+  // it, 16 bytes in. __libc_freeres frees it at exit, so it is in no final loss record.
+  {
+    name: 'test_thread_leak',
+    allocations: 2,
+    frees: 0,
+    bytesAllocated: 336,
+    leakSummary: summary({ definite: { bytes: 64, blocks: 1 }, possible: { bytes: 272, blocks: 1 } }),
+  },
+  { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
+  { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
+]
+
+const rejection = async (promise: Promise<unknown>): Promise<Error> => {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(error).toBeInstanceOf(Error)
+  return error as Error
+}
+
+function stat(pid: number): { ppid: number; state: string } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+    return { state: fields[0]!, ppid: Number(fields[1]) }
+  } catch {
+    return undefined
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')
+  } catch {
+    return ''
+  }
+}
+
+/**
+ * Watches a capture's processes while `run` goes: valgrind (its program's arguments hold
+ * `marker`), the gdb this process starts for it, and everything below that gdb (vgdb). Returns
+ * those still alive (not even a zombie) once the run has returned.
+ */
+async function survivors<T>(marker: string, run: () => Promise<T>): Promise<{ result: T | Error; seen: string[]; alive: string[] }> {
+  const seen = new Map<number, string>()
+  const look = (): void => {
+    const all = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number)
+    for (const pid of all) {
+      const line = cmdline(pid)
+      const parent = stat(pid)?.ppid
+      if (line.includes(marker)) seen.set(pid, line)
+      else if (parent === process.pid && line.includes('heapspec_vgdb.py')) seen.set(pid, line)
+      else if (parent !== undefined && seen.has(parent) && line !== '') seen.set(pid, line)
+    }
+  }
+  const timer = setInterval(look, 20)
+  let result: T | Error
+  try {
+    result = await run()
+  } catch (error) {
+    result = error as Error
+  } finally {
+    clearInterval(timer)
+  }
+  const alive = [...seen].filter(([pid]) => {
+    const s = stat(pid)
+    return s !== undefined && s.state !== 'Z'
+  })
+  return { result, seen: [...seen.values()], alive: alive.map(([pid, line]) => `${pid} ${line}`) }
+}
+
+beforeAll(() => {
+  const names = ['tests', 'tests-nomarkers', 'tests-misordered', 'tests-repeated', 'hang', 'crash', 'errors', 'definite', 'definite-stripped']
+  execFileSync('make', ['-s', '-C', join(ROOT, 'debugee'), ...names.map((n) => `build/${n}`)], { stdio: 'inherit' })
+})
+
+describe('per-test attribution, valgrind backend', () => {
+  it.each([
+    ['heapspec.h markers', 'tests', {}],
+    ['--tests functions', 'tests-nomarkers', { tests: /^test_/ }],
+  ] as const)('with %s: exact figures per test case, from memcheck', async (_how, name, options) => {
+    const run = await runNative([program(name)], { backend: 'valgrind', stdio: 'pipe', ...options })
+    expect(run.json.backend).toBe('valgrind')
+    expect(run.tests).toEqual(EXPECTED)
+    expect(run.json.warnings).toBeUndefined()
+    // memcheck's own final loss records, each marked with the test case that allocated its blocks
+    const sites = run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`)
+    expect(sites.sort()).toEqual([
+      'test_indirect definite 32/1 node_new:55 <- test_indirect',
+      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+      'test_thread_leak definite 64/1 leak:35 <- worker',
+    ])
+    // the run's own figures are memcheck's, as without test cases
+    expect(run.json.totals).toEqual({ allocations: 9, frees: 3, bytesAllocated: 828 })
+    expect(run.json.leakSummary).toEqual(summary({ definite: { bytes: 192, blocks: 4 }, indirect: { bytes: 64, blocks: 2 } }))
+    expect(run.test('test_indirect').leaks.map((l) => l.kind).sort()).toEqual(['definite', 'indirect', 'indirect'])
+  })
+
+  it('warns about markers out of order in the same words as the GDB backend', async () => {
+    const run = await runNative([program('tests-misordered')], { backend: 'valgrind', stdio: 'pipe' })
+    expect(run.json.warnings).toEqual([
+      'test case "ends_never_began" ended but never began',
+      'test case "second" began while "first" was still running; "first" ends here',
+      'test case "second" ended as "other_name"',
+    ])
+    expect(run.tests.map((t) => [t.name, t.allocations])).toEqual([
+      ['first', 1],
+      ['second', 1],
+    ])
+  })
+
+  it('tells apart blocks that test cases allocate from one stack, and splits the final loss records by test case', async () => {
+    const run = await runNative([program('tests-repeated')], { backend: 'valgrind', stdio: 'pipe' })
+    const one = (kinds: Partial<LeakSummary>): Omit<TestCaseSummary, 'name'> => ({ allocations: 1, frees: 0, bytesAllocated: 24, leakSummary: summary(kinds) })
+    expect(run.tests).toEqual([
+      { name: 'leaks_1', ...one({ definite: { bytes: 24, blocks: 1 } }) },
+      { name: 'keeps_1', ...one({ reachable: { bytes: 24, blocks: 1 } }) },
+      { name: 'leaks_2', ...one({ definite: { bytes: 24, blocks: 1 } }) },
+      // frees keeps_1's block and keeps its own, from the same stack, in its place
+      { name: 'keeps_2', ...one({ reachable: { bytes: 24, blocks: 1 } }), frees: 1 },
+    ])
+    // memcheck has one definite loss record of two blocks: one block from each leaking case
+    expect(run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}`).sort()).toEqual([
+      'keeps_2 reachable 24/1 make',
+      'leaks_1 definite 24/1 make',
+      'leaks_2 definite 24/1 make',
+    ])
+  })
+
+  it("leaves a suppressed leak out of its test case's figures, as out of the run's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-supp-'))
+    try {
+      const file = join(dir, 'worker.supp')
+      writeFileSync(file, '{\n   worker-leak\n   Memcheck:Leak\n   fun:malloc\n   fun:leak\n   fun:worker\n}\n')
+      const run = await runNative([program('tests')], { backend: 'valgrind', stdio: 'pipe', suppressions: [file] })
+      expect(run.test('test_thread_leak').leakSummary).toEqual(summary({ possible: { bytes: 272, blocks: 1 } }))
+      expect(run.leaks.filter((l) => l.test === 'test_thread_leak')).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("keeps the program's output its own", async () => {
+    const run = await runNative([program('errors')], { backend: 'valgrind', stdio: 'pipe', tests: /^main$/ })
+    expect(run.stdout).toBe('errors: done\n')
+    expect(run.stderr).toBe('errors: stderr\n')
+    // main is a test function too: everything but libstdc++'s pool, allocated before it and freed at exit
+    expect(run.tests.map((t) => [t.name, t.allocations, t.frees, t.bytesAllocated])).toEqual([['main', 5, 5, 50]])
+    expect(run.json.errors.map((e) => e.kind)).toEqual(['mismatched-free', 'invalid-free', 'invalid-read', 'invalid-write', 'uninitialised-value', 'overlap'])
+  })
+
+  it('pays for gdb only when the program has markers or the tests option is set', () => {
+    const markers = ['heapspec_test_begin', 'heapspec_test_end']
+    expect(elfNamesSymbol(program('tests'), markers)).toBe(true)
+    expect(elfNamesSymbol(program('tests-misordered'), markers)).toBe(true)
+    expect(elfNamesSymbol(program('tests-nomarkers'), markers)).toBe(false)
+    expect(elfNamesSymbol(program('definite'), markers)).toBe(false)
+    expect(elfNamesSymbol(program('definite-stripped'), markers)).toBe(false)
+    expect(elfNamesSymbol(join(ROOT, 'debugee', 'tests.c'), markers)).toBe(false)
+  })
+})
+
+describe('per-test attribution, valgrind backend: how a run can end', () => {
+  it('keeps what a test case allocated when the program dies in it', async () => {
+    const run = await runNative([program('crash')], { backend: 'valgrind', stdio: 'pipe', tests: /^main$/ })
+    expect(run.json.program).toMatchObject({ exitCode: null, signal: 'SIGSEGV' })
+    expect(run.tests.map((t) => [t.name, t.allocations, t.bytesAllocated, t.leakSummary])).toEqual([['main', 2, 384, summary({})]])
+    expect(run.leaks.map((l) => [l.test, l.kind, l.bytes])).toEqual([
+      ['main', 'definite', 256],
+      ['main', 'definite', 128],
+    ])
+  })
+
+  it('stops a program hung in a test case at the timeout, attributes its leak, and leaves no process behind', async () => {
+    const marker = `heapspec-vgdb-timeout-${process.pid}`
+    const started = Date.now()
+    const { result, seen, alive } = await survivors(marker, () => runNative([program('hang'), marker], { backend: 'valgrind', stdio: 'pipe', tests: /^main$/, timeout: 3 }))
+    expect(Date.now() - started).toBeLessThan(3_000 + 10_000)
+    expect(result).not.toBeInstanceOf(Error)
+    const run = result as Awaited<ReturnType<typeof runNative>>
+    expect(run.json.program).toMatchObject({ signal: 'SIGTERM', timedOut: true })
+    expect(run.tests.map((t) => [t.name, t.allocations])).toEqual([['main', 1]])
+    expect(run.leaks.map((l) => [l.test, l.kind, l.bytes, l.stack[0]?.fn])).toEqual([['main', 'definite', 32, 'leak_one']])
+    // valgrind, gdb and vgdb were all there, and are all gone
+    expect(seen.some((l) => l.includes('memcheck') || l.includes('valgrind'))).toBe(true)
+    expect(seen.some((l) => l.includes('heapspec_vgdb.py'))).toBe(true)
+    expect(seen.some((l) => l.includes('vgdb --wait'))).toBe(true)
+    expect(alive).toEqual([])
+  })
+
+  it('stops at once when aborted, with an error and no process left', async () => {
+    const marker = `heapspec-vgdb-abort-${process.pid}`
+    const controller = new AbortController()
+    setTimeout(() => controller.abort(), 2_000)
+    const { result, seen, alive } = await survivors(marker, () =>
+      runNative(['debugee/build/hang', marker], { backend: 'valgrind', cwd: ROOT, stdio: 'pipe', tests: /^main$/, signal: controller.signal }),
+    )
+    expect(result).toBeInstanceOf(CaptureFailedError)
+    expect((result as Error).message).toBe(`heapspec: the valgrind capture of debugee/build/hang ${marker} was interrupted.`)
+    expect(seen.some((l) => l.includes('heapspec_vgdb.py'))).toBe(true)
+    expect(alive).toEqual([])
+  })
+
+  it('says in one line that gdb is missing, when the program has markers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-no-gdb-'))
+    try {
+      symlinkSync('/usr/bin/valgrind', join(dir, 'valgrind'))
+      const error = await rejection(runNative(['debugee/build/tests'], { backend: 'valgrind', cwd: ROOT, env: { ...process.env, PATH: dir } }))
+      expect(error).toBeInstanceOf(CannotStartError)
+      expect(error.message).toBe(
+        "heapspec: gdb is not installed (looked on PATH); the valgrind backend needs it to attribute leaks to test cases, as debugee/build/tests has heapspec.h's test-case markers. Install it (apt-get install gdb).",
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('says in one line when gdb cannot attach, and leaves valgrind waiting for nobody', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-bad-gdb-'))
+    const marker = `heapspec-vgdb-nogdb-${process.pid}`
+    try {
+      writeFileSync(join(dir, 'gdb'), '#!/bin/sh\necho "Python scripting is not supported in this copy of GDB." >&2\nexit 1\n')
+      chmodSync(join(dir, 'gdb'), 0o755)
+      const { result, alive } = await survivors(marker, () =>
+        runNative(['debugee/build/hang', marker], { backend: 'valgrind', cwd: ROOT, tests: /^main$/, env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } }),
+      )
+      expect(result).toBeInstanceOf(CannotStartError)
+      expect((result as Error).message).toBe(
+        `heapspec: gdb could not attach to memcheck's gdbserver to follow the test cases of debugee/build/hang ${marker} (Python scripting is not supported in this copy of GDB). ` +
+          "Check that gdb runs Python (gdb -batch -ex 'python print(1)'); run with HEAPSPEC_DEBUG=1 to see gdb's transcript.",
+      )
+      expect(alive).toEqual([])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

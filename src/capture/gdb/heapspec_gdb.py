@@ -277,9 +277,13 @@ def test_begins(tid, name):
     emit("B %d %s" % (tid, name))
 
 
-def test_ends(tid, name):
-    """Asks the main loop for a memory image: the stop is real, so every thread stands still."""
-    State.ending = (tid, name)
+def test_ends(tid, name, live=()):
+    """Asks the main loop for a memory image: the stop is real, so every thread stands still.
+
+    `live`: the caller-saved registers that still hold something at this call (its argument,
+    or a return value); the others are dead by the ABI, as memcheck sees them once zeroed.
+    """
+    State.ending = (tid, name, live)
     return True
 
 
@@ -298,7 +302,7 @@ class Marker(gdb.Breakpoint):
         if self.begin:
             test_begins(tid, name)
             return False
-        return test_ends(tid, name)
+        return test_ends(tid, name, ("rdi",))
 
 
 class TestFunction(gdb.Breakpoint):
@@ -325,7 +329,7 @@ class TestReturn(gdb.FinishBreakpoint):
     def stop(self):
         if State.ring:
             State.ring.drain()
-        return test_ends(self.tid, self.test_name)
+        return test_ends(self.tid, self.test_name, () if self.return_value is None else ("rax", "rdx"))
 
     def out_of_scope(self):
         emit("e %d %s" % (self.tid, self.test_name))  # left by longjmp or an exception: no image
@@ -392,7 +396,7 @@ class GoogleTest(gdb.Breakpoint):
             GoogleTestStarted(gdb.newest_frame(), tid, gtest_name(regs[RSI]))
             return False
         name = GoogleTest.running.pop(tid, None)
-        return test_ends(tid, name) if name is not None else False
+        return test_ends(tid, name, ("rdi", "rsi")) if name is not None else False
 
 
 class GoogleTestStarted(gdb.FinishBreakpoint):
@@ -565,7 +569,7 @@ class PathMarker(gdb.Breakpoint):
             # the engine's frames reuse slots where native calls left stale pointers (memcheck
             # sees those as undefined); so this thread's stack is no root at this end.
             State.ending_floor = stack_top(regs[RSP])
-            return test_ends(tid, name)
+            return test_ends(tid, name, ("rdi",))
         return False
 
 
@@ -718,11 +722,12 @@ def exit_stack_floor():
     return int(frame.read_register("rsp")) if frame is not None else None
 
 
-def dump(point, floor=None, at_call=False):
+def dump(point, floor=None, at_call=None):
     """Writes every writable mapping and every thread's registers: the memory image the model scans.
 
     `floor` replaces the current thread's stack pointer, so the scan of its stack starts there.
-    `at_call`: the current thread stands at a function's entry or return, so a `C` line says so.
+    `at_call`: the current thread stands at a function's entry or return, so a `C` line says so,
+    naming the caller-saved registers still live there.
     A mapping right above a PROT_NONE guard gets a `g` after its permissions (a thread stack).
     """
     if State.ring:
@@ -759,8 +764,8 @@ def dump(point, floor=None, at_call=False):
         r = getregs(thread.ptid[1])
         sp = floor if floor is not None and thread.ptid[1] == current_tid else r[RSP]
         emit("T %d %x %s" % (thread.ptid[1], sp, " ".join("%x" % r[i] for i in (RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8, R9, R10, R11, R12, R13, R14, R15))))
-    if at_call:
-        emit("C %d" % current_tid)
+    if at_call is not None:
+        emit(" ".join(("C", str(current_tid)) + tuple(at_call)))
     emit("d")
 
 
@@ -824,7 +829,8 @@ gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
 
 
 def main():
-    for cmd in ("set pagination off", "set confirm off", "set print thread-events off",
+    # past main: a --tests function may be main itself, whose return needs its caller's frame
+    for cmd in ("set pagination off", "set confirm off", "set backtrace past-main on", "set print thread-events off",
                 "set print inferior-events off", "set startup-with-shell on", "set disable-randomization off",
                 "handle all nostop noprint pass", "handle SIGSEGV SIGBUS SIGFPE SIGILL SIGABRT SIGSYS stop print pass",
                 "set stop-on-solib-events 1"):
@@ -844,10 +850,10 @@ def main():
             break
         event = last_stop[0]
         if State.ending is not None:
-            tid, name = State.ending
+            tid, name, live = State.ending
             State.ending = None
             emit("E %d %s" % (tid, name))
-            dump("test", floor=State.ending_floor, at_call=True)
+            dump("test", floor=State.ending_floor, at_call=live)
             State.ending_floor = None
             continue
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:

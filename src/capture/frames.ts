@@ -1,4 +1,4 @@
-import { isAbsolute, join, relative, sep } from 'node:path'
+import { isAbsolute, join, normalize, relative, sep } from 'node:path'
 
 /**
  * A source path as reports show it: relative to the run's working directory when the file is
@@ -6,7 +6,8 @@ import { isAbsolute, join, relative, sep } from 'node:path'
  */
 export function sourcePath(dir: string | null, file: string, cwd: string): string {
   const full = isAbsolute(file) ? file : dir ? join(dir, file) : file
-  if (!isAbsolute(full)) return full
+  // relative to a build directory we do not know (glibc's ./nptl/./nptl/...): tidy, no more
+  if (!isAbsolute(full)) return normalize(full)
   const rel = relative(cwd, full)
   return rel.startsWith('..') || isAbsolute(rel) || rel === '' ? full : rel.split(sep).join('/')
 }

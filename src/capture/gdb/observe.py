@@ -1,0 +1,452 @@
+"""The core of heapspec's GDB-side observer: registers, memory, the allocator breakpoints.
+
+Every record goes out as one text line on the host's file descriptor, in the capture protocol
+that src/capture/event-stream.ts documents and turns into the heap model; nothing here judges.
+
+Speed: GDB stops the program at every breakpoint; the floor is that stop. Return values come
+from per-call-site trampolines (the return address is pointed at a stub that stores rax in a
+ring and jumps back), so a malloc costs one stop, not two. Registers come from ptrace directly
+and stacks from our own CFI unwinder (unwind.py): GDB's frame API costs ~90 us a stop.
+"""
+import ctypes
+import os
+import re
+import struct
+
+import gdb
+
+from elf import Elf, load_bias
+
+
+class Config:
+    """What the host asked for (set once by heapspec_gdb.py)."""
+
+    out = None
+    depth = 16
+    image_dir = "/tmp"
+
+
+def configure(cfg):
+    Config.out = os.fdopen(cfg.get("fd", 3), "w", buffering=1 << 16)
+    os.set_inheritable(Config.out.fileno(), False)
+    Config.depth = int(cfg.get("depth", 16))
+    Config.image_dir = cfg.get("imageDir", "/tmp")
+
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+libc.ptrace.restype = ctypes.c_long
+_regbuf = ctypes.create_string_buffer(27 * 8)
+# struct user_regs_struct indexes
+R15, R14, R13, R12, RBP, RBX, R11, R10, R9, R8, RAX, RCX, RDX, RSI, RDI = range(15)
+RIP, RSP = 16, 19
+
+
+def getregs(tid):
+    if libc.ptrace(12, tid, None, _regbuf) != 0:  # PTRACE_GETREGS
+        raise OSError(ctypes.get_errno(), "PTRACE_GETREGS failed for thread %d" % tid)
+    return struct.unpack("<27Q", _regbuf.raw)
+
+
+def emit(line):
+    Config.out.write(line + "\n")
+
+
+class Memory:
+    """The inferior's memory through /proc/PID/mem: one pread per access, no GDB caches involved."""
+
+    def __init__(self, pid):
+        self.fd = os.open("/proc/%d/mem" % pid, os.O_RDWR | os.O_CLOEXEC)
+
+    def read(self, addr, size):
+        data = os.pread(self.fd, size, addr)
+        if len(data) != size:
+            raise OSError("short read at 0x%x" % addr)
+        return data
+
+    def word(self, addr):
+        return struct.unpack("<Q", self.read(addr, 8))[0]
+
+    def write(self, addr, data):
+        os.pwrite(self.fd, data, addr)
+
+
+class State:
+    ending_floor = None  # where the ending thread's stack scan starts, when not at its sp
+    ending = None  # (tid, name) of a test case whose end awaits its memory image
+    libc_symbols = None
+    libc_names = {}  # address -> exported names of libc functions there
+    mem = None
+    unwinder = None
+    ring = None
+    stacks = {}
+    pending = {}  # return-time sp -> (tid, kind, arg, size, sid)
+    busy = {}  # tid -> return-time sp of its outstanding allocator call
+    finishing = set()  # tids with a FinishBreakpoint outstanding
+    test_frames = {}  # tid -> list of sp for --tests functions entered
+
+
+def stack_id(pcs):
+    sid = State.stacks.get(pcs)
+    if sid is None:
+        sid = State.stacks[pcs] = len(State.stacks)
+        emit("S %d %s" % (sid, " ".join("%x" % pc for pc in pcs)))
+    return sid
+
+
+class Ring:
+    """Executable stubs in a page we map into the inferior, and the ring they write results to."""
+
+    SLOTS = 4096
+
+    def __init__(self, base, size):
+        self.index = base
+        self.slots = base + 64
+        self.next_code = self.slots + self.SLOTS * 32
+        self.end = base + size
+        self.stubs = {}
+        self.seen = 0
+
+    def stub(self, ret):
+        """The stub for return address `ret`: slot = ring[i++ % SLOTS]; slot = (rax, rsp, i+1); jmp ret.
+
+        The sequence number goes last: another thread may be between its increment and its
+        stores while we drain, and x86 keeps stores in order, so a slot is complete once it shows.
+        """
+        addr = self.stubs.get(ret)
+        if addr is not None:
+            return addr
+        a = self.next_code
+        if a + 80 > self.end:
+            return None
+        c = bytearray(b"\x48\xc7\xc1\x01\x00\x00\x00")  # mov rcx, 1
+        c += b"\xf0\x48\x0f\xc1\x0d" + struct.pack("<i", self.index - (a + len(c) + 9))  # lock xadd [index], rcx
+        c += b"\x48\x89\xca"  # mov rdx, rcx
+        c += b"\x81\xe2" + struct.pack("<I", self.SLOTS - 1)  # and edx, SLOTS-1
+        c += b"\x48\xc1\xe2\x05"  # shl rdx, 5
+        c += b"\x48\x8d\x35" + struct.pack("<i", self.slots - (a + len(c) + 7))  # lea rsi, [slots]
+        c += b"\x48\x01\xf2"  # add rdx, rsi
+        c += b"\x48\x89\x02"  # mov [rdx], rax
+        c += b"\x48\x89\x62\x08"  # mov [rdx+8], rsp
+        c += b"\x48\xff\xc1"  # inc rcx
+        c += b"\x48\x89\x4a\x10"  # mov [rdx+16], rcx
+        c += b"\x49\xbb" + struct.pack("<Q", ret)  # mov r11, ret
+        c += b"\x41\xff\xe3"  # jmp r11
+        State.mem.write(a, bytes(c))
+        self.next_code += (len(c) + 15) & ~15
+        self.stubs[ret] = a
+        return a
+
+    def jump(self, target):
+        """A stub that only jumps to `target`: a breakpoint of our own in front of a function."""
+        a = self.next_code
+        if a + 16 > self.end:
+            return None
+        State.mem.write(a, b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", target))  # jmp [rip+0]
+        self.next_code += 16
+        return a
+
+    def drain(self):
+        """Completes every allocator call that returned since the last stop, in the order they returned."""
+        n = State.mem.word(self.index)
+        if n == self.seen:
+            return
+        if n - self.seen > self.SLOTS:
+            emit("! the result ring overflowed (%d calls returned between two stops)" % (n - self.seen))
+            self.seen = n - self.SLOTS
+        first = self.seen & (self.SLOTS - 1)
+        count = n - self.seen
+        data = State.mem.read(self.slots + first * 32, min(count, self.SLOTS - first) * 32)
+        if first + count > self.SLOTS:  # wrapped around
+            data += State.mem.read(self.slots, (first + count - self.SLOTS) * 32)
+        for k, i in enumerate(range(self.seen, n)):
+            rax, sp, seq = struct.unpack_from("<QQQ", data, k * 32)
+            if seq != i + 1:
+                break  # still being written by a running thread: the next stop takes it
+            self.seen = i + 1
+            complete(sp, rax)
+
+
+def complete(sp, rax):
+    call = State.pending.pop(sp, None)
+    if call is None:
+        return
+    tid, kind, arg, size, sid = call
+    if State.busy.get(tid) == sp:
+        del State.busy[tid]
+    if kind == "R":
+        emit("R %d %x %x %d %d" % (tid, arg, rax, size, sid))
+    elif kind == "P":
+        if rax == 0:  # posix_memalign returns 0 on success and stores the block at *arg
+            emit("A %d %x %d %d" % (tid, State.mem.word(arg), size, sid))
+    elif rax != 0:
+        emit("A %d %x %d %d" % (tid, rax, size, sid))
+
+
+class AllocatorFinish(gdb.FinishBreakpoint):
+    """The slow path for a return value: one temporary breakpoint per call."""
+
+    def __init__(self, frame, tid, sp):
+        super().__init__(frame, internal=True)
+        self.tid, self.sp = tid, sp
+
+    def stop(self):
+        State.finishing.discard(self.tid)
+        complete(self.sp, getregs(self.tid)[RAX])
+        return False
+
+    def out_of_scope(self):
+        State.finishing.discard(self.tid)
+        State.pending.pop(self.sp, None)
+        State.busy.pop(self.tid, None)
+
+
+def current():
+    tid = gdb.selected_thread().ptid[1]
+    return tid, getregs(tid)
+
+
+def walk(regs):
+    sp = regs[RSP]
+    return tuple(State.unwinder.walk(regs[RIP], sp, {6: regs[RBP], 3: regs[RBX], 12: regs[R12], 13: regs[R13], 14: regs[R14], 15: regs[R15], 7: sp}, Config.depth))
+
+
+class Allocator(gdb.Breakpoint):
+    """A malloc-family entry point. `kind`: M (size in arg0), C (calloc), A (align, size), P (posix_memalign), R (realloc)."""
+
+    def __init__(self, addr, kind):
+        super().__init__("*%d" % addr, internal=True)
+        self.kind = kind
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        tid, regs = current()
+        if tid in State.busy:
+            return False  # a nested call (realloc calling malloc): the outer call is the event
+        kind = self.kind
+        if kind == "M":
+            arg, size = 0, regs[RDI]
+        elif kind == "C":
+            arg, size = 0, (regs[RDI] * regs[RSI]) & 0xFFFFFFFFFFFFFFFF
+        elif kind == "A":
+            arg, size = 0, regs[RSI]
+        elif kind == "P":
+            arg, size = regs[RDI], regs[RDX]
+        else:
+            arg, size = regs[RDI], regs[RSI]
+        sp = regs[RSP]
+        sid = stack_id(walk(regs))
+        State.pending[sp + 8] = (tid, kind, arg, size, sid)
+        State.busy[tid] = sp + 8
+        stub = State.ring.stub(State.mem.word(sp)) if State.ring and kind != "P" else None
+        if stub is not None:
+            State.mem.write(sp, struct.pack("<Q", stub))
+        else:
+            AllocatorFinish(gdb.newest_frame(), tid, sp + 8)
+        return False
+
+
+class Free(gdb.Breakpoint):
+    def stop(self):
+        if State.ring:
+            State.ring.drain()
+        tid, regs = current()
+        if tid in State.busy or regs[RDI] == 0:
+            return False
+        emit("F %d %x" % (tid, regs[RDI]))
+        return False
+
+
+def read_string(addr, limit=512):
+    """A C string from the inferior (a test case's name), read in small steps near page ends."""
+    out = b""
+    while len(out) < limit:
+        try:
+            chunk = State.mem.read(addr + len(out), 64)
+        except OSError:
+            try:
+                chunk = State.mem.read(addr + len(out), 1)
+            except OSError:
+                break
+        end = chunk.find(b"\0")
+        if end >= 0:
+            out += chunk[:end]
+            break
+        out += chunk
+    return out.decode("utf-8", "replace").replace("\n", " ")
+
+
+def stack_top(sp):
+    """The highest address of the mapping holding `sp` (the stack's top), less one word."""
+    with open("/proc/%d/maps" % gdb.selected_inferior().pid) as maps:
+        for line in maps:
+            start, end = (int(x, 16) for x in line.split(None, 1)[0].split("-"))
+            if start <= sp < end:
+                return end - 8
+    return None
+
+
+class Stopper(gdb.Breakpoint):
+    """A breakpoint that hands control back to the script (program exit)."""
+
+    def stop(self):
+        return True
+
+
+def find_libc():
+    for objfile in gdb.objfiles():
+        if objfile.filename and re.search(r"/libc\.so", objfile.filename):
+            return objfile
+    return None
+
+
+def address_of(name):
+    """The address of libc's own `name`, from its dynamic symbol table.
+
+    GDB's symbol lookup can answer with the program's PLT stub for the name (a stripped program
+    has no better symbol for it), which is not where libc's own calls go; so read libc's .dynsym.
+    """
+    if State.libc_symbols is None:
+        State.libc_symbols = libc_dynamic_symbols()
+    return State.libc_symbols.get(name)
+
+
+def gdb_address_of(name):
+    try:
+        return int(gdb.parse_and_eval("(long)&'%s'" % name))
+    except gdb.error:
+        return None
+
+
+def libc_dynamic_symbols():
+    path = find_libc().filename
+    base = load_bias(gdb.selected_inferior().pid, path)
+    symbols = {}
+    for name, value in Elf(path).defined().items():
+        symbols[name] = base + value
+        State.libc_names.setdefault(base + value, []).append(name)
+    return symbols
+
+
+def inject_mmap(size):
+    """Maps an RWX region in the inferior by executing one mmap syscall in it; returns its address or None."""
+    sc = address_of("syscall")
+    if sc is None:
+        return None
+    at = State.mem.read(sc, 128).find(b"\x0f\x05")
+    if at < 0:
+        return None
+    names = ["rax", "rdi", "rsi", "rdx", "r10", "r8", "r9", "rcx", "r11", "rip", "eflags"]
+    frame = gdb.newest_frame()
+    saved = [(n, int(frame.read_register(n))) for n in names]
+    for n, v in [("rax", 9), ("rdi", 0), ("rsi", size), ("rdx", 7), ("r10", 0x22), ("r8", -1), ("r9", 0), ("rip", sc + at)]:
+        gdb.execute("set $%s = %d" % (n, v), to_string=True)
+    gdb.execute("stepi", to_string=True)
+    result = int(gdb.newest_frame().read_register("rax")) & 0xFFFFFFFFFFFFFFFF
+    for n, v in saved:
+        gdb.execute("set $%s = %d" % (n, v), to_string=True)
+    return None if result >= 0xFFFFFFFFFFFFF000 else result
+
+
+class GdbFrames:
+    """Unwinds with GDB's own frame API: slow, used only when unwind.py is unavailable."""
+
+    def walk(self, pc, sp, regs, depth):
+        pcs = []
+        frame = gdb.newest_frame().older()
+        while frame is not None and len(pcs) < depth:
+            pcs.append(frame.pc())
+            frame = frame.older()
+        return pcs
+
+    def reset(self):
+        pass
+
+
+def dump(point, floor=None, at_call=None):
+    """Writes every writable mapping and every thread's registers: the memory image the model scans.
+
+    `floor` replaces the current thread's stack pointer, so the scan of its stack starts there.
+    `at_call`: the current thread stands at a function's entry or return, so a `C` line says so,
+    naming the caller-saved registers still live there.
+    A mapping right above a PROT_NONE guard gets a `g` after its permissions (a thread stack).
+    """
+    if State.ring:
+        State.ring.drain()
+    inferior = gdb.selected_inferior()
+    path = os.path.join(Config.image_dir, "image-%s-%d.bin" % (point, dump.count))
+    dump.count += 1
+    emit("D %s %s" % (point, path))
+    offset = 0
+    previous_end, previous_perms = None, ""
+    with open(path, "wb") as image, open("/proc/%d/maps" % inferior.pid) as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            perms = parts[1]
+            guarded = previous_end == start and previous_perms.startswith("---")
+            previous_end, previous_perms = end, perms
+            if guarded:
+                perms += "g"
+            name = parts[5].strip() if len(parts) > 5 else ""
+            if not perms.startswith("rw") or name in ("[vvar]", "[vsyscall]"):
+                continue
+            if State.ring and start <= State.ring.index < end:
+                continue  # our own stubs and result ring hold copies of every returned pointer
+            try:
+                data = State.mem.read(start, end - start)
+            except OSError:
+                continue
+            image.write(data)
+            emit("W %x %x %s %d %s" % (start, end, perms, offset, name))
+            offset += len(data)
+    current_tid = gdb.selected_thread().ptid[1]
+    for thread in inferior.threads():
+        r = getregs(thread.ptid[1])
+        sp = floor if floor is not None and thread.ptid[1] == current_tid else r[RSP]
+        emit("T %d %x %s" % (thread.ptid[1], sp, " ".join("%x" % r[i] for i in (RAX, RBX, RCX, RDX, RSI, RDI, RBP, R8, R9, R10, R11, R12, R13, R14, R15))))
+    if at_call is not None:
+        emit(" ".join(("C", str(current_tid)) + tuple(at_call)))
+    emit("d")
+
+
+dump.count = 0
+
+
+def symbolize():
+    """Resolves every return address seen in a stack once, at the end, while the objects are still mapped."""
+    seen = set()
+    for pcs in State.stacks:
+        seen.update(pcs)
+    progspace = gdb.current_progspace()
+    for pc in sorted(seen):
+        if pc <= 0:
+            continue
+        fn = filename = line = None
+        try:
+            sal = gdb.find_pc_line(pc - 1)
+            if sal.symtab is not None:
+                filename, line = sal.symtab.fullname(), sal.line
+            block = gdb.block_for_pc(pc - 1)
+            while block is not None and block.function is None:
+                block = block.superblock
+            if block is not None:
+                fn = block.function.print_name
+                # libc's debug info names its internal aliases (__GI___strdup); memcheck, and
+                # users, know the exported name (strdup)
+                try:
+                    entry = int(block.function.value().address)
+                except gdb.error:
+                    entry = block.start  # an inlined function has no address of its own
+                exported = State.libc_names.get(entry)
+                if exported:
+                    fn = min(exported, key=lambda n: (n.startswith("_"), len(n)))
+        except (RuntimeError, OverflowError):
+            pass
+        if fn is None:
+            info = gdb.execute("info symbol %d" % (pc - 1), to_string=True)
+            m = re.match(r"(\S.*?)(?: \+ \d+)? in section", info)
+            fn = m.group(1) if m else None
+        obj = progspace.solib_name(pc) or gdb.selected_inferior().progspace.filename
+        emit("Y %x %s|%s|%s|%s" % (pc, fn or "", filename or "", line or "", obj or ""))

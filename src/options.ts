@@ -2,18 +2,24 @@ import { resolve } from 'node:path'
 import { BadOptionError, describeValue } from './errors.js'
 import type { CaptureSpec } from './capture/backend.js'
 import { validateValgrindArgs } from './capture/valgrind/backend.js'
+import { validatePreloadOptions } from './capture/preload/backend.js'
 
-/** The backends a run can ask for. */
-export const BACKENDS = ['gdb', 'valgrind'] as const
+/** The backends a run can ask for; `auto` picks the fastest one that can run the program. */
+export const BACKENDS = ['auto', 'preload', 'gdb', 'valgrind'] as const
 
-/** A capture backend's name. */
+/** A backend a run can ask for. */
 export type BackendName = (typeof BACKENDS)[number]
+
+/** A capture backend's own name (what `auto` resolves to, and what a run's JSON names). */
+export type CaptureBackendName = Exclude<BackendName, 'auto'>
 
 /** Options of `runNative` (and, through the CLI's flags, of `heapspec run`). */
 export interface RunOptions {
   /**
-   * The capture backend.
-   * @default 'gdb'
+   * The capture backend: `preload` (an allocation interposer, near native speed), `gdb`, `valgrind`,
+   * or `auto`, the fastest of them that can run the program (`preload`, unless the `tests` or
+   * `objects` option asks for what only `gdb` does, or the program cannot take LD_PRELOAD).
+   * @default 'auto'
    * @example { backend: 'valgrind' }
    */
   backend?: BackendName
@@ -73,7 +79,7 @@ function fail(name: string, expected: string, value: unknown): never {
 }
 
 function backendOption(value: unknown): BackendName {
-  if (value === undefined) return 'gdb'
+  if (value === undefined) return 'auto'
   if (typeof value === 'string' && (BACKENDS as readonly string[]).includes(value)) return value as BackendName
   return fail('backend', `one of ${BACKENDS.map((b) => `"${b}"`).join(', ')}`, value)
 }
@@ -140,16 +146,20 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
   const stdio = o.stdio === undefined ? 'pipe' : o.stdio === 'pipe' || o.stdio === 'inherit' ? o.stdio : fail('stdio', '"pipe" or "inherit"', o.stdio)
   const signal = o.signal === undefined || o.signal instanceof AbortSignal ? (o.signal as AbortSignal | undefined) : fail('signal', 'an AbortSignal', o.signal)
   const memdump = optionalString('memdump', o.memdump)
+  const backend = backendOption(o.backend)
+  const tests = testsOption(o.tests)
+  const objects = objectsOption(o.objects)
+  if (backend === 'preload') validatePreloadOptions(tests, objects)
   return {
     command: command as string[],
-    backend: backendOption(o.backend),
+    backend,
     spec: {
       displayCommand: command as string[],
       cwd,
       env,
       timeoutMs: timeoutOption(o.timeout),
-      tests: testsOption(o.tests),
-      objects: objectsOption(o.objects),
+      tests,
+      objects,
       stdio,
       memdumpFile: memdump === undefined ? undefined : resolve(cwd, memdump),
       suppressions: stringList('suppressions', o.suppressions).map((f) => resolve(cwd, f)),

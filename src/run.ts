@@ -1,14 +1,43 @@
-import { HeapspecError } from './errors.js'
-import type { CaptureBackend } from './capture/backend.js'
+import { CannotStartError, HeapspecError } from './errors.js'
+import type { CaptureBackend, CaptureSpec } from './capture/backend.js'
 import { GdbBackend } from './capture/gdb/backend.js'
+import { PreloadBackend, preloadObstacle, recognisesGoogleTest } from './capture/preload/backend.js'
 import { ValgrindBackend } from './capture/valgrind/backend.js'
 import { inspectProgram, resolveProgram } from './capture/program.js'
-import { normalizeOptions, type BackendName, type RunOptions } from './options.js'
+import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
 import type { HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
 
 /** The backend objects, by name. */
-export function backendFor(name: BackendName): CaptureBackend {
-  return name === 'valgrind' ? new ValgrindBackend() : new GdbBackend()
+export function backendFor(name: CaptureBackendName): CaptureBackend {
+  return name === 'valgrind' ? new ValgrindBackend() : name === 'preload' ? new PreloadBackend() : new GdbBackend()
+}
+
+/**
+ * The backend for a run, probed: the one asked for, or for `auto` the fastest that can run this
+ * program. preload runs near native speed but cannot hook arbitrary functions (`tests`), one
+ * object's own calls (`objects`) or a program that ignores LD_PRELOAD; gdb can, at a stop per
+ * event; valgrind is last (slowest to start, and needs no compiler or ptrace).
+ */
+export async function chooseBackend(name: BackendName, program: string, spec: Pick<CaptureSpec, 'tests' | 'objects'>): Promise<CaptureBackend> {
+  if (name !== 'auto') {
+    const backend = backendFor(name)
+    await backend.probe()
+    return backend
+  }
+  const candidates: CaptureBackendName[] = ['preload', 'gdb', 'valgrind']
+  const reasons: string[] = []
+  for (const candidate of candidates) {
+    if (candidate === 'preload' && (spec.tests || spec.objects.length > 0 || preloadObstacle(program) || recognisesGoogleTest(program))) continue
+    const backend = backendFor(candidate)
+    try {
+      await backend.probe()
+      return backend
+    } catch (error) {
+      if (!(error instanceof CannotStartError)) throw error
+      reasons.push(error.message.replace(/^heapspec: /, ''))
+    }
+  }
+  throw new CannotStartError(`heapspec: no backend can run ${program}: ${reasons.join(' ')}`)
 }
 
 /** One test case's share of a run: what the matchers check on `run.test(name)`. */
@@ -64,8 +93,7 @@ export async function runNative(command: string[], options: RunOptions = {}): Pr
   const { backend: name, spec } = normalizeOptions(command, options)
   const program = resolveProgram(command[0]!, spec.cwd, spec.env)
   inspectProgram(program, command[0]!)
-  const backend = backendFor(name)
-  await backend.probe()
+  const backend = await chooseBackend(name, program, spec)
   const result = await backend.capture({ ...spec, command: [program, ...command.slice(1)] })
   return new HeapRun(result.run, result.stdout, result.stderr)
 }

@@ -7,6 +7,16 @@ import type { Frame, LeakKind, RunJson } from '../model/types.js'
 import { sourcePath } from './frames.js'
 import { memoryImage, type DumpedThread } from './memory-image.js'
 
+/** A loaded object's code range, as an observer reported it for symbolizing after the run. */
+export interface LoadedObject {
+  lo: number
+  hi: number
+  /** What its addresses are relocated by: a return address minus this is an address in the file. */
+  bias: number
+  /** The object's path as the dynamic linker knows it; '' for the program itself. */
+  path: string
+}
+
 /** How the observed program ended, as the observer reported it. */
 export interface StreamEnding {
   exitCode: number | null
@@ -33,6 +43,8 @@ function signalName(n: number): string {
  *   S id pc...                 a new stack (raw return addresses), innermost first
  *   A tid addr size sid        an allocation          R tid old new size sid   a realloc
  *   F tid addr                 a free of a non-NULL pointer
+ *   N allocs frees bytes       blocks counted but not sent: each was allocated and freed between
+ *                              two test-case boundaries, so only the counts matter (preload)
  *   B tid name                 a test case began
  *   E tid name                 a test case ended; the memory image at its end follows
  *   e tid name                 a test case ended with no image (left by longjmp or an exception)
@@ -42,6 +54,9 @@ function signalName(n: number): string {
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
  *     C tid                        that thread stands at a call: caller-saved registers are dead
  *   Y pc fn|file|line|object   the symbol of a return address
+ *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
+ *                              host (path empty: the program itself)
+ *   H version observer         the observer is in place
  *   O bias path                only allocations made by this object are observed (objects mode):
  *                              the rest of the heap is the program's own memory, a root
  *   X exit code / X signal N   how the program ended
@@ -51,6 +66,12 @@ export class EventStream {
   readonly model = new HeapModel()
   readonly failures: string[] = []
   ending: StreamEnding | undefined
+  /** The observer said it is in place (an H line). */
+  started = false
+  /** Images taken at the end of the process (exit, crash, timeout). */
+  finalImages = 0
+  /** Loaded objects reported with M lines. */
+  readonly objects: LoadedObject[] = []
   private readonly symbols = new Map<number, Frame>()
   private atExit: { block: LiveBlock; kind: LeakKind }[] | undefined
   private dump: Dump | undefined
@@ -84,6 +105,9 @@ export class EventStream {
       case 'F':
         model.free(parseInt(f[1]!, 16))
         break
+      case 'N':
+        model.tally(Number(f[0]), Number(f[1]), Number(f[2]))
+        return
       case 'R':
         model.reallocate(parseInt(f[1]!, 16), parseInt(f[2]!, 16), Number(f[3]), Number(f[4]))
         break
@@ -132,6 +156,12 @@ export class EventStream {
       case 'O':
         this.partial = true
         return
+      case 'M':
+        this.objects.push({ lo: parseInt(f[0]!, 16), hi: parseInt(f[1]!, 16), bias: parseInt(f[2]!, 16), path: rest(3) })
+        return
+      case 'H':
+        this.started = true
+        return
       case 'X':
         this.ending = f[0] === 'exit' ? { exitCode: Number(f[1]), signal: null } : { exitCode: null, signal: /^\d+$/.test(f[1]!) ? signalName(Number(f[1])) : f[1]! }
         return
@@ -150,6 +180,7 @@ export class EventStream {
     const mappings = d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
     // At the end of the process memcheck scans no registers: its threads are gone.
     const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout'
+    if (final) this.finalImages++
     const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final, this.partial)
     if (final) this.atExit = this.model.classify(image)
     if (d.point === 'test' && this.pendingEnd !== undefined) {

@@ -1,0 +1,242 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { constants, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { access, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
+import { homedir, tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { BadOptionError, CannotStartError, CaptureFailedError } from '../../errors.js'
+import { packageRoot } from '../../package-root.js'
+import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
+import { EventStream } from '../event-stream.js'
+import { supervise } from '../process.js'
+import { symbolize } from '../symbolize.js'
+
+/** The signal interposer.c takes as the host's timeout request (with a request file in place). */
+const STOP_SIGNAL = 62
+
+/** How long a timed-out program gets to write its image before the whole tree is killed. */
+const STOP_GRACE_MS = 15_000
+
+/** The interposer's source ships under src/ (a build under dist/ has no copy). */
+function sourcePath(): string {
+  return join(packageRoot(), 'src', 'capture', 'preload', 'interposer.c')
+}
+
+/** How the interposer is built: part of the cache key, so a change of flags rebuilds it. */
+const CFLAGS = ['-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-fno-strict-aliasing', '-w']
+const LIBS = ['-ldl', '-pthread']
+
+/** The C compilers tried, in order: $CC first when set. */
+function compilers(): string[] {
+  const fromEnv = process.env.CC?.trim()
+  return [...(fromEnv ? [fromEnv] : []), 'cc', 'gcc', 'clang']
+}
+
+/** Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp dir. */
+async function cacheDir(): Promise<string> {
+  const xdg = process.env.XDG_CACHE_HOME
+  const candidates = [xdg ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)]
+  for (const dir of candidates) {
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 })
+      await access(dir, constants.W_OK)
+      return dir
+    } catch {
+      // not writable here: the next one
+    }
+  }
+  throw new CannotStartError(`heapspec: no writable cache directory for the preload backend (tried ${candidates.join(', ')}). Set XDG_CACHE_HOME to a writable directory.`)
+}
+
+let building: Promise<string> | undefined
+
+/**
+ * The interposer library, compiled on first use into a cache keyed by a hash of its source and
+ * flags. Concurrent first uses (several test workers) each compile to a name of their own and
+ * rename it into place, which is atomic: no one ever loads a half-written library.
+ */
+export function interposerLibrary(): Promise<string> {
+  building ??= build().catch((error: unknown) => {
+    building = undefined
+    throw error
+  })
+  return building
+}
+
+async function build(): Promise<string> {
+  let source: Buffer
+  try {
+    source = await readFile(sourcePath())
+  } catch (error) {
+    throw new CannotStartError(`heapspec: the preload backend's interposer source is missing (${sourcePath()}): a damaged install? Reinstall heapspec, or use --backend gdb or --backend valgrind.`, { cause: error })
+  }
+  // a cache shared between machines (a mounted home) must not hand one glibc another's build
+  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime ?? ''
+  const key = createHash('sha256').update(source).update(JSON.stringify([CFLAGS, LIBS, process.arch, glibc])).digest('hex').slice(0, 16)
+  const dir = await cacheDir()
+  const library = join(dir, `heapspec-preload-${key}.so`)
+  try {
+    await access(library, constants.R_OK)
+    return library
+  } catch {
+    // not built yet
+  }
+  const temporary = `${library}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  const tried: string[] = []
+  for (const cc of compilers()) {
+    const result = await execa(cc, [...CFLAGS, '-o', temporary, sourcePath(), ...LIBS], { reject: false, timeout: 120_000 })
+    if (result.failed && result.code === 'ENOENT') {
+      tried.push(cc)
+      continue
+    }
+    if (result.exitCode !== 0) {
+      await rm(temporary, { force: true })
+      const reason = String(result.stderr).split('\n').find((l) => /error/.test(l)) ?? `exit ${result.exitCode}`
+      throw new CannotStartError(`heapspec: the preload backend's interposer does not compile with ${cc} (${reason.trim()}). Use --backend gdb or --backend valgrind.`)
+    }
+    await rename(temporary, library)
+    return library
+  }
+  throw new CannotStartError(
+    `heapspec: the preload backend needs a C compiler to build its interposer once (looked for ${tried.join(', ')} on PATH). Install one (apt-get install gcc) or use --backend gdb or --backend valgrind.`,
+  )
+}
+
+/**
+ * What the preload backend cannot do, rejected before anything runs: a function's entry and return
+ * (`tests`) and one object's own calls (`objects`) are hooked with breakpoints, by the GDB backend.
+ */
+export function validatePreloadOptions(tests: RegExp | undefined, objects: RegExp[]): void {
+  if (tests) {
+    throw new BadOptionError(
+      `The \`tests\` option needs the gdb backend (it breaks on each matching function's entry and return); the preload backend cannot. Use backend "gdb" (or "auto"), or bracket test cases with heapspec.h's markers.`,
+    )
+  }
+  if (objects.length > 0) {
+    throw new BadOptionError(`The \`objects\` option needs the gdb backend (it hooks those objects' own calls); the preload backend observes every allocation. Use backend "gdb" (or "auto").`)
+  }
+}
+
+/**
+ * Why LD_PRELOAD cannot reach `program`, or undefined when it can. The dynamic linker ignores
+ * LD_PRELOAD paths for a program that gains privileges (setuid, setgid); a static program has
+ * no dynamic linker at all (runNative's inspectProgram says so for every backend first).
+ */
+export function preloadObstacle(program: string): string | undefined {
+  const stat = statSync(program)
+  const uid = process.getuid?.() ?? 0
+  const gid = process.getgid?.() ?? 0
+  if (stat.mode & 0o4000 /* S_ISUID */ && stat.uid !== uid) return 'it is setuid, so the dynamic linker ignores LD_PRELOAD for it'
+  if (stat.mode & 0o2000 /* S_ISGID */ && stat.gid !== gid) return 'it is setgid, so the dynamic linker ignores LD_PRELOAD for it'
+  return undefined
+}
+
+/**
+ * A GoogleTest suite without heapspec's markers: the GDB backend makes each of its tests a test
+ * case by breaking in GoogleTest's event repeater; the preload backend would see one program.
+ * `auto` leaves such a suite to gdb.
+ */
+export function recognisesGoogleTest(program: string): boolean {
+  let bytes: Buffer
+  try {
+    bytes = readFileSync(program)
+  } catch {
+    return false
+  }
+  const googleTest = bytes.includes('TestEventRepeater') || bytes.includes('libgtest.so')
+  return googleTest && !bytes.includes('heapspec_test_begin')
+}
+
+/**
+ * The preload backend: an allocation interposer loaded into the program with LD_PRELOAD. It runs
+ * the program at close to native speed and speaks the same capture protocol as the GDB script,
+ * so the model, the leak scan and per-test attribution are the same.
+ */
+export class PreloadBackend implements CaptureBackend {
+  readonly name = 'preload'
+
+  async probe(): Promise<void> {
+    await interposerLibrary()
+  }
+
+  async capture(spec: CaptureSpec): Promise<CaptureResult> {
+    const display = spec.displayCommand.join(' ')
+    const obstacle = preloadObstacle(spec.command[0]!)
+    if (obstacle) throw new CannotStartError(`heapspec: the preload backend cannot observe ${spec.displayCommand[0]}: ${obstacle}. Use --backend gdb or --backend valgrind.`)
+    const library = await interposerLibrary()
+    const imageDir = await mkdtemp(join(tmpdir(), 'heapspec-'))
+    try {
+      return await this.captureIn(spec, library, imageDir, display)
+    } finally {
+      await rm(imageDir, { recursive: true, force: true })
+    }
+  }
+
+  private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string): Promise<CaptureResult> {
+    const [program, ...args] = spec.command as [string, ...string[]]
+    const env = {
+      ...spec.env,
+      LD_PRELOAD: [library, spec.env.LD_PRELOAD].filter(Boolean).join(' '),
+      HEAPSPEC_PRELOAD_FD: '3',
+      HEAPSPEC_PRELOAD_DIR: imageDir,
+      HEAPSPEC_PRELOAD_LIB: library,
+      // memdump.txt lists every event: the interposer then sends each one instead of counts
+      ...(spec.memdumpFile ? { HEAPSPEC_PRELOAD_EVENTS: 'all' } : {}),
+    }
+    const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
+    let reading: Promise<void> = Promise.resolve()
+    const outcome = await supervise(program, args, {
+      cwd: spec.cwd,
+      env,
+      stdio: ['ignore', spec.stdio, spec.stdio, 'pipe'],
+      buffer: { stdout: spec.stdio === 'pipe', stderr: spec.stdio === 'pipe', fd3: false } as never,
+      timeoutMs: spec.timeoutMs,
+      signal: spec.signal,
+      // the interposer takes the image of that moment and ends the program with SIGKILL
+      interrupt: {
+        request: (pid) => {
+          writeFileSync(join(imageDir, 'stop-requested'), '')
+          process.kill(pid, STOP_SIGNAL)
+        },
+        graceMs: STOP_GRACE_MS,
+      },
+      onSpawn: (child) => {
+        reading = stream.consume((child.stdio as unknown as NodeJS.ReadableStream[])[3]!)
+      },
+    })
+    await reading
+    if (outcome.aborted) throw new CaptureFailedError(`heapspec: the preload capture of ${display} was interrupted.`)
+    if (!stream.started) {
+      if (outcome.exitCode === 127 || outcome.exitCode === 126) {
+        throw new CannotStartError(`heapspec: cannot run ${spec.displayCommand[0]} (exit ${outcome.exitCode}: ${lastLine(outcome.stderr) ?? 'not executable here'}).`)
+      }
+      throw new CaptureFailedError(
+        `heapspec: the preload backend's interposer was not loaded into ${display} (does it clear LD_PRELOAD, or gain privileges?). Use --backend gdb or --backend valgrind.`,
+      )
+    }
+    await stream.line(outcome.signal ? `X signal ${outcome.signal}` : `X exit ${outcome.exitCode ?? 0}`)
+    if (stream.finalImages === 0 && !outcome.timedOut) {
+      await stream.line(
+        `! the program ended without heapspec seeing its end (${outcome.signal ? `killed by ${outcome.signal}` : 'a raw exit system call'}): its leaks were not classified`,
+      )
+    }
+    if (spec.debug) process.stderr.write(`heapspec: preload capture of ${display} used ${library}\n`)
+    const pcs = stream.model.allPcs()
+    if (pcs.size > 0) {
+      const { frames, missingTool } = await symbolize(pcs, stream.objects, program)
+      for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
+      if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
+    }
+    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
+    if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
+    return { run, stdout: outcome.stdout, stderr: outcome.stderr }
+  }
+}
+
+function lastLine(text: string): string | undefined {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .at(-1)
+}

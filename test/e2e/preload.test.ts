@@ -1,0 +1,226 @@
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { describe, expect, it } from 'vitest'
+import { runNative } from '../../src/index.js'
+import { BadOptionError, CannotStartError } from '../../src/errors.js'
+import type { LeakSummary, RunJson, TestCaseSummary } from '../../src/model/types.js'
+import { expectations, processesMentioning, program, ROOT, type Expected } from '../support/debugee.js'
+
+// The preload backend (an LD_PRELOAD allocation interposer) against the GDB backend, run in the
+// same test on the same program: the runs must be equal in everything but the backend's name and
+// the raw return addresses (ASLR). One known difference is normalised: GDB names a C++ program's
+// main "main()" (it adds the parameter list to C++ functions without a mangled name); the
+// symbolizers, like memcheck, say "main".
+// Real gdb and a real C compiler; no test here skips when either is missing.
+
+const CLI = join(ROOT, 'dist', 'src', 'cli.js')
+
+function comparable(run: RunJson): unknown {
+  return JSON.parse(JSON.stringify(run, (key, value: unknown) => (key === 'pc' || key === 'backend' ? undefined : key === 'fn' && value === 'main()' ? 'main' : value)))
+}
+
+const table: [string, string[], Expected | undefined][] = [
+  ...expectations()
+    .filter(([name]) => name !== 'bench')
+    .map(([name, expected]): [string, string[], Expected] => [name, [program(name)], expected]),
+  // the benchmark's 200,000 events would take gdb minutes: a short run of it
+  ['bench 2000', [program('bench'), '2000'], undefined],
+]
+
+describe.each(table)('preload backend on %s', (_name, command, expected) => {
+  it("gives the gdb backend's run, and memcheck's figures", async () => {
+    const gdb = (await runNative(command, { backend: 'gdb', timeout: 120 })).toJSON()
+    const preload = (await runNative(command, { backend: 'preload', timeout: 120 })).toJSON()
+    expect(preload.backend).toBe('preload')
+    expect(comparable(preload)).toEqual(comparable(gdb))
+    if (!expected) {
+      // bench.c's hand count: iteration i mallocs 16 + (i % 64) * 8 bytes
+      const bytes = Array.from({ length: 2000 }, (_, i) => 16 + (i % 64) * 8).reduce((a, b) => a + b, 0)
+      expect(preload.totals).toEqual({ allocations: 2000, frees: 2000, bytesAllocated: bytes })
+      return
+    }
+    expect({ exitCode: preload.program.exitCode, signal: preload.program.signal }).toEqual({ exitCode: expected.exitCode, signal: expected.signal })
+    expect(preload.totals).toEqual({ allocations: expected.allocations, frees: expected.frees, bytesAllocated: expected.bytesAllocated })
+    expect(preload.inUseAtExit).toEqual(expected.inUseAtExit)
+    expect(preload.leakSummary).toEqual({ definite: expected.definite, indirect: expected.indirect, possible: expected.possible, reachable: expected.reachable })
+  })
+})
+
+const none = { bytes: 0, blocks: 0 }
+const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
+
+// debugee/tests.c per test case, as test/e2e/tests.test.ts counts them by hand for the GDB backend.
+const PER_TEST: TestCaseSummary[] = [
+  { name: 'test_clean', allocations: 1, frees: 1, bytesAllocated: 100, leakSummary: summary({}) },
+  { name: 'test_leaks_two', allocations: 2, frees: 0, bytesAllocated: 96, leakSummary: summary({ definite: { bytes: 96, blocks: 2 } }) },
+  {
+    name: 'test_indirect',
+    allocations: 3,
+    frees: 0,
+    bytesAllocated: 96,
+    leakSummary: summary({ definite: { bytes: 32, blocks: 1 }, indirect: { bytes: 64, blocks: 2 } }),
+  },
+  // the helper thread's 64 bytes, and glibc's 272-byte DTV for that thread (the interposer keeps
+  // no TLS of its own, so the DTV has the size it has without heapspec)
+  {
+    name: 'test_thread_leak',
+    allocations: 2,
+    frees: 0,
+    bytesAllocated: 336,
+    leakSummary: summary({ definite: { bytes: 64, blocks: 1 }, possible: { bytes: 272, blocks: 1 } }),
+  },
+  { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
+  { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
+]
+
+describe('per-test attribution, preload backend', () => {
+  it("heapspec.h's markers: the hand-counted figures per test case, equal to the gdb backend's", async () => {
+    const gdb = await runNative([program('tests')], { backend: 'gdb' })
+    const run = await runNative([program('tests')], { backend: 'preload' })
+    expect(run.tests).toEqual(PER_TEST)
+    expect(run.tests).toEqual(gdb.tests)
+    expect(run.json.warnings).toBeUndefined()
+    const sites = run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`)
+    expect(sites.sort()).toEqual([
+      'test_indirect definite 32/1 node_new:55 <- test_indirect',
+      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+      'test_thread_leak definite 64/1 leak:35 <- worker',
+    ])
+    expect(comparable(run.json)).toEqual(comparable(gdb.json))
+  })
+
+  it('warns about markers out of order, as the gdb backend does', async () => {
+    const gdb = await runNative([program('tests-misordered')], { backend: 'gdb' })
+    const run = await runNative([program('tests-misordered')], { backend: 'preload' })
+    expect(run.json.warnings).toEqual([
+      'test case "ends_never_began" ended but never began',
+      'test case "second" began while "first" was still running; "first" ends here',
+      'test case "second" ended as "other_name"',
+    ])
+    expect(comparable(run.json)).toEqual(comparable(gdb.json))
+  })
+
+  it("a GoogleTest suite bracketed by heapspec_gtest.h's listener", async () => {
+    const gdb = await runNative([program('gtest-listener')], { backend: 'gdb' })
+    const run = await runNative([program('gtest-listener')], { backend: 'preload' })
+    expect(run.tests.map((t) => t.name)).toEqual(['Heap.Clean', 'Heap.LeaksNew', 'Heap.VectorFreed', 'Buffer.SetUpFreedInTearDown', 'LeakySetUp.LeaksInSetUp'])
+    expect(comparable(run.json)).toEqual(comparable(gdb.json))
+  })
+})
+
+describe('backend auto', () => {
+  it('runs the preload backend when it can, and says so', async () => {
+    const result = await execa('node', [CLI, 'run', program('definite')], { cwd: ROOT, reject: false, env: { CI: 'true' } })
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout.split('\n')[0]).toBe(`heapspec: ${program('definite')} exited with code 0 (backend: preload)`)
+    expect((await runNative([program('definite')])).json.backend).toBe('preload')
+  })
+
+  it('leaves function test cases (tests) and unmarked GoogleTest suites to gdb', async () => {
+    const run = await runNative([program('tests-nomarkers')], { tests: /^test_/ })
+    expect(run.json.backend).toBe('gdb')
+    expect(run.tests.map((t) => t.name)).toEqual(PER_TEST.map((t) => t.name))
+    expect((await runNative([program('gtest-plain'), '--gtest_filter=Heap.Clean'])).json.backend).toBe('gdb')
+  })
+
+  it('gives every event in memdump.txt, as the gdb backend does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-memdump-'))
+    await runNative([program('definite')], { backend: 'preload', memdump: join(dir, 'preload.txt') })
+    await runNative([program('definite')], { backend: 'gdb', memdump: join(dir, 'gdb.txt') })
+    const events = (file: string): string[] => readFileSync(join(dir, file), 'utf8').split('\n').filter((l) => /^(malloc|free|realloc)/.test(l)).map((l) => l.replace(/thread \d+ /, '').replace(/0x[0-9a-f]+/g, 'ADDR'))
+    expect(events('preload.txt')).toHaveLength(23)
+    expect(events('preload.txt')).toEqual(events('gdb.txt'))
+  })
+})
+
+describe('preload backend: what it cannot run gets one clear line', () => {
+  const cli = (args: string[], env: Record<string, string> = {}) => execa('node', [CLI, ...args], { cwd: ROOT, reject: false, env: { CI: 'true', ...env } })
+
+  it('a static binary (exit 2)', async () => {
+    const result = await cli(['run', '--backend', 'preload', 'debugee/build/definite-static'])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    expect(result.stderr).toMatch(/^heapspec: cannot run debugee\/build\/definite-static: it is statically linked/)
+    await expect(runNative([program('definite-static')], { backend: 'preload' })).rejects.toThrow(CannotStartError)
+  })
+
+  it.runIf(process.getuid?.() === 0)('a setuid program (exit 2), which auto gives to gdb', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-setuid-'))
+    chmodSync(dir, 0o755)
+    const copy = join(dir, 'definite-setuid')
+    copyFileSync(program('definite'), copy)
+    chownSync(copy, 65534, 65534) // nobody: running it as root gains nobody's uid, so ld.so ignores LD_PRELOAD
+    chmodSync(copy, 0o4755)
+    const result = await cli(['run', '--backend', 'preload', copy])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.trim()).toBe(
+      `heapspec: the preload backend cannot observe ${copy}: it is setuid, so the dynamic linker ignores LD_PRELOAD for it. Use --backend gdb or --backend valgrind.`,
+    )
+    expect((await runNative([copy])).json.backend).toBe('gdb')
+  })
+
+  it('no C compiler and no interposer built yet (exit 2), which auto gives to gdb', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
+    symlinkSync(process.execPath, join(bin, 'node'))
+    const env = { PATH: bin, XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'heapspec-cache-')), CC: '' }
+    const result = await cli(['run', '--backend', 'preload', 'debugee/build/definite'], env)
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.trim()).toBe(
+      'heapspec: the preload backend needs a C compiler to build its interposer once (looked for cc, gcc, clang on PATH). Install one (apt-get install gcc) or use --backend gdb or --backend valgrind.',
+    )
+    symlinkSync('/usr/bin/gdb', join(bin, 'gdb'))
+    const auto = await cli(['run', 'debugee/build/definite'], env)
+    expect(auto.stdout.split('\n')[0]).toMatch(/\(backend: gdb\)$/)
+  })
+
+  it('the tests option, which only gdb can honour (exit 2, before anything runs)', async () => {
+    const result = await cli(['run', '--backend', 'preload', '--tests', '^test_', 'debugee/build/tests-nomarkers'])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.trim()).toBe(
+      'heapspec: The `tests` option needs the gdb backend (it breaks on each matching function\'s entry and return); the preload backend cannot. Use backend "gdb" (or "auto"), or bracket test cases with heapspec.h\'s markers.',
+    )
+    await expect(runNative([program('tests-nomarkers')], { backend: 'preload', tests: /^test_/ })).rejects.toThrow(BadOptionError)
+  })
+})
+
+describe('preload backend: the process side', () => {
+  it('builds its interposer once, even when first used by several runs at the same time', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'heapspec-cache-'))
+    const runs = await Promise.all([1, 2, 3].map(() => execa('node', [CLI, 'run', '--backend', 'preload', 'debugee/build/definite'], { cwd: ROOT, reject: false, env: { CI: 'true', XDG_CACHE_HOME: cache } })))
+    for (const run of runs) expect(run.stdout).toContain('definitely lost: 600 bytes in 3 blocks')
+    const files = readdirSync(join(cache, 'heapspec'))
+    expect(files).toHaveLength(1)
+    expect(files[0]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.so$/)
+  })
+
+  it('reports the leaks of a program stopped at --timeout, and leaves no process behind', async () => {
+    const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-hang-')), 'hang-preload-timeout')
+    copyFileSync(program('hang'), hang)
+    const started = Date.now()
+    const result = await execa('node', [CLI, 'run', '--backend', 'preload', '--timeout', '2', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
+    expect(Date.now() - started).toBeLessThan(15_000)
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout).toContain('was stopped by the timeout (backend: preload)')
+    expect(result.stdout).toContain('warning: the program was stopped after 2 s; its leaks are those of that moment')
+    expect(result.stdout).toMatch(/32 bytes in 1 block is definitely lost\n {4}at leak_one \(debugee\/hang\.c:\d+\)/)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(processesMentioning('hang-preload-timeout')).toEqual([])
+  })
+
+  it('stops everything on Ctrl-C', async () => {
+    const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-int-')), 'hang-preload-interrupt')
+    copyFileSync(program('hang'), hang)
+    const child = execa('node', [CLI, 'run', '--backend', 'preload', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
+    for (let i = 0; i < 100 && processesMentioning('hang-preload-interrupt').length < 2; i++) await new Promise((r) => setTimeout(r, 100))
+    child.kill('SIGINT')
+    const result = await child
+    expect(result.exitCode).toBe(130)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(processesMentioning('hang-preload-interrupt')).toEqual([])
+  })
+})

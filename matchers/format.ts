@@ -1,7 +1,7 @@
-import { isAbsolute } from 'node:path'
 import { BadOptionError } from '../src/errors.js'
 import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakRecord } from '../src/model/types.js'
 import { FAILING_KINDS, formatFrame } from '../src/report/text.js'
+import { isUserFrame } from '../src/report/user-frame.js'
 import { shortValue, type HeapSubject } from './subject.js'
 
 /** Most loss records a failure message lists before "...and N more". */
@@ -43,22 +43,8 @@ export function exactAmount(amount: Amount): string {
   return `${exactBytes(amount.bytes)} in ${plural(amount.blocks, 'block')}`
 }
 
-/** Objects of the system (libc, libstdc++, ld.so): frames there are never the user's code. */
-const SYSTEM_OBJECT = /^\/(usr\/)?(local\/)?lib(32|64|x32)?\//
-
-/** System sources compiled into the user's program: libstdc++'s templates, inline functions of system headers. */
-const SYSTEM_SOURCE = /^\/usr\/(local\/)?(include|lib(32|64)?|share|src)\//
-
-/**
- * A frame in the user's own code: source-level debug info, in an object that is not a system
- * library (libc, libstdc++, ld.so, whose debug info names their own build tree), from a source
- * that is not a system header.
- */
-export function isUserFrame(frame: Frame): boolean {
-  if (!frame.file || frame.line === null) return false
-  if (frame.object && SYSTEM_OBJECT.test(frame.object)) return false
-  return !(isAbsolute(frame.file) && SYSTEM_SOURCE.test(frame.file))
-}
+/** A frame in the user's own code (shared with the reporters, which live on the same rule). */
+export { isUserFrame }
 
 /** Where a block was allocated: the first frame in the user's code and the user's frames after it. */
 export function allocationSite(stack: Frame[]): string {

@@ -7,6 +7,7 @@ import { describeNative as describeNativeWith, type DescribeNativeOptions, type 
 import { HeapspecError } from '../src/errors.js'
 import { heapMatchers } from './index.js'
 import { createToMatchAllocationSnapshot } from './to-match-allocation-snapshot.js'
+import { recordRunsForJest, type JestHooks } from './record-jest.js'
 import type { HeapMatchers, HeapMatcherResult } from './types.js'
 
 declare module 'expect' {
@@ -35,6 +36,8 @@ const toMatchAllocationSnapshot = createToMatchAllocationSnapshot(
 )
 
 jestGlobals().expect.extend({ ...heapMatchers, toMatchAllocationSnapshot })
+// Files the runs each test makes or checks for heapspec/reporter/jest, when it runs.
+recordRunsForJest(globalThis as unknown as JestHooks)
 
 /**
  * `describeNative` with Jest's describe, it, beforeAll and expect.

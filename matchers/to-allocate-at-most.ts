@@ -1,3 +1,4 @@
+import { announceCheck } from '../src/run-events.js'
 import { exactBytes, failure, limitsOption, matcherHint, plural } from './format.js'
 import { toSubject } from './subject.js'
 import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
@@ -10,6 +11,7 @@ const NAME = 'toAllocateAtMost'
  */
 export function toAllocateAtMost(this: HeapMatcherContext, received: unknown, limits?: unknown): HeapMatcherResult {
   const subject = toSubject(received, NAME)
+  announceCheck(received, this)
   const given = limitsOption(limits, NAME, ['allocations', 'bytes'] as const)
   const { allocations, bytesAllocated } = subject.totals
   const within = (given.allocations === undefined || allocations <= given.allocations) && (given.bytes === undefined || bytesAllocated <= given.bytes)

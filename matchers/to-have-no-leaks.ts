@@ -1,4 +1,5 @@
 import { BadOptionError } from '../src/errors.js'
+import { announceCheck } from '../src/run-events.js'
 import { exactAmount, failure, humanBytes, isDefaultKinds, kindsOption, kindsPhrase, leakedAmount, matcherHint, plural, recordLines, recordsOf } from './format.js'
 import { shortValue, toSubject } from './subject.js'
 import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
@@ -11,6 +12,7 @@ const NAME = 'toHaveNoLeaks'
  */
 export function toHaveNoLeaks(this: HeapMatcherContext, received: unknown, options?: unknown): HeapMatcherResult {
   const subject = toSubject(received, NAME)
+  announceCheck(received, this)
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
     throw new BadOptionError(`Expected the options of ${NAME} to be an object { kinds? }, got ${shortValue(options)}.`)
   }

@@ -1,3 +1,4 @@
+import { announceCheck } from '../src/run-events.js'
 import { exactAmount, exactBytes, failure, isDefaultKinds, kindsOption, kindsPhrase, leakedAmount, limitsOption, matcherHint, plural, recordLines, recordsOf } from './format.js'
 import { toSubject } from './subject.js'
 import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
@@ -10,6 +11,7 @@ const NAME = 'toLeakAtMost'
  */
 export function toLeakAtMost(this: HeapMatcherContext, received: unknown, limits?: unknown): HeapMatcherResult {
   const subject = toSubject(received, NAME)
+  announceCheck(received, this)
   const given = limitsOption(limits, NAME, ['bytes', 'blocks'] as const, ['kinds'])
   const kinds = kindsOption(given.kinds, NAME)
   const leaked = leakedAmount(subject, kinds)

@@ -1,4 +1,5 @@
 import { BadOptionError } from '../src/errors.js'
+import { announceCheck } from '../src/run-events.js'
 import { shortValue, toSubject, type HeapSubject } from './subject.js'
 import type { AllocationSnapshot, HeapMatcherContext, HeapMatcherFn, HeapMatcherResult } from './types.js'
 
@@ -22,6 +23,7 @@ export function allocationSnapshot(subject: Pick<HeapSubject, 'totals' | 'leakSu
 export function createToMatchAllocationSnapshot(frameworkSnapshot: FrameworkSnapshot): HeapMatcherFn {
   return function toMatchAllocationSnapshot(this: HeapMatcherContext, received: unknown, hint?: unknown): HeapMatcherResult {
     const subject = toSubject(received, NAME)
+    announceCheck(received, this)
     if (hint !== undefined && typeof hint !== 'string') {
       throw new BadOptionError(`Expected the hint of ${NAME} to be a string, got ${shortValue(hint)}.`)
     }

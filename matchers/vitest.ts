@@ -8,6 +8,10 @@ import { describeNative as describeNativeWith, type DescribeNativeOptions } from
 import { heapMatchers } from './index.js'
 import { createToMatchAllocationSnapshot } from './to-match-allocation-snapshot.js'
 import type { HeapMatchers, HeapMatcherResult } from './types.js'
+// Files the runs each test makes or checks in its task.meta, for heapspec/reporter/vitest.
+import './record-vitest.js'
+// Types task.meta.heapspec (Vitest's TaskMeta) wherever heapspec/vitest is imported.
+export type { HeapspecTaskMeta } from './task-meta.js'
 
 declare module 'vitest' {
   // The same type parameters as Vitest's own declaration, so the two merge.

@@ -1,9 +1,14 @@
 #!/usr/bin/env node
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BadOptionError, CaptureFailedError, HeapspecError } from './errors.js'
 import { packageRoot } from './package-root.js'
-import { formatReport, runFails } from './report/text.js'
+import { githubAnnotations } from './report/annotations.js'
+import { normalizeRun, readSavedRuns } from './report/saved-runs.js'
+import { useColor } from './report/terminal.js'
+import { formatSummaryReport } from './report/test-summary.js'
+import { FAILING_KINDS, formatReport, runFails } from './report/text.js'
+import { writeLeakReport } from './report/write-report.js'
 import { runNative } from './run.js'
 import { BACKENDS, type RunOptions } from './options.js'
 import type { RunJson } from './model/types.js'
@@ -12,14 +17,10 @@ const USAGE = `Usage:
   heapspec run [--backend ${BACKENDS.join('|')}] [--tests REGEX] [--timeout SECONDS] [--json FILE] [--out DIR]
                [--suppressions FILE]... [--valgrind-arg ARG]... [--] PROGRAM [ARGS...]
   heapspec include            print the directory holding heapspec.h (use -I"$(npx heapspec include)")
-  heapspec report DIR...      print the reports of saved runs (each DIR holds a heapspec.json)`
-
-/** Colour on a terminal, none in a pipe or a CI log; NO_COLOR and FORCE_COLOR win. */
-function useColor(stream: NodeJS.WriteStream): boolean {
-  if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true
-  if (process.env.NO_COLOR || process.env.CI || process.env.TERM === 'dumb') return false
-  return Boolean(stream.isTTY)
-}
+  heapspec report [--out DIR] PATH...
+                              merge saved runs (shards, machines) into one report: the per-test summary,
+                              and the HTML and JSON report in --out (default heapspec-report). Each PATH is
+                              a heapspec-runs.json or heapspec.json, or a directory searched for them`
 
 interface RunArgs {
   options: RunOptions
@@ -85,7 +86,7 @@ async function run(argv: string[]): Promise<number> {
   const onInterrupt = (): void => controller.abort()
   process.on('SIGINT', onInterrupt)
   process.on('SIGTERM', onInterrupt)
-  const done = progress(`running ${args.command.join(' ')} under ${args.options.backend ?? 'gdb'}`)
+  const done = progress(`running ${args.command.join(' ')} under ${args.options.backend ?? 'auto'}`)
   let json: RunJson
   try {
     const result = await runNative(args.command, {
@@ -111,24 +112,38 @@ async function run(argv: string[]): Promise<number> {
   if (args.out) {
     writeFileSync(join(args.out, 'leak-report.txt'), formatReport(json))
     writeFileSync(join(args.out, 'heapspec.json'), JSON.stringify(json, null, 2) + '\n')
+    writeLeakReport(args.out, [{ tests: [], run: normalizeRun(json, process.cwd()) }], { root: process.cwd(), kinds: FAILING_KINDS })
   }
   return runFails(json) ? 1 : 0
 }
 
-function report(dirs: string[]): number {
-  if (dirs.length === 0) throw new BadOptionError(`heapspec: report needs at least one DIR.\n${USAGE}`)
-  let failed = false
-  for (const dir of dirs) {
-    let json: RunJson
-    try {
-      json = JSON.parse(readFileSync(join(dir, 'heapspec.json'), 'utf8')) as RunJson
-    } catch (error) {
-      throw new BadOptionError(`heapspec: cannot read ${join(dir, 'heapspec.json')}: ${(error as Error).message}. Point at a directory written by heapspec run --out.`, { cause: error })
-    }
-    process.stdout.write(formatReport(json, { color: useColor(process.stdout) }))
-    failed ||= runFails(json)
+/** `heapspec report`: merges saved runs into one report, the same as one unsharded run would have given. */
+function report(argv: string[]): number {
+  let out = 'heapspec-report'
+  const paths: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--out') {
+      const value = argv[++i]
+      if (value === undefined) throw new BadOptionError(`heapspec: --out needs a value.\n${USAGE}`)
+      out = value
+    } else if (arg.startsWith('--out=')) out = arg.slice('--out='.length)
+    else if (arg === '--') {
+      paths.push(...argv.slice(i + 1))
+      break
+    } else if (arg.startsWith('-')) throw new BadOptionError(`heapspec: unknown option ${arg}.\n${USAGE}`)
+    else paths.push(arg)
   }
-  return failed ? 1 : 0
+  if (paths.length === 0) throw new BadOptionError(`heapspec: report needs at least one PATH.\n${USAGE}`)
+  const root = process.cwd()
+  const runs = readSavedRuns(paths, root, [out])
+  process.stdout.write(formatSummaryReport(runs, { kinds: FAILING_KINDS, color: useColor(process.stdout) }))
+  const index = writeLeakReport(out, runs, { root, kinds: FAILING_KINDS, saveRuns: true, text: formatSummaryReport(runs, { kinds: FAILING_KINDS }) })
+  if (process.env.GITHUB_ACTIONS === 'true') {
+    for (const line of githubAnnotations(runs, { root, workspace: process.env.GITHUB_WORKSPACE, kinds: FAILING_KINDS })) process.stdout.write(line + '\n')
+  }
+  process.stdout.write(`\nheapspec: merged ${runs.length} run${runs.length === 1 ? '' : 's'} into ${index}\n`)
+  return runs.some((r) => runFails(r.run)) ? 1 : 0
 }
 
 async function main(argv: string[]): Promise<number> {

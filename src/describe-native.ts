@@ -7,7 +7,9 @@ import { BadOptionError, CannotStartError, CaptureFailedError, HeapspecError, de
 import { emptyLeakSummary, type LeakRecord } from './model/types.js'
 import { normalizeOptions, type RunOptions } from './options.js'
 import { packageRoot } from './package-root.js'
-import { HeapRun, runNative, type TestCaseRun } from './run.js'
+import { HeapRun, type TestCaseRun } from './run.js'
+import { runNative } from './observed-run.js'
+import { announceCaptureStart, announceRun } from './run-events.js'
 
 /** The test framework functions describeNative registers with: Vitest's or Jest's, which have the same shape. */
 export interface TestFrameworkApi {
@@ -127,12 +129,15 @@ function runNativeSync(command: string[], options: RunOptions): HeapRun {
       options: { ...options, ...(tests instanceof RegExp ? { tests: { source: tests.source, flags: tests.flags } } : {}) },
       out: join(dir, 'result.json'),
     }
+    const ended = announceCaptureStart(command, options.backend)
     const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD_SCRIPT], { input: JSON.stringify(request), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+    ended()
     if (!existsSync(request.out)) {
       throw new CaptureFailedError(`heapspec: describeNative could not run ${command.join(' ')}: its node child ${child.error ? `failed (${child.error.message})` : `exited ${child.status ?? child.signal}`}.${child.stderr ? `\n${child.stderr.trim()}` : ''}`)
     }
     const result = JSON.parse(readFileSync(request.out, 'utf8')) as { ok: true; json: HeapRun['json']; stdout: string; stderr: string } | { ok: false; name?: string; message: string }
     if (!result.ok) throw new (ERRORS[result.name ?? ''] ?? HeapspecError)(result.message)
+    announceRun(result.json)
     return new HeapRun(result.json, result.stdout, result.stderr)
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -2,7 +2,7 @@ import pc from 'picocolors'
 import type { Amount, Frame, LeakKind, LeakRecord, RunJson } from '../model/types.js'
 
 /** What memcheck calls each kind in its report. */
-const KIND_WORDS: Record<LeakKind, string> = {
+export const KIND_WORDS: Record<LeakKind, string> = {
   definite: 'definitely lost',
   indirect: 'indirectly lost',
   possible: 'possibly lost',
@@ -19,7 +19,8 @@ function n(value: number): string {
   return value.toLocaleString('en-US')
 }
 
-function amount(a: Amount): string {
+/** `600 bytes in 3 blocks` */
+export function formatAmount(a: Amount): string {
   return `${n(a.bytes)} bytes in ${n(a.blocks)} block${a.blocks === 1 ? '' : 's'}`
 }
 
@@ -31,7 +32,7 @@ export function formatFrame(frame: Frame): string {
 
 function record(r: LeakRecord, c: Colors): string {
   const failing = FAILING_KINDS.includes(r.kind)
-  const head = `${amount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
+  const head = `${formatAmount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
   const lines = [failing ? c.bold(c.red(head)) : c.yellow(head)]
   r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(formatFrame(frame)) : formatFrame(frame)}`))
   if (r.stack.length === 0) lines.push('    (no stack)')
@@ -68,11 +69,11 @@ export function formatReport(run: RunJson, options: { color?: boolean } = {}): s
     for (const r of records) out.push('', record(r, c))
   }
   out.push('', c.bold('HEAP SUMMARY:'))
-  out.push(`    in use at exit: ${amount(run.inUseAtExit)}`)
+  out.push(`    in use at exit: ${formatAmount(run.inUseAtExit)}`)
   out.push(`  total heap usage: ${n(run.totals.allocations)} allocs, ${n(run.totals.frees)} frees, ${n(run.totals.bytesAllocated)} bytes allocated`)
   out.push('', c.bold('LEAK SUMMARY:'))
   for (const kind of ['definite', 'indirect', 'possible', 'reachable'] as const) {
-    const line = `  ${KIND_WORDS[kind].padStart(16)}: ${amount(run.leakSummary[kind])}`
+    const line = `  ${KIND_WORDS[kind].padStart(16)}: ${formatAmount(run.leakSummary[kind])}`
     out.push(FAILING_KINDS.includes(kind) && run.leakSummary[kind].blocks > 0 ? c.red(line) : line)
   }
   if (run.tests.length > 0) {

@@ -18,7 +18,7 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     ['a non-ELF file', ['run', 'debugee/build/not-elf'], /^heapspec: cannot run debugee\/build\/not-elf: not an ELF executable \(it is a script\)\. /],
     ['a static binary', ['run', 'debugee/build/definite-static'], /^heapspec: cannot run debugee\/build\/definite-static: it is statically linked/],
     ['an unknown option', ['run', '--frobnicate', 'debugee/build/definite'], /^heapspec: unknown option --frobnicate\./],
-    ['an unknown backend', ['run', '--backend', 'lldb', 'debugee/build/definite'], /^heapspec: Expected the `backend` option to be one of "gdb", "valgrind", got `lldb` \(string\)\./],
+    ['an unknown backend', ['run', '--backend', 'lldb', 'debugee/build/definite'], /^heapspec: Expected the `backend` option to be one of "auto", "preload", "gdb", "valgrind", got `lldb` \(string\)\./],
     ['a bad timeout', ['run', '--timeout', '-1', 'debugee/build/definite'], /^heapspec: Expected the `timeout` option to be a positive number of seconds, got `-1` \(string\)\./],
     ['a name not on PATH', ['run', 'no-such-tool-anywhere'], /^heapspec: cannot run no-such-tool-anywhere: not found on PATH\./],
   ]
@@ -34,7 +34,7 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     symlinkSync(process.execPath, join(bin, 'node'))
     // what Debian's gdb-minimal answers to a python command
     writeFileSync(join(bin, 'gdb'), '#!/bin/sh\necho "Python scripting is not supported in this copy of GDB." >&2\nexit 1\n', { mode: 0o755 })
-    const result = await heapspec(['run', 'debugee/build/definite'], { PATH: `${bin}:/usr/bin:/bin` })
+    const result = await heapspec(['run', '--backend', 'gdb', 'debugee/build/definite'], { PATH: `${bin}:/usr/bin:/bin` })
     expect(result.stderr.trim()).toBe(
       'heapspec: this gdb cannot run Python (Python scripting is not supported in this copy of GDB.). Install a gdb built with Python (apt-get install gdb) or use --backend valgrind.',
     )
@@ -45,7 +45,7 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
     // node itself must stay reachable; gdb must not
     symlinkSync(process.execPath, join(bin, 'node'))
-    const result = await heapspec(['run', 'debugee/build/definite'], { PATH: bin })
+    const result = await heapspec(['run', '--backend', 'gdb', 'debugee/build/definite'], { PATH: bin })
     expect(result.stderr.trim()).toBe('heapspec: gdb is not installed (looked on PATH). Install it (apt-get install gdb) or use --backend valgrind.')
     expect(result.exitCode).toBe(2)
   })
@@ -69,6 +69,28 @@ describe('heapspec run on real programs', () => {
     expect(memdump.match(/^malloc /gm)).toHaveLength(13)
     expect(memdump.match(/^free /gm)).toHaveLength(10)
     expect(readFileSync(join(out, 'dir', 'leak-report.txt'), 'utf8')).toContain('definitely lost: 600 bytes in 3 blocks')
+    // and the HTML report, by source file
+    expect(readFileSync(join(out, 'dir', 'index.html'), 'utf8')).toContain('<a href="files/debugee_definite.c.html">debugee/definite.c</a>')
+    expect(JSON.parse(readFileSync(join(out, 'dir', 'leak-summary.json'), 'utf8')).files[0]).toMatchObject({ file: 'debugee/definite.c', leaked: { definite: { bytes: 600, blocks: 3 } } })
+
+    // heapspec report reads it back (as it merges saved runs), writes its report, and fails on the leak
+    const merged = await heapspec(['report', '--out', join(out, 'merged'), join(out, 'dir')])
+    expect(merged.exitCode).toBe(1)
+    expect(merged.stdout).toMatch(/^heapspec: 1 test leaked memory \(definitely, indirectly or possibly lost\)\n\n {2}debugee\/build\/definite\n {4}definitely lost: 600 bytes in 3 blocks\n {4}top allocation site: make \(debugee\/definite\.c:\d+\)\n/)
+    expect(merged.stdout).toContain(`heapspec: merged 1 run into ${join(out, 'merged', 'index.html')}`)
+    expect(existsSync(join(out, 'merged', 'heapspec-runs.json'))).toBe(true)
+  })
+
+  it('heapspec report: bad input gets one clear line and exit 2', async () => {
+    const none = await heapspec(['report'])
+    expect(none.exitCode).toBe(2)
+    expect(none.stderr).toMatch(/^heapspec: report needs at least one PATH\./)
+    const missing = await heapspec(['report', 'no/such/dir'])
+    expect(missing.exitCode).toBe(2)
+    expect(missing.stderr.trim()).toBe('heapspec: cannot read no/such/dir: no such file or directory.')
+    const empty = await heapspec(['report', '--out', join(mkdtempSync(join(tmpdir(), 'heapspec-out-')), 'r'), 'debugee'])
+    expect(empty.exitCode).toBe(2)
+    expect(empty.stderr.trim()).toBe('heapspec: no saved runs in debugee (looked for heapspec-runs.json, written by the reporters and heapspec report, and heapspec.json, written by heapspec run --out).')
   })
 
   it('reports the leaks and the signal of a program that crashes', async () => {
@@ -86,7 +108,7 @@ describe('heapspec run on real programs', () => {
     const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-hang-')), 'hang-gdb-timeout')
     copyFileSync(program('hang'), hang)
     const started = Date.now()
-    const result = await heapspec(['run', '--timeout', '3', hang])
+    const result = await heapspec(['run', '--backend', 'gdb', '--timeout', '3', hang])
     expect(Date.now() - started).toBeLessThan(30_000)
     expect(result.exitCode).toBe(1)
     expect(result.stdout).toContain('was stopped by the timeout')
@@ -100,7 +122,7 @@ describe('heapspec run on real programs', () => {
   it('stops everything on Ctrl-C', async () => {
     const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-int-')), 'hang-gdb-interrupt')
     copyFileSync(program('hang'), hang)
-    const child = execa('node', [CLI, 'run', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
+    const child = execa('node', [CLI, 'run', '--backend', 'gdb', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
     // wait until the program runs under gdb, then interrupt as a terminal would
     for (let i = 0; i < 100 && processesMentioning('hang-gdb-interrupt').length < 3; i++) await new Promise((r) => setTimeout(r, 100))
     child.kill('SIGINT')

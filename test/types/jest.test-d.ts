@@ -2,6 +2,7 @@
 import { expect, test } from '@jest/globals'
 import { runNative } from 'heapspec'
 import { describeNative } from 'heapspec/jest'
+import HeapspecJestReporter from 'heapspec/reporter/jest'
 
 test('types', async () => {
   const run = await runNative(['./build/tests'], { backend: 'gdb' })
@@ -22,3 +23,10 @@ test('types', async () => {
 })
 
 describeNative(['./build/tests'])
+
+// The reporter, as Jest constructs it from jest.config.js.
+declare const globalConfig: import('@jest/reporters').Config.GlobalConfig
+const reporter: import('@jest/reporters').Reporter = new HeapspecJestReporter(globalConfig, { outputDir: 'reports/heap', annotations: true })
+// @ts-expect-error: outputDir is a path
+new HeapspecJestReporter(globalConfig, { outputDir: 1 })
+void reporter

@@ -1,7 +1,8 @@
 // Compile-only: heapspec's matchers as a Vitest user writes them (checked by types.test.ts).
-import { expect, test } from 'vitest'
+import { expect, test, type TaskMeta } from 'vitest'
 import { runNative, type RunJson } from 'heapspec'
 import { describeNative } from 'heapspec/vitest'
+import HeapspecVitestReporter from 'heapspec/reporter/vitest'
 
 test('types', async () => {
   const run = await runNative(['./build/tests'], { backend: 'gdb' })
@@ -27,3 +28,12 @@ test('types', async () => {
 describeNative(['./build/tests'], { cases: ['parse_empty'], backend: 'valgrind' })
 // @ts-expect-error: cases are names
 describeNative(['./build/tests'], { cases: [1] })
+
+// The reporter, as vitest.config.ts names it, and the runs heapspec/vitest files in task.meta for it.
+const reporter: import('vitest/node').Reporter = new HeapspecVitestReporter({ outputDir: 'reports/heap', kinds: ['definite'], watermarks: [1, 4096] })
+// @ts-expect-error: not a leak kind
+new HeapspecVitestReporter({ kinds: ['lost'] })
+const meta: TaskMeta = {}
+const firstRun: string | undefined = meta.heapspec?.runs[0]?.id
+void reporter
+void firstRun

@@ -1,0 +1,161 @@
+/**
+ * The HTML leak report: `index.html` lists the source files that leaked, worst first, and the
+ * tests that leaked; `files/<file>.html` shows one file's allocation sites with their leaked
+ * bytes and blocks by kind, the tests involved and the stacks. Written through istanbul's context
+ * (its file writer, its watermarks, its visitor).
+ */
+import type { Context, Watermarks } from 'istanbul-lib-report'
+import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakSummary } from '../model/types.js'
+import { amountOf, type AllocationSite, type LeakRootNode, type SourceFileNode } from './leak-tree.js'
+import { LeakReportBase } from './report-base.js'
+import type { TestLeaks } from './test-summary.js'
+import { formatAmount, formatFrame, KIND_WORDS } from './text.js'
+import { isUserFrame } from './user-frame.js'
+
+/** The watermark heapspec sets on istanbul's context: leaked bytes (of the failing kinds) below the first are fine, from the second on bad. */
+export const LEAKED_BYTES_WATERMARK = 'leakedBytes'
+
+/** `low` (below the first watermark), `medium` or `high`: how bad a leaked amount is, by the context's watermarks. */
+export function severity(context: Context, bytes: number): string {
+  return context.classForPercent(LEAKED_BYTES_WATERMARK as keyof Watermarks, bytes)
+}
+
+function esc(text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;')
+}
+
+const STYLE = `
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.5em; margin: 0 0 .3em; } h2 { font-size: 1.15em; margin: 1.6em 0 .4em; }
+h1 code, h2 code { font-size: 1em; }
+a { color: #0b5cad; }
+table { border-collapse: collapse; margin: .6em 0; }
+th, td { padding: .3em .8em; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+code, pre, .frame { font-family: ui-monospace, Menlo, monospace; font-size: 13px; }
+tr.low td:first-child, section.low { border-left: 5px solid #4caf50; }
+tr.medium td:first-child, section.medium { border-left: 5px solid #f0b400; }
+tr.high td:first-child, section.high { border-left: 5px solid #d32f2f; }
+section { padding-left: 1em; margin: 1.2em 0; }
+pre.source { background: #f6f6f6; padding: .4em .6em; margin: .4em 0; }
+ol.stack { margin: .3em 0 .8em; } ol.stack li.system { color: #888; }
+.muted { color: #777; }
+`
+
+function page(title: string, body: string[]): string {
+  return ['<!doctype html>', '<html lang="en">', '<head>', '<meta charset="utf-8">', `<title>${esc(title)}</title>`, `<style>${STYLE}</style>`, '</head>', '<body>', ...body, '</body>', '</html>'].join('\n')
+}
+
+/** `16 B / 1` or a dash. */
+function cell(a: Amount): string {
+  return a.blocks === 0 ? '<td class="n muted">–</td>' : `<td class="n">${a.bytes.toLocaleString('en-US')} B / ${a.blocks.toLocaleString('en-US')}</td>`
+}
+
+function kindHeaders(): string {
+  return LEAK_KINDS.map((k) => `<th>${esc(KIND_WORDS[k])}<br><span class="muted">bytes / blocks</span></th>`).join('')
+}
+
+function kindCells(leaked: LeakSummary): string {
+  return LEAK_KINDS.map((k) => cell(leaked[k])).join('')
+}
+
+/** Totals in words: `definitely lost: 32 bytes in 2 blocks, ...` */
+function totals(leaked: LeakSummary): string {
+  const parts = LEAK_KINDS.filter((k) => leaked[k].blocks > 0).map((k) => `${KIND_WORDS[k]}: ${formatAmount(leaked[k])}`)
+  return parts.length > 0 ? parts.join(', ') : 'no leaks'
+}
+
+/** A file name for a source file's page, unique in the report. */
+function pageNames(files: SourceFileNode[]): Map<SourceFileNode, string> {
+  const names = new Map<SourceFileNode, string>()
+  const used = new Set<string>()
+  for (const f of files) {
+    const base = f.file.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'file'
+    let name = `${base}.html`
+    for (let i = 2; used.has(name); i++) name = `${base}-${i}.html`
+    used.add(name)
+    names.set(f, name)
+  }
+  return names
+}
+
+/** Options of the HTML report. */
+export interface HtmlReportOptions {
+  /** The per-test rows, for the index page. */
+  tests: TestLeaks[]
+}
+
+/** The HTML report, as an istanbul report visitor over the leak tree. */
+export class HtmlReport extends LeakReportBase {
+  private pages = new Map<SourceFileNode, string>()
+  private kinds: readonly LeakKind[] = []
+
+  constructor(private readonly options: HtmlReportOptions) {
+    super()
+  }
+
+  override onStart(root: LeakRootNode): void {
+    this.pages = pageNames(root.files)
+    this.kinds = root.kinds
+  }
+
+  override onSummary(root: LeakRootNode, context: Context): void {
+    const body = ['<h1>heapspec leak report</h1>', `<p>${esc(totals(root.leaked))} &middot; ${root.runs} run${root.runs === 1 ? '' : 's'}</p>`]
+    if (root.files.length === 0) body.push('<p>Nothing leaked.</p>')
+    else {
+      body.push('<h2>Source files</h2>', `<table><thead><tr><th>File</th>${kindHeaders()}<th>Sites</th><th>Tests</th></tr></thead><tbody>`)
+      for (const f of root.files) {
+        const tests = new Set(f.sites.flatMap((s) => s.tests))
+        const name = f.userCode ? esc(f.file) : `<span class="muted">${esc(f.file)}</span>`
+        body.push(
+          `<tr class="${severity(context, amountOf(f.leaked, this.kinds).bytes)}"><td><a href="files/${esc(this.pages.get(f)!)}">${name}</a></td>${kindCells(f.leaked)}<td class="n">${f.sites.length}</td><td class="n">${tests.size}</td></tr>`,
+        )
+      }
+      body.push('</tbody></table>')
+    }
+    if (this.options.tests.length > 0) {
+      body.push('<h2>Tests</h2>', `<table><thead><tr><th>Test</th>${kindHeaders()}<th>Top allocation site</th></tr></thead><tbody>`)
+      for (const t of this.options.tests) {
+        body.push(`<tr class="${severity(context, amountOf(t.leaked, this.kinds).bytes)}"><td>${esc(t.test)}</td>${kindCells(t.leaked)}<td><code>${esc(t.topSite ?? '')}</code></td></tr>`)
+      }
+      body.push('</tbody></table>')
+    }
+    const out = context.writer.writeFile('index.html')
+    out.println(page('heapspec leak report', body))
+    out.close()
+  }
+
+  override onDetail(file: SourceFileNode, context: Context): void {
+    const body = ['<p><a href="../index.html">&larr; all files</a></p>', `<h1><code>${esc(file.file)}</code></h1>`, `<p>${esc(totals(file.leaked))}</p>`]
+    const source = file.userCode ? this.sourceLines(file.file, context) : undefined
+    for (const site of file.sites) body.push(...this.site(site, source, context))
+    const out = context.writer.writeFile(`files/${this.pages.get(file)!}`)
+    out.println(page(`${file.file} — heapspec leak report`, body))
+    out.close()
+  }
+
+  private sourceLines(file: string, context: Context): string[] | undefined {
+    try {
+      return context.getSource(file).split('\n')
+    } catch {
+      return undefined
+    }
+  }
+
+  private site(site: AllocationSite, source: string[] | undefined, context: Context): string[] {
+    const where = `${site.fn ?? '???'}${site.line === null ? '' : `, line ${site.line}`}`
+    const out = [`<section class="${severity(context, amountOf(site.leaked, this.kinds).bytes)}">`, `<h2><code>${esc(where)}</code></h2>`]
+    const text = site.line !== null ? source?.[site.line - 1] : undefined
+    if (text !== undefined) out.push(`<pre class="source">${site.line} | ${esc(text)}</pre>`)
+    out.push(`<table><thead><tr>${kindHeaders()}</tr></thead><tbody><tr>${kindCells(site.leaked)}</tr></tbody></table>`)
+    if (site.tests.length > 0) out.push(`<p>Tests: ${site.tests.map((t) => `<code>${esc(t)}</code>`).join(', ')}</p>`)
+    if (site.testCases.length > 0) out.push(`<p>Native test cases: ${site.testCases.map((t) => `<code>${esc(t)}</code>`).join(', ')}</p>`)
+    for (const stack of site.stacks) {
+      const cases = stack.testCases.length > 0 ? ` in ${stack.testCases.map((t) => `"${t}"`).join(', ')}` : ''
+      out.push(`<p><strong>${esc(`${formatAmount(stack)} ${KIND_WORDS[stack.kind]}`)}</strong>${esc(cases)} <span class="muted">(${esc(stack.programs.join('; '))})</span></p>`)
+      out.push(`<ol class="stack">${stack.frames.map((f: Frame) => `<li class="frame${isUserFrame(f) ? '' : ' system'}">${esc(formatFrame(f))}</li>`).join('')}</ol>`)
+    }
+    out.push('</section>')
+    return out
+  }
+}

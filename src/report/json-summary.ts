@@ -1,0 +1,58 @@
+/** The JSON leak summary (`leak-summary.json`): the HTML report's content, for tools. */
+import type { Context } from 'istanbul-lib-report'
+import type { Frame, LeakKind, LeakSummary } from '../model/types.js'
+import type { LeakRootNode, SourceFileNode } from './leak-tree.js'
+import { LeakReportBase } from './report-base.js'
+import type { TestLeaks } from './test-summary.js'
+
+/** The summary's file name. */
+export const JSON_SUMMARY_FILE = 'leak-summary.json'
+
+/** `leak-summary.json`, version 1. */
+export interface LeakSummaryJson {
+  heapspecLeakSummary: 1
+  /** The kinds that fail. */
+  kinds: LeakKind[]
+  runs: number
+  leaked: LeakSummary
+  /** Worst first. */
+  files: {
+    file: string
+    userCode: boolean
+    leaked: LeakSummary
+    /** Worst first. */
+    sites: {
+      fn: string | null
+      line: number | null
+      leaked: LeakSummary
+      tests: string[]
+      testCases: string[]
+      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; tests: string[]; testCases: string[]; programs: string[] }[]
+    }[]
+  }[]
+  /** Tests that leaked, worst first. */
+  tests: TestLeaks[]
+}
+
+/** The JSON summary, as an istanbul report visitor over the leak tree. */
+export class JsonSummaryReport extends LeakReportBase {
+  private summary: LeakSummaryJson | undefined
+
+  constructor(private readonly tests: TestLeaks[]) {
+    super()
+  }
+
+  override onStart(root: LeakRootNode): void {
+    this.summary = { heapspecLeakSummary: 1, kinds: [...root.kinds], runs: root.runs, leaked: root.leaked, files: [], tests: this.tests }
+  }
+
+  override onDetail(file: SourceFileNode): void {
+    this.summary!.files.push({ file: file.file, userCode: file.userCode, leaked: file.leaked, sites: file.sites })
+  }
+
+  override onEnd(_root: LeakRootNode, context: Context): void {
+    const out = context.writer.writeFile(JSON_SUMMARY_FILE)
+    out.println(JSON.stringify(this.summary, null, 2))
+    out.close()
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * How runs reach the reporters: runNative and describeNative announce each capture and each run
+ * they make, the matchers announce each run they check, and a test framework's recorder (set up
+ * by heapspec/vitest or heapspec/jest) observes these and files them where its reporter reads
+ * them. Framework-neutral: nothing here knows Vitest or Jest.
+ *
+ * The registry lives on `globalThis` under a registered symbol, because one test file can load
+ * heapspec twice (the ESM build and a CommonJS bundle): a run made by one copy and checked through
+ * matchers registered by the other is still one run.
+ */
+import { randomUUID } from 'node:crypto'
+import type { RunJson } from './model/types.js'
+
+/** A capture under way, for progress displays. */
+export interface CaptureStart {
+  /** Unique to this capture. */
+  capture: string
+  command: string[]
+  /** The backend asked for, when the caller named one. */
+  backend: string | null
+  /** `Date.now()` when it started. */
+  startedAt: number
+}
+
+/** What a test framework's recorder is told. Every method is optional. */
+export interface RunObserver {
+  /** A capture started (runNative, describeNative). */
+  captureStarted?(start: CaptureStart): void
+  /** The capture started under this id ended, with a run or an error. */
+  captureEnded?(capture: string): void
+  /** A run was made; `id` is unique to it across processes and machines. */
+  runMade?(id: string, run: RunJson): void
+  /**
+   * A matcher checked a run: all of it (`leaks` null) or the loss records at these indices of
+   * `run.leaks` (a test case's slice). `context` is the matcher's `this` (Vitest's or Jest's state).
+   */
+  runChecked?(id: string, run: RunJson, leaks: number[] | null, context: unknown): void
+}
+
+interface Registry {
+  observers: Set<RunObserver>
+  ids: WeakMap<object, string>
+  /** A run's loss records and test-case leak summaries, to the run: how a slice finds its run. */
+  owners: WeakMap<object, RunJson>
+}
+
+const REGISTRY = Symbol.for('heapspec.run-events')
+
+function registry(): Registry {
+  const holder = globalThis as typeof globalThis & { [REGISTRY]?: Registry }
+  holder[REGISTRY] ??= { observers: new Set(), ids: new WeakMap(), owners: new WeakMap() }
+  return holder[REGISTRY]
+}
+
+function notify(call: (observer: RunObserver) => void): void {
+  for (const observer of registry().observers) call(observer)
+}
+
+/** Adds an observer; returns the function that removes it. */
+export function observeRuns(observer: RunObserver): () => void {
+  registry().observers.add(observer)
+  return () => {
+    registry().observers.delete(observer)
+  }
+}
+
+/** The run's id, registering the run (and what its slices are made of) on first sight. */
+function register(run: RunJson): { id: string; isNew: boolean } {
+  const { ids, owners } = registry()
+  const known = ids.get(run)
+  if (known) return { id: known, isNew: false }
+  const id = randomUUID()
+  ids.set(run, id)
+  for (const record of run.leaks) owners.set(record, run)
+  for (const test of run.tests) owners.set(test.leakSummary, run)
+  return { id, isNew: true }
+}
+
+/** Announces a capture; call the returned function when it ends, however it ends. */
+export function announceCaptureStart(command: unknown, backend?: unknown): () => void {
+  const start: CaptureStart = {
+    capture: randomUUID(),
+    command: Array.isArray(command) ? command.map(String) : [String(command)],
+    backend: typeof backend === 'string' ? backend : null,
+    startedAt: Date.now(),
+  }
+  notify((o) => o.captureStarted?.(start))
+  return () => notify((o) => o.captureEnded?.(start.capture))
+}
+
+/** Announces a run just made. Announcing the same run again does nothing. */
+export function announceRun(run: RunJson): void {
+  const { id, isNew } = register(run)
+  if (isNew) notify((o) => o.runMade?.(id, run))
+}
+
+type Loose = Record<string, unknown>
+
+function isObject(value: unknown): value is Loose {
+  return typeof value === 'object' && value !== null
+}
+
+function isRunJson(value: unknown): value is RunJson {
+  return isObject(value) && value.schema === 1 && Array.isArray(value.leaks) && Array.isArray(value.tests)
+}
+
+/**
+ * Announces what a matcher checked: a run (HeapRun or run JSON) or a test case's slice of one.
+ * A slice is traced to its run through the records it shares with it; a slice of a run this
+ * registry never saw is not announced.
+ */
+export function announceCheck(received: unknown, context: unknown): void {
+  if (!isObject(received)) return
+  const whole = isRunJson(received) ? received : isRunJson(received.json) ? received.json : undefined
+  if (whole) {
+    const { id } = register(whole)
+    notify((o) => o.runChecked?.(id, whole, null, context))
+    return
+  }
+  const leaks = Array.isArray(received.leaks) ? (received.leaks as object[]) : []
+  const { owners } = registry()
+  const run = (isObject(received.leakSummary) ? owners.get(received.leakSummary) : undefined) ?? leaks.map((r) => (isObject(r) ? owners.get(r) : undefined)).find(Boolean)
+  if (!run) return
+  const { id } = register(run)
+  const indices = leaks.map((r) => run.leaks.indexOf(r as RunJson['leaks'][number])).filter((i) => i >= 0)
+  notify((o) => o.runChecked?.(id, run, indices, context))
+}

@@ -8,7 +8,7 @@ import { emptyLeakSummary, type LeakRecord } from './model/types.js'
 import { normalizeOptions, type RunOptions } from './options.js'
 import { packageRoot } from './package-root.js'
 import { HeapRun, type TestCaseRun } from './run.js'
-import { runNative } from './observed-run.js'
+import { runNative } from './run.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
 
 /** The test framework functions describeNative registers with: Vitest's or Jest's, which have the same shape. */

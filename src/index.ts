@@ -1,8 +1,7 @@
 /** heapspec: hold native code to account for its heap from a JavaScript test run. */
-export { HeapRun, backendFor, type TestCaseRun } from './run.js'
-export { runNative } from './observed-run.js'
+export { runNative, HeapRun, backendFor, chooseBackend, type TestCaseRun } from './run.js'
 export { observeRuns, type RunObserver, type CaptureStart } from './run-events.js'
-export { normalizeOptions, BACKENDS, type RunOptions, type BackendName } from './options.js'
+export { normalizeOptions, BACKENDS, type RunOptions, type BackendName, type CaptureBackendName } from './options.js'
 export { HeapspecError, CannotStartError, CaptureFailedError, BadOptionError } from './errors.js'
 export { formatReport } from './report/text.js'
 export type * from './model/types.js'

@@ -1,6 +1,6 @@
 import type { RunOptions } from './options.js'
 import type { HeapRun } from './run.js'
-import { runNative } from './observed-run.js'
+import { runNative } from './run.js'
 
 /** Options of `runNode`: those of `runNative`, and the script's arguments. */
 export interface NodeRunOptions extends RunOptions {

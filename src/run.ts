@@ -4,6 +4,7 @@ import { GdbBackend } from './capture/gdb/backend.js'
 import { PreloadBackend, preloadObstacle, recognisesGoogleTest } from './capture/preload/backend.js'
 import { ValgrindBackend } from './capture/valgrind/backend.js'
 import { inspectProgram, resolveProgram } from './capture/program.js'
+import { announceCaptureStart, announceRun } from './run-events.js'
 import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
 import type { HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
 
@@ -86,14 +87,21 @@ export class HeapRun {
 }
 
 /**
- * Runs a native program under a capture backend and returns its heap run.
+ * Runs a native program under a capture backend and returns its heap run. The capture and the
+ * run are announced to the test framework's recorder (run-events.ts), so reporters see them.
  * @example const run = await runNative(['./build/tests'], { backend: 'gdb', tests: /^test_/ })
  */
 export async function runNative(command: string[], options: RunOptions = {}): Promise<HeapRun> {
   const { backend: name, spec } = normalizeOptions(command, options)
   const program = resolveProgram(command[0]!, spec.cwd, spec.env)
   inspectProgram(program, command[0]!)
-  const backend = await chooseBackend(name, program, spec)
-  const result = await backend.capture({ ...spec, command: [program, ...command.slice(1)] })
-  return new HeapRun(result.run, result.stdout, result.stderr)
+  const ended = announceCaptureStart(command, options.backend)
+  try {
+    const backend = await chooseBackend(name, program, spec)
+    const result = await backend.capture({ ...spec, command: [program, ...command.slice(1)] })
+    announceRun(result.run)
+    return new HeapRun(result.run, result.stdout, result.stderr)
+  } finally {
+    ended()
+  }
 }

@@ -52,7 +52,8 @@ function signalName(n: number): string {
  *                              `file`, removed once read:
  *     W start end perms off name   a writable mapping (perms ending in g: above a guard page)
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
- *     C tid                        that thread stands at a call: caller-saved registers are dead
+ *     C tid [reg...]               that thread stands at a call: its caller-saved registers are
+ *                                  dead but for those named (rdi: an argument; rax: a result)
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
@@ -134,7 +135,7 @@ export class EventStream {
         return
       case 'C': {
         const thread = this.dump?.threads.find((t) => t.tid === Number(f[0]))
-        if (thread) thread.atCall = true
+        if (thread) thread.atCall = f.slice(1)
         return
       }
       case 'd':

@@ -16,12 +16,25 @@ export interface DumpedThread {
   sp: number
   /** rax rbx rcx rdx rsi rdi rbp r8 .. r15 */
   registers: number[]
-  /** Stopped at a function's entry or return: the registers a call clobbers hold nothing live. */
-  atCall?: boolean
+  /**
+   * Stopped at a function's entry or return: the registers a call clobbers hold nothing live,
+   * but for those named here (an argument, a return value).
+   */
+  atCall?: string[]
 }
 
-/** Indexes of rbx, rbp, r12-r15 in `registers`: the ones a call preserves (SysV x86-64). */
-const CALLEE_SAVED = [1, 6, 11, 12, 13, 14]
+/** The order of `registers`. */
+const REGISTER_NAMES = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15']
+
+/** rbx, rbp, r12-r15: the registers a call preserves (SysV x86-64). */
+const CALLEE_SAVED = ['rbx', 'rbp', 'r12', 'r13', 'r14', 'r15']
+
+/** The registers of a thread that can hold a live pointer. */
+function liveRegisters(t: DumpedThread): number[] {
+  if (!t.atCall) return t.registers
+  const live = new Set([...CALLEE_SAVED, ...t.atCall])
+  return t.registers.filter((_, i) => live.has(REGISTER_NAMES[i]!))
+}
 
 /** Bytes at the top of a thread's stack mapping that hold glibc's struct pthread (2,368 in 2.36). */
 const THREAD_DESCRIPTOR = 2432
@@ -76,7 +89,7 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
     roots.push(region)
     if (/\/libc[.-][^/]*\.so/.test(m.name) || /\/libc\.so/.test(m.name)) allocatorRoots.push(region)
   }
-  const registers = withRegisters ? threads.flatMap((t) => (t.atCall ? CALLEE_SAVED.map((i) => t.registers[i]!) : t.registers)) : []
+  const registers = withRegisters ? threads.flatMap(liveRegisters) : []
   const chunkEnd = (block: ScanBlock): number | undefined => {
     const header = readWord(heap, block.start - 8)
     // bit 1 marks an mmapped chunk, which has no neighbour for the arena to point at

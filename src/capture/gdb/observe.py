@@ -105,7 +105,8 @@ class Ring:
         self.next_code = self.slots + self.SLOTS * 32
         self.end = base + size
         self.stubs = {}
-        self.seen = 0
+        self.seen = 0  # every slot below this one is taken
+        self.taken = set()  # slots at or above `seen` already taken
 
     def stub(self, ret):
         """The stub for return address `ret`: slot = ring[i++ % SLOTS]; slot = (rax, rsp, i+1); jmp ret.
@@ -147,7 +148,12 @@ class Ring:
         return a
 
     def drain(self):
-        """Completes every allocator call that returned since the last stop, in the order they returned."""
+        """Completes every allocator call that returned since the last stop.
+
+        Other threads keep running while one is stopped: one may hold a slot it has claimed but
+        not yet filled. Its slot waits for a later drain; the filled slots after it are taken
+        now, or the threads that filled them would look as if still inside the allocator.
+        """
         n = State.mem.word(self.index)
         if n == self.seen:
             return
@@ -160,11 +166,16 @@ class Ring:
         if first + count > self.SLOTS:  # wrapped around
             data += State.mem.read(self.slots, (first + count - self.SLOTS) * 32)
         for k, i in enumerate(range(self.seen, n)):
+            if i in self.taken:
+                continue
             rax, sp, seq = struct.unpack_from("<QQQ", data, k * 32)
             if seq != i + 1:
-                break  # still being written by a running thread: the next stop takes it
-            self.seen = i + 1
+                continue  # still being written by a running thread: a later drain takes it
+            self.taken.add(i)
             complete(sp, rax)
+        while self.seen in self.taken:
+            self.taken.discard(self.seen)
+            self.seen += 1
 
 
 def complete(sp, rax):

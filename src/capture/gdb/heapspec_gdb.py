@@ -35,6 +35,7 @@ TESTS = re.compile(CFG["tests"]) if CFG.get("tests") else None
 def setup():
     inferior = gdb.selected_inferior()
     State.mem = Memory(inferior.pid)
+    observe.watch_threads()
     try:
         from unwind import Unwinder
 

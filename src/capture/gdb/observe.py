@@ -72,6 +72,8 @@ class Memory:
 
 
 class State:
+    pid = None
+    single_thread = False  # set by watch_threads()
     ending_floor = None  # where the ending thread's stack scan starts, when not at its sp
     ending = None  # (tid, name) of a test case whose end awaits its memory image
     libc_symbols = None
@@ -213,8 +215,20 @@ class AllocatorFinish(gdb.FinishBreakpoint):
 
 
 def current():
-    tid = gdb.selected_thread().ptid[1]
+    # Until the program starts a second thread the stopped one is the process itself: skip
+    # asking GDB, which costs a few microseconds on every stop.
+    tid = State.pid if State.single_thread else gdb.selected_thread().ptid[1]
     return tid, getregs(tid)
+
+
+def watch_threads():
+    State.pid = gdb.selected_inferior().pid
+    State.single_thread = len(gdb.selected_inferior().threads()) == 1
+
+    def new_thread(_event):
+        State.single_thread = False
+
+    gdb.events.new_thread.connect(new_thread)
 
 
 def walk(regs):

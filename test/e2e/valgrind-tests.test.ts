@@ -3,9 +3,12 @@ import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import type { CaptureSpec } from '../../src/capture/backend.js'
 import { elfNamesSymbol } from '../../src/capture/valgrind/elf-symbols.js'
+import { sessionReason } from '../../src/capture/valgrind/vgdb-session.js'
 import { CannotStartError, CaptureFailedError } from '../../src/errors.js'
 import { runNative } from '../../src/index.js'
+import { normalizeOptions } from '../../src/options.js'
 import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
 import { program, ROOT } from '../support/debugee.js'
 
@@ -195,6 +198,18 @@ describe('per-test attribution, valgrind backend', () => {
     expect(elfNamesSymbol(program('definite'), markers)).toBe(false)
     expect(elfNamesSymbol(program('definite-stripped'), markers)).toBe(false)
     expect(elfNamesSymbol(join(ROOT, 'debugee', 'tests.c'), markers)).toBe(false)
+  })
+
+  it('pays for gdb too for a GoogleTest suite, for Node (heapspec/markers) and for the objects option', () => {
+    const reason = (command: string[], options: Partial<CaptureSpec> = {}): string | undefined =>
+      sessionReason({ ...normalizeOptions(command).spec, command, ...options })
+    expect(reason([program('definite')])).toBeUndefined()
+    expect(reason([program('tests-nomarkers')])).toBeUndefined()
+    expect(reason([program('tests-nomarkers')], { tests: /^test_/ })).toBe('the tests option is set')
+    expect(reason([program('tests')])).toMatch(/has heapspec.h's test-case markers$/)
+    expect(reason([program('gtest-plain')])).toMatch(/gtest-plain is a GoogleTest suite$/)
+    expect(reason([process.execPath, 'script.mjs'])).toMatch(/is Node\.js, whose scripts may mark test cases/)
+    expect(reason([program('definite')], { objects: [/definite$/] })).toBe('the objects option is set')
   })
 })
 

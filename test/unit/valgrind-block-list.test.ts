@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseBlockListing } from '../../src/capture/valgrind/block-list.js'
+import { parseBlockListing, parseShownRecords } from '../../src/capture/valgrind/block-list.js'
 import { CaptureFailedError } from '../../src/errors.js'
 
 // Saved from memcheck 3.19 (monitor commands with `v.set log_output`) on debugee/build/tests at
@@ -97,5 +97,26 @@ describe('parseBlockListing', () => {
       "heapspec: memcheck's block listing (listing 4) has 0 blocks under a record of 1: `loss record 1`. heapspec reads the block_list output of valgrind 3.19 or later; run with HEAPSPEC_DEBUG=1 to see valgrind's log.",
     )
     expect(failure(['==9== something else'])).toMatch(/^heapspec: memcheck's block listing \(listing 4\) has a line before any loss record: `something else`\./)
+  })
+})
+
+describe('parseShownRecords', () => {
+  it("reads each shown record's number and its stack after valgrind's allocator, and stops at the summary", () => {
+    expect(parseShownRecords(SHOWN)).toEqual([
+      { number: 1, pcs: [0x109239, 0x109260, 0x10936c] },
+      { number: 6, pcs: [0x109239, 0x109270, 0x10936c] },
+    ])
+  })
+
+  it('reads record numbers past 999, which memcheck writes with commas (a Node heap)', () => {
+    const text = lines(`==9== 9 bytes in 1 blocks are definitely lost in loss record 1,471 of 2,819
+==9==    at 0x48407B4: malloc (in /usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so)
+==9==    by 0xBC7727C: join_strings (addon.c:27)
+==9==    by 0xBC77361: leaky_join (addon.c:45)
+==9== 0x1A0C2B40[9]`)
+    expect(parseShownRecords(text)).toEqual([{ number: 1471, pcs: [0xbc7727c, 0xbc77361] }])
+    expect(parseBlockListing(text, text, true, 'x').records).toEqual([
+      { number: 1471, kind: 'definite', stack: '0xbc7727c,0xbc77361', shown: true, blocks: [{ address: 0x1a0c2b40, size: 9 }] },
+    ])
   })
 })

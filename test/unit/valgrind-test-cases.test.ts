@@ -88,6 +88,21 @@ describe('TestCaseAttribution', () => {
     expect(split[0]!.stack).toEqual(leak('definite', 'a', 0, 0).stack)
   })
 
+  it('at an end with nothing allocated or freed since the last listing (objects mode), splits the final records by that listing', () => {
+    const t = new TestCaseAttribution()
+    t.begin('one', totals(0, 0, 0), undefined)
+    t.end('one', totals(1, 0, 8), listing(['definite', 'a', [[0x100, 8]]]))
+    t.begin('two', totals(1, 0, 8), undefined)
+    t.end('two', totals(2, 0, 16), listing(['definite', 'a', [[0x100, 8], [0x200, 8]]]))
+    t.exit(totals(2, 0, 16), undefined)
+    const split = t.attribute([leak('definite', 'a', 16, 2)])
+    expect(split.map((l) => [l.test, l.bytes, l.blocks])).toEqual([
+      ['one', 8, 1],
+      ['two', 8, 1],
+    ])
+    expect(t.warnings).toEqual([])
+  })
+
   it('attributes a record whole when the final heap differs from the last listing but its stack has one owner', () => {
     const t = new TestCaseAttribution()
     t.begin('one', totals(0, 0, 0), listing())

@@ -10,8 +10,9 @@ import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { descendants, supervise } from '../process.js'
 import { resolveProgram } from '../program.js'
 import { parseMemcheckXml, type MemcheckXml } from './xml.js'
-import { VgdbSession, wantsTestCases } from './vgdb-session.js'
-import { parseXtreeTotals, type HeapSummary } from './xtree.js'
+import type { ObjectCode } from './object-code.js'
+import { sessionReason, VgdbSession } from './vgdb-session.js'
+import { parseXtreeMassif, parseXtreeTotals, type HeapSummary } from './xtree.js'
 
 const NOT_INSTALLED = 'heapspec: valgrind is not installed (looked on PATH). Install it (apt-get install valgrind) or use --backend gdb.'
 
@@ -86,7 +87,10 @@ function findValgrind(cwd: string, env: Record<string, string | undefined>): str
 interface RunFiles {
   xml: string
   log: string
-  /** memcheck replaces `%p` with the pid: a forked child writes its own report beside the parent's. */
+  /**
+   * memcheck replaces `%p` with the pid: a forked child writes its own report beside the parent's.
+   * With `objects`, the massif format (`.ms`), which keeps the allocations of each stack apart.
+   */
   xtree: string
 }
 
@@ -152,6 +156,11 @@ function describeEnd(outcome: { exitCode: number | undefined; signal: string | u
   return outcome.signal ? `valgrind killed by ${outcome.signal}` : `valgrind exit ${outcome.exitCode ?? 'unknown'}`
 }
 
+/** A frame's address as a number (memcheck's XML gives it in hex). */
+function frameAddress(pc: string | undefined): number | undefined {
+  return pc === undefined ? undefined : parseInt(pc, 16)
+}
+
 /** Aborts when either signal does (AbortSignal.any is Node 20.3+). */
 function eitherSignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
   if (!a) return b
@@ -182,15 +191,16 @@ export class ValgrindBackend implements CaptureBackend {
     validateValgrindArgs(spec.valgrindArgs)
     const suppressions = suppressionFiles(spec.suppressions, spec.cwd)
     const valgrind = findValgrind(spec.cwd, spec.env)
-    const perTest = wantsTestCases(spec)
+    const why = sessionReason(spec)
     // memcheck's monitor commands take a file name as one word.
-    const base = perTest && /\s/.test(tmpdir()) ? '/tmp' : tmpdir()
+    const base = why !== undefined && /\s/.test(tmpdir()) ? '/tmp' : tmpdir()
     const dir = await mkdtemp(join(base, 'heapspec-valgrind-'))
     let session: VgdbSession | undefined
     try {
-      const files: RunFiles = { xml: join(dir, 'memcheck.xml'), log: join(dir, 'valgrind.log'), xtree: join(dir, 'xtmemory.%p') }
-      // Only a program with test cases pays for gdb and vgdb; any other runs exactly as before.
-      if (perTest) session = await VgdbSession.open(spec, valgrind, dir, files.log)
+      const xtree = join(dir, spec.objects.length > 0 ? 'xtmemory.%p.ms' : 'xtmemory.%p')
+      const files: RunFiles = { xml: join(dir, 'memcheck.xml'), log: join(dir, 'valgrind.log'), xtree }
+      // Only a program with test cases (or chosen objects) pays for gdb and vgdb; any other runs exactly as before.
+      if (why !== undefined) session = await VgdbSession.open(spec, valgrind, dir, files.log, why)
       return await this.captureIn(spec, valgrind, suppressions, files, session)
     } finally {
       session?.close()
@@ -284,10 +294,12 @@ export class ValgrindBackend implements CaptureBackend {
     const warnings: string[] = []
     const seconds = (spec.timeoutMs ?? 0) / 1000
     let heap: HeapSummary = { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
-    let found = xml.leaks
+    const code = spec.objects.length > 0 ? session?.objectCode : undefined
+    // With `objects`, only the blocks a chosen object allocated itself: the allocator's caller is in it.
+    let found = code ? xml.leaks.filter((leak) => leak.stack[0] !== undefined && code.holdsFrame({ ...leak.stack[0], pc: frameAddress(leak.stack[0].pc) })) : xml.leaks
     if (xml.complete) {
       try {
-        heap = await this.heapSummary(files, xml)
+        heap = await this.heapSummary(files, xml, code)
       } catch (error) {
         // Killed between the end of its XML and its xtree report: the leaks stand, the totals don't.
         if (!killed) throw error
@@ -329,16 +341,24 @@ export class ValgrindBackend implements CaptureBackend {
   }
 
   /** The heap summary of the process memcheck reported on (a forked child writes its own report). */
-  private async heapSummary(files: RunFiles, xml: MemcheckXml): Promise<HeapSummary> {
+  private async heapSummary(files: RunFiles, xml: MemcheckXml, code: ObjectCode | undefined): Promise<HeapSummary> {
     const path = files.xtree.replace('%p', String(xml.pid))
+    const missing = (error: unknown): CaptureFailedError =>
+      new CaptureFailedError(
+        `heapspec: memcheck finished but wrote no xtree memory report for pid ${xml.pid} (${path}), so the heap totals are unknown. Run with HEAPSPEC_DEBUG=1 to see valgrind's log.`,
+        { cause: error },
+      )
+    if (code) {
+      // Streamed: Node's report in this format is about 100 MB.
+      const input = createReadStream(path)
+      await new Promise<void>((resolve, reject) => input.once('open', () => resolve()).once('error', (error) => reject(missing(error))))
+      return parseXtreeMassif(input, (frame) => code.holdsFrame(frame), path)
+    }
     let text: string
     try {
       text = await readFile(path, 'utf8')
     } catch (error) {
-      throw new CaptureFailedError(
-        `heapspec: memcheck finished but wrote no xtree memory report for pid ${xml.pid} (${path}), so the heap totals are unknown. Run with HEAPSPEC_DEBUG=1 to see valgrind's log.`,
-        { cause: error },
-      )
+      throw missing(error)
     }
     return parseXtreeTotals(text, path)
   }

@@ -36,7 +36,7 @@ const KINDS: Record<string, LeakKind> = {
  * earlier leak search; the first count of blocks is the record's own (direct) blocks.
  */
 const HEADER =
-  /^[\d,]+(?: \([+-][\d,]+\))?(?: \([\d,]+(?: \([+-][\d,]+\))? direct, [\d,]+(?: \([+-][\d,]+\))? indirect\))? bytes in ([\d,]+)(?: \([+-][\d,]+\))? blocks are (definitely lost|indirectly lost|possibly lost|still reachable) in loss record (\d+) of \d+$/
+  /^[\d,]+(?: \([+-][\d,]+\))?(?: \([\d,]+(?: \([+-][\d,]+\))? direct, [\d,]+(?: \([+-][\d,]+\))? indirect\))? bytes in ([\d,]+)(?: \([+-][\d,]+\))? blocks are (definitely lost|indirectly lost|possibly lost|still reachable) in loss record ([\d,]+) of [\d,]+$/
 
 const FRAME = /^ +(?:at|by) (0x[0-9A-Fa-f]+): (.*)$/
 
@@ -54,6 +54,40 @@ export function stripPid(line: string): string {
   return line.replace(/^==\d+== ?/, '')
 }
 
+/** A loss record as a full leak search shows it: its number and allocation stack. */
+export interface ShownRecord {
+  number: number
+  /** Return addresses after memcheck's own allocator frames, innermost first: the first is the allocator's caller. */
+  pcs: number[]
+}
+
+/**
+ * The loss records a full leak search printed (`leak_check full`, log lines), each with its
+ * allocation stack: what the host needs to pick the records worth a `block_list`.
+ */
+export function parseShownRecords(shown: string[]): ShownRecord[] {
+  const records: ShownRecord[] = []
+  let current: (ShownRecord & { replacement: boolean }) | undefined
+  for (const raw of shown) {
+    const line = stripPid(raw)
+    const header = HEADER.exec(line)
+    if (header) {
+      current = { number: Number(header[3]!.replaceAll(',', '')), pcs: [], replacement: true }
+      records.push(current)
+      continue
+    }
+    const frame = current && FRAME.exec(line)
+    if (!current || !frame) {
+      current = undefined // a blank line or the summary: the record's stack has ended
+      continue
+    }
+    if (current.replacement && REPLACEMENT.test(frame[2]!)) continue
+    current.replacement = false
+    current.pcs.push(parseInt(frame[1]!, 16))
+  }
+  return records.map(({ number, pcs }) => ({ number, pcs }))
+}
+
 /**
  * Reads one listing: what `leak_check` printed (`shown`, only read for a full search) and what
  * `block_list` printed after it (`blocks`), both as log lines. `full` tells whether the leak search
@@ -68,7 +102,7 @@ export function parseBlockListing(shown: string[], blocks: string[], full: boole
   if (full) {
     for (const raw of shown) {
       const m = HEADER.exec(stripPid(raw))
-      if (m) shownNumbers.add(Number(m[3]))
+      if (m) shownNumbers.add(Number(m[3]!.replaceAll(',', '')))
     }
   }
   const records: ListedRecord[] = []
@@ -88,7 +122,7 @@ export function parseBlockListing(shown: string[], blocks: string[], full: boole
     const header = HEADER.exec(line)
     if (header) {
       close()
-      const number = Number(header[3])
+      const number = Number(header[3]!.replaceAll(',', ''))
       current = {
         number,
         kind: KINDS[header[2]!]!,

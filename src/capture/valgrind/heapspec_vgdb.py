@@ -9,20 +9,35 @@ is a pipe the host reads; through gdb the same text is twenty times slower). No 
 host (TypeScript) turns the points into per-test figures. Lines on file descriptor HEAPSPEC["fd"]:
 
   H                          attached; the program runs
-  B id L name / E id L name  a test case began / ended (markers or --tests functions)
+  B id L name / E id L name  a test case began / ended (heapspec.h or JavaScript markers,
+                             --tests functions, GoogleTest's tests)
   e id L name                a test case left by longjmp or an exception: figures, no verdict
-  Q id L                     the program's end (memcheck's final state, before its leak check)
+  Q id L                     the program's end (memcheck's final state, before its leak check),
+                             after a test case or in objects mode
   X                          the program is gone; nothing follows
   W message                  something the user should know
   ! message                  the capture failed here
+  T id kind                  objects mode: have the chosen objects' blocks changed since the
+                             last listing? The host answers `same` or `list` on the FIFO
+                             HEAPSPEC["select"]; a B or Q with `same` has no listing
+  S id                       objects mode: which loss records of point id to list? The host
+                             answers with one line of record numbers (the records whose blocks
+                             the chosen objects allocated)
 
-Every point has the xtree report <dir>/xt-<id>, and a listing in the log unless L is `=` (a B
-with nothing allocated or freed since the last listing); L is `+` otherwise. E and e have a `full`
-listing (the loss records memcheck shows, so suppressed ones can be told apart), B and Q a
-`summary` one.
+Every point has the xtree report <dir>/xt-<id>, and a listing in the log unless L is `=` (a B, or
+in objects mode a Q, with nothing allocated or freed since the last listing); L is `+` otherwise.
+E and e have a `full` listing (the loss records memcheck shows, so suppressed ones can be told
+apart), B and Q a `summary` one.
+
+Objects mode (HEAPSPEC["objects"], a Node addon inside Node): the report is <dir>/xt-<id>.ms
+(massif format: by allocation stack, so the host can keep the objects' own), every listing is
+`full`, and `block_list` lists only the records the host names after an S line: Node's whole heap
+would take seconds to list at every point.
 """
 import os
 import re
+import struct
+import urllib.parse
 
 import gdb
 
@@ -32,6 +47,8 @@ os.set_inheritable(OUT.fileno(), False)
 TESTS = re.compile(CFG["tests"]) if CFG.get("tests") else None
 DIR = CFG["dir"]
 HEURISTICS = CFG.get("heuristics", "all")
+OBJECTS = bool(CFG.get("objects"))
+PID = CFG.get("pid")
 
 # Caller-saved registers (SysV x86-64) hold nothing live at a call: at a marker's entry only its
 # argument (rdi) is, after a test function's return only its return value (rax, rdx). memcheck
@@ -170,28 +187,215 @@ def clear_registers(names):
     gdb.execute("stepi", to_string=True)
 
 
+class Host:
+    """The host's answers (objects mode), on a FIFO it keeps open for writing: one line a question."""
+
+    fifo = None
+
+    @classmethod
+    def ask(cls, question):
+        emit(question)
+        if cls.fifo is None:
+            # Without a writer (the host gave up) a blocking open would wait forever: this one reads the end.
+            fd = os.open(CFG["select"], os.O_RDONLY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
+            cls.fifo = os.fdopen(fd, "r")
+        line = cls.fifo.readline()
+        if not line:
+            raise RuntimeError("the host stopped answering (%s)" % question)
+        return line.split()
+
+
 def point(kind, name, registers):
     """One test-case boundary: the heap totals and, unless nothing changed, the live blocks."""
     clear_registers(registers)
     n = State.points
     State.points += 1
-    xtree = os.path.join(DIR, "xt-%d" % n)
+    xtree = os.path.join(DIR, "xt-%d%s" % (n, ".ms" if OBJECTS else ""))
     monitor("xtmemory %s" % xtree)
-    totals = totals_line(xtree)
-    if kind == "B" and totals is not None and totals == State.last_listed:
-        emit("B %d = %s" % (n, name))
+    if OBJECTS:
+        # Only the host can tell whether the chosen objects' blocks changed since the last listing;
+        # if not, the last listing stands in at a B, and at the Q (a leak search of Node's heap
+        # takes most of a second).
+        unchanged = Host.ask("T %d %s" % (n, kind)) == ["same"] and kind in ("B", "Q")
+    else:
+        totals = totals_line(xtree)
+        unchanged = kind == "B" and totals is not None and totals == State.last_listed
+    if unchanged:
+        emit("%s %d = %s" % (kind, n, name))
         return
-    full = kind in ("E", "e")
+    full = OBJECTS or kind in ("E", "e")
     monitor("v.info n_errs_found heapspec %d %s" % (n, "full" if full else "summary"))
     if full:
         monitor("leak_check full kinds all heuristics %s any" % HEURISTICS)
     else:
         monitor("leak_check summary heuristics %s" % HEURISTICS)
-    monitor("v.info n_errs_found heapspec %d blocks" % n)
-    monitor("block_list 1..999999999")
+    if OBJECTS:
+        monitor("v.info n_errs_found heapspec %d select" % n)
+        records = Host.ask("S %d" % n)
+        monitor("v.info n_errs_found heapspec %d blocks" % n)
+        for record in records:
+            monitor("block_list %s" % record)
+    else:
+        monitor("v.info n_errs_found heapspec %d blocks" % n)
+        monitor("block_list 1..999999999")
+        State.last_listed = totals
     monitor("v.info n_errs_found heapspec %d end" % n)
-    State.last_listed = totals
     emit("%s %d + %s" % (kind, n, name))
+
+
+# --- Markers from any language: access("/proc/self/heapspec/test-begin/NAME") ----------------
+# heapspec/markers (JavaScript) brackets test cases without a compiler: the path names the event,
+# the call fails harmlessly with ENOENT, and this breakpoint reads it (as heapspec_gdb.py does).
+
+PATH_MARKER = "/proc/self/heapspec/"
+
+
+class PathMarker(gdb.Breakpoint):
+    def stop(self):
+        path = read_string(int(gdb.parse_and_eval("$rdi")), 1024)
+        if not path.startswith(PATH_MARKER):
+            return False
+        event, _, name = path[len(PATH_MARKER):].partition("/")
+        name = urllib.parse.unquote(name)
+        if event == "test-begin":
+            State.pending.append(("B", name, ()))
+            return True
+        if event == "test-end":
+            State.pending.append(("E", name, AT_MARKER))
+            return True
+        return False
+
+
+def libc_function(name):
+    """The address of libc's own `name`, from libc's dynamic symbols and where /proc maps it.
+
+    gdb's lookup by name can answer with a program's PLT stub (a non-PIE program that takes the
+    function's address), which libc's own callers never reach."""
+    libc = next((o.filename for o in gdb.objfiles() if o.filename and re.search(r"/libc\.so", o.filename)), None)
+    if libc is None or PID is None:
+        return None
+    real = os.path.realpath(libc)
+    base = None
+    with open("/proc/%d/maps" % PID) as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            if len(parts) == 6 and int(parts[2], 16) == 0 and os.path.realpath(parts[5].strip()) == real:
+                base = int(parts[0].split("-")[0], 16)
+                break
+    if base is None:
+        return None
+    with open(libc, "rb") as f:
+        data = f.read()
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    wanted = name.encode()
+    for _n, kind, _f, _a, offset, size, link, _i, _al, entsize in sections:
+        if kind != 11 or entsize == 0:  # SHT_DYNSYM
+            continue
+        strtab = sections[link][4]
+        for at in range(offset, offset + size, entsize):
+            st_name, _info, _other, shndx, value, _size = struct.unpack_from("<IBBHQQ", data, at)
+            if shndx != 0 and value != 0 and data[strtab + st_name:strtab + st_name + len(wanted) + 1] == wanted + b"\0":
+                return base + value
+    return None
+
+
+# --- GoogleTest, recognised without markers (as heapspec_gdb.py does) -------------------------
+# A test GoogleTest runs is a test case named Suite.Name, from the return of TestEventRepeater::
+# OnTestStart to the entry of its OnTestEnd: the fixture's construction, SetUp, the body, TearDown
+# and the fixture's destruction are inside; the listeners' own work is not. A program that runs
+# heapspec_test_begin (heapspec_gtest.h's listener) marks its own tests: markers win.
+
+# At OnTestEnd's entry its arguments (rdi: the repeater, rsi: the TestInfo) are live.
+AT_GTEST_END = ("rax", "rcx", "rdx", "r8", "r9", "r10", "r11")
+
+
+class GoogleTest(gdb.Breakpoint):
+    marked = False  # heapspec_test_begin has run: the program brackets its tests itself
+    offsets = None  # where testing::TestInfo keeps test_suite_name_ and name_ (std::string)
+    running = {}  # thread -> name of the GoogleTest test running there
+    unnamed = 0
+
+    def __init__(self, spec, event):
+        super().__init__(spec, internal=True)
+        self.event = event
+
+    @staticmethod
+    def install():
+        """Breaks at the entries themselves: a location after the prologue may be two (gcc -O2 -g)."""
+        start, end = (function_address("testing::internal::TestEventRepeater::OnTest%s(testing::TestInfo const&)" % e) for e in ("Start", "End"))
+        if start is not None and end is not None:
+            GoogleTest("*%d" % start, "start")
+            GoogleTest("*%d" % end, "end")
+            marker = function_address("heapspec_test_begin")
+            if marker is not None:
+                GoogleTest("*%d" % marker, "marker")
+
+    def stop(self):
+        if self.event == "marker":
+            GoogleTest.marked = True
+        if GoogleTest.marked:
+            return False
+        thread = gdb.selected_thread().ptid
+        if self.event == "start":
+            GoogleTestStarted(gdb.newest_frame(), thread, gtest_name(int(gdb.parse_and_eval("$rsi"))))
+            return False
+        name = GoogleTest.running.pop(thread, None)
+        if name is None:
+            return False
+        State.pending.append(("E", name, AT_GTEST_END))
+        return True
+
+
+class GoogleTestStarted(gdb.FinishBreakpoint):
+    """OnTestStart returned: every listener knows, and the test itself starts."""
+
+    def __init__(self, frame, thread, name):
+        super().__init__(frame, internal=True)
+        # not `thread`: a gdb.Breakpoint's own attribute (the thread it is restricted to)
+        self.runs_in, self.test_name = thread, name
+
+    def stop(self):
+        if GoogleTest.marked:  # our listener's marker ran inside OnTestStart
+            return False
+        GoogleTest.running[self.runs_in] = self.test_name
+        State.pending.append(("B", self.test_name, ()))
+        return True
+
+    def out_of_scope(self):
+        pass  # a listener threw: GoogleTest aborts, no test runs
+
+
+def gtest_name(info):
+    """Suite.Name of the testing::TestInfo at `info`: its first two members are libstdc++
+    std::strings ({char *p; size_t n; ...}), test_suite_name_ and name_, unless gtest.h's debug
+    info says otherwise."""
+    if GoogleTest.offsets is None:
+        GoogleTest.offsets = (0, 32)
+        try:
+            fields = {f.name: f.bitpos // 8 for f in gdb.lookup_type("testing::TestInfo").fields() if hasattr(f, "bitpos")}
+            suite = fields.get("test_suite_name_", fields.get("test_case_name_"))
+            if suite is not None and "name_" in fields:
+                GoogleTest.offsets = (suite, fields["name_"])
+        except gdb.error:
+            pass  # no debug info for gtest.h: the layout above
+    inferior = gdb.selected_inferior()
+    names = []
+    for offset in GoogleTest.offsets:
+        try:
+            p, n = struct.unpack("<QQ", bytes(inferior.read_memory(info + offset, 16)))
+            text = bytes(inferior.read_memory(p, n + 1)) if 0 < n <= 4096 else b""
+        except gdb.MemoryError:
+            text = b""
+        if text[-1:] != b"\0" or b"\0" in text[:-1]:
+            GoogleTest.unnamed += 1
+            if GoogleTest.unnamed == 1:
+                emit("W cannot read GoogleTest's test names (not a libstdc++ build?); its tests are numbered")
+            return "gtest-test-%d" % GoogleTest.unnamed
+        names.append(text[:-1].decode("utf-8", "replace").replace("\n", " "))
+    return ".".join(names)
 
 
 def setup():
@@ -199,9 +403,14 @@ def setup():
         address = function_address(name)
         if address is not None:
             Marker(address, begin)
+    access = libc_function("access")
+    if access is not None:
+        PathMarker("*%d" % access, internal=True)
     if TESTS is not None:
         for source, function in test_functions(TESTS):
             TestFunction(source, function)
+    else:
+        GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
 
 
 def libc_loaded():
@@ -250,9 +459,10 @@ def main():
         while State.pending:
             kind, name, registers = State.pending.pop(0)
             point(kind, name, registers)
-        if event is not None and not isinstance(event, gdb.BreakpointEvent):
+        if event is not None and not isinstance(event, gdb.BreakpointEvent) and (State.points > 0 or OBJECTS):
             # --vgdb-stop-at=exit: the program has run its last instruction; memcheck's leak check
-            # comes next, on this very heap.
+            # comes next, on this very heap. Without a test case there is nothing to attribute (a
+            # Node script that marks none: listing Node's heap would take seconds).
             point("Q", "", ())
     emit("X")
 

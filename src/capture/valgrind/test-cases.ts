@@ -28,6 +28,7 @@ export class TestCaseAttribution {
   private owners = new Map<number, OwnedBlock>()
   private totals: HeapTotals | undefined
   private exitListing: BlockListing | undefined
+  private lastListing: BlockListing | undefined
   private readonly problems: string[] = []
 
   /** A test case begins. `listing` is undefined when nothing was allocated or freed since the last one. */
@@ -50,10 +51,13 @@ export class TestCaseAttribution {
     this.model.endTest(name, undefined)
   }
 
-  /** The program has ended: `listing` is the heap memcheck's final leak check is about to classify. */
-  exit(totals: HeapTotals, listing: BlockListing): void {
+  /**
+   * The program has ended: `listing` is the heap memcheck's final leak check is about to classify,
+   * undefined when nothing was allocated or freed since the last listing, which then stands in.
+   */
+  exit(totals: HeapTotals, listing: BlockListing | undefined): void {
     this.interval(totals, listing)
-    this.exitListing = listing
+    this.exitListing = listing ?? this.lastListing
   }
 
   /** The test cases in the order they began. */
@@ -141,6 +145,7 @@ export class TestCaseAttribution {
     }
     this.totals = totals
     if (listing) {
+      this.lastListing = listing
       const owners = new Map<number, OwnedBlock>()
       for (const record of listing.records) {
         for (const block of record.blocks) {

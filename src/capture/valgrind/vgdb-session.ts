@@ -1,7 +1,7 @@
-import { constants, existsSync, openSync } from 'node:fs'
+import { closeSync, constants, createReadStream, existsSync, openSync, realpathSync, writeSync } from 'node:fs'
 import { readFile, unlink } from 'node:fs/promises'
 import { Socket } from 'node:net'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { execa } from 'execa'
 import { CannotStartError } from '../../errors.js'
@@ -10,13 +10,21 @@ import { packageRoot } from '../../package-root.js'
 import type { CaptureSpec } from '../backend.js'
 import { killTree, supervise, type Supervised } from '../process.js'
 import { resolveProgram } from '../program.js'
-import { parseBlockListing, stripPid, type BlockListing } from './block-list.js'
+import { parseBlockListing, parseShownRecords, stripPid, type BlockListing } from './block-list.js'
 import { elfNamesSymbol } from './elf-symbols.js'
+import { ObjectCode } from './object-code.js'
 import { TestCaseAttribution } from './test-cases.js'
-import { parseXtreeTotals } from './xtree.js'
+import { parseXtreeMassif, parseXtreeTotals } from './xtree.js'
 
 /** The marker functions of heapspec.h. */
 const MARKERS = ['heapspec_test_begin', 'heapspec_test_end'] as const
+
+/**
+ * Symbols of a program linked with GoogleTest: the event repeater the GDB-side script breaks in
+ * (GoogleTest linked in statically), or testing::Test's constructor, which every TEST's class calls
+ * (imported from libgtest.so).
+ */
+const GOOGLE_TEST = ['_ZN7testing8internal17TestEventRepeater11OnTestStartERKNS_8TestInfoE', '_ZN7testing4TestC2Ev'] as const
 
 /** How long gdb gets to finish once valgrind has ended (it only has to notice the end). */
 const GDB_GRACE_MS = 10_000
@@ -54,12 +62,31 @@ function lastOption(args: string[], name: string): string | undefined {
   return value
 }
 
+/** Whether `program` is Node.js, whose scripts can bracket test cases with heapspec/markers. */
+function isNode(program: string): boolean {
+  if (/^(node|nodejs)$/.test(basename(program))) return true
+  try {
+    return realpathSync(program) === realpathSync(process.execPath)
+  } catch {
+    return false
+  }
+}
+
 /**
- * Whether a capture needs per-test attribution: the `tests` option is set, or the program defines
- * or calls heapspec.h's markers. Only then does the Valgrind backend pay for gdb and vgdb.
+ * Why a capture needs gdb on memcheck's gdbserver, or undefined when it does not: per-test
+ * attribution (the `tests` option; heapspec.h's markers; GoogleTest's tests; Node, whose scripts
+ * may use heapspec/markers) or the `objects` option (only chosen objects' blocks, which memcheck
+ * must list as the program runs). Only then does the Valgrind backend pay for gdb and vgdb.
  */
-export function wantsTestCases(spec: CaptureSpec): boolean {
-  return spec.tests !== undefined || elfNamesSymbol(spec.command[0]!, MARKERS)
+export function sessionReason(spec: CaptureSpec): string | undefined {
+  const program = spec.command[0]!
+  const shown = spec.displayCommand[0]
+  if (spec.tests !== undefined) return 'the tests option is set'
+  if (spec.objects.length > 0) return 'the objects option is set'
+  if (elfNamesSymbol(program, MARKERS)) return `${shown} has heapspec.h's test-case markers`
+  if (elfNamesSymbol(program, GOOGLE_TEST)) return `${shown} is a GoogleTest suite`
+  if (isNode(program)) return `${shown} is Node.js, whose scripts may mark test cases (heapspec/markers)`
+  return undefined
 }
 
 /** A listing memcheck wrote to its log: the lines of each section, until its `end` line. */
@@ -67,17 +94,35 @@ interface Segment {
   mode: 'full' | 'summary'
   shown: string[]
   blocks: string[]
-  section: 'shown' | 'blocks'
+  section: 'shown' | 'select' | 'blocks'
 }
 
 /** The line the GDB-side script has memcheck print around each listing (`v.info n_errs_found MSG`). */
-const SEGMENT_MARK = /^n_errs_found \d+ n_errs_shown \d+ \(vgdb-error -?\d+\) heapspec (\d+) (full|summary|blocks|end)$/
+const SEGMENT_MARK = /^n_errs_found \d+ n_errs_shown \d+ \(vgdb-error -?\d+\) heapspec (\d+) (full|summary|select|blocks|end)$/
+
+/** Record numbers as block_list takes them: a run of consecutive ones as one range. */
+function recordRanges(numbers: number[]): string[] {
+  const ranges: string[] = []
+  const sorted = [...new Set(numbers)].sort((a, b) => a - b)
+  for (let i = 0; i < sorted.length; ) {
+    let j = i
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++
+    ranges.push(i === j ? String(sorted[i]) : `${sorted[i]}..${sorted[j]}`)
+    i = j + 1
+  }
+  return ranges
+}
 
 /**
  * Per-test attribution under memcheck: gdb attached to valgrind's gdbserver through vgdb stops the
  * program at each test-case boundary, where memcheck reports the heap totals and the live blocks.
  * memcheck writes the listings to its log, which is a FIFO this session reads while the program
  * runs (so nothing piles up on disk). One session per capture; `open` it before valgrind starts.
+ *
+ * With the `objects` option (a Node addon inside Node) only the blocks whose allocator's caller is
+ * in a chosen object count, as under the GDB backend: at each boundary the session reads the heap
+ * totals by allocation stack (a massif-format xtree report) and tells gdb, on a second FIFO, which
+ * loss records to list, and whether a boundary needs a leak search at all.
  */
 export class VgdbSession {
   /** memcheck options the session needs, after the user's (later options win). */
@@ -88,6 +133,16 @@ export class VgdbSession {
   private readonly listings = new Map<number, BlockListing | Error>()
   private readonly waiting = new Map<number, (listing: BlockListing | Error | undefined) => void>()
   private current: { id: number; segment: Segment } | undefined
+  /** Objects mode: the shown loss records of each point, once memcheck has printed all of them. */
+  private readonly shown = new Map<number, string[]>()
+  private readonly shownWaiting = new Map<number, (lines: string[] | undefined) => void>()
+  /** Objects mode: the chosen objects' code at each point, read when gdb asked about it (a T line). */
+  private readonly codeAt = new Map<number, ObjectCode>()
+  /** Objects mode: the chosen objects' heap totals at each point, and at the last point listed. */
+  private readonly objectTotals = new Map<number, HeapTotals | Error>()
+  private lastListed: HeapTotals = { allocations: 0, frees: 0, bytesAllocated: 0 }
+  private lastCode: ObjectCode
+  private valgrindPid: number | undefined
   private logEnded = false
   private logDone: Promise<void>
   private readonly failures: string[] = []
@@ -105,9 +160,12 @@ export class VgdbSession {
     private readonly dir: string,
     private readonly vgdb: string,
     private readonly log: Socket,
+    /** Objects mode: the FIFO on which gdb reads which loss records to list, open for writing. */
+    private readonly select: { path: string; fd: number } | undefined,
   ) {
     const prefix = join(dir, 'vgdb')
     this.prefix = prefix
+    this.lastCode = ObjectCode.none(spec.objects)
     this.valgrindArgs = [
       '--vgdb=yes',
       // Stop before the first instruction, so the breakpoints are in place; and after the last
@@ -135,15 +193,14 @@ export class VgdbSession {
    * Prepares a session in `dir`: checks that gdb and vgdb are there, and makes `logPath` a FIFO
    * opened for reading (so valgrind's open of its log file never blocks).
    */
-  static async open(spec: CaptureSpec, valgrind: string, dir: string, logPath: string): Promise<VgdbSession> {
+  static async open(spec: CaptureSpec, valgrind: string, dir: string, logPath: string, why: string): Promise<VgdbSession> {
     try {
       resolveProgram('gdb', spec.cwd, spec.env)
     } catch (error) {
-      const why = spec.tests ? 'the tests option is set' : `${spec.displayCommand[0]} has heapspec.h's test-case markers`
-      throw new CannotStartError(
-        `heapspec: gdb is not installed (looked on PATH); the valgrind backend needs it to attribute leaks to test cases, as ${why}. Install it (apt-get install gdb).`,
-        { cause: error },
-      )
+      const what = spec.objects.length > 0 ? "to follow the chosen objects' blocks and the test cases" : 'to attribute leaks to test cases'
+      throw new CannotStartError(`heapspec: gdb is not installed (looked on PATH); the valgrind backend needs it ${what}, as ${why}. Install it (apt-get install gdb).`, {
+        cause: error,
+      })
     }
     let vgdb = join(dirname(valgrind), 'vgdb')
     if (!existsSync(vgdb)) {
@@ -159,7 +216,19 @@ export class VgdbSession {
     // Read-only and non-blocking: the open returns at once, and the pipe reports its end only once
     // a writer (valgrind) has come and gone.
     const fd = openSync(logPath, constants.O_RDONLY | constants.O_NONBLOCK)
-    return new VgdbSession(spec, dir, vgdb, new Socket({ fd, readable: true, writable: false }))
+    let select: { path: string; fd: number } | undefined
+    if (spec.objects.length > 0) {
+      const path = join(dir, 'select')
+      await execa('mkfifo', ['-m', '600', path])
+      // Read and write: the open returns at once, and gdb's open for reading finds a writer.
+      select = { path, fd: openSync(path, constants.O_RDWR) }
+    }
+    return new VgdbSession(spec, dir, vgdb, new Socket({ fd, readable: true, writable: false }), select)
+  }
+
+  /** Objects mode: the chosen objects' code as last seen in the process (for memcheck's final report). */
+  get objectCode(): ObjectCode {
+    return this.lastCode
   }
 
   /** Aborts when gdb gives up: valgrind must not wait for it at a breakpoint forever. */
@@ -181,7 +250,8 @@ export class VgdbSession {
   start(pid: number): void {
     const vgdb = [shellQuote(this.vgdb), `--wait=${VGDB_WAIT_SECONDS}`, `--pid=${pid}`, `--vgdb-prefix=${shellQuote(this.prefix)}`].join(' ')
     const heuristics = lastOption(this.spec.valgrindArgs, 'leak-check-heuristics') ?? 'all'
-    const config = { fd: 3, dir: this.dir, vgdb, tests: this.spec.tests?.source, heuristics }
+    this.valgrindPid = pid
+    const config = { fd: 3, dir: this.dir, vgdb, tests: this.spec.tests?.source, heuristics, pid, objects: this.select !== undefined, select: this.select?.path }
     const args = [
       '-nx',
       '-q',
@@ -205,7 +275,20 @@ export class VgdbSession {
         const events = (child.stdio as unknown as NodeJS.ReadableStream[])[3]!
         const lines = createInterface({ input: events, crlfDelay: Infinity })
         this.reading = (async () => {
-          for await (const line of lines) await this.onEvent(line)
+          let queue = Promise.resolve()
+          let answering = Promise.resolve()
+          for await (const line of lines) {
+            // gdb waits for the answer with the program stopped: questions skip the queue.
+            const question = /^([TS]) (\d+)(?: (\w))?$/.exec(line)
+            if (question) {
+              const [, what, id, kind] = question as unknown as [string, 'T' | 'S', string, string | undefined]
+              answering = answering.then(() => (what === 'T' ? this.checkPoint(Number(id), kind ?? '') : this.selectRecords(Number(id))))
+            } else {
+              queue = queue.then(() => this.onEvent(line))
+            }
+          }
+          await answering
+          await queue
         })()
         if (this.spec.debug) {
           child.stdout?.pipe(process.stderr)
@@ -224,6 +307,7 @@ export class VgdbSession {
 
   /** After valgrind has ended: lets gdb finish (or stops it), and reads the rest of the log. */
   async finish(): Promise<void> {
+    this.closeAnswers()
     if (this.gdbRun) {
       // Not attached yet: valgrind is gone, so gdb (vgdb) could only wait for it.
       if (!this.attached && this.gdbPid !== undefined) killTree(this.gdbPid)
@@ -246,11 +330,90 @@ export class VgdbSession {
     this.logEnded = true
     for (const [id, resolveWaiter] of this.waiting) resolveWaiter(this.listings.get(id))
     this.waiting.clear()
+    for (const [id, resolveWaiter] of this.shownWaiting) resolveWaiter(this.shown.get(id))
+    this.shownWaiting.clear()
   }
 
-  /** Releases the log FIFO. Safe to call twice. */
+  /** Releases the log FIFO and the answers' FIFO. Safe to call twice. */
   close(): void {
     this.log.destroy()
+    this.closeAnswers()
+  }
+
+  /** No more answers: gdb, if it still waits for one (valgrind died at a point), reads the end and stops. */
+  private closeAnswers(): void {
+    if (this.select && this.select.fd >= 0) {
+      closeSync(this.select.fd)
+      this.select.fd = -1
+    }
+  }
+
+  /** The loss records a full leak search of point `id` showed, once all are in the log. */
+  private shownRecords(id: number): Promise<string[] | undefined> {
+    const done = this.shown.get(id)
+    if (done !== undefined || this.logEnded) {
+      this.shown.delete(id)
+      return Promise.resolve(done)
+    }
+    return new Promise((resolve) => {
+      this.shownWaiting.set(id, (lines) => {
+        this.shown.delete(id)
+        resolve(lines)
+      })
+    })
+  }
+
+  /** Objects mode: answers gdb, which waits with the program stopped, with one line. */
+  private answer(line: string): void {
+    // A line is far below a pipe's capacity, and gdb reads each before it asks again: this never blocks.
+    if (this.select && this.select.fd >= 0) writeSync(this.select.fd, `${line}\n`)
+  }
+
+  /**
+   * Objects mode: the chosen objects' totals at point `id` (a B, E, e or Q), from its xtree report,
+   * and whether a B or Q needs a listing: not when the objects have allocated and freed nothing
+   * since the last one, so their blocks are the same (a test run from JavaScript between two markers
+   * leaves the addon idle). Node's heap takes most of a second to search.
+   */
+  private async checkPoint(id: number, kind: string): Promise<void> {
+    let code = this.lastCode
+    try {
+      // The program stands still until the answer: its mappings are those of this point.
+      if (this.valgrindPid !== undefined) code = code.with(ObjectCode.read(this.valgrindPid, this.spec.objects))
+    } catch {
+      // valgrind is gone: the point fails for want of its listing
+    }
+    this.lastCode = code
+    this.codeAt.set(id, code)
+    const path = join(this.dir, `xt-${id}.ms`)
+    let totals: HeapTotals | Error
+    try {
+      totals = (await parseXtreeMassif(createReadStream(path), (frame) => code.holdsFrame(frame), path)).totals
+    } catch (error) {
+      totals = error as Error
+    }
+    await unlink(path).catch(() => undefined)
+    this.objectTotals.set(id, totals)
+    const last = this.lastListed
+    const same = !(totals instanceof Error) && totals.allocations === last.allocations && totals.frees === last.frees && totals.bytesAllocated === last.bytesAllocated
+    if (same && (kind === 'B' || kind === 'Q')) {
+      this.answer('same')
+      return
+    }
+    if (!(totals instanceof Error)) this.lastListed = totals
+    this.answer('list')
+  }
+
+  /**
+   * Objects mode: answers gdb, stopped at point `id`, with the loss records to list, those whose
+   * blocks a chosen object allocated (the allocator's caller is in it). Node's whole heap would
+   * take seconds to list at every point; the addon's blocks are a handful of records.
+   */
+  private async selectRecords(id: number): Promise<void> {
+    const shown = await this.shownRecords(id)
+    const code = this.codeAt.get(id) ?? this.lastCode
+    const chosen = parseShownRecords(shown ?? []).filter((r) => r.pcs[0] !== undefined && code.holdsPc(r.pcs[0]))
+    this.answer(recordRanges(chosen.map((r) => r.number)).join(' '))
   }
 
   /** The test cases, in the order they began. */
@@ -275,6 +438,12 @@ export class VgdbSession {
       const what = mark[2]!
       if (what === 'full' || what === 'summary') {
         this.current = { id, segment: { mode: what, shown: [], blocks: [], section: 'shown' } }
+      } else if (this.current?.id === id && what === 'select') {
+        // gdb waits for the host to pick the records to list from these
+        this.current.segment.section = 'select'
+        this.shown.set(id, this.current.segment.shown)
+        this.shownWaiting.get(id)?.(this.current.segment.shown)
+        this.shownWaiting.delete(id)
       } else if (this.current?.id === id && what === 'blocks') {
         this.current.segment.section = 'blocks'
       } else if (this.current?.id === id && what === 'end') {
@@ -293,7 +462,8 @@ export class VgdbSession {
       return
     }
     if (this.current) {
-      this.current.segment[this.current.segment.section].push(line)
+      const { segment } = this.current
+      if (segment.section !== 'select') segment[segment.section].push(line)
       return
     }
     // Monitor commands' own chatter stays out of the log the run reports.
@@ -318,6 +488,15 @@ export class VgdbSession {
   }
 
   private async totalsAt(id: number): Promise<HeapTotals> {
+    if (this.select) {
+      // Objects mode: only the chosen objects' own allocations count, read when gdb asked about the point.
+      const totals = this.objectTotals.get(id)
+      this.objectTotals.delete(id)
+      this.codeAt.delete(id)
+      if (totals instanceof Error) throw totals
+      if (totals === undefined) throw new Error(`no xtree report was read for point ${id}`)
+      return totals
+    }
     const path = join(this.dir, `xt-${id}`)
     const text = await readFile(path, 'utf8')
     await unlink(path)
@@ -363,7 +542,7 @@ export class VgdbSession {
           this.attribution.leave(name, totals, listing!)
           break
         default:
-          this.attribution.exit(totals, listing!)
+          this.attribution.exit(totals, listing)
       }
     } catch (error) {
       // One unreadable point would misattribute every later block: the figures stop here.

@@ -45,3 +45,89 @@ export function parseXtreeTotals(text: string, source: string): HeapSummary {
     inUseAtExit: { bytes: value('curB'), blocks: value('curBk') },
   }
 }
+
+/** A frame at the top of an allocation stack, as a massif-format xtree report describes it. */
+export interface XtreeFrame {
+  pc?: number
+  object?: string
+}
+
+/** The events of a massif-format report that are counted by allocation stack (the freed ones are by free stack). */
+const BY_ALLOCATION = ['curB', 'curBk', 'totB', 'totBk'] as const
+
+/**
+ * The heap summary of the blocks whose allocation stack starts in chosen code (the allocator's
+ * caller), from a massif-format xtree memory report (`xtmemory FILE.ms`, `--xtree-memory=full`).
+ *
+ * That format has a tree per event, each level grouping stacks by one frame, allocator's caller
+ * first: the first-level nodes are exactly "what this place allocated itself". Every counter but
+ * the freed ones is kept by allocation stack, so the blocks freed of those allocated at a place
+ * are its allocated blocks less its current ones, whoever freed them (a realloc frees the old
+ * block, as memcheck counts it). Read as raw chunks: Node's report is 50 to 100 MB, nearly all of
+ * it deeper levels, which are skipped without decoding.
+ */
+export async function parseXtreeMassif(input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, holds: (frame: XtreeFrame) => boolean, source: string): Promise<HeapSummary> {
+  const fail = (what: string): CaptureFailedError =>
+    new CaptureFailedError(
+      `heapspec: memcheck's massif-format xtree memory report (${source}) ${what}. ` +
+        `valgrind stopped before writing it, or this valgrind writes another format; run with HEAPSPEC_DEBUG=1 to see its log.`,
+    )
+  const sums = new Map<string, number>()
+  let event: string | undefined
+  // A first-level node described by an XML <frame> (memcheck run with --xml=yes) spans several lines.
+  let pending: { value: number; frame: XtreeFrame } | undefined
+  const onLine = (line: string): void => {
+    if (pending) {
+      const ip = /^\s*<ip>0x([0-9A-Fa-f]+)<\/ip>/.exec(line)
+      if (ip) pending.frame.pc = parseInt(ip[1]!, 16)
+      const obj = /^\s*<obj>(.*)<\/obj>/.exec(line)
+      if (obj) pending.frame.object = unescapeXml(obj[1]!)
+      if (/^\s*<\/frame>/.test(line)) {
+        if (holds(pending.frame)) sums.set(event!, sums.get(event!)! + pending.value)
+        pending = undefined
+      }
+      return
+    }
+    if (line.startsWith('n')) {
+      // a tree's root: "n<children>: <total> <event> : <description>"
+      const m = /^n\d+: \d+ (\S+)/.exec(line)
+      if (!m) throw fail(`has a tree root heapspec cannot read (\`${line}\`)`)
+      event = m[1]!
+      sums.set(event, 0)
+      return
+    }
+    const m = /^ n\d+: (\d+) (.*)$/.exec(line)
+    if (!m || event === undefined) throw fail(`has a node heapspec cannot read (\`${line}\`)`)
+    const value = Number(m[1])
+    const what = m[2]!
+    if (what === '<frame>') pending = { value, frame: {} }
+    else if (what.startsWith('0x') && holds({ pc: parseInt(what.slice(2), 16) })) sums.set(event, sums.get(event)! + value)
+    // else "in N places below massif's threshold": zeros, with no frame
+  }
+  let carry: Buffer = Buffer.alloc(0)
+  for await (const chunk of input) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    const buffer = carry.length > 0 ? Buffer.concat([carry, bytes]) : bytes
+    let at = 0
+    for (let end = buffer.indexOf(10, at); end >= 0; at = end + 1, end = buffer.indexOf(10, at)) {
+      // Only roots ("n..."), first-level nodes (" n...") and a pending frame's lines are read.
+      if (pending || buffer[at] === 110 || (buffer[at] === 32 && buffer[at + 1] === 110)) onLine(buffer.toString('utf8', at, end))
+    }
+    carry = buffer.subarray(at)
+  }
+  if (carry.length > 0) onLine(carry.toString('utf8'))
+  const value = (name: (typeof BY_ALLOCATION)[number]): number => {
+    const sum = sums.get(name)
+    if (sum === undefined) throw fail(`has no \`${name}\` tree (was it written with --xtree-memory=full?)`)
+    return sum
+  }
+  const allocated = value('totBk')
+  return {
+    totals: { allocations: allocated, frees: allocated - value('curBk'), bytesAllocated: value('totB') },
+    inUseAtExit: { bytes: value('curB'), blocks: value('curBk') },
+  }
+}
+
+function unescapeXml(text: string): string {
+  return text.replace(/&(lt|gt|amp|quot|apos);/g, (_m, name: string) => ({ lt: '<', gt: '>', amp: '&', quot: '"', apos: "'" })[name]!)
+}

@@ -5,8 +5,9 @@ import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
 import { BadOptionError, CannotStartError } from '../../src/errors.js'
-import type { LeakSummary, RunJson, TestCaseSummary } from '../../src/model/types.js'
+import type { RunJson } from '../../src/model/types.js'
 import { expectations, processesMentioning, program, ROOT, type Expected } from '../support/debugee.js'
+import { TESTS_C } from '../support/test-cases.js'
 
 // The preload backend (an LD_PRELOAD allocation interposer) against the GDB backend, run in the
 // same test on the same program: the runs must be equal in everything but the backend's name and
@@ -48,32 +49,7 @@ describe.each(table)('preload backend on %s', (_name, command, expected) => {
   })
 })
 
-const none = { bytes: 0, blocks: 0 }
-const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
-
-// debugee/tests.c per test case, as test/e2e/tests.test.ts counts them by hand for the GDB backend.
-const PER_TEST: TestCaseSummary[] = [
-  { name: 'test_clean', allocations: 1, frees: 1, bytesAllocated: 100, leakSummary: summary({}) },
-  { name: 'test_leaks_two', allocations: 2, frees: 0, bytesAllocated: 96, leakSummary: summary({ definite: { bytes: 96, blocks: 2 } }) },
-  {
-    name: 'test_indirect',
-    allocations: 3,
-    frees: 0,
-    bytesAllocated: 96,
-    leakSummary: summary({ definite: { bytes: 32, blocks: 1 }, indirect: { bytes: 64, blocks: 2 } }),
-  },
-  // the helper thread's 64 bytes, and glibc's 272-byte DTV for that thread (the interposer keeps
-  // no TLS of its own, so the DTV has the size it has without heapspec)
-  {
-    name: 'test_thread_leak',
-    allocations: 2,
-    frees: 0,
-    bytesAllocated: 336,
-    leakSummary: summary({ definite: { bytes: 64, blocks: 1 }, possible: { bytes: 272, blocks: 1 } }),
-  },
-  { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
-  { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
-]
+const PER_TEST = TESTS_C
 
 describe('per-test attribution, preload backend', () => {
   it("heapspec.h's markers: the hand-counted figures per test case, equal to the gdb backend's", async () => {

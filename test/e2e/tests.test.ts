@@ -1,34 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
-import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
 import { program } from '../support/debugee.js'
+import { TESTS_C } from '../support/test-cases.js'
 
-const none = { bytes: 0, blocks: 0 }
-const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
-
-// debugee/tests.c: what each test case allocates, frees and leaks, counted by hand (see its header).
-const EXPECTED: TestCaseSummary[] = [
-  { name: 'test_clean', allocations: 1, frees: 1, bytesAllocated: 100, leakSummary: summary({}) },
-  { name: 'test_leaks_two', allocations: 2, frees: 0, bytesAllocated: 96, leakSummary: summary({ definite: { bytes: 96, blocks: 2 } }) },
-  {
-    name: 'test_indirect',
-    allocations: 3,
-    frees: 0,
-    bytesAllocated: 96,
-    leakSummary: summary({ definite: { bytes: 32, blocks: 1 }, indirect: { bytes: 64, blocks: 2 } }),
-  },
-  // the helper thread's 64 bytes, and glibc's 272-byte DTV for that thread, which the dead
-  // thread's descriptor still points into until its stack is reused
-  {
-    name: 'test_thread_leak',
-    allocations: 2,
-    frees: 0,
-    bytesAllocated: 336,
-    leakSummary: summary({ definite: { bytes: 64, blocks: 1 }, possible: { bytes: 272, blocks: 1 } }),
-  },
-  { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
-  { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
-]
+const EXPECTED = TESTS_C
 
 describe('per-test attribution, gdb backend', () => {
   it.each([

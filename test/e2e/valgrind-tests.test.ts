@@ -11,41 +11,14 @@ import { runNative } from '../../src/index.js'
 import { normalizeOptions } from '../../src/options.js'
 import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
 import { program, ROOT } from '../support/debugee.js'
+import { summary, TESTS_C } from '../support/test-cases.js'
 
 // Per-test attribution under the Valgrind backend: gdb attached to memcheck's gdbserver stops the
 // program at each test-case boundary, where memcheck lists the live blocks and the heap totals.
 // Real valgrind and gdb; no test here skips when either is missing.
 
-const none = { bytes: 0, blocks: 0 }
-const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
-
-// debugee/tests.c, as memcheck classifies each test case's blocks at its end. These are the GDB
-// backend's figures too (test/e2e/tests.test.ts): memcheck agrees on every one.
-const EXPECTED: TestCaseSummary[] = [
-  { name: 'test_clean', allocations: 1, frees: 1, bytesAllocated: 100, leakSummary: summary({}) },
-  // the second pointer is still in a register at the end marker (memset's r9 and r11): dead by the
-  // ABI at a call, so heapspec clears them before memcheck looks, as the GDB backend ignores them
-  { name: 'test_leaks_two', allocations: 2, frees: 0, bytesAllocated: 96, leakSummary: summary({ definite: { bytes: 96, blocks: 2 } }) },
-  {
-    name: 'test_indirect',
-    allocations: 3,
-    frees: 0,
-    bytesAllocated: 96,
-    leakSummary: summary({ definite: { bytes: 32, blocks: 1 }, indirect: { bytes: 64, blocks: 2 } }),
-  },
-  // memcheck too finds glibc's 272-byte DTV of the dead helper thread (calloc in allocate_dtv,
-  // from pthread_create) possibly lost: only the thread descriptor in the cached stack points to
-  // it, 16 bytes in. __libc_freeres frees it at exit, so it is in no final loss record.
-  {
-    name: 'test_thread_leak',
-    allocations: 2,
-    frees: 0,
-    bytesAllocated: 336,
-    leakSummary: summary({ definite: { bytes: 64, blocks: 1 }, possible: { bytes: 272, blocks: 1 } }),
-  },
-  { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
-  { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
-]
+// debugee/tests.c: memcheck agrees with the GDB backend on every test case's figures.
+const EXPECTED = TESTS_C
 
 const rejection = async (promise: Promise<unknown>): Promise<Error> => {
   const error = await promise.then(

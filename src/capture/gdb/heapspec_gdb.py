@@ -19,6 +19,7 @@ CFG = globals().get("HEAPSPEC") or {}
 sys.dont_write_bytecode = True  # nothing written into an installed package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else CFG.get("dir", "."))
 # the modules beside this file, found through the path set just above
+import discovery  # noqa: E402
 import objects  # noqa: E402
 import observe  # noqa: E402
 import test_cases  # noqa: E402
@@ -67,7 +68,7 @@ def setup():
     test_cases.Marker("heapspec_test_begin", True)
     test_cases.Marker("heapspec_test_end", False)
     if TESTS is not None:
-        for source, function in test_cases.test_functions(TESTS):
+        for source, function in discovery.test_functions(TESTS):
             test_cases.TestFunction(source, function)
     else:
         test_cases.GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is

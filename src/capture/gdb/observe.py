@@ -15,6 +15,7 @@ import struct
 
 import gdb
 
+from discovery import read_c_string
 from elf import Elf, load_bias
 
 
@@ -284,22 +285,8 @@ class Free(gdb.Breakpoint):
 
 
 def read_string(addr, limit=512):
-    """A C string from the inferior (a test case's name), read in small steps near page ends."""
-    out = b""
-    while len(out) < limit:
-        try:
-            chunk = State.mem.read(addr + len(out), 64)
-        except OSError:
-            try:
-                chunk = State.mem.read(addr + len(out), 1)
-            except OSError:
-                break
-        end = chunk.find(b"\0")
-        if end >= 0:
-            out += chunk[:end]
-            break
-        out += chunk
-    return out.decode("utf-8", "replace").replace("\n", " ")
+    """A C string from the inferior (a test case's name)."""
+    return read_c_string(State.mem.read, addr, limit)
 
 
 def stack_top(sp):

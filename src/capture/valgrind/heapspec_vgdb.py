@@ -37,9 +37,14 @@ would take seconds to list at every point.
 import os
 import re
 import struct
-import urllib.parse
+import sys
 
 import gdb
+
+sys.dont_write_bytecode = True  # nothing written into an installed package
+# what both GDB-side scripts read the same way lives beside the GDB backend's script
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gdb"))
+from discovery import GTestNames, path_marker, read_c_string, test_functions  # noqa: E402
 
 CFG = globals().get("HEAPSPEC") or {}
 OUT = os.fdopen(CFG.get("fd", 3), "w", buffering=1 << 16)
@@ -73,24 +78,17 @@ class State:
     last_listed = None  # xtree totals line at the last listing
 
 
+def read_memory(addr, size):
+    """Memory through memcheck's gdbserver, failing as discovery.py expects."""
+    try:
+        return bytes(gdb.selected_inferior().read_memory(addr, size))
+    except gdb.MemoryError as e:
+        raise OSError(str(e)) from e
+
+
 def read_string(addr, limit=512):
     """A C string from the program (a test case's name)."""
-    inferior = gdb.selected_inferior()
-    out = b""
-    while addr and len(out) < limit:
-        try:
-            chunk = bytes(inferior.read_memory(addr + len(out), 64))
-        except gdb.MemoryError:
-            try:
-                chunk = bytes(inferior.read_memory(addr + len(out), 1))
-            except gdb.MemoryError:
-                break
-        end = chunk.find(b"\0")
-        if end >= 0:
-            out += chunk[:end]
-            break
-        out += chunk
-    return out.decode("utf-8", "replace").replace("\n", " ")
+    return read_c_string(read_memory, addr, limit)
 
 
 class Marker(gdb.Breakpoint):
@@ -136,28 +134,6 @@ class TestReturn(gdb.FinishBreakpoint):
 
     def out_of_scope(self):
         State.pending.append(("e", self.test_name, ()))
-
-
-def test_functions(pattern):
-    """(source file, function name) of every function with debug info whose name matches.
-
-    The same search as the GDB backend's script (heapspec_gdb.py), so both find the same tests."""
-    # gdb matches its regex against names with their parameters ("f(int)"), so an end anchor
-    # would miss; give it the pattern unanchored at the end and match names here
-    loose = re.sub(r"(?<!\\)\$$", "", pattern.pattern) or "."
-    try:
-        listing = gdb.execute("info functions -q -n %s" % loose, to_string=True)
-    except gdb.error:
-        listing = gdb.execute("info functions -q -n .", to_string=True)  # a regex gdb cannot read
-    found, source = [], None
-    for line in listing.splitlines():
-        if line.startswith("File ") and line.endswith(":"):
-            source = line[5:-1]
-            continue
-        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*)\(", line)
-        if m and source and pattern.search(m.group(2)):
-            found.append((source, m.group(2)))
-    return found
 
 
 def function_address(name):
@@ -248,16 +224,14 @@ def point(kind, name, registers):
 # heapspec/markers (JavaScript) brackets test cases without a compiler: the path names the event,
 # the call fails harmlessly with ENOENT, and this breakpoint reads it (as heapspec_gdb.py does).
 
-PATH_MARKER = "/proc/self/heapspec/"
 
 
 class PathMarker(gdb.Breakpoint):
     def stop(self):
-        path = read_string(int(gdb.parse_and_eval("$rdi")), 1024)
-        if not path.startswith(PATH_MARKER):
+        marker = path_marker(read_string(int(gdb.parse_and_eval("$rdi")), 1024))
+        if marker is None:
             return False
-        event, _, name = path[len(PATH_MARKER):].partition("/")
-        name = urllib.parse.unquote(name)
+        event, name = marker
         if event == "test-begin":
             State.pending.append(("B", name, ()))
             return True
@@ -314,9 +288,7 @@ AT_GTEST_END = ("rax", "rcx", "rdx", "r8", "r9", "r10", "r11")
 
 class GoogleTest(gdb.Breakpoint):
     marked = False  # heapspec_test_begin has run: the program brackets its tests itself
-    offsets = None  # where testing::TestInfo keeps test_suite_name_ and name_ (std::string)
     running = {}  # thread -> name of the GoogleTest test running there
-    unnamed = 0
 
     def __init__(self, spec, event):
         super().__init__(spec, internal=True)
@@ -368,34 +340,7 @@ class GoogleTestStarted(gdb.FinishBreakpoint):
         pass  # a listener threw: GoogleTest aborts, no test runs
 
 
-def gtest_name(info):
-    """Suite.Name of the testing::TestInfo at `info`: its first two members are libstdc++
-    std::strings ({char *p; size_t n; ...}), test_suite_name_ and name_, unless gtest.h's debug
-    info says otherwise."""
-    if GoogleTest.offsets is None:
-        GoogleTest.offsets = (0, 32)
-        try:
-            fields = {f.name: f.bitpos // 8 for f in gdb.lookup_type("testing::TestInfo").fields() if hasattr(f, "bitpos")}
-            suite = fields.get("test_suite_name_", fields.get("test_case_name_"))
-            if suite is not None and "name_" in fields:
-                GoogleTest.offsets = (suite, fields["name_"])
-        except gdb.error:
-            pass  # no debug info for gtest.h: the layout above
-    inferior = gdb.selected_inferior()
-    names = []
-    for offset in GoogleTest.offsets:
-        try:
-            p, n = struct.unpack("<QQ", bytes(inferior.read_memory(info + offset, 16)))
-            text = bytes(inferior.read_memory(p, n + 1)) if 0 < n <= 4096 else b""
-        except gdb.MemoryError:
-            text = b""
-        if text[-1:] != b"\0" or b"\0" in text[:-1]:
-            GoogleTest.unnamed += 1
-            if GoogleTest.unnamed == 1:
-                emit("W cannot read GoogleTest's test names (not a libstdc++ build?); its tests are numbered")
-            return "gtest-test-%d" % GoogleTest.unnamed
-        names.append(text[:-1].decode("utf-8", "replace").replace("\n", " "))
-    return ".".join(names)
+gtest_name = GTestNames(read_memory, lambda message: emit("W " + message))
 
 
 def setup():

@@ -1,0 +1,105 @@
+"""What both of heapspec's GDB-side scripts read from a program the same way: C strings, the
+functions a --tests regex names, GoogleTest's test names, and the JavaScript markers' paths.
+
+The GDB backend's script (heapspec_gdb.py) and the Valgrind backend's (valgrind/heapspec_vgdb.py)
+reach memory differently (/proc/PID/mem, or memcheck's gdbserver), so each passes its own
+`read(addr, size) -> bytes`, which raises OSError where memory cannot be read.
+"""
+import re
+import struct
+import urllib.parse
+
+import gdb
+
+
+def read_c_string(read, addr, limit=512):
+    """A C string from the program (a test case's name), read in small steps near page ends."""
+    out = b""
+    while addr and len(out) < limit:
+        try:
+            chunk = read(addr + len(out), 64)
+        except OSError:
+            try:
+                chunk = read(addr + len(out), 1)
+            except OSError:
+                break
+        end = chunk.find(b"\0")
+        if end >= 0:
+            out += chunk[:end]
+            break
+        out += chunk
+    return out.decode("utf-8", "replace").replace("\n", " ")
+
+
+def test_functions(pattern):
+    """(source file, function name) of every function with debug info whose name matches."""
+    # gdb matches its regex against names with their parameters ("f(int)"), so an end anchor
+    # would miss; give it the pattern unanchored at the end and match names here
+    loose = re.sub(r"(?<!\\)\$$", "", pattern.pattern) or "."
+    try:
+        listing = gdb.execute("info functions -q -n %s" % loose, to_string=True)
+    except gdb.error:
+        listing = gdb.execute("info functions -q -n .", to_string=True)  # a regex gdb cannot read
+    found, source = [], None
+    for line in listing.splitlines():
+        if line.startswith("File ") and line.endswith(":"):
+            source = line[5:-1]
+            continue
+        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*)\(", line)
+        if m and source and pattern.search(m.group(2)):
+            found.append((source, m.group(2)))
+    return found
+
+
+# heapspec/markers (JavaScript) brackets test cases without a compiler: access() of a path that
+# names the event; the call fails harmlessly with ENOENT, and a breakpoint on access reads it.
+PATH_MARKER = "/proc/self/heapspec/"
+
+
+def path_marker(path):
+    """("test-begin" | "test-end", name) for a marker's path, or None for any other path."""
+    if not path.startswith(PATH_MARKER):
+        return None
+    event, _, name = path[len(PATH_MARKER):].partition("/")
+    return event, urllib.parse.unquote(name)
+
+
+class GTestNames:
+    """Suite.Name of a testing::TestInfo: the names --gtest_filter takes.
+
+    Its first two members are test_suite_name_ (test_case_name_ before 1.10) and name_, libstdc++
+    std::strings ({char *p; size_t n; ...}, 32 bytes), since GoogleTest 1.6; the debug info of
+    gtest.h, which any test file built with -g carries, gives their offsets when present.
+    `warn(message)` is told, once, when the names cannot be read and the tests get numbers.
+    """
+
+    def __init__(self, read, warn):
+        self.read, self.warn = read, warn
+        self.offsets = None
+        self.unnamed = 0
+
+    def __call__(self, info):
+        if self.offsets is None:
+            self.offsets = (0, 32)
+            try:
+                fields = {f.name: f.bitpos // 8 for f in gdb.lookup_type("testing::TestInfo").fields() if hasattr(f, "bitpos")}
+                suite = fields.get("test_suite_name_", fields.get("test_case_name_"))
+                if suite is not None and "name_" in fields:
+                    self.offsets = (suite, fields["name_"])
+            except gdb.error:
+                pass  # no debug info for gtest.h: the layout above
+        names = []
+        for offset in self.offsets:
+            try:
+                p, n = struct.unpack("<QQ", self.read(info + offset, 16))
+                text = self.read(p, n + 1) if 0 < n <= 4096 else b""
+            except OSError:
+                text = b""
+            if text[-1:] != b"\0" or b"\0" in text[:-1]:
+                # not a libstdc++ std::string (a GoogleTest built with libc++?): number the tests
+                self.unnamed += 1
+                if self.unnamed == 1:
+                    self.warn("cannot read GoogleTest's test names (not a libstdc++ build?); its tests are numbered")
+                return "gtest-test-%d" % self.unnamed
+            names.append(text[:-1].decode("utf-8", "replace").replace("\n", " "))
+        return ".".join(names)

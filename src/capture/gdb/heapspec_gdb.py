@@ -44,10 +44,9 @@ def setup():
         gdb.events.new_objfile.connect(lambda _e: State.unwinder.reset())
     except ImportError:
         State.unwinder = GdbFrames()
-    if not CFG.get("slowReturns"):
-        base = inject_mmap(1 << 20)
-        if base is not None:
-            State.ring = Ring(base, 1 << 20)
+    base = inject_mmap(1 << 20)
+    if base is not None:  # else every return value comes through a FinishBreakpoint (slower)
+        State.ring = Ring(base, 1 << 20)
     if objects.Objects.patterns and State.ring is not None:
         if gdb_address_of("main") is not None:
             objects.PatchAt("*%d" % gdb_address_of("main"), internal=True)

@@ -85,8 +85,6 @@ class State:
     stacks = {}
     pending = {}  # return-time sp -> (tid, kind, arg, size, sid)
     busy = {}  # tid -> return-time sp of its outstanding allocator call
-    finishing = set()  # tids with a FinishBreakpoint outstanding
-    test_frames = {}  # tid -> list of sp for --tests functions entered
 
 
 def stack_id(pcs):
@@ -205,12 +203,10 @@ class AllocatorFinish(gdb.FinishBreakpoint):
         self.tid, self.sp = tid, sp
 
     def stop(self):
-        State.finishing.discard(self.tid)
         complete(self.sp, getregs(self.tid)[RAX])
         return False
 
     def out_of_scope(self):
-        State.finishing.discard(self.tid)
         State.pending.pop(self.sp, None)
         State.busy.pop(self.tid, None)
 

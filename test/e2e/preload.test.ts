@@ -7,7 +7,7 @@ import { runNative } from '../../src/index.js'
 import { BadOptionError, CannotStartError } from '../../src/errors.js'
 import type { RunJson } from '../../src/model/types.js'
 import { expectations, processesMentioning, program, ROOT, type Expected } from '../support/debugee.js'
-import { TESTS_C } from '../support/test-cases.js'
+import { TESTS_C, TESTS_C_SITES, testSites } from '../support/test-cases.js'
 
 // The preload backend (an LD_PRELOAD allocation interposer) against the GDB backend, run in the
 // same test on the same program: the runs must be equal in everything but the backend's name and
@@ -58,15 +58,7 @@ describe('per-test attribution, preload backend', () => {
     expect(run.tests).toEqual(PER_TEST)
     expect(run.tests).toEqual(gdb.tests)
     expect(run.json.warnings).toBeUndefined()
-    const sites = run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`)
-    expect(sites.sort()).toEqual([
-      'test_indirect definite 32/1 node_new:55 <- test_indirect',
-      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
-      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
-      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
-      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
-      'test_thread_leak definite 64/1 leak:35 <- worker',
-    ])
+    expect(testSites(run.json)).toEqual(TESTS_C_SITES)
     expect(comparable(run.json)).toEqual(comparable(gdb.json))
   })
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
 import { program } from '../support/debugee.js'
-import { TESTS_C } from '../support/test-cases.js'
+import { TESTS_C, TESTS_C_SITES, testSites } from '../support/test-cases.js'
 
 const EXPECTED = TESTS_C
 
@@ -14,15 +14,7 @@ describe('per-test attribution, gdb backend', () => {
     expect(run.tests).toEqual(EXPECTED)
     expect(run.json.warnings).toBeUndefined()
     // at exit the blocks are grouped by the test that made them, at their source lines
-    const sites = run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`)
-    expect(sites.sort()).toEqual([
-      'test_indirect definite 32/1 node_new:55 <- test_indirect',
-      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
-      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
-      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
-      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
-      'test_thread_leak definite 64/1 leak:35 <- worker',
-    ])
+    expect(testSites(run.json)).toEqual(TESTS_C_SITES)
     expect(run.test('test_indirect').leaks.map((l) => l.kind).sort()).toEqual(['definite', 'indirect', 'indirect'])
     expect(() => run.test('test_nope')).toThrow(/no test case "test_nope" in this run\. Known test cases: "test_clean", "test_leaks_two"/)
   })

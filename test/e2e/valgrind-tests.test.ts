@@ -11,7 +11,7 @@ import { runNative } from '../../src/index.js'
 import { normalizeOptions } from '../../src/options.js'
 import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
 import { program, ROOT } from '../support/debugee.js'
-import { summary, TESTS_C } from '../support/test-cases.js'
+import { summary, TESTS_C, TESTS_C_SITES, testSites } from '../support/test-cases.js'
 
 // Per-test attribution under the Valgrind backend: gdb attached to memcheck's gdbserver stops the
 // program at each test-case boundary, where memcheck lists the live blocks and the heap totals.
@@ -95,15 +95,7 @@ describe('per-test attribution, valgrind backend', () => {
     expect(run.tests).toEqual(EXPECTED)
     expect(run.json.warnings).toBeUndefined()
     // memcheck's own final loss records, each marked with the test case that allocated its blocks
-    const sites = run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`)
-    expect(sites.sort()).toEqual([
-      'test_indirect definite 32/1 node_new:55 <- test_indirect',
-      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
-      'test_indirect indirect 32/1 node_new:55 <- test_indirect',
-      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
-      'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
-      'test_thread_leak definite 64/1 leak:35 <- worker',
-    ])
+    expect(testSites(run.json)).toEqual(TESTS_C_SITES)
     // the run's own figures are memcheck's, as without test cases
     expect(run.json.totals).toEqual({ allocations: 9, frees: 3, bytesAllocated: 828 })
     expect(run.json.leakSummary).toEqual(summary({ definite: { bytes: 192, blocks: 4 }, indirect: { bytes: 64, blocks: 2 } }))

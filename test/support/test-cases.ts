@@ -1,4 +1,4 @@
-import type { LeakSummary, TestCaseSummary } from '../../src/model/types.js'
+import type { LeakSummary, RunJson, TestCaseSummary } from '../../src/model/types.js'
 
 const none = { bytes: 0, blocks: 0 }
 
@@ -34,4 +34,19 @@ export const TESTS_C: TestCaseSummary[] = [
   },
   { name: 'test_keeps', allocations: 1, frees: 0, bytesAllocated: 200, leakSummary: summary({ reachable: { bytes: 200, blocks: 1 } }) },
   { name: 'test_frees_kept', allocations: 0, frees: 1, bytesAllocated: 0, leakSummary: summary({}) },
+]
+
+/** A run's loss records as `test kind bytes/blocks fn:line <- caller`, sorted: what the backends must agree on. */
+export function testSites(run: RunJson): string[] {
+  return run.leaks.map((l) => `${l.test} ${l.kind} ${l.bytes}/${l.blocks} ${l.stack[0]!.fn}:${l.stack[0]!.line} <- ${l.stack[1]!.fn}`).sort()
+}
+
+/** debugee/tests.c's loss records at exit, each with the test case that allocated its blocks. */
+export const TESTS_C_SITES = [
+  'test_indirect definite 32/1 node_new:55 <- test_indirect',
+  'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+  'test_indirect indirect 32/1 node_new:55 <- test_indirect',
+  'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+  'test_leaks_two definite 48/1 leak:35 <- test_leaks_two',
+  'test_thread_leak definite 64/1 leak:35 <- worker',
 ]

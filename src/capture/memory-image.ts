@@ -67,7 +67,21 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
   const startOnlyRoots: MemoryRegion[] = []
   for (const m of mappings) {
     const anonymous = m.name === ''
-    if (m.name === '[heap]' || holdsBlock(m) || (anonymous && m.start % ARENA_ALIGNMENT === 0)) {
+    const arena = m.name === '[heap]' || (anonymous && m.start % ARENA_ALIGNMENT === 0)
+    const chunks = !arena && !partial && holdsBlock(m) ? mmappedChunks(m, starts) : undefined
+    if (chunks) {
+      // Roots are memory, not mappings: the kernel merges a mapping the program made itself (a
+      // pool's arena) with an adjacent mmapped malloc chunk, and only the chunks are malloc's.
+      let from = m.start
+      for (const [lo, hi] of chunks) {
+        if (lo > from) roots.push({ start: from, bytes: m.bytes.subarray(from - m.start, lo - m.start) })
+        heap.push({ start: lo, bytes: m.bytes.subarray(lo - m.start, hi - m.start) })
+        from = hi
+      }
+      if (from < m.end) roots.push({ start: from, bytes: m.bytes.subarray(from - m.start) })
+      continue
+    }
+    if (arena || holdsBlock(m)) {
       heap.push({ start: m.start, bytes: m.bytes })
       // When only some objects' allocations are observed, the program's other blocks live here
       // too, unseen: everything in the heap but the observed blocks is the program's memory. Its
@@ -97,6 +111,41 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
     return block.start - 16 + (header - (header % 8))
   }
   return { heap, roots, registers, allocatorRoots, startOnlyRoots, chunkEnd }
+}
+
+/**
+ * The extents of the mmapped malloc chunks holding the blocks that start in mapping `m` (sorted
+ * starts given), in address order: glibc puts each block of the mmap threshold's size or more in
+ * a mapping of its own, its header's size word marked IS_MMAPPED (bit 1) and the word before it
+ * the alignment padding in front. Undefined when any block there is not such a chunk (then the
+ * whole mapping is malloc's).
+ */
+function mmappedChunks(m: DumpedMapping, starts: number[]): [number, number][] | undefined {
+  const view = new DataView(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength)
+  const word = (addr: number): number | undefined =>
+    addr >= m.start && addr + 8 <= m.end ? view.getUint32(addr - m.start + 4, true) * 0x100000000 + view.getUint32(addr - m.start, true) : undefined
+  const chunks: [number, number][] = []
+  let lo = 0
+  let hi = starts.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (starts[mid]! < m.start) lo = mid + 1
+    else hi = mid
+  }
+  let covered = m.start
+  for (let i = lo; i < starts.length && starts[i]! < m.end; i++) {
+    const block = starts[i]!
+    if (block < covered) return undefined // a block inside the chunk before: not an mmapped chunk
+    const size = word(block - 8)
+    const padding = word(block - 16)
+    if (size === undefined || padding === undefined || (size & 2) === 0) return undefined
+    const start = block - 16 - padding
+    const end = start + (size - (size % 8))
+    if (start < covered || end > m.end || end <= block) return undefined
+    chunks.push([start, end])
+    covered = end
+  }
+  return chunks
 }
 
 /** The stretches of mapping `m` between the blocks (sorted starts given): what no observed block holds. */

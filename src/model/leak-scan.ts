@@ -86,7 +86,8 @@ export function classifyBlocks(blocks: ScanBlock[], image: MemoryImage): LeakKin
   const state = new Uint8Array(n)
   if (n === 0) return []
   const lowest = starts[0]!
-  const highest = Math.max(...ends)
+  let highest = 0
+  for (let i = 0; i < n; i++) if (ends[i]! > highest) highest = ends[i]!
 
   // The last block starting at or below p, if p lies inside it (a zero-size block is hit by its start).
   const find = (p: number): number => {

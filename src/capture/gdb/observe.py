@@ -109,17 +109,23 @@ class Ring:
         self.seen = 0  # every slot below this one is taken
         self.taken = set()  # slots at or above `seen` already taken
 
-    def stub(self, ret):
+    def stub(self, ret, scrub=False):
         """The stub for return address `ret`: slot = ring[i++ % SLOTS]; slot = (rax, rsp, i+1); jmp ret.
 
         The sequence number goes last: another thread may be between its increment and its
         stores while we drain, and x86 keeps stores in order, so a slot is complete once it shows.
+
+        `scrub`: before returning, the new block's bytes are zeroed (its whole usable size, read
+        from glibc's chunk header; an mmapped chunk is fresh pages and left alone). A reused
+        chunk keeps a freed block's old pointers, which memcheck never scans (a new block is
+        undefined until written); zero is a word no scan reads as a pointer.
         """
-        addr = self.stubs.get(ret)
+        key = (ret, scrub)
+        addr = self.stubs.get(key)
         if addr is not None:
             return addr
         a = self.next_code
-        if a + 80 > self.end:
+        if a + 128 > self.end:
             return None
         c = bytearray(b"\x48\xc7\xc1\x01\x00\x00\x00")  # mov rcx, 1
         c += b"\xf0\x48\x0f\xc1\x0d" + struct.pack("<i", self.index - (a + len(c) + 9))  # lock xadd [index], rcx
@@ -132,11 +138,25 @@ class Ring:
         c += b"\x48\x89\x62\x08"  # mov [rdx+8], rsp
         c += b"\x48\xff\xc1"  # inc rcx
         c += b"\x48\x89\x4a\x10"  # mov [rdx+16], rcx
+        if scrub:
+            body = b"\x48\x8b\x48\xf8"  # mov rcx, [rax-8]: the chunk's size word
+            body += b"\xf6\xc1\x02"  # test cl, 2 (IS_MMAPPED)
+            body += b"\x75\x15"  # jnz done
+            body += b"\x48\x83\xe1\xf8"  # and rcx, -8
+            body += b"\x48\x83\xe9\x08"  # sub rcx, 8: the usable size of a chunk in use
+            body += b"\x48\x89\xc7"  # mov rdi, rax
+            body += b"\x48\x89\xc2"  # mov rdx, rax
+            body += b"\x31\xc0"  # xor eax, eax
+            body += b"\xf3\xaa"  # rep stosb
+            body += b"\x48\x89\xd0"  # mov rax, rdx
+            c += b"\x48\x85\xc0"  # test rax, rax
+            c += b"\x74" + bytes([len(body)])  # jz done (a failed call)
+            c += body
         c += b"\x49\xbb" + struct.pack("<Q", ret)  # mov r11, ret
         c += b"\x41\xff\xe3"  # jmp r11
         State.mem.write(a, bytes(c))
         self.next_code += (len(c) + 15) & ~15
-        self.stubs[ret] = a
+        self.stubs[key] = a
         return a
 
     def jump(self, target):
@@ -261,7 +281,8 @@ class Allocator(gdb.Breakpoint):
         sid = stack_id(walk(regs))
         State.pending[sp + 8] = (tid, kind, arg, size, sid)
         State.busy[tid] = sp + 8
-        stub = State.ring.stub(State.mem.word(sp)) if State.ring and kind != "P" else None
+        # calloc's block is zero already; realloc's keeps the program's old contents
+        stub = State.ring.stub(State.mem.word(sp), scrub=kind in ("M", "A")) if State.ring and kind != "P" else None
         if stub is not None:
             State.mem.write(sp, struct.pack("<Q", stub))
         else:

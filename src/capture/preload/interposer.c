@@ -61,6 +61,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1784,6 +1785,18 @@ static inline struct thread_state *observing(void)
     return me->busy ? NULL : me;
 }
 
+/* A fresh block holds whatever its chunk held before: a freed block's old contents, glibc's
+ * free-list links. memcheck treats a new block as undefined until the program writes it, and its
+ * leak scan skips undefined words, so a stale pointer left in a reused chunk never keeps a lost
+ * block reachable there. Zero is a word no scan reads as a pointer: the block's bytes are zeroed
+ * before the program sees them (reading them first is undefined behaviour, so no correct program
+ * can tell). An mmapped chunk (bit 1 of the size word before it) is fresh pages, zero already.
+ * Runs inside an allocator call: calls nothing that allocates. */
+static inline __attribute__((always_inline)) void scrub(void *p, size_t n)
+{
+    if (!(((const uint64_t *)p)[-1] & 2)) memset(p, 0, n);
+}
+
 static inline __attribute__((always_inline)) void note_alloc(struct thread_state *me, void *p, size_t size, const struct entry_regs *r)
 {
     me->busy = 1;
@@ -1799,10 +1812,14 @@ HIDDEN __attribute__((used)) void *heapspec_malloc(size_t n, const struct entry_
 {
     void *p = __libc_malloc(n);
     struct thread_state *me;
-    if (p && (me = observing())) note_alloc(me, p, n, r);
+    if (p && (me = observing())) {
+        scrub(p, n);
+        note_alloc(me, p, n, r);
+    }
     return p;
 }
 
+/* calloc's block is zero by contract: nothing to scrub. */
 HIDDEN __attribute__((used)) void *heapspec_calloc(size_t n, size_t m, const struct entry_regs *r)
 {
     void *p = __libc_calloc(n, m);
@@ -1815,7 +1832,10 @@ HIDDEN __attribute__((used)) void *heapspec_memalign(size_t align, size_t n, con
 {
     void *p = __libc_memalign(align, n);
     struct thread_state *me;
-    if (p && (me = observing())) note_alloc(me, p, n, r);
+    if (p && (me = observing())) {
+        scrub(p, n);
+        note_alloc(me, p, n, r);
+    }
     return p;
 }
 
@@ -1823,15 +1843,23 @@ HIDDEN __attribute__((used)) void *heapspec_valloc(size_t n, const struct entry_
 {
     void *p = __libc_valloc(n);
     struct thread_state *me;
-    if (p && (me = observing())) note_alloc(me, p, n, r);
+    if (p && (me = observing())) {
+        scrub(p, n);
+        note_alloc(me, p, n, r);
+    }
     return p;
 }
 
+/* memcheck 3.19 aborts a program that calls pvalloc ("Program aborting because of call to
+ * pvalloc"); heapspec counts the block as the allocation it is, as the GDB backend does. */
 HIDDEN __attribute__((used)) void *heapspec_pvalloc(size_t n, const struct entry_regs *r)
 {
     void *p = __libc_pvalloc(n);
     struct thread_state *me;
-    if (p && (me = observing())) note_alloc(me, p, n, r);
+    if (p && (me = observing())) {
+        scrub(p, n);
+        note_alloc(me, p, n, r);
+    }
     return p;
 }
 
@@ -1842,43 +1870,71 @@ HIDDEN __attribute__((used)) int heapspec_posix_memalign(void **out, size_t alig
     if (!p) return ENOMEM;
     *out = p;
     struct thread_state *me = observing();
-    if (me) note_alloc(me, p, n, r);
+    if (me) {
+        scrub(p, n);
+        note_alloc(me, p, n, r);
+    }
     return 0;
 }
 
-/* realloc holds the lock across the real call: the old block is free the moment it returns, and
- * another thread's malloc of the same address must not reach the model before this realloc. */
+/* The size the program asked for of a block the model knows, else what the chunk holds. Under the
+ * lock (or single-threaded). */
+static size_t block_size(void *p)
+{
+    if (!g_all_events && g_blocks) {
+        struct block *b = &g_blocks[block_slot((uint64_t)p)];
+        if (b->addr == (uint64_t)p) return b->size;
+    }
+    return malloc_usable_size(p);
+}
+
+/* realloc always moves the block, as memcheck's does: a new block, the old contents copied, the
+ * old block freed. glibc often grows a block in place instead; a program that keeps the old
+ * address then still points into the live block, and its scan would call reachable what memcheck
+ * calls lost (and a use after realloc would go unnoticed). The new block's tail is undefined, as
+ * under memcheck: zero (see scrub). */
 HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const struct entry_regs *r)
 {
     struct thread_state *me = observing();
     if (!me) return __libc_realloc(old, n);
-    me->busy = 1;
-    uint32_t sid = UINT32_MAX;
-    lock();
-    void *p = __libc_realloc(old, n);
-    if (p || (n == 0 && old)) {
-        if (p) sid = stack_of(me, r);
-        if (g_all_events) {
-            if (p && sid != UINT32_MAX) stack_send(sid);
-            out_str("R ");
-            out_dec((uint64_t)me->tid);
-            out_c(' ');
-            out_hex((uint64_t)old);
-            out_c(' ');
-            out_hex((uint64_t)p);
-            out_c(' ');
-            out_dec(n);
-            out_c(' ');
-            out_dec(sid == UINT32_MAX ? 0 : sid);
-            out_c('\n');
-        } else {
-            /* the model's reallocate: a free of the old block and an allocation of the new */
-            if (old) record_free(me, old);
-            if (p) record_alloc(me, p, n, sid);
-        }
+    if (old && n == 0) {
+        /* glibc frees the block and returns NULL */
+        free(old);
+        return NULL;
     }
-    unlock();
+    void *p = __libc_malloc(n);
+    if (!p) return NULL; /* a failed realloc leaves the old block alone; errno is malloc's */
+    me->busy = 1;
+    int locked = hook_lock();
+    size_t keep = old ? block_size(old) : 0;
+    hook_unlock(locked);
+    if (keep > n) keep = n;
+    if (keep) memcpy(p, old, keep);
+    scrub((char *)p + keep, n - keep);
+    locked = hook_lock();
+    uint32_t sid = stack_of(me, r);
+    if (g_all_events) {
+        if (sid != UINT32_MAX) stack_send(sid);
+        out_str("R ");
+        out_dec((uint64_t)me->tid);
+        out_c(' ');
+        out_hex((uint64_t)old);
+        out_c(' ');
+        out_hex((uint64_t)p);
+        out_c(' ');
+        out_dec(n);
+        out_c(' ');
+        out_dec(sid == UINT32_MAX ? 0 : sid);
+        out_c('\n');
+    } else {
+        /* the model's reallocate: a free of the old block and an allocation of the new */
+        if (old) record_free(me, old);
+        record_alloc(me, p, n, sid);
+    }
+    hook_unlock(locked);
     me->busy = 0;
+    if (old) __libc_free(old);
+    if (UNLIKELY(g_timeout_pending)) timeout_now();
     return p;
 }
 
@@ -2637,16 +2693,25 @@ static void hook_markers(void)
 
 /* ---- exit ---- */
 
-/* What libstdc++ and libc keep for the life of the process, freed as valgrind frees it at exit. The
- * lookups are ours (a failed dlsym allocates its message), the frees are the program's. */
-static void call_freeres(struct thread_state *me)
+struct lookup {
+    const char *object; /* part of the object's path */
+    struct elf_want want;
+};
+
+static int find_symbols(struct dl_phdr_info *info, size_t size, void *data);
+
+/* What libstdc++ and libc keep for the life of the process, freed as valgrind frees it at exit.
+ * Found in the objects' symbol tables, not with dlsym: a failed dlsym (no libstdc++ loaded) sets
+ * dlerror's state, and glibc frees the program's pending dlerror message inside that call, which
+ * the model would then never see freed. The frees made by freeres are the program's. */
+static void call_freeres(void)
 {
-    me->busy = 1;
-    void (*cxx)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
-    void (*c)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
-    me->busy = 0;
-    if (cxx) cxx();
-    if (c) c();
+    struct lookup cxx = {"/libstdc++.so", {{"_ZN9__gnu_cxx9__freeresEv", NULL, NULL, NULL}, {0}, {0}}};
+    struct lookup c = {"/libc.so", {{"__libc_freeres", NULL, NULL, NULL}, {0}, {0}}};
+    dl_iterate_phdr(find_symbols, &cxx);
+    dl_iterate_phdr(find_symbols, &c);
+    if (cxx.want.addr[0]) ((void (*)(void))cxx.want.addr[0])();
+    if (c.want.addr[0]) ((void (*)(void))c.want.addr[0])();
 }
 
 /* The exit scan of this thread's stack starts at the first frame outside libc, as the GDB script's
@@ -2677,7 +2742,7 @@ HIDDEN __attribute__((used, noreturn)) void heapspec_exit(int status, const stru
 {
     if (g_state == ON && x_getpid() == g_pid && !__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
         struct thread_state *me = self_state();
-        call_freeres(me);
+        call_freeres();
         me->busy = 1;
         gather_modules();
         lock();
@@ -2828,11 +2893,6 @@ static void exclude_self(void)
         }
     }
 }
-
-struct lookup {
-    const char *object; /* part of the object's path */
-    struct elf_want want;
-};
 
 static int find_symbols(struct dl_phdr_info *info, size_t size, void *data)
 {

@@ -1,0 +1,70 @@
+import { execa } from 'execa'
+import { describe, expect, it } from 'vitest'
+import { runNative } from '../../src/index.js'
+import type { CaptureBackendName } from '../../src/options.js'
+import type { RunJson } from '../../src/model/types.js'
+import { program } from '../support/debugee.js'
+import { memcheck, type MemcheckVerdict } from '../support/memcheck.js'
+
+// Programs written the way code nobody here wrote behaves (debugee/field/), each run natively,
+// under plain memcheck and under heapspec in the same test: memcheck's verdict is the reference,
+// the native run the program's own behaviour.
+
+/** The figures a heapspec run must share with memcheck's text report. */
+function verdict(run: RunJson): Pick<MemcheckVerdict, 'totals' | 'leakSummary'> {
+  return { totals: run.totals, leakSummary: run.leakSummary }
+}
+
+async function native(command: string[]): Promise<{ stdout: string; exitCode: number | undefined }> {
+  const result = await execa(command[0]!, command.slice(1), { reject: false, stripFinalNewline: false })
+  return { stdout: String(result.stdout), exitCode: result.exitCode }
+}
+
+async function expectMemchecks(command: string[], backend: CaptureBackendName, runs = 1): Promise<void> {
+  const [reference, own] = await Promise.all([memcheck(command), native(command)])
+  for (let i = 0; i < runs; i++) {
+    const run = await runNative(command, { backend, timeout: 120 })
+    expect(run.json.backend).toBe(backend)
+    expect({ run: i, ...verdict(run.json) }).toEqual({ run: i, totals: reference.totals, leakSummary: reference.leakSummary })
+    expect(run.json.program.exitCode).toBe(own.exitCode)
+    expect(run.stdout).toBe(own.stdout)
+  }
+}
+
+describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (backend) => {
+  it('a reused chunk\'s stale pointer keeps no lost block reachable (100 bytes definitely lost)', async () => {
+    await expectMemchecks([program('field/stale')], backend)
+  })
+
+  it('six threads leaving stale pointers in reused chunks: 2,016 bytes in 72 blocks definitely lost, on every one of 20 runs', async () => {
+    await expectMemchecks([program('field/stale-threads')], backend, backend === 'preload' ? 20 : 5)
+  })
+
+  it('a pool the program maps itself next to an mmapped chunk stays a root', async () => {
+    await expectMemchecks([program('field/own-mapping')], backend)
+  })
+
+  it('a failed dlsym\'s pending message is freed at exit, as memcheck sees it', async () => {
+    const command = [program('field/dlerror')]
+    const reference = await memcheck(command)
+    const run = await runNative(command, { backend })
+    expect(run.json.leakSummary).toEqual(reference.leakSummary)
+    expect(run.json.totals.allocations).toBe(reference.totals.allocations)
+    expect(run.json.totals.frees).toBe(reference.totals.frees)
+    expect(run.stdout).toBe('not found\n')
+  })
+
+  it('many live blocks: the scan handles 200,000 of them exactly', async () => {
+    const command = [program('field/many-blocks'), '200000']
+    const run = await runNative(command, { backend: backend === 'gdb' ? 'preload' : backend, timeout: 120 })
+    // 200,000 blocks of 32 bytes, 200 of them replaced (lost), 200 of 16 bytes and the table
+    expect(run.json.leakSummary.definite).toEqual({ bytes: 200 * 32, blocks: 200 })
+    expect(run.json.leakSummary.reachable).toEqual({ bytes: 199_800 * 32 + 200 * 16 + 200_000 * 8, blocks: 199_800 + 200 + 1 })
+  })
+})
+
+describe('realloc moves the block, as memcheck\'s does', () => {
+  it('preload: a stale copy of the old address keeps nothing reachable (40 bytes definitely lost)', async () => {
+    await expectMemchecks([program('field/realloc-stale')], 'preload')
+  })
+})

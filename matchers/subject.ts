@@ -14,6 +14,8 @@ export interface HeapSubject {
   leakSummary: LeakSummary
   /** The loss records of the run, or of the test case. */
   leaks: LeakRecord[]
+  /** Why heapspec could not see the whole run: no leak verdict holds then. */
+  incomplete: string | undefined
 }
 
 type Loose = Record<string, unknown>
@@ -72,7 +74,15 @@ export function toSubject(received: unknown, matcher: string): HeapSubject {
   if (isObject(received)) {
     const json = isRunJson(received) ? received : isRunJson(received.json) ? received.json : undefined
     if (json) {
-      return { expression: 'run', where: programWords(json), testName: null, totals: json.totals, leakSummary: json.leakSummary, leaks: json.leaks }
+      return {
+        expression: 'run',
+        where: programWords(json),
+        testName: null,
+        totals: json.totals,
+        leakSummary: json.leakSummary,
+        leaks: json.leaks,
+        incomplete: typeof json.incomplete === 'string' ? json.incomplete : undefined,
+      }
     }
     if (typeof received.name === 'string' && isTotals(received.totals) && isLeakSummary(received.leakSummary) && Array.isArray(received.leaks)) {
       return {
@@ -82,6 +92,7 @@ export function toSubject(received: unknown, matcher: string): HeapSubject {
         totals: received.totals,
         leakSummary: received.leakSummary,
         leaks: received.leaks as LeakRecord[],
+        incomplete: typeof received.incomplete === 'string' ? received.incomplete : undefined,
       }
     }
   }

@@ -26,9 +26,10 @@ export function toHaveNoLeaks(this: HeapMatcherContext, received: unknown, optio
   const hint = (): string => matcherHint(NAME, subject, isNot, options === undefined ? [] : [options])
   const which = isDefaultKinds(kinds) ? 'leaks' : `${kindsPhrase(kinds)} leaks`
   return {
-    pass: leaked.blocks === 0,
+    pass: leaked.blocks === 0 && subject.incomplete === undefined,
     message: () => {
       if (isNot) return failure(hint(), [`Expected ${which}, found none in ${subject.where}.`])
+      if (subject.incomplete !== undefined) return failure(hint(), [`Expected no ${which}, but heapspec could not see the whole run of ${subject.where}: ${subject.incomplete}.`])
       const records = recordsOf(subject.leaks, kinds)
       const found = records.length > 0 ? `${plural(records.length, 'leak')} (${humanBytes(leaked.bytes)})` : exactAmount(leaked)
       const body = [`Expected no ${which}, found ${found} in ${subject.where}:`, ...recordLines(records, subject)]

@@ -18,8 +18,11 @@ export function toLeakAtMost(this: HeapMatcherContext, received: unknown, limits
   const within = (given.bytes === undefined || leaked.bytes <= given.bytes) && (given.blocks === undefined || leaked.blocks <= given.blocks)
   const isNot = Boolean(this?.isNot)
   return {
-    pass: within,
+    pass: within && subject.incomplete === undefined,
     message: () => {
+      if (subject.incomplete !== undefined && !isNot) {
+        return failure(matcherHint(NAME, subject, isNot, [limits]), [`heapspec could not see the whole run of ${subject.where}: ${subject.incomplete}.`])
+      }
       const words = isNot ? 'more than' : 'at most'
       const parts = [given.bytes === undefined ? undefined : `${words} ${exactBytes(given.bytes)}`, given.blocks === undefined ? undefined : `${words} ${plural(given.blocks, 'block')}`]
       const limit = parts.filter(Boolean).join(isNot ? ' or ' : ' and ')

@@ -47,6 +47,8 @@ export interface TestCaseRun {
   readonly totals: HeapTotals
   readonly leakSummary: LeakSummary
   readonly leaks: LeakRecord[]
+  /** Why heapspec could not see the whole run, when it could not: the test case's figures may be short. */
+  readonly incomplete?: string
 }
 
 /** A finished capture: the run JSON, with accessors for its test cases. */
@@ -78,6 +80,7 @@ export class HeapRun {
       totals: { allocations: summary.allocations, frees: summary.frees, bytesAllocated: summary.bytesAllocated },
       leakSummary: summary.leakSummary,
       leaks: this.json.leaks.filter((l) => l.test === name),
+      ...(this.json.incomplete ? { incomplete: this.json.incomplete } : {}),
     }
   }
 

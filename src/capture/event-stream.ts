@@ -48,7 +48,7 @@ function signalName(n: number): string {
  *   B tid name                 a test case began
  *   E tid name                 a test case ended; the memory image at its end follows
  *   e tid name                 a test case ended with no image (left by longjmp or an exception)
- *   D point file ... d         a memory image (point: test, exit, crash, timeout); its bytes in
+ *   D point file ... d         a memory image (point: test, exit, crash, timeout, exec); its bytes in
  *                              `file`, removed once read:
  *     W start end perms off name   a writable mapping (perms ending in g: above a guard page)
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
@@ -61,11 +61,14 @@ function signalName(n: number): string {
  *   O bias path                only allocations made by this object are observed (objects mode):
  *                              the rest of the heap is the program's own memory, a root
  *   X exit code / X signal N   how the program ended
+ *   I reason                   the observer could not see the whole run (an exec, say): the run fails
  *   ! message                  the observer failed here
  */
 export class EventStream {
   readonly model = new HeapModel()
   readonly failures: string[] = []
+  /** Why the observer could not see the whole run (I lines, or the backend's own finding). */
+  readonly incomplete: string[] = []
   ending: StreamEnding | undefined
   /** The observer said it is in place (an H line). */
   started = false
@@ -169,6 +172,9 @@ export class EventStream {
       case '!':
         this.failures.push(line.slice(2))
         return
+      case 'I':
+        this.incomplete.push(line.slice(2))
+        return
       default:
         return
     }
@@ -180,7 +186,7 @@ export class EventStream {
     await unlink(d.file)
     const mappings = d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
     // At the end of the process memcheck scans no registers: its threads are gone.
-    const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout'
+    const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout' || d.point === 'exec'
     if (final) this.finalImages++
     const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final, this.partial)
     if (final) this.atExit = this.model.classify(image)
@@ -220,7 +226,8 @@ export class EventStream {
       leaks,
       tests: model.testSummaries(),
       errors: [],
-      ...(warnings.length > 0 ? { warnings } : {}),
+      ...(this.incomplete.length > 0 ? { incomplete: this.incomplete.join('; ') } : {}),
+      ...(warnings.length + this.incomplete.length > 0 ? { warnings: [...this.incomplete, ...warnings] } : {}),
     } satisfies RunJson
   }
 

@@ -84,6 +84,11 @@ export interface RunJson {
   leaks: LeakRecord[]
   tests: TestCaseSummary[]
   errors: MemoryError[]
+  /**
+   * Set when heapspec could not see the whole run (the program exec'd, ended by a raw exit system
+   * call, was killed before its image): why. Such a run fails; it never reads as clean.
+   */
+  incomplete?: string
   /** Things the user should know that are not failures (marker misuse, truncated output). */
   warnings?: string[]
 }

@@ -89,7 +89,7 @@ export function formatReport(run: RunJson, options: { color?: boolean } = {}): s
 
 /** Whether the run fails: the program failed, or leaked (failing kinds), or made memory errors. */
 export function runFails(run: RunJson): boolean {
-  if (run.program.exitCode !== 0 || run.program.signal) return true
+  if (run.program.exitCode !== 0 || run.program.signal || run.incomplete) return true
   if (run.errors.length > 0) return true
   return FAILING_KINDS.some((kind) => run.leakSummary[kind].blocks > 0)
 }

@@ -28,6 +28,7 @@ async function expectMemchecks(command: string[], backend: CaptureBackendName, r
     expect({ run: i, ...verdict(run.json) }).toEqual({ run: i, totals: reference.totals, leakSummary: reference.leakSummary })
     expect(run.json.program.exitCode).toBe(own.exitCode)
     expect(run.stdout).toBe(own.stdout)
+    expect(run.json.incomplete).toBeUndefined()
   }
 }
 
@@ -66,5 +67,45 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
 describe('realloc moves the block, as memcheck\'s does', () => {
   it('preload: a stale copy of the old address keeps nothing reachable (40 bytes definitely lost)', async () => {
     await expectMemchecks([program('field/realloc-stale')], 'preload')
+  })
+})
+
+describe('a run heapspec could not see whole never reads as clean', () => {
+  const broken = (how: string): string[] => [program('field/broken'), how]
+
+  it.each(['preload', 'gdb'] as const)('%s: a raw exit_group', async (backend) => {
+    const run = await runNative(broken('raw-exit'), { backend })
+    expect(run.json.program.exitCode).toBe(0)
+    if (backend === 'gdb') {
+      // gdb sees the system call: memcheck's figures
+      expect(run.json.leakSummary.definite).toEqual((await memcheck(broken('raw-exit'))).leakSummary.definite)
+      expect(run.json.incomplete).toBeUndefined()
+    } else {
+      expect(run.json.incomplete).toMatch(/^the program ended without exit\(\): by a raw exit_group system call/)
+      expect(run.json.warnings?.[0]).toBe(run.json.incomplete)
+    }
+  })
+
+  it.each(['preload', 'gdb'] as const)('%s: an exec is classified at the exec, and the run fails naming it', async (backend) => {
+    const run = await runNative(broken('exec'), { backend })
+    expect(run.json.program.exitCode).toBe(0)
+    expect(run.json.leakSummary.definite).toEqual({ bytes: 777, blocks: 2 })
+    expect(run.json.incomplete).toBe("the program exec'd /bin/true: heapspec classified its leaks at the exec and did not follow the new program")
+  })
+
+  it.each(['preload', 'gdb'] as const)('%s: closing every descriptor leaves the capture whole (memcheck: 1,332 bytes lost)', async (backend) => {
+    const reference = await memcheck(broken('close-all'))
+    const run = await runNative(broken('close-all'), { backend })
+    expect(run.json.leakSummary).toEqual(reference.leakSummary)
+    expect(run.json.totals).toEqual(reference.totals)
+    expect(run.json.incomplete).toBeUndefined()
+  })
+
+  it.each(['preload', 'gdb'] as const)('%s: a SIGKILL the program sends itself gets its image first (memcheck: 777 bytes lost)', async (backend) => {
+    const reference = await memcheck(broken('kill'))
+    const run = await runNative(broken('kill'), { backend })
+    expect(run.json.program.signal).toBe('SIGKILL')
+    expect(run.json.leakSummary).toEqual(reference.leakSummary)
+    expect(run.json.totals).toEqual(reference.totals)
   })
 })

@@ -107,6 +107,9 @@ export class GdbBackend implements CaptureBackend {
         `heapspec: the gdb capture of ${display} stopped before the program exited (${reason}). Run with HEAPSPEC_DEBUG=1 to see gdb's transcript.`,
       )
     }
+    if (stream.finalImages === 0 && !outcome.timedOut && stream.ending) {
+      await stream.line(`I the program ended (${stream.ending.signal ? `killed by ${stream.ending.signal}` : `exit ${stream.ending.exitCode}`}) without heapspec taking its image: its leaks were not classified`)
+    }
     const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.output[4] ?? '', stderr: outcome.output[5] ?? '' }

@@ -24,7 +24,7 @@ import objects  # noqa: E402
 import observe  # noqa: E402
 import test_cases  # noqa: E402
 from observe import (  # noqa: E402
-    Allocator, Config, Free, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
+    RAX, RDI, RDX, RSI, Allocator, Config, Free, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
     gdb_address_of, inject_mmap, symbolize,
 )
 
@@ -106,6 +106,58 @@ def call_freeres():
                 emit("! %s failed: %s" % (name, e))
 
 
+# System calls that end the program's image: its image is taken at their entry, whatever path led
+# there (exit() or a raw exit_group, an exec, a SIGKILL the program sends itself).
+ENDING_SYSCALLS = {231: "exit_group", 59: "execve", 322: "execveat", 62: "kill", 200: "tkill", 234: "tgkill"}
+ORIG_RAX = 15
+ENOSYS_ENTRY = (1 << 64) - 38  # rax holds -ENOSYS at a system call's entry stop
+
+
+class Ending:
+    catch = None  # the catchpoint on ENDING_SYSCALLS
+    imaged = False  # the final image was taken
+
+
+def catch_endings():
+    gdb.execute("catch syscall %s" % " ".join(str(n) for n in ENDING_SYSCALLS), to_string=True)
+    Ending.catch = gdb.breakpoints()[-1]
+
+
+def self_kill(nr, regs):
+    """A system call that sends SIGKILL to this process (or its group): nothing runs after it."""
+    pid = State.pid
+    if nr == 62:
+        target, sig = regs[RDI] - (1 << 64) if regs[RDI] >> 63 else regs[RDI], regs[RSI]
+        return sig == 9 and target in (pid, 0, -1, -os.getpgid(pid))
+    if nr == 200:
+        return regs[RSI] == 9 and regs[RDI] in [t.ptid[1] for t in gdb.selected_inferior().threads()]
+    return regs[RDX] == 9 and regs[RDI] == pid
+
+
+def ending_syscall():
+    """At an ENDING_SYSCALLS entry: takes the final image when this call ends the program's image."""
+    tid, regs = observe.current()
+    nr = regs[ORIG_RAX]
+    if regs[RAX] != ENOSYS_ENTRY or Ending.imaged:
+        return
+    if nr == 231:
+        Ending.imaged = True
+        dump("exit", exit_stack_floor())
+        symbolize()
+    elif nr in (59, 322):
+        Ending.imaged = True
+        path = observe.read_string(regs[RDI] if nr == 59 else regs[RSI])
+        emit("I the program exec'd %s: heapspec classified its leaks at the exec and did not follow the new program" % (path or "another program"))
+        dump("exec")
+        symbolize()
+        for bp in gdb.breakpoints():  # the new program runs unobserved, as under memcheck
+            bp.delete()
+    elif self_kill(nr, regs):
+        Ending.imaged = True
+        dump("crash")
+        symbolize()
+
+
 FATAL = {"SIGSEGV": 11, "SIGBUS": 7, "SIGFPE": 8, "SIGILL": 4, "SIGABRT": 6, "SIGSYS": 31, "SIGTRAP": 5}
 last_stop = [None]
 gdb.events.stop.connect(lambda e: last_stop.__setitem__(0, e))
@@ -127,6 +179,7 @@ def main():
         gdb.execute("continue", to_string=True)
     gdb.execute("set stop-on-solib-events 0", to_string=True)
     setup()
+    catch_endings()
     emit("H 1")
     while True:
         last_stop[0] = None
@@ -142,9 +195,14 @@ def main():
             State.ending_floor = None
             continue
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
-            call_freeres()
-            dump("exit", exit_stack_floor())
-            symbolize()
+            if not Ending.imaged:
+                Ending.imaged = True
+                call_freeres()
+                dump("exit", exit_stack_floor())
+                symbolize()
+            continue
+        if isinstance(event, gdb.BreakpointEvent) and Ending.catch in event.breakpoints:
+            ending_syscall()
             continue
         if isinstance(event, gdb.SignalEvent) and event.stop_signal == "SIGINT":
             if os.path.exists(os.path.join(Config.image_dir, "stop-requested")):

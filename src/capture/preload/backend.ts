@@ -217,7 +217,11 @@ export class PreloadBackend implements CaptureBackend {
     await stream.line(outcome.signal ? `X signal ${outcome.signal}` : `X exit ${outcome.exitCode ?? 0}`)
     if (stream.finalImages === 0 && !outcome.timedOut) {
       await stream.line(
-        `! the program ended without heapspec seeing its end (${outcome.signal ? `killed by ${outcome.signal}` : 'a raw exit system call'}): its leaks were not classified`,
+        `I ${
+          outcome.signal
+            ? `the program was killed by ${outcome.signal} before heapspec could take its image`
+            : 'the program ended without exit(): by a raw exit_group system call, or with heapspec\'s descriptor closed by a raw system call'
+        }: its leaks were not classified. Run it with --backend gdb or --backend valgrind, which see system calls`,
       )
     }
     if (spec.debug) process.stderr.write(`heapspec: preload capture of ${display} used ${library}\n`)

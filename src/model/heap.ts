@@ -169,7 +169,7 @@ export class HeapModel {
       if (!stack) {
         stack = this.stack(id).map(symbol)
         while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) stack.shift()
-        stack = stack.slice(0, STACK_DEPTH)
+        stack = aboveMain(stack).slice(0, STACK_DEPTH)
         resolved.set(id, stack)
       }
       return stack
@@ -190,6 +190,19 @@ export class HeapModel {
     }
     return sortRecords([...records.values()])
   }
+}
+
+/** `main` as memcheck and the symbolizers name it (gdb says `main()` for C++). */
+const MAIN = /^main(\(\))?$/
+
+/**
+ * A stack without the frames below `main` (libc's start-up), as memcheck shows stacks by default
+ * (its --show-below-main=no). A thread's stack has no `main` and keeps its start_thread frames, as
+ * memcheck's does.
+ */
+export function aboveMain(stack: Frame[]): Frame[] {
+  const main = stack.findIndex((f) => MAIN.test(f.fn ?? ''))
+  return main < 0 ? stack : stack.slice(0, main + 1)
 }
 
 /** Loss records in report order: biggest first, as memcheck lists them last-is-biggest. */

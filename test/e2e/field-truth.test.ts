@@ -109,3 +109,16 @@ describe('a run heapspec could not see whole never reads as clean', () => {
     expect(run.json.totals).toEqual(reference.totals)
   })
 })
+
+describe.each(['preload', 'gdb'] as const)('%s stacks, as memcheck shows them', (backend) => {
+  it('end at main (no libc start-up frames below it), and a thread keeps start_thread, its file named once', async () => {
+    const run = await runNative([program('threads')], { backend })
+    const tails = run.leaks.map((l) => l.stack.at(-1)!)
+    expect(tails.length).toBeGreaterThan(0)
+    for (const frame of run.leaks.flatMap((l) => l.stack)) expect(frame.fn).not.toMatch(/^(__libc_start|_start$)/)
+    expect(tails.filter((f) => f.fn === 'main').length + tails.filter((f) => f.fn === 'start_thread' || f.fn === 'clone3' || f.fn === '__clone3').length).toBe(tails.length)
+    const starts = run.leaks.flatMap((l) => l.stack).filter((f) => f.fn === 'start_thread')
+    expect(starts.length).toBeGreaterThan(0)
+    for (const f of starts) expect(f.file).toBe('nptl/pthread_create.c')
+  })
+})

@@ -400,6 +400,10 @@ struct stack {
     uint32_t n;
     uint32_t sent;
     uint64_t pcs[DEPTH];
+    /* by-stack counting (g_by_stack): blocks of this stack counted but not sent since the last
+     * boundary, and whether it is on the dirty list */
+    int64_t allocs, frees, bytes;
+    uint32_t dirty;
 };
 
 #define STACKS_MAX (1u << 21)
@@ -1422,6 +1426,39 @@ static struct block *g_blocks;
 static uint64_t g_blocks_cap, g_nblocks, g_unsent;
 static int g_blocks_shift; /* 64 - log2(capacity) */
 static uint64_t g_n_allocs, g_n_frees, g_n_bytes; /* counts not yet sent */
+
+/* Only some objects' allocations are the program's figures (a Node addon's, for runNode): every
+ * block is still tracked, so the scan sees the whole heap, but counts go out per stack ("n" lines)
+ * and the host, which knows which objects are observed, keeps those whose stack has a frame in
+ * one. Each stack with counts since the last boundary is on the dirty list. */
+static int g_by_stack;
+
+/* The test case running (between a begin and an end marker): the first allocation it made, and how
+ * many of its blocks are live. A test case that ends with none of its blocks live has nothing to
+ * classify, so it ends with no memory image (the boundary then costs what a marker call costs, not
+ * a copy of the whole heap). */
+static int g_test_running;
+static uint64_t g_test_first_seq;
+static int64_t g_test_live;
+static uint32_t *g_dirty;
+static uint32_t g_ndirty;
+static uint32_t g_empty_sid = UINT32_MAX;
+
+/* Under the lock. */
+static inline void tally(uint32_t sid, int64_t allocs, int64_t frees, int64_t bytes)
+{
+    if (LIKELY(!g_by_stack)) return;
+    if (sid == UINT32_MAX) sid = g_empty_sid;
+    if (sid == UINT32_MAX) return;
+    struct stack *st = &g_stacks[sid];
+    st->allocs += allocs;
+    st->frees += frees;
+    st->bytes += bytes;
+    if (!st->dirty) {
+        st->dirty = 1;
+        g_dirty[g_ndirty++] = sid;
+    }
+}
 static uint64_t g_seq;
 
 static inline uint64_t block_hash(uint64_t addr) { return (addr >> 4) * 0x9E3779B97F4A7C15ull; }
@@ -1484,8 +1521,6 @@ static void send_block(struct block *b)
     out_dec(b->sid == UINT32_MAX ? 0 : b->sid);
     out_c('\n');
 }
-
-static uint32_t g_empty_sid = UINT32_MAX;
 
 /* Unsent blocks, by allocation order, for send_pending. */
 static struct block **g_order;
@@ -1550,8 +1585,30 @@ static void send_pending(void)
             b->tid &= ~UNSENT;
             g_n_allocs--;
             g_n_bytes -= b->size;
+            tally(b->sid, -1, 0, -(int64_t)b->size);
         }
         g_unsent = 0;
+    }
+    if (g_by_stack) {
+        for (uint32_t i = 0; i < g_ndirty; i++) {
+            struct stack *st = &g_stacks[g_dirty[i]];
+            if (st->allocs || st->frees) {
+                stack_send(g_dirty[i]);
+                out_str("n ");
+                out_dec(g_dirty[i]);
+                out_c(' ');
+                out_dec((uint64_t)st->allocs);
+                out_c(' ');
+                out_dec((uint64_t)st->frees);
+                out_c(' ');
+                out_dec((uint64_t)st->bytes);
+                out_c('\n');
+            }
+            st->allocs = st->frees = st->bytes = 0;
+            st->dirty = 0;
+        }
+        g_ndirty = 0;
+        g_n_allocs = g_n_frees = g_n_bytes = 0;
     }
     if (g_n_allocs || g_n_frees) {
         out_str("N ");
@@ -1605,6 +1662,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
             g_unsent--;
             g_n_allocs--;
             g_n_bytes -= g_blocks[at].size;
+            tally(g_blocks[at].sid, -1, 0, -(int64_t)g_blocks[at].size);
         }
         g_nblocks--;
     }
@@ -1613,6 +1671,8 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     g_unsent++;
     g_n_allocs++;
     g_n_bytes += size;
+    tally(sid, 1, 0, (int64_t)size);
+    if (g_test_running) g_test_live++;
 }
 
 /* Under the lock; p is not NULL. */
@@ -1623,9 +1683,11 @@ static inline __attribute__((always_inline)) void record_free(struct thread_stat
         uint64_t at = block_slot(addr);
         struct block *b = &g_blocks[at];
         if (b->addr) {
+            if (g_test_running && b->seq >= g_test_first_seq) g_test_live--;
             if (b->tid & UNSENT) {
                 g_unsent--;
                 g_n_frees++;
+                tally(b->sid, 0, 1, 0);
                 block_delete(at);
                 return;
             }
@@ -1690,11 +1752,13 @@ static void init_core(void)
     const char *dir = envp ? env_value(envp, "HEAPSPEC_PRELOAD_DIR") : NULL;
     const char *self = envp ? env_value(envp, "HEAPSPEC_PRELOAD_LIB") : NULL;
     const char *events = envp ? env_value(envp, "HEAPSPEC_PRELOAD_EVENTS") : NULL;
+    const char *by_stack = envp ? env_value(envp, "HEAPSPEC_PRELOAD_BY_STACK") : NULL;
     if (!fd_text || !dir) {
         g_state = DISABLED;
         return;
     }
     g_all_events = events && x_strcmp(events, "all") == 0;
+    g_by_stack = by_stack && x_strcmp(by_stack, "1") == 0 && !g_all_events;
     size_t dl = x_strlen(dir);
     if (dl >= sizeof g_dir) dl = sizeof g_dir - 1;
     memcpy(g_dir, dir, dl);
@@ -1720,6 +1784,7 @@ static void init_core(void)
     env_remove(envp, "HEAPSPEC_PRELOAD_DIR");
     env_remove(envp, "HEAPSPEC_PRELOAD_LIB");
     env_remove(envp, "HEAPSPEC_PRELOAD_EVENTS");
+    env_remove(envp, "HEAPSPEC_PRELOAD_BY_STACK");
     g_pid = x_getpid();
     g_states = region(STATES_MAX * sizeof(struct thread_state));
     if (!g_states || pthread_key_create(&g_key, NULL) != 0) {
@@ -1734,6 +1799,14 @@ static void init_core(void)
     if (!g_out || !g_stacks || !g_rows || !g_cache || (!g_all_events && !blocks_grow())) {
         g_state = DISABLED;
         return;
+    }
+    if (g_by_stack) {
+        g_dirty = region((size_t)STACKS_MAX * sizeof(uint32_t));
+        g_empty_sid = g_dirty ? stack_intern(NULL, 0) : UINT32_MAX;
+        if (!g_dirty || g_empty_sid == UINT32_MAX) {
+            g_state = DISABLED;
+            return;
+        }
     }
     /* the main thread's stack: the mapping holding the initial stack pointer */
     if (read_maps()) {
@@ -2503,26 +2576,38 @@ static void out_name(const char *name)
     for (int i = 0; i < 512 && name[i]; i++) out_c(name[i] == '\n' || name[i] == '\r' ? ' ' : name[i]);
 }
 
+/* A test case begins or ends (a marker, from C or from JavaScript): the model gets every block
+ * allocated before it, then the B or E line, and at an end with blocks of the test still live the
+ * memory image of this moment, this thread's stack scanned from `sp` up, its registers `regs`
+ * (rdi live: the marker's argument). An end with none of the test's blocks live needs no image: an
+ * `e` line says so. */
+static void test_boundary(struct thread_state *me, const char *name, int end, uint64_t sp, const uint64_t *regs)
+{
+    me->busy = 1;
+    lock();
+    send_pending();
+    int image = end && (g_all_events || g_test_live != 0);
+    out_str(end ? (image ? "E " : "e ") : "B ");
+    out_dec((uint64_t)me->tid);
+    out_c(' ');
+    out_name(name);
+    out_c('\n');
+    if (image) dump("test", sp, regs, "rdi");
+    g_test_running = !end;
+    g_test_first_seq = g_seq;
+    g_test_live = 0;
+    out_flush();
+    unlock();
+    me->busy = 0;
+}
+
 HIDDEN __attribute__((used)) void heapspec_marker(const char *name, const struct entry_regs *r, int end)
 {
     struct thread_state *me = observing();
     if (!me) return;
-    me->busy = 1;
-    lock();
-    send_pending();
-    out_str(end ? "E " : "B ");
-    out_dec((uint64_t)tid());
-    out_c(' ');
-    out_name(name);
-    out_c('\n');
-    if (end) {
-        /* the thread stands at the call: what a call preserves is live, and the argument */
-        const uint64_t regs[15] = {0, r->rbx, 0, 0, 0, (uint64_t)(uintptr_t)name, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
-        dump("test", r->sp, regs, "rdi");
-    }
-    out_flush();
-    unlock();
-    me->busy = 0;
+    /* the thread stands at the call: what a call preserves is live, and the argument */
+    const uint64_t regs[15] = {0, r->rbx, 0, 0, 0, (uint64_t)(uintptr_t)name, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
+    test_boundary(me, name, end, r->sp, regs);
 }
 
 MARKER_STUB(heapspec_marker_begin_entry, heapspec_marker, 0);
@@ -2569,24 +2654,11 @@ static void path_marker(const char *path, const struct entry_regs *r)
     name[n] = 0;
     struct thread_state *me = observing();
     if (!me) return;
-    me->busy = 1;
-    lock();
-    send_pending();
-    out_str(end ? "E " : "B ");
-    out_dec((uint64_t)me->tid);
-    out_c(' ');
-    out_name(name);
-    out_c('\n');
-    if (end) {
-        /* called from JavaScript: no frame of the program's own code is on this stack, and the
-         * engine's frames reuse slots where native calls left stale pointers (memcheck sees those
-         * as undefined), so this thread's stack is no root here, as under the GDB backend */
-        const uint64_t regs[15] = {0, r->rbx, 0, 0, 0, (uint64_t)(uintptr_t)path, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
-        dump("test", stack_top(r->sp), regs, "rdi");
-    }
-    out_flush();
-    unlock();
-    me->busy = 0;
+    /* called from JavaScript: no frame of the program's own code is on this stack, and the
+     * engine's frames reuse slots where native calls left stale pointers (memcheck sees those as
+     * undefined), so this thread's stack is no root here, as under the GDB backend */
+    const uint64_t regs[15] = {0, r->rbx, 0, 0, 0, (uint64_t)(uintptr_t)path, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
+    test_boundary(me, name, end, stack_top(r->sp), regs);
 }
 
 HIDDEN __attribute__((used)) int heapspec_access(const char *path, int mode, const struct entry_regs *r)

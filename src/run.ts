@@ -1,7 +1,7 @@
 import { CannotStartError, HeapspecError } from './errors.js'
 import type { CaptureBackend, CaptureSpec } from './capture/backend.js'
 import { GdbBackend } from './capture/gdb/backend.js'
-import { PreloadBackend, preloadObstacle, recognisesGoogleTest } from './capture/preload/backend.js'
+import { PreloadBackend, preloadObstacle } from './capture/preload/backend.js'
 import { ValgrindBackend } from './capture/valgrind/backend.js'
 import { inspectProgram, resolveProgram } from './capture/program.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
@@ -28,7 +28,7 @@ export async function chooseBackend(name: BackendName, program: string, spec: Pi
   const candidates: CaptureBackendName[] = ['preload', 'gdb', 'valgrind']
   const reasons: string[] = []
   for (const candidate of candidates) {
-    if (candidate === 'preload' && (spec.tests || spec.objects.length > 0 || preloadObstacle(program) || recognisesGoogleTest(program))) continue
+    if (candidate === 'preload' && (spec.tests || spec.objects.length > 0 || preloadObstacle(program))) continue
     const backend = backendFor(candidate)
     try {
       await backend.probe()

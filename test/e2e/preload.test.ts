@@ -89,11 +89,13 @@ describe('backend auto', () => {
     expect((await runNative([program('definite')])).json.backend).toBe('preload')
   })
 
-  it('leaves function test cases (tests) and unmarked GoogleTest suites to gdb', async () => {
+  it('leaves function test cases (tests) to gdb, and runs unmarked GoogleTest suites itself', async () => {
     const run = await runNative([program('tests-nomarkers')], { tests: /^test_/ })
     expect(run.json.backend).toBe('gdb')
     expect(run.tests.map((t) => t.name)).toEqual(PER_TEST.map((t) => t.name))
-    expect((await runNative([program('gtest-plain'), '--gtest_filter=Heap.Clean'])).json.backend).toBe('gdb')
+    const gtest = await runNative([program('gtest-plain'), '--gtest_filter=Heap.Clean'])
+    expect(gtest.json.backend).toBe('preload')
+    expect(gtest.tests.map((t) => t.name)).toEqual(['Heap.Clean'])
   })
 
   it('gives every event in memdump.txt, as the gdb backend does', async () => {

@@ -132,9 +132,9 @@ export function preloadObstacle(program: string): string | undefined {
 }
 
 /**
- * A GoogleTest suite without heapspec's markers: the GDB backend makes each of its tests a test
- * case by breaking in GoogleTest's event repeater; the preload backend would see one program.
- * `auto` leaves such a suite to gdb.
+ * A GoogleTest suite without heapspec's markers: each of its tests is a test case, from the return
+ * of GoogleTest's TestEventRepeater::OnTestStart to the entry of its OnTestEnd (the GDB backend
+ * breaks there, the interposer hooks the same two entries).
  */
 export function recognisesGoogleTest(program: string): boolean {
   let bytes: Buffer
@@ -145,6 +145,21 @@ export function recognisesGoogleTest(program: string): boolean {
   }
   const googleTest = bytes.includes('TestEventRepeater') || bytes.includes('libgtest.so')
   return googleTest && !bytes.includes('heapspec_test_begin')
+}
+
+/** GoogleTest's event repeater, whose two entries bracket every test (see recognisesGoogleTest). */
+const GTEST_HOOKS = [
+  ['_ZN7testing8internal17TestEventRepeater11OnTestStartERKNS_8TestInfoE', '@gtest-start'],
+  ['_ZN7testing8internal17TestEventRepeater9OnTestEndERKNS_8TestInfoE', '@gtest-end'],
+] as const
+
+/**
+ * The functions the interposer hooks for test cases, one `symbol<TAB>name` a line, or undefined
+ * for none: GoogleTest's event repeater for an unmarked suite.
+ */
+function testHooks(program: string): string | undefined {
+  if (recognisesGoogleTest(program)) return GTEST_HOOKS.map(([symbol, name]) => `${symbol}\t${name}\n`).join('')
+  return undefined
 }
 
 /**
@@ -174,12 +189,16 @@ export class PreloadBackend implements CaptureBackend {
 
   private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string): Promise<CaptureResult> {
     const [program, ...args] = spec.command as [string, ...string[]]
+    const hooks = testHooks(program)
+    const testsFile = join(imageDir, 'tests.list')
+    if (hooks) writeFileSync(testsFile, hooks)
     const env = {
       ...spec.env,
       LD_PRELOAD: [library, spec.env.LD_PRELOAD].filter(Boolean).join(' '),
       HEAPSPEC_PRELOAD_FD: '3',
       HEAPSPEC_PRELOAD_DIR: imageDir,
       HEAPSPEC_PRELOAD_LIB: library,
+      ...(hooks ? { HEAPSPEC_PRELOAD_TESTS: testsFile } : {}),
       // memdump.txt lists every event: the interposer then sends each one instead of counts
       ...(spec.memdumpFile ? { HEAPSPEC_PRELOAD_EVENTS: 'all' } : {}),
     }

@@ -194,16 +194,33 @@ static int g_fd = -1;              /* the protocol, CLOEXEC, far from the progra
 static int g_pid;
 static int g_all_events;           /* one line per event (memdump.txt) instead of counts */
 static char g_dir[1024];           /* where memory images go */
+static char g_tests_file[1024];    /* the --tests functions to hook, one "symbol<TAB>name" a line */
 static uintptr_t g_main_hi;        /* top of the main thread's stack mapping */
 static int g_exiting;
 
 /* Per-thread state lives in a pthread key, not in __thread variables: a TLS segment here would make
  * glibc's dynamic thread vector longer, and every thread's DTV allocation 16 bytes bigger than it
  * is without heapspec (the figures must not change because heapspec is there). */
+/* A test function this thread is inside (see "test functions" below). */
+struct shadow_frame {
+    uint64_t slot;  /* where the return address was */
+    uint64_t ra;    /* the original return address */
+    uint32_t test;  /* index into g_tests */
+    char gtest[256]; /* at GoogleTest's OnTestStart: the test's Suite.Name */
+};
+extern void heapspec_test_return(void) __attribute__((visibility("hidden")));
+struct thread_state;
+static uint64_t shadow_ra(struct thread_state *me, uint64_t slot);
+
 struct thread_state {
     int tid;
     volatile int busy; /* inside heapspec: allocations made here are ours, not the program's */
     uintptr_t hi;      /* top of this thread's stack */
+    /* test functions this thread is inside (their return addresses replaced by ours), innermost
+     * last; allocated on the first one */
+    struct shadow_frame *shadow;
+    int nshadow;
+    uintptr_t stepping; /* a test function's entry whose first instruction is being single-stepped */
 };
 static pthread_key_t g_key;
 static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
@@ -230,6 +247,9 @@ static struct thread_state *new_state(void)
     s->tid = (int)syscall(SYS_gettid);
     s->busy = 0;
     s->hi = 0;
+    s->shadow = NULL;
+    s->nshadow = 0;
+    s->stepping = 0;
     pthread_setspecific(g_key, s);
     return s;
 }
@@ -1320,6 +1340,13 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
     uint32_t n = 0;
     int signal = 0;
     while (ra && n < depth) {
+        if (UNLIKELY(ra == (uint64_t)(uintptr_t)heapspec_test_return)) {
+            /* a test function's frame: its real return address is on the shadow stack */
+            uint64_t real = me->shadow ? shadow_ra(me, w.cur[7].v - 8) : 0;
+            if (t) t->cacheable = 0;
+            if (!real) break;
+            ra = real;
+        }
         pcs[n] = ra;
         if (cfas) cfas[n] = w.cur[7].v;
         n++;
@@ -1753,6 +1780,8 @@ static void init_core(void)
     const char *self = envp ? env_value(envp, "HEAPSPEC_PRELOAD_LIB") : NULL;
     const char *events = envp ? env_value(envp, "HEAPSPEC_PRELOAD_EVENTS") : NULL;
     const char *by_stack = envp ? env_value(envp, "HEAPSPEC_PRELOAD_BY_STACK") : NULL;
+    const char *tests = envp ? env_value(envp, "HEAPSPEC_PRELOAD_TESTS") : NULL;
+    if (tests && x_strlen(tests) < sizeof g_tests_file) memcpy(g_tests_file, tests, x_strlen(tests) + 1);
     if (!fd_text || !dir) {
         g_state = DISABLED;
         return;
@@ -1785,6 +1814,7 @@ static void init_core(void)
     env_remove(envp, "HEAPSPEC_PRELOAD_LIB");
     env_remove(envp, "HEAPSPEC_PRELOAD_EVENTS");
     env_remove(envp, "HEAPSPEC_PRELOAD_BY_STACK");
+    env_remove(envp, "HEAPSPEC_PRELOAD_TESTS");
     g_pid = x_getpid();
     g_states = region(STATES_MAX * sizeof(struct thread_state));
     if (!g_states || pthread_key_create(&g_key, NULL) != 0) {
@@ -2579,9 +2609,9 @@ static void out_name(const char *name)
 /* A test case begins or ends (a marker, from C or from JavaScript): the model gets every block
  * allocated before it, then the B or E line, and at an end with blocks of the test still live the
  * memory image of this moment, this thread's stack scanned from `sp` up, its registers `regs`
- * (rdi live: the marker's argument). An end with none of the test's blocks live needs no image: an
+ * (`live`: the caller-saved ones still live, as the C line names them). An end with none of the test's blocks live needs no image: an
  * `e` line says so. */
-static void test_boundary(struct thread_state *me, const char *name, int end, uint64_t sp, const uint64_t *regs)
+static void test_boundary(struct thread_state *me, const char *name, int end, uint64_t sp, const uint64_t *regs, const char *live)
 {
     me->busy = 1;
     lock();
@@ -2592,7 +2622,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     out_c(' ');
     out_name(name);
     out_c('\n');
-    if (image) dump("test", sp, regs, "rdi");
+    if (image) dump("test", sp, regs, live);
     g_test_running = !end;
     g_test_first_seq = g_seq;
     g_test_live = 0;
@@ -2607,7 +2637,7 @@ HIDDEN __attribute__((used)) void heapspec_marker(const char *name, const struct
     if (!me) return;
     /* the thread stands at the call: what a call preserves is live, and the argument */
     const uint64_t regs[15] = {0, r->rbx, 0, 0, 0, (uint64_t)(uintptr_t)name, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
-    test_boundary(me, name, end, r->sp, regs);
+    test_boundary(me, name, end, r->sp, regs, "rdi");
 }
 
 MARKER_STUB(heapspec_marker_begin_entry, heapspec_marker, 0);
@@ -2658,7 +2688,7 @@ static void path_marker(const char *path, const struct entry_regs *r)
      * engine's frames reuse slots where native calls left stale pointers (memcheck sees those as
      * undefined), so this thread's stack is no root here, as under the GDB backend */
     const uint64_t regs[15] = {0, r->rbx, 0, 0, 0, (uint64_t)(uintptr_t)path, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
-    test_boundary(me, name, end, stack_top(r->sp), regs);
+    test_boundary(me, name, end, stack_top(r->sp), regs, "rdi");
 }
 
 HIDDEN __attribute__((used)) int heapspec_access(const char *path, int mode, const struct entry_regs *r)
@@ -2690,11 +2720,12 @@ static int patched(uintptr_t at)
 /* A function too short for a jump (a lone `ret` at the end of .text, at -O2; ld.so's
  * _dl_debug_state): an int3 at its entry, which the SIGTRAP handler turns into our call and the
  * function's return. */
-enum { TRAP_BEGIN, TRAP_END, TRAP_LINK_MAP };
+enum { TRAP_BEGIN, TRAP_END, TRAP_LINK_MAP, TRAP_TEST };
+#define MAX_TRAPS 4096
 static struct {
     uintptr_t at;
     int kind;
-} g_traps[MAX_PATCHED];
+} g_traps[MAX_TRAPS];
 static int g_ntraps;
 
 /* Objects were unloaded: only ld.so's trap is sure to be still in place. */
@@ -2702,7 +2733,7 @@ static void forget_traps(void)
 {
     int n = 0;
     for (int i = 0; i < g_ntraps; i++)
-        if (g_traps[i].kind == TRAP_LINK_MAP) g_traps[n++] = g_traps[i];
+        if (g_traps[i].kind == TRAP_LINK_MAP || g_traps[i].kind == TRAP_TEST) g_traps[n++] = g_traps[i];
     g_ntraps = n;
 }
 
@@ -2714,7 +2745,7 @@ static int trap_entry(uintptr_t at, int kind)
     struct sigaction old;
     for (int i = 0; i < g_ntraps; i++)
         if (g_traps[i].at == at) return 1;
-    if (g_ntraps >= MAX_PATCHED || sigaction(SIGTRAP, NULL, &old) != 0) return 0;
+    if (g_ntraps >= MAX_TRAPS || sigaction(SIGTRAP, NULL, &old) != 0) return 0;
     if (!((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == crash_handler)) {
         if (old.sa_handler != SIG_DFL) return 0; /* the program's own: leave it */
         struct sigaction sa;
@@ -2851,6 +2882,300 @@ static void timeout_now(void)
     uint64_t sp = (uint64_t)__builtin_frame_address(0);
     timeout_dump(sp);
 }
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    *(uintptr_t *)data = info->dlpi_addr;
+    return 1;
+}
+
+/* The program's load bias (the first object dl_iterate_phdr lists). */
+static uintptr_t main_bias(void)
+{
+    uintptr_t bias = 0;
+    dl_iterate_phdr(first_object, &bias);
+    return bias;
+}
+
+/* ---- test functions (--tests): a test case from a function's entry to its return ----
+ *
+ * The host names the functions (matched in JavaScript against the program's symbol names). Each
+ * entry gets an int3; at the trap the test case begins, the return address on the stack is
+ * replaced by heapspec_test_return (the original kept on this thread's shadow stack), and the
+ * function's first instruction is emulated (push of a register, endbr64) or, for any other,
+ * single-stepped with the trap flag while the original byte is back in place. At the return the
+ * test case ends, with the memory image of that moment, and control goes to the original return
+ * address. Stack walks see the original return address wherever ours stands. A C++ exception or a
+ * longjmp leaving a test function through its frame is not followed (the test case then does not
+ * end there). */
+
+#define SHADOW_MAX 128
+
+/* What a hooked entry is: a --tests function, or GoogleTest's TestEventRepeater::OnTestStart
+ * (its test begins when it returns: every listener knows then) or OnTestEnd (its test ends at
+ * its entry), as the GDB backend brackets an unchanged GoogleTest suite. The host names the two
+ * GoogleTest functions "@gtest-start" and "@gtest-end". */
+enum { TEST_FUNCTION, GTEST_START, GTEST_END };
+
+struct test_function {
+    const char *symbol;
+    const char *name;
+    uintptr_t at;
+    int kind;
+    uint8_t code[4]; /* the entry's first bytes, before the int3 */
+};
+static struct test_function *g_tests;
+static uint32_t g_ntests;
+static char *g_tests_text;
+
+/* The original return address for a walk that meets ours at `slot`. */
+static uint64_t shadow_ra(struct thread_state *me, uint64_t slot)
+{
+    for (int i = me->nshadow - 1; i >= 0; i--)
+        if (me->shadow[i].slot == slot) return me->shadow[i].ra;
+    return 0;
+}
+
+/* Reads the host's list (at start-up, before main). */
+static void load_tests(void)
+{
+    if (!g_tests_file[0]) return;
+    int fd = x_open(g_tests_file, O_RDONLY, 0);
+    if (fd < 0) return;
+    struct stat st;
+    if (sys3(SYS_fstat, fd, (long)&st, 0) != 0 || st.st_size <= 0) {
+        x_close(fd);
+        return;
+    }
+    g_tests_text = region((size_t)st.st_size + 1);
+    long got = g_tests_text ? x_read(fd, g_tests_text, (size_t)st.st_size) : -1;
+    x_close(fd);
+    if (got != st.st_size) return;
+    g_tests_text[got] = 0;
+    uint32_t lines = 0;
+    for (long i = 0; i < got; i++) lines += g_tests_text[i] == '\n';
+    g_tests = region((lines + 1) * sizeof *g_tests);
+    if (!g_tests) return;
+    char *p = g_tests_text;
+    while (*p) {
+        char *line = p, *tab = NULL;
+        while (*p && *p != '\n') {
+            if (*p == '\t' && !tab) tab = p;
+            p++;
+        }
+        if (*p) *p++ = 0;
+        if (!tab) continue;
+        *tab = 0;
+        int kind = x_strcmp(tab + 1, "@gtest-start") == 0 ? GTEST_START : x_strcmp(tab + 1, "@gtest-end") == 0 ? GTEST_END : TEST_FUNCTION;
+        g_tests[g_ntests++] = (struct test_function){line, tab + 1, 0, kind, {0}};
+    }
+}
+
+/* Finds the listed functions not found yet in one object's symbol table. */
+static void find_tests(const char *path, uintptr_t bias)
+{
+    int fd = x_open(path, O_RDONLY, 0);
+    if (fd < 0) return;
+    struct stat st;
+    if (sys3(SYS_fstat, fd, (long)&st, 0) != 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
+        x_close(fd);
+        return;
+    }
+    const uint8_t *file = x_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    x_close(fd);
+    if (file == MAP_FAILED) return;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shoff && eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) <= (uint64_t)st.st_size) {
+        const Elf64_Shdr *sh = (const Elf64_Shdr *)(file + eh->e_shoff);
+        for (int pass = 0; pass < 2; pass++) {
+            uint32_t type = pass == 0 ? SHT_SYMTAB : SHT_DYNSYM;
+            for (int sec = 0; sec < eh->e_shnum; sec++) {
+                if (sh[sec].sh_type != type || sh[sec].sh_link >= eh->e_shnum) continue;
+                if (sh[sec].sh_offset + sh[sec].sh_size > (uint64_t)st.st_size) continue;
+                const Elf64_Sym *sym = (const Elf64_Sym *)(file + sh[sec].sh_offset);
+                size_t count = sh[sec].sh_size / sizeof(Elf64_Sym);
+                const char *strtab = (const char *)(file + sh[sh[sec].sh_link].sh_offset);
+                for (size_t i = 0; i < count; i++) {
+                    if (sym[i].st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC || !sym[i].st_value) continue;
+                    const char *name = strtab + sym[i].st_name;
+                    for (uint32_t t = 0; t < g_ntests; t++) {
+                        if (g_tests[t].at || x_strcmp(name, g_tests[t].symbol) != 0) continue;
+                        g_tests[t].at = bias + sym[i].st_value;
+                    }
+                }
+            }
+        }
+    }
+    x_munmap((void *)file, (size_t)st.st_size);
+}
+
+static int find_tests_in(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    if (info->dlpi_name && x_strstr(info->dlpi_name, "/libgtest")) find_tests(info->dlpi_name, info->dlpi_addr);
+    return 0;
+}
+
+/* The listed functions, in the program (and GoogleTest's own library, when it is one), each given
+ * an int3 at its entry. */
+static void hook_tests(void)
+{
+    if (!g_ntests) return;
+    find_tests("/proc/self/exe", main_bias());
+    dl_iterate_phdr(find_tests_in, NULL);
+    for (uint32_t t = 0; t < g_ntests; t++) {
+        if (!g_tests[t].at) continue;
+        memcpy(g_tests[t].code, (const void *)g_tests[t].at, 4);
+        if (!trap_entry(g_tests[t].at, TRAP_TEST)) {
+            lock();
+            out_failure("cannot hook a --tests function (its code cannot be patched, or SIGTRAP is the program's)", g_tests[t].name);
+            unlock();
+            g_tests[t].at = 0;
+        }
+    }
+}
+
+#define GTEST_NAME_MAX 256
+
+/* The name of the GoogleTest test running on this thread ("" for none), after its shadow stack. */
+static char *running_gtest(struct thread_state *me)
+{
+    return (char *)(me->shadow + SHADOW_MAX);
+}
+
+/* Suite.Name of a testing::TestInfo: its first two members are test_suite_name_ and name_,
+ * libstdc++ std::strings ({char *p; size_t n; ...}, 32 bytes each), as the GDB backend reads them. */
+static void gtest_name(const uint8_t *info, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (int part = 0; part < 2 && info; part++) {
+        const char *p = *(const char *const *)(info + 32 * part);
+        size_t len = *(const size_t *)(info + 32 * part + 8);
+        if (part) out[n++] = '.';
+        for (size_t i = 0; i < len && n + 1 < cap && p; i++) out[n++] = p[i];
+    }
+    out[n < cap ? n : cap - 1] = 0;
+}
+
+static struct test_function *test_at(uintptr_t at)
+{
+    for (uint32_t t = 0; t < g_ntests; t++)
+        if (g_tests[t].at == at) return &g_tests[t];
+    return NULL;
+}
+
+/* At a test function's int3 (the SIGTRAP handler): the test case begins, its return comes to us,
+ * and the first instruction is carried out. */
+static void test_entered(struct test_function *f, greg_t *g)
+{
+    struct thread_state *me = observing();
+    uint64_t sp = (uint64_t)g[REG_RSP];
+    if (me && !me->shadow) me->shadow = region(SHADOW_MAX * sizeof(struct shadow_frame) + GTEST_NAME_MAX);
+    if (me && me->shadow && f->kind == GTEST_END) {
+        char *running = running_gtest(me);
+        if (running[0]) {
+            /* the thread stands at the call: OnTestEnd's arguments are live */
+            const uint64_t regs[15] = {0, (uint64_t)g[REG_RBX], 0, 0, (uint64_t)g[REG_RSI], (uint64_t)g[REG_RDI], (uint64_t)g[REG_RBP], 0, 0, 0, 0,
+                                       (uint64_t)g[REG_R12], (uint64_t)g[REG_R13], (uint64_t)g[REG_R14], (uint64_t)g[REG_R15]};
+            test_boundary(me, running, 1, sp, regs, "rdi rsi");
+            running[0] = 0;
+        }
+    } else if (me && me->shadow && me->nshadow < SHADOW_MAX) {
+        struct shadow_frame *frame = &me->shadow[me->nshadow++];
+        *frame = (struct shadow_frame){sp, *(const uint64_t *)sp, (uint32_t)(f - g_tests), {0}};
+        if (f->kind == GTEST_START) gtest_name((const uint8_t *)g[REG_RSI], frame->gtest, sizeof frame->gtest);
+        else test_boundary(me, f->name, 0, 0, NULL, "");
+        *(uint64_t *)sp = (uint64_t)(uintptr_t)heapspec_test_return;
+    }
+    const uint8_t *c = f->code;
+    static const int PUSH_REG[8] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP, REG_RSI, REG_RDI};
+    static const int PUSH_REX[8] = {REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15};
+    if (c[0] >= 0x50 && c[0] <= 0x57 && c[0] != 0x54) { /* push r64 */
+        g[REG_RSP] -= 8;
+        *(uint64_t *)g[REG_RSP] = (uint64_t)g[PUSH_REG[c[0] - 0x50]];
+        g[REG_RIP] = (greg_t)(f->at + 1);
+    } else if (c[0] == 0x41 && c[1] >= 0x50 && c[1] <= 0x57) { /* push r8..r15 */
+        g[REG_RSP] -= 8;
+        *(uint64_t *)g[REG_RSP] = (uint64_t)g[PUSH_REX[c[1] - 0x50]];
+        g[REG_RIP] = (greg_t)(f->at + 2);
+    } else if (c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa) { /* endbr64 */
+        g[REG_RIP] = (greg_t)(f->at + 4);
+    } else if (me) {
+        write_code(f->at, c, 1);
+        me->stepping = f->at;
+        g[REG_RIP] = (greg_t)f->at;
+        g[REG_EFL] |= 0x100; /* TF: trap after the one instruction */
+    }
+}
+
+/* The single step of an entry's first instruction is done: its int3 goes back. */
+static int test_stepped(greg_t *g)
+{
+    struct thread_state *me = self_state();
+    if (!me->stepping) return 0;
+    const uint8_t int3 = 0xcc;
+    write_code(me->stepping, &int3, 1);
+    me->stepping = 0;
+    g[REG_EFL] &= ~(greg_t)0x100;
+    return 1;
+}
+
+/* heapspec_test_return's saved registers, lowest address first. */
+struct return_regs {
+    uint64_t r15, r14, r13, r12, rbp, rbx, rdx, rax;
+};
+
+/* A test function returned (through heapspec_test_return): the test case ends; returns where the
+ * function was to return. */
+HIDDEN __attribute__((used)) uint64_t heapspec_test_returned(const struct return_regs *r)
+{
+    struct thread_state *me = self_state();
+    if (!me->shadow || me->nshadow == 0) x_exit_group(134); /* cannot happen: we replaced it */
+    struct shadow_frame *f = &me->shadow[--me->nshadow];
+    uint64_t sp = (uint64_t)(uintptr_t)(r + 1);
+    const uint64_t regs[15] = {r->rax, r->rbx, 0, r->rdx, 0, 0, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
+    if (g_state == ON && g_tests[f->test].kind == GTEST_START) {
+        memcpy(running_gtest(me), f->gtest, sizeof f->gtest);
+        test_boundary(me, f->gtest, 0, 0, NULL, "");
+    } else if (g_state == ON) {
+        test_boundary(me, g_tests[f->test].name, 1, sp, regs, "rax rdx");
+    }
+    return f->ra;
+}
+
+__asm__(".text\n"
+        ".type heapspec_test_return, @function\n"
+        ".p2align 4\n"
+        "heapspec_test_return:\n"
+        "push %rax\n"
+        "push %rdx\n"
+        "push %rbx\n"
+        "push %rbp\n"
+        "push %r12\n"
+        "push %r13\n"
+        "push %r14\n"
+        "push %r15\n"
+        "mov %rsp, %rdi\n"
+        "sub $48, %rsp\n"
+        "movdqu %xmm0, 0(%rsp)\n"
+        "movdqu %xmm1, 16(%rsp)\n"
+        "call heapspec_test_returned\n"
+        "mov %rax, %r11\n"
+        "movdqu 0(%rsp), %xmm0\n"
+        "movdqu 16(%rsp), %xmm1\n"
+        "add $48, %rsp\n"
+        "pop %r15\n"
+        "pop %r14\n"
+        "pop %r13\n"
+        "pop %r12\n"
+        "pop %rbp\n"
+        "pop %rbx\n"
+        "pop %rdx\n"
+        "pop %rax\n"
+        "jmp *%r11\n"
+        ".size heapspec_test_return, .-heapspec_test_return\n");
 
 /* ---- ends an observer could miss: exec, SIGKILL to itself, heapspec's descriptor closed ----
  *
@@ -3072,14 +3397,20 @@ static const int FATAL[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SI
 
 static void crash_handler(int sig, siginfo_t *si, void *context)
 {
-    (void)si;
     ucontext_t *uc = context;
     if (sig == SIGTRAP) {
         greg_t *g = uc->uc_mcontext.gregs;
         uintptr_t pc = (uintptr_t)g[REG_RIP] - 1;
+        if (si && si->si_code == TRAP_TRACE && test_stepped(g)) return;
         for (int i = 0; i < g_ntraps; i++) {
             if (g_traps[i].at != pc) continue;
             int saved_errno = errno;
+            if (g_traps[i].kind == TRAP_TEST) {
+                struct test_function *f = test_at(pc);
+                if (f) test_entered(f, g);
+                errno = saved_errno;
+                return;
+            }
             const struct entry_regs r = {(uint64_t)g[REG_RBX], (uint64_t)g[REG_RBP], (uint64_t)g[REG_R12], (uint64_t)g[REG_R13],
                                          (uint64_t)g[REG_R14], (uint64_t)g[REG_R15], (uint64_t)g[REG_RSP]};
             if (g_traps[i].kind == TRAP_LINK_MAP) link_map_changed();
@@ -3217,6 +3548,8 @@ __attribute__((constructor(101))) static void heapspec_start(void)
         unlock();
     }
     hook_markers();
+    load_tests();
+    hook_tests();
     install_stop_handler();
     for (size_t i = 0; i < sizeof FATAL / sizeof FATAL[0]; i++) {
         struct sigaction old;

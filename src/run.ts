@@ -6,7 +6,8 @@ import { ValgrindBackend } from './capture/valgrind/backend.js'
 import { inspectProgram, resolveProgram } from './capture/program.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
 import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
-import type { HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
+import type { Amount, HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
+import { testCaseRecords } from './model/run-records.js'
 
 /** The backend objects, by name. */
 export function backendFor(name: CaptureBackendName): CaptureBackend {
@@ -46,7 +47,10 @@ export interface TestCaseRun {
   readonly name: string
   readonly totals: HeapTotals
   readonly leakSummary: LeakSummary
+  /** The loss records it answers for: its blocks lost at its end or at exit. */
   readonly leaks: LeakRecord[]
+  /** Its blocks suppressions kept out of `leakSummary` (heapspec's defaults, the user's files). */
+  readonly suppressed: Amount
 }
 
 /** A finished capture: the run JSON, with accessors for its test cases. */
@@ -77,7 +81,8 @@ export class HeapRun {
       name,
       totals: { allocations: summary.allocations, frees: summary.frees, bytesAllocated: summary.bytesAllocated },
       leakSummary: summary.leakSummary,
-      leaks: this.json.leaks.filter((l) => l.test === name),
+      leaks: testCaseRecords(this.json, summary),
+      suppressed: summary.suppressed ?? { bytes: 0, blocks: 0 },
     }
   }
 

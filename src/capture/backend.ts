@@ -1,3 +1,4 @@
+import type { Suppression } from '../model/suppressions.js'
 import type { RunJson } from '../model/types.js'
 
 /** What a backend needs to run one program. Built by `normalizeOptions`, so every field is valid. */
@@ -21,8 +22,12 @@ export interface CaptureSpec {
   stdio: 'inherit' | 'pipe'
   /** Write every allocation event with its stack here (GDB backend). */
   memdumpFile: string | undefined
-  /** memcheck suppression files (Valgrind backend). */
+  /** The user's memcheck suppression files (absolute paths); heapspec's default file is added by each backend. */
   suppressions: string[]
+  /** The suppressions of the default file and the user's, parsed: what preload and gdb apply themselves. */
+  suppressionRules: Suppression[]
+  /** Every loss record carries a ready-to-paste memcheck suppression. */
+  genSuppressions: boolean
   /** Extra memcheck options (Valgrind backend). */
   valgrindArgs: string[]
   /** Aborting stops the capture and every process it started. */

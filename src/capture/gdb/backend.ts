@@ -107,7 +107,10 @@ export class GdbBackend implements CaptureBackend {
         `heapspec: the gdb capture of ${display} stopped before the program exited (${reason}). Run with HEAPSPEC_DEBUG=1 to see gdb's transcript.`,
       )
     }
-    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
+    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined, {
+      suppressions: spec.suppressionRules,
+      genSuppressions: spec.genSuppressions,
+    })
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.output[4] ?? '', stderr: outcome.output[5] ?? '' }
   }

@@ -4,6 +4,7 @@ import { GdbBackend } from './capture/gdb/backend.js'
 import { PreloadBackend, preloadObstacle, recognisesGoogleTest } from './capture/preload/backend.js'
 import { ValgrindBackend } from './capture/valgrind/backend.js'
 import { inspectProgram, resolveProgram } from './capture/program.js'
+import { testFunctionNames } from './capture/test-functions.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
 import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
 import type { Amount, HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
@@ -100,10 +101,12 @@ export async function runNative(command: string[], options: RunOptions = {}): Pr
   const { backend: name, spec } = normalizeOptions(command, options)
   const program = resolveProgram(command[0]!, spec.cwd, spec.env)
   inspectProgram(program, command[0]!)
+  // matched here, in JavaScript, whatever the backend: a pattern that matches nothing fails before anything runs
+  const testFunctions = spec.tests ? await testFunctionNames(program, spec.tests, command[0]) : undefined
   const ended = announceCaptureStart(command, options.backend)
   try {
     const backend = await chooseBackend(name, program, spec)
-    const result = await backend.capture({ ...spec, command: [program, ...command.slice(1)] })
+    const result = await backend.capture({ ...spec, testFunctions, command: [program, ...command.slice(1)] })
     announceRun(result.run)
     return new HeapRun(result.run, result.stdout, result.stderr)
   } finally {

@@ -13,6 +13,8 @@ export interface CaptureSpec {
   timeoutMs: number | undefined
   /** Functions whose names match are test cases (entry to return). */
   tests: RegExp | undefined
+  /** The program's functions `tests` matched, by name (see test-functions.ts); found by the backend when absent. */
+  testFunctions?: string[]
   /**
    * Observe only the allocations these loaded objects make (matched against their paths), as for
    * a Node addon inside Node; empty for every allocation of the program.

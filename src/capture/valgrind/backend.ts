@@ -9,6 +9,7 @@ import type { RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { descendants, supervise } from '../process.js'
 import { defaultSuppressionFile } from '../suppression-files.js'
+import { testFunctionNames } from '../test-functions.js'
 import { resolveProgram } from '../program.js'
 import { parseMemcheckXml, type MemcheckXml } from './xml.js'
 import type { ObjectCode } from './object-code.js'
@@ -193,6 +194,7 @@ export class ValgrindBackend implements CaptureBackend {
     // heapspec's defaults first, as the other backends apply them
     const suppressions = [defaultSuppressionFile(), ...suppressionFiles(spec.suppressions, spec.cwd)]
     const valgrind = findValgrind(spec.cwd, spec.env)
+    if (spec.tests && !spec.testFunctions) spec = { ...spec, testFunctions: await testFunctionNames(spec.command[0]!, spec.tests) }
     const why = sessionReason(spec)
     // memcheck's monitor commands take a file name as one word.
     const base = why !== undefined && /\s/.test(tmpdir()) ? '/tmp' : tmpdir()

@@ -251,7 +251,7 @@ export class VgdbSession {
     const vgdb = [shellQuote(this.vgdb), `--wait=${VGDB_WAIT_SECONDS}`, `--pid=${pid}`, `--vgdb-prefix=${shellQuote(this.prefix)}`].join(' ')
     const heuristics = lastOption(this.spec.valgrindArgs, 'leak-check-heuristics') ?? 'all'
     this.valgrindPid = pid
-    const config = { fd: 3, dir: this.dir, vgdb, tests: this.spec.tests?.source, heuristics, pid, objects: this.select !== undefined, select: this.select?.path }
+    const config = { fd: 3, dir: this.dir, vgdb, tests: this.spec.tests ? (this.spec.testFunctions ?? []) : undefined, heuristics, pid, objects: this.select !== undefined, select: this.select?.path }
     const args = [
       '-nx',
       '-q',

@@ -80,6 +80,21 @@ describe.each(BACKENDS)('test cases written the natural way, %s backend', (backe
   })
 })
 
+describe('ready-to-paste suppressions (genSuppressions), on every backend', () => {
+  it.each(BACKENDS)('%s: what it generates for a leak silences that leak on every backend', async (backend) => {
+    const run = await runNative([program('verdicts')], { backend, timeout: 120, genSuppressions: true })
+    const generated = run.test('user_suppressed').leaks[0]!.suppression!
+    expect(generated).toMatch(/^\{\n {3}<insert_a_suppression_name_here>\n {3}Memcheck:Leak\n {3}match-leak-kinds: definite\n {3}fun:(\*alloc|malloc)\n {3}fun:known_leak\n {3}fun:main\n\}$/)
+    const file = join(mkdtempSync(join(tmpdir(), 'heapspec-gen-')), 'generated.supp')
+    writeFileSync(file, generated.replace('<insert_a_suppression_name_here>', 'generated') + '\n')
+    for (const other of BACKENDS) {
+      const again = await runNative([program('verdicts')], { backend: other, timeout: 120, suppressions: [file] })
+      expect(again.test('user_suppressed').suppressed, other).toEqual({ bytes: 40, blocks: 1 })
+      expect(again.test('user_suppressed').leaks, other).toEqual([])
+    }
+  })
+})
+
 describe('the three backends agree on the sample programs of this rule', () => {
   it.each(['verdicts', 'verdicts-cxx'])('%s: per-test figures and records equal on preload, gdb and valgrind', async (name) => {
     const runs = await Promise.all(BACKENDS.map((backend) => runNative([program(name)], { backend, timeout: 120 })))

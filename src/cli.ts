@@ -15,7 +15,7 @@ import type { RunJson } from './model/types.js'
 
 const USAGE = `Usage:
   heapspec run [--backend ${BACKENDS.join('|')}] [--tests REGEX] [--timeout SECONDS] [--json FILE] [--out DIR]
-               [--suppressions FILE]... [--valgrind-arg ARG]... [--] PROGRAM [ARGS...]
+               [--suppressions FILE]... [--gen-suppressions] [--valgrind-arg ARG]... [--] PROGRAM [ARGS...]
   heapspec include            print the directory holding heapspec.h (use -I"$(npx heapspec include)")
   heapspec report [--out DIR] PATH...
                               merge saved runs (shards, machines) into one report: the per-test summary,
@@ -55,6 +55,7 @@ function parseRunArgs(argv: string[]): RunArgs {
     } else if (flag === '--json') parsed.json = take()
     else if (flag === '--out') parsed.out = take()
     else if (flag === '--suppressions') suppressions.push(take())
+    else if (flag === '--gen-suppressions' && inline === undefined) options.genSuppressions = true
     else if (flag === '--valgrind-arg') valgrindArgs.push(take())
     else if (flag.startsWith('-')) throw new BadOptionError(`heapspec: unknown option ${arg}.\n${USAGE}`)
     else break
@@ -107,7 +108,7 @@ async function run(argv: string[]): Promise<number> {
     process.off('SIGINT', onInterrupt)
     process.off('SIGTERM', onInterrupt)
   }
-  process.stdout.write(formatReport(json, { color: useColor(process.stdout) }))
+  process.stdout.write(formatReport(json, { color: useColor(process.stdout), suppressions: args.options.genSuppressions ?? false }))
   if (args.json) writeFileSync(args.json, JSON.stringify(json, null, 2) + '\n')
   if (args.out) {
     writeFileSync(join(args.out, 'leak-report.txt'), formatReport(json))

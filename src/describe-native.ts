@@ -77,7 +77,7 @@ function outsideTests(run: HeapRun): TestCaseRun {
     leakSummary[l.kind].bytes += l.bytes
     leakSummary[l.kind].blocks += l.blocks
   }
-  return { name: OUTSIDE, totals: run.json.totals, leakSummary, leaks }
+  return { name: OUTSIDE, totals: run.json.totals, leakSummary, leaks, suppressed: { bytes: 0, blocks: 0 } }
 }
 
 /** The program's ending as a failure, when it did not exit 0. */

@@ -3,6 +3,7 @@ import { BadOptionError, describeValue } from './errors.js'
 import type { CaptureSpec } from './capture/backend.js'
 import { validateValgrindArgs } from './capture/valgrind/backend.js'
 import { validatePreloadOptions } from './capture/preload/backend.js'
+import { checkSuppressionFile, loadSuppressions } from './capture/suppression-files.js'
 
 /** The backends a run can ask for; `auto` picks the fastest one that can run the program. */
 export const BACKENDS = ['auto', 'preload', 'gdb', 'valgrind'] as const
@@ -53,11 +54,19 @@ export interface RunOptions {
   /** Write every allocation event with its stack to this file (GDB backend). */
   memdump?: string
   /**
-   * memcheck suppression files (Valgrind backend).
+   * memcheck suppression files, applied on every backend with memcheck's rules, after heapspec's
+   * defaults (glibc's and libstdc++'s own bookkeeping).
    * @default []
    * @example { suppressions: ['./known-leaks.supp'] }
    */
   suppressions?: string[]
+  /**
+   * Give every loss record a ready-to-paste memcheck suppression (`LeakRecord.suppression`; the CLI
+   * prints them), on every backend.
+   * @default false
+   * @example { genSuppressions: true }
+   */
+  genSuppressions?: boolean
   /**
    * Extra memcheck options (Valgrind backend); heapspec's own are kept.
    * @default []
@@ -129,7 +138,7 @@ function valgrindArgsOption(value: unknown): string[] {
   return value
 }
 
-const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'valgrindArgs', 'signal'])
+const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'genSuppressions', 'valgrindArgs', 'signal'])
 
 /** One place for defaults and validation, for the API and the CLI alike: nothing runs on a bad option. */
 export function normalizeOptions(command: unknown, options: unknown = {}): NormalizedOptions & { command: string[] } {
@@ -150,6 +159,8 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
   const tests = testsOption(o.tests)
   const objects = objectsOption(o.objects)
   if (backend === 'preload') validatePreloadOptions(tests, objects)
+  const suppressions = stringList('suppressions', o.suppressions).map((f) => checkSuppressionFile(f, cwd))
+  const genSuppressions = o.genSuppressions === undefined ? false : typeof o.genSuppressions === 'boolean' ? o.genSuppressions : fail('genSuppressions', 'a boolean', o.genSuppressions)
   return {
     command: command as string[],
     backend,
@@ -162,7 +173,9 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
       objects,
       stdio,
       memdumpFile: memdump === undefined ? undefined : resolve(cwd, memdump),
-      suppressions: stringList('suppressions', o.suppressions).map((f) => resolve(cwd, f)),
+      suppressions,
+      suppressionRules: loadSuppressions(suppressions),
+      genSuppressions,
       valgrindArgs: valgrindArgsOption(o.valgrindArgs),
       signal,
       debug: Boolean(process.env.HEAPSPEC_DEBUG),

@@ -4,9 +4,11 @@ import { GdbBackend } from './capture/gdb/backend.js'
 import { PreloadBackend, preloadObstacle } from './capture/preload/backend.js'
 import { ValgrindBackend } from './capture/valgrind/backend.js'
 import { inspectProgram, resolveProgram } from './capture/program.js'
+import { testFunctionNames } from './capture/test-functions.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
 import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
-import type { HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
+import type { Amount, HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
+import { testCaseRecords } from './model/run-records.js'
 
 /** The backend objects, by name. */
 export function backendFor(name: CaptureBackendName): CaptureBackend {
@@ -46,7 +48,10 @@ export interface TestCaseRun {
   readonly name: string
   readonly totals: HeapTotals
   readonly leakSummary: LeakSummary
+  /** The loss records it answers for: its blocks lost at its end or at exit. */
   readonly leaks: LeakRecord[]
+  /** Its blocks suppressions kept out of `leakSummary` (heapspec's defaults, the user's files). */
+  readonly suppressed: Amount
   /** Why heapspec could not see the whole run, when it could not: the test case's figures may be short. */
   readonly incomplete?: string
 }
@@ -79,7 +84,8 @@ export class HeapRun {
       name,
       totals: { allocations: summary.allocations, frees: summary.frees, bytesAllocated: summary.bytesAllocated },
       leakSummary: summary.leakSummary,
-      leaks: this.json.leaks.filter((l) => l.test === name),
+      leaks: testCaseRecords(this.json, summary),
+      suppressed: summary.suppressed ?? { bytes: 0, blocks: 0 },
       ...(this.json.incomplete ? { incomplete: this.json.incomplete } : {}),
     }
   }
@@ -98,10 +104,12 @@ export async function runNative(command: string[], options: RunOptions = {}): Pr
   const { backend: name, spec } = normalizeOptions(command, options)
   const program = resolveProgram(command[0]!, spec.cwd, spec.env)
   inspectProgram(program, command[0]!)
+  // matched here, in JavaScript, whatever the backend: a pattern that matches nothing fails before anything runs
+  const testFunctions = spec.tests ? await testFunctionNames(program, spec.tests, command[0]) : undefined
   const ended = announceCaptureStart(command, options.backend)
   try {
     const backend = await chooseBackend(name, program, spec)
-    const result = await backend.capture({ ...spec, command: [program, ...command.slice(1)] })
+    const result = await backend.capture({ ...spec, testFunctions, command: [program, ...command.slice(1)] })
     announceRun(result.run)
     return new HeapRun(result.run, result.stdout, result.stderr)
   } finally {

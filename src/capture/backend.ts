@@ -1,3 +1,4 @@
+import type { Suppression } from '../model/suppressions.js'
 import type { RunJson } from '../model/types.js'
 
 /** What a backend needs to run one program. Built by `normalizeOptions`, so every field is valid. */
@@ -12,6 +13,8 @@ export interface CaptureSpec {
   timeoutMs: number | undefined
   /** Functions whose names match are test cases (entry to return). */
   tests: RegExp | undefined
+  /** The program's functions `tests` matched, by name (see test-functions.ts); found by the backend when absent. */
+  testFunctions?: string[]
   /**
    * Observe only the allocations these loaded objects make (matched against their paths), as for
    * a Node addon inside Node; empty for every allocation of the program.
@@ -21,8 +24,12 @@ export interface CaptureSpec {
   stdio: 'inherit' | 'pipe'
   /** Write every allocation event with its stack here (GDB backend). */
   memdumpFile: string | undefined
-  /** memcheck suppression files (Valgrind backend). */
+  /** The user's memcheck suppression files (absolute paths); heapspec's default file is added by each backend. */
   suppressions: string[]
+  /** The suppressions of the default file and the user's, parsed: what preload and gdb apply themselves. */
+  suppressionRules: Suppression[]
+  /** Every loss record carries a ready-to-paste memcheck suppression. */
+  genSuppressions: boolean
   /** Extra memcheck options (Valgrind backend). */
   valgrindArgs: string[]
   /** Aborting stops the capture and every process it started. */

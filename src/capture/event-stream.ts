@@ -3,7 +3,8 @@ import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type LiveBlock } from '../model/heap.js'
-import type { Frame, LeakKind, RunJson } from '../model/types.js'
+import { applySuppressions, type Suppression } from '../model/suppressions.js'
+import type { Frame, LeakKind, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
 import { memoryImage, type DumpedThread } from './memory-image.js'
 
@@ -199,8 +200,17 @@ export class EventStream {
   /** A frame for a return address; unresolved ones keep their address. */
   readonly symbol = (pc: number): Frame => this.symbols.get(pc) ?? { fn: null, file: null, line: null, object: null, pc: `0x${pc.toString(16)}` }
 
-  /** The run as the stream described it. `timedOut`: the program was stopped before its end. */
-  run(backend: string, command: string[], timedOut: { afterMs: number; signal: string } | undefined): RunJson {
+  /**
+   * The run as the stream described it. `timedOut`: the program was stopped before its end.
+   * `suppressions` apply to the loss records at exit and to each test case's; with
+   * `genSuppressions` every kept record carries its ready-to-paste suppression.
+   */
+  run(
+    backend: string,
+    command: string[],
+    timedOut: { afterMs: number; signal: string } | undefined,
+    { suppressions = [], genSuppressions = false }: { suppressions?: readonly Suppression[]; genSuppressions?: boolean } = {},
+  ): RunJson {
     const model = this.model
     const warnings = [...model.warnings, ...this.failures]
     if (timedOut) {
@@ -209,7 +219,14 @@ export class EventStream {
           (this.atExit ? 'its leaks are those of that moment' : 'its leaks were not classified (the debugger did not answer in time)'),
       )
     }
-    const leaks = this.atExit ? model.lossRecords(this.atExit, this.symbol) : []
+    const exit = applySuppressions(this.atExit ? model.lossSites(this.atExit, this.symbol) : [], suppressions, genSuppressions)
+    const leaks = exit.kept
+    // Symbols came last: each test case's records are built now, from the blocks its end and the exit left it.
+    const verdicts = model.testVerdicts(this.atExit)
+    const tests = model.testSummaries().map((summary, i): TestCaseSummary => {
+      const own = applySuppressions(model.lossSites(verdicts[i]!, this.symbol), suppressions, genSuppressions)
+      return { ...summary, leakSummary: summarize(own.kept), leaks: own.kept, suppressed: own.suppressed }
+    })
     const inUse = [...model.live.values()]
     return {
       schema: 1,
@@ -223,8 +240,9 @@ export class EventStream {
       totals: { ...model.totals },
       inUseAtExit: { bytes: inUse.reduce((sum, b) => sum + b.size, 0), blocks: inUse.length },
       leakSummary: summarize(leaks),
+      suppressed: exit.suppressed,
       leaks,
-      tests: model.testSummaries(),
+      tests,
       errors: [],
       ...(this.incomplete.length > 0 ? { incomplete: this.incomplete.join('; ') } : {}),
       ...(warnings.length + this.incomplete.length > 0 ? { warnings: [...this.incomplete, ...warnings] } : {}),

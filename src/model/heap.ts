@@ -14,10 +14,27 @@ export interface LiveBlock extends ScanBlock {
   stack: number
   /** Index into the model's test cases, or -1 outside any. */
   test: number
+  /** Made by realloc (a suppression's allocator frame is then `realloc`, not any of the malloc family). */
+  realloc?: true
+}
+
+/** A live block and its kind at one moment. */
+export interface ClassifiedBlock {
+  block: LiveBlock
+  kind: LeakKind
+}
+
+/** A loss record and what a suppression needs beside it: the allocator heapspec dropped from its stack. */
+export interface LossSite {
+  record: LeakRecord
+  /** The outermost allocator frame dropped (`operator new(unsigned long)`), `realloc`, or null (the malloc family). */
+  allocator: string | null
 }
 
 interface TestCaseState extends TestCaseSummary {
   running: boolean
+  /** The test's own blocks live at its end, with their kinds then (no image at its end: undefined). */
+  atEnd?: ClassifiedBlock[]
 }
 
 /** How many frames a stack keeps once allocator frames are gone: memcheck's --num-callers. */
@@ -109,6 +126,7 @@ export class HeapModel {
     }
     if (old !== 0) this.free(old)
     this.allocate(addr, size, stack)
+    this.live.get(addr)!.realloc = true
   }
 
   /** A test case starts: allocations from now on are its own, whichever thread makes them. */
@@ -123,8 +141,9 @@ export class HeapModel {
   }
 
   /**
-   * A test case ends: its leaks are the blocks it allocated that are not reachable now. `image` is
-   * the memory at this moment; without one the test's leaks are left for the exit scan.
+   * A test case ends: its blocks are classified as they stand now, for `testVerdicts` to weigh
+   * against the exit scan. `image` is the memory at this moment; without one (left by longjmp)
+   * the test's leaks are those of the exit scan alone.
    */
   endTest(name: string, image: MemoryImage | undefined): void {
     const test = this.tests[this.current]
@@ -135,15 +154,24 @@ export class HeapModel {
     if (test.name !== name) this.warnings.push(`test case "${test.name}" ended as "${name}"`)
     test.running = false
     if (image) {
-      const kinds = this.classify(image)
+      test.atEnd = this.classify(image).filter(({ block }) => block.test === this.current)
       test.leakSummary = emptyLeakSummary()
-      kinds.forEach(({ block, kind }) => {
-        if (block.test !== this.current) return
+      for (const { block, kind } of test.atEnd) {
         test.leakSummary[kind].bytes += block.size
         test.leakSummary[kind].blocks++
-      })
+      }
     }
     this.current = -1
+  }
+
+  /**
+   * What each test case answers for, by index: every block it allocated that was lost at its end
+   * or is still live and lost at exit (the exit's kind when lost at exit, else the kind at its
+   * end), and the blocks reachable at its end that are not lost at exit. `atExit` is the exit scan
+   * (undefined when the program was never scanned at its end: the test ends' kinds stand).
+   */
+  testVerdicts(atExit: ClassifiedBlock[] | undefined): ClassifiedBlock[][] {
+    return testVerdicts(this.tests.length, this.tests.map((t) => t.atEnd), atExit)
   }
 
   /** The kind of every live block, given the memory image at this moment. */
@@ -155,41 +183,85 @@ export class HeapModel {
 
   /** The test case summaries, in the order the test cases began. */
   testSummaries(): TestCaseSummary[] {
-    return this.tests.map(({ running: _running, ...summary }) => summary)
+    return this.tests.map(({ running: _running, atEnd: _atEnd, ...summary }) => summary)
   }
 
   /**
    * Groups classified blocks into loss records, one per (kind, test, stack), biggest first, with
    * stacks resolved through `symbol` and started at the allocator's caller.
    */
-  lossRecords(classified: { block: LiveBlock; kind: LeakKind }[], symbol: (pc: number) => Frame): LeakRecord[] {
-    const resolved = new Map<number, Frame[]>()
-    const frames = (id: number): Frame[] => {
-      let stack = resolved.get(id)
-      if (!stack) {
-        stack = this.stack(id).map(symbol)
-        while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) stack.shift()
+  lossRecords(classified: ClassifiedBlock[], symbol: (pc: number) => Frame): LeakRecord[] {
+    return this.lossSites(classified, symbol).map((s) => s.record)
+  }
+
+  /** `lossRecords`, each with the allocator its stack started in (what a suppression's first frame names). */
+  lossSites(classified: ClassifiedBlock[], symbol: (pc: number) => Frame): LossSite[] {
+    const resolved = new Map<number, { stack: Frame[]; allocator: string | null }>()
+    const frames = (id: number): { stack: Frame[]; allocator: string | null } => {
+      let site = resolved.get(id)
+      if (!site) {
+        let stack = this.stack(id).map(symbol)
+        let allocator: string | null = null
+        while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) allocator = stack.shift()!.fn
         stack = aboveMain(stack).slice(0, STACK_DEPTH)
-        resolved.set(id, stack)
+        site = { stack, allocator }
+        resolved.set(id, site)
       }
-      return stack
+      return site
     }
-    const records = new Map<string, LeakRecord>()
+    const records = new Map<string, LossSite>()
     for (const { block, kind } of classified) {
-      const stack = frames(block.stack)
+      const { stack, allocator } = frames(block.stack)
       const test = this.tests[block.test]?.name ?? null
       // Stacks that differ only inside the allocator are one allocation site: key on the frames kept.
       const key = `${kind}\0${test}\0${stack.map((f) => f.pc).join(',')}`
-      const record = records.get(key)
-      if (record) {
-        record.bytes += block.size
-        record.blocks++
+      const site = records.get(key)
+      if (site) {
+        site.record.bytes += block.size
+        site.record.blocks++
       } else {
-        records.set(key, { kind, bytes: block.size, blocks: 1, test, stack })
+        records.set(key, { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) })
       }
     }
-    return sortRecords([...records.values()])
+    const sites = [...records.values()]
+    const order = sortRecords(sites.map((s) => s.record))
+    return order.map((record) => sites.find((s) => s.record === record)!)
   }
+}
+
+/** Kinds that make a block lost, as memcheck's `leak_check` counts them. */
+const LOST: ReadonlySet<LeakKind> = new Set(['definite', 'indirect', 'possible'])
+
+/**
+ * The rule of which blocks a test case answers for, on blocks known by identity (any key type, so
+ * a backend that knows blocks by address can use it): per test case (by index), each of its blocks
+ * lost at its end or still live and lost at exit, with the exit's kind when lost at exit, else the
+ * kind at its end; then its blocks reachable at its end and not lost at exit, as reachable (a
+ * block kept by one test case and freed by a later one is no leak of either).
+ */
+export function testVerdicts<B extends { test: number }>(
+  count: number,
+  atEnd: ({ block: B; kind: LeakKind }[] | undefined)[],
+  atExit: { block: B; kind: LeakKind }[] | undefined,
+): { block: B; kind: LeakKind; at: 'end' | 'exit' }[][] {
+  const out: { block: B; kind: LeakKind; at: 'end' | 'exit' }[][] = Array.from({ length: count }, () => [])
+  const exitKind = new Map<B, LeakKind>()
+  for (const { block, kind } of atExit ?? []) exitKind.set(block, kind)
+  const seen = new Set<B>()
+  for (let t = 0; t < count; t++) {
+    for (const { block, kind } of atEnd[t] ?? []) {
+      seen.add(block)
+      const atExitKind = exitKind.get(block)
+      if (atExitKind !== undefined && LOST.has(atExitKind)) out[t]!.push({ block, kind: atExitKind, at: 'exit' })
+      // lost at its end; or reachable then (kept, perhaps for a later test case to free: no leak)
+      else out[t]!.push({ block, kind, at: 'end' })
+    }
+  }
+  for (const { block, kind } of atExit ?? []) {
+    if (seen.has(block) || block.test < 0 || block.test >= count || !LOST.has(kind)) continue
+    out[block.test]!.push({ block, kind, at: 'exit' })
+  }
+  return out
 }
 
 /** `main` as memcheck and the symbolizers name it (gdb says `main()` for C++). */

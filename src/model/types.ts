@@ -54,7 +54,12 @@ export interface TestCaseSummary {
   allocations: number
   frees: number
   bytesAllocated: number
+  /** What the test case answers for, by kind: its blocks lost at its end or at exit (suppressed ones left out). */
   leakSummary: LeakSummary
+  /** Its own loss records, the same blocks as `leakSummary`, with their allocation stacks (optional in schema 1). */
+  leaks?: LeakRecord[]
+  /** Its blocks that suppressions (heapspec's defaults, the user's) kept out of `leakSummary` (optional in schema 1). */
+  suppressed?: Amount
 }
 
 /** How the program ended. */
@@ -81,6 +86,8 @@ export interface RunJson {
   totals: HeapTotals
   inUseAtExit: Amount
   leakSummary: LeakSummary
+  /** Blocks in loss records that suppressions matched, as memcheck's `suppressed:` line counts them (optional in schema 1). */
+  suppressed?: Amount
   leaks: LeakRecord[]
   tests: TestCaseSummary[]
   errors: MemoryError[]

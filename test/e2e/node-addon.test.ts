@@ -5,6 +5,7 @@ import { execa } from 'execa'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { runNode, type HeapRun } from '../../src/index.js'
 import { processesMentioning, ROOT } from '../support/debugee.js'
+import { counts } from '../support/test-cases.js'
 
 // examples/node-addon, built with node-gyp as its user would, and its scenario run under heapspec:
 // only the addon's allocations count, test case by test case.
@@ -39,7 +40,7 @@ describe.each(['gdb', 'valgrind'] as const)('the node-addon example under %s', (
     expect(run.json.program.exitCode).toBe(0)
     expect(run.json.warnings).toBeUndefined()
     // join: "heap\0" and "spec\0" copied (5 + 5 bytes), joined into "heapspec\0" (9); all freed
-    expect(run.tests).toEqual([
+    expect(counts(run.tests)).toEqual([
       { name: 'join', allocations: 3, frees: 3, bytesAllocated: 19, leakSummary: { definite: none, indirect: none, possible: none, reachable: none } },
       {
         name: 'leakyJoin',

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
 import { program } from '../support/debugee.js'
-import { TESTS_C, TESTS_C_SITES, testSites } from '../support/test-cases.js'
+import { figures, TESTS_C, TESTS_C_SITES, testSites } from '../support/test-cases.js'
 
 const EXPECTED = TESTS_C
 
@@ -11,7 +11,7 @@ describe('per-test attribution, gdb backend', () => {
     ['--tests functions', ['tests-nomarkers'], { tests: /^test_/ }],
   ] as const)('with %s: exact figures per test case', async (_how, [name], options) => {
     const run = await runNative([program(name)], { backend: 'gdb', ...options })
-    expect(run.tests).toEqual(EXPECTED)
+    expect(figures(run.tests)).toEqual(EXPECTED)
     expect(run.json.warnings).toBeUndefined()
     // at exit the blocks are grouped by the test that made them, at their source lines
     expect(testSites(run.json)).toEqual(TESTS_C_SITES)

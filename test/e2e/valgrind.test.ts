@@ -28,6 +28,8 @@ function spec(path: string, extra: Partial<CaptureSpec> = {}): CaptureSpec {
     stdio: 'pipe',
     memdumpFile: undefined,
     suppressions: [],
+    suppressionRules: [],
+    genSuppressions: false,
     valgrindArgs: [],
     signal: undefined,
     debug: false,

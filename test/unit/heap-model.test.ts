@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { HeapModel } from '../../src/model/heap.js'
+import { HeapModel, testVerdicts } from '../../src/model/heap.js'
 import type { Frame } from '../../src/model/types.js'
 
 const frame = (fn: string, line: number): Frame => ({ fn, file: 'prog.c', line, object: '/prog' })
@@ -55,6 +55,34 @@ describe('HeapModel counts as memcheck does', () => {
     expect(records.map((r) => [r.kind, r.bytes, r.blocks, r.stack.map((f) => f.fn).join(' <- ')])).toEqual([
       ['definite', 100, 1, 'make <- main'],
       ['definite', 32, 2, 'make <- main'],
+    ])
+  })
+})
+
+describe('what a test case answers for', () => {
+  const scan = (blocks: { start: number; size: number; stack: number; test: number }[], kinds: string[]) =>
+    blocks.map((block, i) => ({ block: block as never, kind: kinds[i] as 'definite' }))
+
+  it('its blocks lost at its end or still live and lost at exit: the exit kind when lost at exit, else the kind at its end', () => {
+    const held = { start: 0x10, size: 15, stack: 0, test: 0 } // main's local holds it at the end; lost by exit
+    const dtv = { start: 0x20, size: 272, stack: 0, test: 0 } // possible at the end; freed at exit
+    const kept = { start: 0x30, size: 200, stack: 0, test: 0 } // reachable at the end, freed by a later test case
+    const lostLater = { start: 0x40, size: 8, stack: 0, test: 0 } // possible at the end, definite at exit
+    const outside = { start: 0x50, size: 4, stack: 0, test: -1 }
+    const second = { start: 0x60, size: 6, stack: 0, test: 1 } // no image at its end (longjmp): the exit decides
+    const verdicts = testVerdicts(
+      2,
+      [scan([held, dtv, kept, lostLater], ['reachable', 'possible', 'reachable', 'possible']), undefined],
+      scan([held, lostLater, outside, second], ['definite', 'definite', 'definite', 'indirect']),
+    )
+    expect(verdicts.map((v) => v.map(({ block, kind, at }) => [(block as { size: number }).size, kind, at]))).toEqual([
+      [
+        [15, 'definite', 'exit'],
+        [272, 'possible', 'end'],
+        [200, 'reachable', 'end'],
+        [8, 'definite', 'exit'],
+      ],
+      [[6, 'indirect', 'exit']],
     ])
   })
 })

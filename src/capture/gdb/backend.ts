@@ -8,6 +8,7 @@ import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
 import { supervise } from '../process.js'
+import { testFunctionNames } from '../test-functions.js'
 
 /** How long a timed-out program's gdb gets to scan and report before the whole tree is killed. */
 const STOP_GRACE_MS = 15_000
@@ -54,7 +55,8 @@ export class GdbBackend implements CaptureBackend {
       fd: 3,
       depth: 16,
       imageDir,
-      tests: spec.tests?.source,
+      // the names matched in JavaScript (test-functions.ts): gdb's own regexes are POSIX ones
+      tests: spec.tests ? (spec.testFunctions ?? (await testFunctionNames(program, spec.tests))) : undefined,
       objects: spec.objects.map((o) => o.source),
       // fd 4 and 5 are the program's stdout and stderr; gdb keeps 1 and 2 for its own chatter.
       redirect: [...args.map(shellQuote), '1>&4', '2>&5', '3>&-', '4>&-', '5>&-'].join(' '),
@@ -110,7 +112,10 @@ export class GdbBackend implements CaptureBackend {
     if (stream.finalImages === 0 && !outcome.timedOut && stream.ending) {
       await stream.line(`I the program ended (${stream.ending.signal ? `killed by ${stream.ending.signal}` : `exit ${stream.ending.exitCode}`}) without heapspec taking its image: its leaks were not classified`)
     }
-    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
+    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined, {
+      suppressions: spec.suppressionRules,
+      genSuppressions: spec.genSuppressions,
+    })
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.output[4] ?? '', stderr: outcome.output[5] ?? '' }
   }

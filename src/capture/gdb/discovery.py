@@ -31,22 +31,21 @@ def read_c_string(read, addr, limit=512):
     return out.decode("utf-8", "replace").replace("\n", " ")
 
 
-def test_functions(pattern):
-    """(source file, function name) of every function with debug info whose name matches."""
-    # gdb matches its regex against names with their parameters ("f(int)"), so an end anchor
-    # would miss; give it the pattern unanchored at the end and match names here
-    loose = re.sub(r"(?<!\\)\$$", "", pattern.pattern) or "."
-    try:
-        listing = gdb.execute("info functions -q -n %s" % loose, to_string=True)
-    except gdb.error:
-        listing = gdb.execute("info functions -q -n .", to_string=True)  # a regex gdb cannot read
+def test_functions(names):
+    """(source file, function name) of every function with debug info named in `names`.
+
+    The host matched the user's regex (a JavaScript one) against the program's function names
+    itself; gdb's `info functions` takes POSIX regexes, so it is asked for every function and the
+    listing is filtered by name here."""
+    wanted = set(names)
+    listing = gdb.execute("info functions -q -n .", to_string=True)
     found, source = [], None
     for line in listing.splitlines():
         if line.startswith("File ") and line.endswith(":"):
             source = line[5:-1]
             continue
         m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*)\(", line)
-        if m and source and pattern.search(m.group(2)):
+        if m and source and m.group(2) in wanted:
             found.append((source, m.group(2)))
     return found
 

@@ -30,7 +30,7 @@ from observe import (  # noqa: E402
 
 observe.configure(CFG)
 objects.configure(CFG.get("objects") or [])
-TESTS = re.compile(CFG["tests"]) if CFG.get("tests") else None
+TESTS = CFG.get("tests")  # function names the host matched (a list), or None
 
 
 def setup():

@@ -250,7 +250,10 @@ export class PreloadBackend implements CaptureBackend {
       for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
       if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
     }
-    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
+    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined, {
+      suppressions: spec.suppressionRules,
+      genSuppressions: spec.genSuppressions,
+    })
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.stdout, stderr: outcome.stderr }
   }

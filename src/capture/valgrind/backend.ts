@@ -8,6 +8,8 @@ import { sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
 import type { RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { descendants, supervise } from '../process.js'
+import { defaultSuppressionFile } from '../suppression-files.js'
+import { testFunctionNames } from '../test-functions.js'
 import { resolveProgram } from '../program.js'
 import { parseMemcheckXml, type MemcheckXml } from './xml.js'
 import type { ObjectCode } from './object-code.js'
@@ -189,8 +191,10 @@ export class ValgrindBackend implements CaptureBackend {
 
   async capture(spec: CaptureSpec): Promise<CaptureResult> {
     validateValgrindArgs(spec.valgrindArgs)
-    const suppressions = suppressionFiles(spec.suppressions, spec.cwd)
+    // heapspec's defaults first, as the other backends apply them
+    const suppressions = [defaultSuppressionFile(), ...suppressionFiles(spec.suppressions, spec.cwd)]
     const valgrind = findValgrind(spec.cwd, spec.env)
+    if (spec.tests && !spec.testFunctions) spec = { ...spec, testFunctions: await testFunctionNames(spec.command[0]!, spec.tests) }
     const why = sessionReason(spec)
     // memcheck's monitor commands take a file name as one word.
     const base = why !== undefined && /\s/.test(tmpdir()) ? '/tmp' : tmpdir()
@@ -318,6 +322,8 @@ export class ValgrindBackend implements CaptureBackend {
 
     const signal = outcome.signal ?? (killed ? 'SIGKILL' : null)
     const leaks = session ? session.attribute(found) : sortRecords(found)
+    // memcheck's XML does not count what it suppressed; the listing at the program's end does
+    const suppressed = session?.suppressedAtExit(found)
     if (session) warnings.unshift(...session.warnings)
     const run = {
       schema: 1,
@@ -332,8 +338,9 @@ export class ValgrindBackend implements CaptureBackend {
       totals: heap.totals,
       inUseAtExit: heap.inUseAtExit,
       leakSummary: summarize(leaks),
+      ...(suppressed ? { suppressed } : {}),
       leaks,
-      tests: session?.tests() ?? [],
+      tests: session?.tests(found) ?? [],
       errors: xml.errors,
       ...(warnings.length > 0 ? { warnings } : {}),
     } satisfies RunJson

@@ -1,5 +1,5 @@
 import { CaptureFailedError } from '../../errors.js'
-import type { LeakKind } from '../../model/types.js'
+import type { Frame, LeakKind } from '../../model/types.js'
 
 /** One live block, as memcheck's `block_list` names it. */
 export interface ListedBlock {
@@ -17,6 +17,17 @@ export interface ListedRecord {
   /** memcheck showed the record in a full leak search: it is not suppressed (always true after a summary search). */
   shown: boolean
   blocks: ListedBlock[]
+  /** The stack's frames as the log names them (file names without directories), for a record memcheck's XML never lists. */
+  frames?: Frame[]
+  /** The allocator memcheck's replacement frame names (`calloc`, `operator new(unsigned long)`). */
+  allocator?: string | null
+}
+
+/** A log frame's text, `fn (file.c:12)`, `fn (in /lib/obj.so)` or `???`, as a frame. */
+export function logFrame(text: string, pc: string): Frame {
+  const m = /^(.*?)(?: \((?:in (.*)|(.*):(\d+))\))?$/.exec(text)!
+  const fn = m[1] === '???' || m[1] === '' ? null : m[1]!
+  return { fn, file: m[3] ?? null, line: m[4] ? Number(m[4]) : null, object: m[2] ?? null, pc }
 }
 
 /** Every heap block memcheck knew at one moment, grouped in its loss records. */
@@ -130,6 +141,8 @@ export function parseBlockListing(shown: string[], blocks: string[], full: boole
         shown: !full || shownNumbers.has(number),
         blocks: [],
         expected: Number(header[1]!.replaceAll(',', '')),
+        frames: [],
+        allocator: null,
         inStack: true,
         pcs: [],
         replacement: true,
@@ -140,10 +153,14 @@ export function parseBlockListing(shown: string[], blocks: string[], full: boole
     const frame = FRAME.exec(line)
     if (frame && current.inStack) {
       // Leading frames in valgrind's allocator are dropped; any later one is the program's.
-      if (current.replacement && REPLACEMENT.test(frame[2]!)) continue
+      if (current.replacement && REPLACEMENT.test(frame[2]!)) {
+        current.allocator = logFrame(frame[2]!, frame[1]!).fn
+        continue
+      }
       current.replacement = false
       current.pcs.push(frame[1]!.toLowerCase())
       current.stack = current.pcs.join(',')
+      current.frames!.push(logFrame(frame[2]!, frame[1]!.toLowerCase()))
       continue
     }
     const block = BLOCK.exec(line)

@@ -49,7 +49,7 @@ from discovery import GTestNames, path_marker, read_c_string, test_functions  # 
 CFG = globals().get("HEAPSPEC") or {}
 OUT = os.fdopen(CFG.get("fd", 3), "w", buffering=1 << 16)
 os.set_inheritable(OUT.fileno(), False)
-TESTS = re.compile(CFG["tests"]) if CFG.get("tests") else None
+TESTS = CFG.get("tests")  # function names the host matched (a list), or None
 DIR = CFG["dir"]
 HEURISTICS = CFG.get("heuristics", "all")
 OBJECTS = bool(CFG.get("objects"))

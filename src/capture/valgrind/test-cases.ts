@@ -1,12 +1,20 @@
-import { HeapModel, sortRecords } from '../../model/heap.js'
-import { emptyLeakSummary, type HeapTotals, type LeakRecord, type LeakSummary, type TestCaseSummary } from '../../model/types.js'
-import type { BlockListing, ListedBlock } from './block-list.js'
+import { HeapModel, sortRecords, summarize, testVerdicts } from '../../model/heap.js'
+import { formatSuppression } from '../../model/suppressions.js'
+import type { Amount, Frame, HeapTotals, LeakKind, LeakRecord, TestCaseSummary } from '../../model/types.js'
+import type { BlockListing, ListedBlock, ListedRecord } from './block-list.js'
 
 /** A live block heapspec has seen in a listing, and the test case that allocated it (-1: none). */
 interface OwnedBlock {
   size: number
   stack: string
   test: number
+}
+
+/** One of a test case's blocks at one moment: its kind, and the record memcheck listed it in. */
+interface SeenBlock {
+  block: OwnedBlock
+  kind: LeakKind
+  record: ListedRecord
 }
 
 /**
@@ -30,6 +38,8 @@ export class TestCaseAttribution {
   private exitListing: BlockListing | undefined
   private lastListing: BlockListing | undefined
   private readonly problems: string[] = []
+  /** Each test case's own blocks at its end (by index; undefined for a test case left without a verdict). */
+  private readonly atEnd: (SeenBlock[] | undefined)[] = []
 
   /** A test case begins. `listing` is undefined when nothing was allocated or freed since the last one. */
   begin(name: string, totals: HeapTotals, listing: BlockListing | undefined): void {
@@ -37,12 +47,11 @@ export class TestCaseAttribution {
     this.model.beginTest(name)
   }
 
-  /** A test case ends: its leaks are its own blocks in `listing`, by the kind memcheck gave them. */
+  /** A test case ends: its own blocks in `listing`, by the kind memcheck gave them, weighed against the exit's by `summaries`. */
   end(name: string, totals: HeapTotals, listing: BlockListing): void {
     const running = this.interval(totals, listing)
-    const summary = running >= 0 ? this.leakSummary(running, listing) : undefined
+    if (running >= 0) this.atEnd[running] = this.blocksOf(listing).filter((b) => b.block.test === running)
     this.model.endTest(name, undefined)
-    if (summary) this.model.tests[running]!.leakSummary = summary
   }
 
   /** A test case was left by longjmp or an exception: its counts stand, no leak verdict. */
@@ -60,9 +69,100 @@ export class TestCaseAttribution {
     this.exitListing = listing ?? this.lastListing
   }
 
-  /** The test cases in the order they began. */
-  summaries(): TestCaseSummary[] {
-    return this.model.testSummaries()
+  /**
+   * The test cases in the order they began, each answering for its blocks lost at its end or at
+   * exit, as the heap model's rule says (`testVerdicts`). `leaks` are memcheck's final loss records
+   * (those it did not suppress): a block at exit in none of them was suppressed; their frames (from
+   * the XML, with directories) name a record's stack, else the log's frames do.
+   */
+  summaries(leaks: LeakRecord[]): TestCaseSummary[] {
+    const exit = this.exitKinds(leaks)
+    const atExit = exit?.map(({ seen, kind }) => ({ block: seen.block, kind }))
+    const count = this.model.tests.length
+    const verdicts = testVerdicts(count, Array.from({ length: count }, (_, i) => this.atEnd[i]), atExit)
+    const exitOf = new Map<OwnedBlock, { seen: SeenBlock; final: LeakRecord | undefined }>()
+    for (const e of exit ?? []) exitOf.set(e.seen.block, e)
+    const endOf = new Map<OwnedBlock, SeenBlock>()
+    for (const seen of this.atEnd.flat()) if (seen) endOf.set(seen.block, seen)
+    return this.model.testSummaries().map((summary, t) => {
+      const records = new Map<string, LeakRecord>()
+      const suppressed: Amount = { bytes: 0, blocks: 0 }
+      for (const { block, kind, at } of verdicts[t]!) {
+        const seen = at === 'exit' ? exitOf.get(block)!.seen : endOf.get(block)!
+        const final = at === 'exit' ? exitOf.get(block)!.final : undefined
+        // suppressed: not shown in the full listing at its end, or in no final loss record at exit
+        if (at === 'end' ? !seen.record.shown : final === undefined) {
+          suppressed.bytes += block.size
+          suppressed.blocks++
+          continue
+        }
+        const key = `${kind}\0${block.stack}`
+        const record = records.get(key)
+        if (record) {
+          record.bytes += block.size
+          record.blocks++
+          continue
+        }
+        // the XML's frames (with directories) where memcheck listed the stack at exit, else the log's
+        const stack: Frame[] = final?.stack ?? leaks.find((l) => l.stack.map((f) => f.pc ?? '').join(',') === block.stack)?.stack ?? seen.record.frames ?? []
+        const suppression = final?.suppression ?? formatSuppression(kind, seen.record.allocator ?? null, stack)
+        records.set(key, { kind, bytes: block.size, blocks: 1, test: summary.name, stack, suppression })
+      }
+      const own = sortRecords([...records.values()])
+      return { ...summary, leakSummary: summarize(own), leaks: own, suppressed }
+    })
+  }
+
+  /**
+   * The blocks at the program's end with their final kinds: memcheck's final loss records (`leaks`)
+   * decide, found in the listing at the end by stack (by kind first; a block a register kept
+   * reachable at the last stop is lost in the final check). A listed block in no final record was
+   * suppressed (`final` undefined). Undefined without a listing at the end.
+   */
+  private exitKinds(leaks: LeakRecord[]): { seen: SeenBlock; kind: LeakKind; final: LeakRecord | undefined }[] | undefined {
+    if (!this.exitListing) return undefined
+    const listed = this.blocksOf(this.exitListing)
+    const out = new Map<OwnedBlock, { seen: SeenBlock; kind: LeakKind; final: LeakRecord | undefined }>()
+    const total = (list: SeenBlock[]): number => list.reduce((sum, s) => sum + s.block.size, 0)
+    for (const leak of leaks) {
+      const stack = leak.stack.map((f) => f.pc ?? '').join(',')
+      const free = listed.filter((s) => s.block.stack === stack && !out.has(s.block))
+      const same = free.filter((s) => s.kind === leak.kind)
+      const chosen = same.length === leak.blocks && total(same) === leak.bytes ? same : free.length === leak.blocks && total(free) === leak.bytes ? free : []
+      for (const seen of chosen) out.set(seen.block, { seen, kind: leak.kind, final: leak })
+    }
+    for (const seen of listed) if (!out.has(seen.block)) out.set(seen.block, { seen, kind: seen.kind, final: undefined })
+    return [...out.values()]
+  }
+
+  /**
+   * What memcheck's final leak check suppressed, as its `suppressed:` line counts it: the blocks at
+   * the program's end in no final loss record (`leaks`); undefined without a listing at the end.
+   */
+  suppressedAtExit(leaks: LeakRecord[]): Amount | undefined {
+    if (!this.exitListing) return undefined
+    const shown = new Set(leaks.map((leak) => `${leak.kind}\0${leak.stack.map((f) => f.pc ?? '').join(',')}`))
+    const suppressed: Amount = { bytes: 0, blocks: 0 }
+    for (const record of this.exitListing.records) {
+      if (shown.has(`${record.kind}\0${record.stack}`)) continue
+      for (const block of record.blocks) {
+        suppressed.bytes += block.size
+        suppressed.blocks++
+      }
+    }
+    return suppressed
+  }
+
+  /** Every block of a listing heapspec knows the owner of, with its kind and record. */
+  private blocksOf(listing: BlockListing): SeenBlock[] {
+    const out: SeenBlock[] = []
+    for (const record of listing.records) {
+      for (const { address } of record.blocks) {
+        const block = this.owners.get(address)
+        if (block) out.push({ block, kind: record.kind, record })
+      }
+    }
+    return out
   }
 
   /** Marker misuse (the heap model's wording) and blocks that could not be attributed. */
@@ -159,16 +259,4 @@ export class TestCaseAttribution {
     return running
   }
 
-  private leakSummary(test: number, listing: BlockListing): LeakSummary {
-    const summary = emptyLeakSummary()
-    for (const record of listing.records) {
-      if (!record.shown) continue // suppressed: memcheck does not report it, nor does the run
-      for (const block of record.blocks) {
-        if (this.owners.get(block.address)?.test !== test) continue
-        summary[record.kind].bytes += block.size
-        summary[record.kind].blocks++
-      }
-    }
-    return summary
-  }
 }

@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { execa } from 'execa'
 import { CannotStartError } from '../../errors.js'
-import type { HeapTotals, LeakRecord, TestCaseSummary } from '../../model/types.js'
+import type { Amount, HeapTotals, LeakRecord, TestCaseSummary } from '../../model/types.js'
 import { packageRoot } from '../../package-root.js'
 import type { CaptureSpec } from '../backend.js'
 import { killTree, supervise, type Supervised } from '../process.js'
@@ -251,7 +251,7 @@ export class VgdbSession {
     const vgdb = [shellQuote(this.vgdb), `--wait=${VGDB_WAIT_SECONDS}`, `--pid=${pid}`, `--vgdb-prefix=${shellQuote(this.prefix)}`].join(' ')
     const heuristics = lastOption(this.spec.valgrindArgs, 'leak-check-heuristics') ?? 'all'
     this.valgrindPid = pid
-    const config = { fd: 3, dir: this.dir, vgdb, tests: this.spec.tests?.source, heuristics, pid, objects: this.select !== undefined, select: this.select?.path }
+    const config = { fd: 3, dir: this.dir, vgdb, tests: this.spec.tests ? (this.spec.testFunctions ?? []) : undefined, heuristics, pid, objects: this.select !== undefined, select: this.select?.path }
     const args = [
       '-nx',
       '-q',
@@ -416,9 +416,14 @@ export class VgdbSession {
     this.answer(recordRanges(chosen.map((r) => r.number)).join(' '))
   }
 
-  /** The test cases, in the order they began. */
-  tests(): TestCaseSummary[] {
-    return this.attribution.summaries()
+  /** The test cases, in the order they began; `leaks`: memcheck's final loss records (what it did not suppress). */
+  tests(leaks: LeakRecord[]): TestCaseSummary[] {
+    return this.attribution.summaries(leaks)
+  }
+
+  /** What memcheck's final leak check suppressed (blocks at the end in none of `leaks`), when the end was listed. */
+  suppressedAtExit(leaks: LeakRecord[]): Amount | undefined {
+    return this.attribution.suppressedAtExit(leaks)
   }
 
   /** memcheck's loss records, each split by the test case that allocated its blocks. */

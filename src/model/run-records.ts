@@ -1,0 +1,20 @@
+import type { LeakRecord, RunJson, TestCaseSummary } from './types.js'
+
+/**
+ * A test case's own loss records: those the run carries for it (`tests[].leaks`, what it answers
+ * for), or, in a run saved before they were carried, the exit's records of its blocks.
+ */
+export function testCaseRecords(run: Pick<RunJson, 'leaks'>, test: Pick<TestCaseSummary, 'name' | 'leaks'>): LeakRecord[] {
+  return test.leaks ?? run.leaks.filter((r) => r.test === test.name)
+}
+
+/**
+ * Every loss record a report lists for a run, each once: each test case's own records, in the
+ * order the test cases ran, then the exit's records that no test case's own records stand for
+ * (allocated outside any test case). Indices into this list are how a framework test claims the
+ * records it answers for.
+ */
+export function reportRecords(run: Pick<RunJson, 'leaks' | 'tests'>): LeakRecord[] {
+  const own = new Set(run.tests.filter((t) => t.leaks !== undefined).map((t) => t.name))
+  return [...run.tests.flatMap((t) => t.leaks ?? []), ...run.leaks.filter((r) => r.test === null || !own.has(r.test))]
+}

@@ -158,7 +158,7 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
   const backend = backendOption(o.backend)
   const tests = testsOption(o.tests)
   const objects = objectsOption(o.objects)
-  if (backend === 'preload') validatePreloadOptions(tests, objects)
+  if (backend === 'preload') validatePreloadOptions(objects)
   const suppressions = stringList('suppressions', o.suppressions).map((f) => checkSuppressionFile(f, cwd))
   const genSuppressions = o.genSuppressions === undefined ? false : typeof o.genSuppressions === 'boolean' ? o.genSuppressions : fail('genSuppressions', 'a boolean', o.genSuppressions)
   return {

@@ -30,7 +30,7 @@ export async function chooseBackend(name: BackendName, program: string, spec: Pi
   const candidates: CaptureBackendName[] = ['preload', 'gdb', 'valgrind']
   const reasons: string[] = []
   for (const candidate of candidates) {
-    if (candidate === 'preload' && (spec.tests || spec.objects.length > 0 || preloadObstacle(program))) continue
+    if (candidate === 'preload' && (spec.objects.length > 0 || preloadObstacle(program))) continue
     const backend = backendFor(candidate)
     try {
       await backend.probe()

@@ -54,3 +54,17 @@ export async function testFunctionNames(program: string, pattern: RegExp, shown 
     `heapspec: the \`tests\` pattern ${String(pattern)} matches no function of ${shown} (${names.length === 0 ? 'it lists no function names: is it stripped?' : `its functions include ${some}${names.length > SHOWN ? ', ...' : ''}`}). Use a JavaScript regular expression that matches function names (C++: with namespace and class, without parameters).`,
   )
 }
+
+/**
+ * The symbols behind test function names (as testFunctionNames gives them): `[symbol, name]` for
+ * every function of `program` so named, overloads included, for an observer that hooks symbols.
+ */
+export async function testFunctionSymbols(program: string, names: readonly string[]): Promise<[string, string][]> {
+  const wanted = new Set(names)
+  const symbols = elfFunctionNames(program)
+  const demangled = await demangle(symbols)
+  return symbols.flatMap((symbol, i): [string, string][] => {
+    const name = functionName(demangled[i]!)
+    return wanted.has(name) ? [[symbol, name]] : []
+  })
+}

@@ -5,12 +5,15 @@ import { figures, TESTS_C, TESTS_C_SITES, testSites } from '../support/test-case
 
 const EXPECTED = TESTS_C
 
-describe('per-test attribution, gdb backend', () => {
+// The preload interposer hooks --tests functions in the process (an int3 at the entry, its own
+// return address on the stack): the same test cases, figures and sites as gdb's breakpoints give.
+describe.each(['gdb', 'preload'] as const)('per-test attribution, %s backend', (backend) => {
   it.each([
     ['heapspec.h markers', ['tests'], {}],
     ['--tests functions', ['tests-nomarkers'], { tests: /^test_/ }],
   ] as const)('with %s: exact figures per test case', async (_how, [name], options) => {
-    const run = await runNative([program(name)], { backend: 'gdb', ...options })
+    const run = await runNative([program(name)], { backend, ...options })
+    expect(run.json.backend).toBe(backend)
     expect(figures(run.tests)).toEqual(EXPECTED)
     expect(run.json.warnings).toBeUndefined()
     // at exit the blocks are grouped by the test that made them, at their source lines
@@ -20,12 +23,12 @@ describe('per-test attribution, gdb backend', () => {
   })
 
   it('--tests with an end anchor finds C++ methods (gdb lists them with their parameters)', async () => {
-    const run = await runNative([program('gtest-plain')], { backend: 'gdb', tests: /^Heap_.*::TestBody$/ })
+    const run = await runNative([program('gtest-plain')], { backend, tests: /^Heap_.*::TestBody$/ })
     expect(run.tests.map((t) => t.name)).toEqual(['Heap_Clean_Test::TestBody', 'Heap_LeaksNew_Test::TestBody', 'Heap_VectorFreed_Test::TestBody'])
   })
 
   it('warns about markers out of order instead of misattributing', async () => {
-    const run = await runNative([program('tests-misordered')], { backend: 'gdb' })
+    const run = await runNative([program('tests-misordered')], { backend })
     expect(run.json.warnings).toEqual([
       'test case "ends_never_began" ended but never began',
       'test case "second" began while "first" was still running; "first" ends here',

@@ -10,6 +10,7 @@ import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
 import { supervise } from '../process.js'
 import { symbolize } from '../symbolize.js'
+import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
 
 /** The signal interposer.c takes as the host's timeout request (with a request file in place). */
 const STOP_SIGNAL = 62
@@ -103,15 +104,10 @@ async function build(): Promise<string> {
 }
 
 /**
- * What the preload backend cannot do, rejected before anything runs: a function's entry and return
- * (`tests`) and one object's own calls (`objects`) are hooked with breakpoints, by the GDB backend.
+ * What the preload backend cannot do, rejected before anything runs: one object's own calls
+ * (`objects`) are hooked with breakpoints, by the GDB backend.
  */
-export function validatePreloadOptions(tests: RegExp | undefined, objects: RegExp[]): void {
-  if (tests) {
-    throw new BadOptionError(
-      `The \`tests\` option needs the gdb backend (it breaks on each matching function's entry and return); the preload backend cannot. Use backend "gdb" (or "auto"), or bracket test cases with heapspec.h's markers.`,
-    )
-  }
+export function validatePreloadOptions(objects: RegExp[]): void {
   if (objects.length > 0) {
     throw new BadOptionError(`The \`objects\` option needs the gdb backend (it hooks those objects' own calls); the preload backend observes every allocation. Use backend "gdb" (or "auto").`)
   }
@@ -155,10 +151,12 @@ const GTEST_HOOKS = [
 
 /**
  * The functions the interposer hooks for test cases, one `symbol<TAB>name` a line, or undefined
- * for none: GoogleTest's event repeater for an unmarked suite.
+ * for none: the `tests` functions when given, else GoogleTest's event repeater for an unmarked suite.
  */
-function testHooks(program: string): string | undefined {
-  if (recognisesGoogleTest(program)) return GTEST_HOOKS.map(([symbol, name]) => `${symbol}\t${name}\n`).join('')
+async function testHooks(spec: CaptureSpec, program: string): Promise<string | undefined> {
+  const lines = (pairs: readonly (readonly [string, string])[]): string => pairs.map(([symbol, name]) => `${symbol}\t${name}\n`).join('')
+  if (spec.tests) return lines(await testFunctionSymbols(program, spec.testFunctions ?? (await testFunctionNames(program, spec.tests))))
+  if (recognisesGoogleTest(program)) return lines(GTEST_HOOKS)
   return undefined
 }
 
@@ -189,7 +187,7 @@ export class PreloadBackend implements CaptureBackend {
 
   private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string): Promise<CaptureResult> {
     const [program, ...args] = spec.command as [string, ...string[]]
-    const hooks = testHooks(program)
+    const hooks = await testHooks(spec, program)
     const testsFile = join(imageDir, 'tests.list')
     if (hooks) writeFileSync(testsFile, hooks)
     const env = {

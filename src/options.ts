@@ -2,7 +2,6 @@ import { resolve } from 'node:path'
 import { BadOptionError, describeValue } from './errors.js'
 import type { CaptureSpec } from './capture/backend.js'
 import { validateValgrindArgs } from './capture/valgrind/backend.js'
-import { validatePreloadOptions } from './capture/preload/backend.js'
 import { checkSuppressionFile, loadSuppressions } from './capture/suppression-files.js'
 
 /** The backends a run can ask for; `auto` picks the fastest one that can run the program. */
@@ -158,7 +157,6 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
   const backend = backendOption(o.backend)
   const tests = testsOption(o.tests)
   const objects = objectsOption(o.objects)
-  if (backend === 'preload') validatePreloadOptions(objects)
   const suppressions = stringList('suppressions', o.suppressions).map((f) => checkSuppressionFile(f, cwd))
   const genSuppressions = o.genSuppressions === undefined ? false : typeof o.genSuppressions === 'boolean' ? o.genSuppressions : fail('genSuppressions', 'a boolean', o.genSuppressions)
   return {

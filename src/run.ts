@@ -1,5 +1,5 @@
 import { CannotStartError, HeapspecError } from './errors.js'
-import type { CaptureBackend, CaptureSpec } from './capture/backend.js'
+import type { CaptureBackend } from './capture/backend.js'
 import { GdbBackend } from './capture/gdb/backend.js'
 import { PreloadBackend, preloadObstacle } from './capture/preload/backend.js'
 import { ValgrindBackend } from './capture/valgrind/backend.js'
@@ -17,11 +17,11 @@ export function backendFor(name: CaptureBackendName): CaptureBackend {
 
 /**
  * The backend for a run, probed: the one asked for, or for `auto` the fastest that can run this
- * program. preload runs near native speed but cannot hook arbitrary functions (`tests`), one
- * object's own calls (`objects`) or a program that ignores LD_PRELOAD; gdb can, at a stop per
- * event; valgrind is last (slowest to start, and needs no compiler or ptrace).
+ * program. preload runs near native speed, for test cases of every kind and `objects` alike, but
+ * not a program that ignores LD_PRELOAD (setuid, setgid) or where no C compiler builds it; gdb
+ * stops at every event; valgrind is last (slowest to start, and needs no compiler or ptrace).
  */
-export async function chooseBackend(name: BackendName, program: string, spec: Pick<CaptureSpec, 'tests' | 'objects'>): Promise<CaptureBackend> {
+export async function chooseBackend(name: BackendName, program: string): Promise<CaptureBackend> {
   if (name !== 'auto') {
     const backend = backendFor(name)
     await backend.probe()
@@ -30,7 +30,7 @@ export async function chooseBackend(name: BackendName, program: string, spec: Pi
   const candidates: CaptureBackendName[] = ['preload', 'gdb', 'valgrind']
   const reasons: string[] = []
   for (const candidate of candidates) {
-    if (candidate === 'preload' && (spec.objects.length > 0 || preloadObstacle(program))) continue
+    if (candidate === 'preload' && preloadObstacle(program)) continue
     const backend = backendFor(candidate)
     try {
       await backend.probe()
@@ -108,7 +108,7 @@ export async function runNative(command: string[], options: RunOptions = {}): Pr
   const testFunctions = spec.tests ? await testFunctionNames(program, spec.tests, command[0]) : undefined
   const ended = announceCaptureStart(command, options.backend)
   try {
-    const backend = await chooseBackend(name, program, spec)
+    const backend = await chooseBackend(name, program)
     const result = await backend.capture({ ...spec, testFunctions, command: [program, ...command.slice(1)] })
     announceRun(result.run)
     return new HeapRun(result.run, result.stdout, result.stderr)

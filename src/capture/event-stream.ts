@@ -3,6 +3,7 @@ import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type LiveBlock } from '../model/heap.js'
+import { observedStack, StackTallies } from '../model/observed-objects.js'
 import { applySuppressions, type Suppression } from '../model/suppressions.js'
 import type { Frame, LeakKind, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
@@ -46,6 +47,8 @@ function signalName(n: number): string {
  *   F tid addr                 a free of a non-NULL pointer
  *   N allocs frees bytes       blocks counted but not sent: each was allocated and freed between
  *                              two test-case boundaries, so only the counts matter (preload)
+ *   n sid allocs frees bytes   the same, for the blocks of one stack (when only some objects are
+ *                              observed: the host keeps the stacks through them)
  *   B tid name                 a test case began
  *   E tid name                 a test case ended; the memory image at its end follows
  *   e tid name                 a test case ended with no image (left by longjmp or an exception)
@@ -83,6 +86,25 @@ export class EventStream {
   private pendingEnd: string | undefined
   /** Only chosen objects' allocations are observed: untracked heap memory then counts as roots. */
   private partial = false
+  /**
+   * Every block is observed but only these objects' are the run's figures (a Node addon's, under
+   * the preload backend): counts by stack, kept at the end for the stacks through one of them.
+   */
+  private observed: { patterns: RegExp[]; tallies: StackTallies } | undefined
+
+  /** The run's figures are those of blocks allocated with a frame of one of these objects on the stack. */
+  observeOnly(patterns: RegExp[]): void {
+    this.observed = { patterns, tallies: new StackTallies() }
+  }
+
+  private get tallies(): StackTallies | undefined {
+    return this.observed?.tallies
+  }
+
+  private tallyFree(addr: number): void {
+    const block = this.observed && this.model.live.get(addr)
+    if (block) this.observed!.tallies.add(this.model.runningTest, block.stack, 0, 1, 0)
+  }
   private readonly memdump: WriteStream | undefined
 
   /** `memdumpRaw`: where to keep the raw events for memdump.txt, when one is wanted. */
@@ -105,17 +127,27 @@ export class EventStream {
     const rest = (from: number): string => f.slice(from).join(' ')
     switch (line[0]) {
       case 'A':
+        this.tallies?.add(model.runningTest, Number(f[3]), 1, 0, Number(f[2]))
         model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]))
         break
       case 'F':
+        this.tallyFree(parseInt(f[1]!, 16))
         model.free(parseInt(f[1]!, 16))
         break
       case 'N':
         model.tally(Number(f[0]), Number(f[1]), Number(f[2]))
         return
-      case 'R':
-        model.reallocate(parseInt(f[1]!, 16), parseInt(f[2]!, 16), Number(f[3]), Number(f[4]))
+      case 'n':
+        this.tallies?.add(model.runningTest, Number(f[0]), Number(f[1]), Number(f[2]), Number(f[3]))
+        model.tally(Number(f[1]), Number(f[2]), Number(f[3]))
+        return
+      case 'R': {
+        const [old, addr, size, stack] = [parseInt(f[1]!, 16), parseInt(f[2]!, 16), Number(f[3]), Number(f[4])]
+        if (addr !== 0 || (size === 0 && old !== 0)) this.tallyFree(old)
+        if (addr !== 0) this.tallies?.add(model.runningTest, stack, 1, 0, size)
+        model.reallocate(old, addr, size, stack)
         break
+      }
       case 'S':
         model.defineStack(Number(f[0]), f.slice(1).map((pc) => parseInt(pc, 16)))
         return
@@ -197,6 +229,18 @@ export class EventStream {
     }
   }
 
+  /** Whether a stack is one of the observed objects' (memoized), when only some are observed. */
+  private observedStacks(): ((stack: number) => boolean) | undefined {
+    if (!this.observed) return undefined
+    const through = observedStack(this.objects, this.observed.patterns)
+    const known = new Map<number, boolean>()
+    return (stack) => {
+      let answer = known.get(stack)
+      if (answer === undefined) known.set(stack, (answer = through(this.model.stack(stack))))
+      return answer
+    }
+  }
+
   /** A frame for a return address; unresolved ones keep their address. */
   readonly symbol = (pc: number): Frame => this.symbols.get(pc) ?? { fn: null, file: null, line: null, object: null, pc: `0x${pc.toString(16)}` }
 
@@ -219,15 +263,20 @@ export class EventStream {
           (this.atExit ? 'its leaks are those of that moment' : 'its leaks were not classified (the debugger did not answer in time)'),
       )
     }
-    const exit = applySuppressions(this.atExit ? model.lossSites(this.atExit, this.symbol) : [], suppressions, genSuppressions)
+    // With only some objects observed, the scan judged the whole heap; the figures are their blocks'.
+    const observed = this.observedStacks()
+    const keep = <T extends { block: LiveBlock }>(blocks: T[]): T[] => (observed ? blocks.filter(({ block }) => observed(block.stack)) : blocks)
+    const exit = applySuppressions(this.atExit ? model.lossSites(keep(this.atExit), this.symbol) : [], suppressions, genSuppressions)
     const leaks = exit.kept
     // Symbols came last: each test case's records are built now, from the blocks its end and the exit left it.
     const verdicts = model.testVerdicts(this.atExit)
+    const counted = observed ? this.observed!.tallies.totals(observed) : undefined
     const tests = model.testSummaries().map((summary, i): TestCaseSummary => {
-      const own = applySuppressions(model.lossSites(verdicts[i]!, this.symbol), suppressions, genSuppressions)
-      return { ...summary, leakSummary: summarize(own.kept), leaks: own.kept, suppressed: own.suppressed }
+      const own = applySuppressions(model.lossSites(keep(verdicts[i]!), this.symbol), suppressions, genSuppressions)
+      const totals = counted?.tests.get(i) ?? (counted ? { allocations: 0, frees: 0, bytesAllocated: 0 } : undefined)
+      return { ...summary, ...totals, leakSummary: summarize(own.kept), leaks: own.kept, suppressed: own.suppressed }
     })
-    const inUse = [...model.live.values()]
+    const inUse = keep([...model.live.values()].map((block) => ({ block }))).map(({ block }) => block)
     return {
       schema: 1,
       backend,
@@ -237,7 +286,7 @@ export class EventStream {
         signal: this.ending?.signal ?? (timedOut ? timedOut.signal : null),
         ...(timedOut ? { timedOut: true } : {}),
       },
-      totals: { ...model.totals },
+      totals: counted ? counted.run : { ...model.totals },
       inUseAtExit: { bytes: inUse.reduce((sum, b) => sum + b.size, 0), blocks: inUse.length },
       leakSummary: summarize(leaks),
       suppressed: exit.suppressed,

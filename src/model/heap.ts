@@ -62,6 +62,11 @@ export class HeapModel {
   private readonly stacks: number[][] = []
   private current = -1
 
+  /** The index of the test case running now, or -1 outside any. */
+  get runningTest(): number {
+    return this.current
+  }
+
   /** Records stack `id` as raw return addresses, innermost first. */
   defineStack(id: number, pcs: number[]): void {
     this.stacks[id] = pcs

@@ -21,14 +21,16 @@ beforeAll(async () => {
 
 const none = { bytes: 0, blocks: 0 }
 
-// Both backends must agree on every figure. Under gdb only the addon's own calls stop; under
-// valgrind memcheck sees Node's whole heap, and heapspec keeps the blocks whose allocator's caller
-// is in the addon (Node's allocations on its behalf, such as napi_create_function's at load, are
-// Node's), with memcheck's own leak verdict.
-describe.each(['gdb', 'valgrind'] as const)('the node-addon example under %s', (backend) => {
+// The backends agree on every test case's figures and the leak. Under preload (auto's choice) every
+// block is tracked, so the scan sees Node's whole heap, and the addon's are those allocated with
+// its code on the stack; under gdb only the addon's own calls stop; under valgrind memcheck sees
+// Node's whole heap, and heapspec keeps the blocks whose allocator's caller is in the addon.
+// Outside the test cases they differ by what Node allocates for the addon while it loads
+// (napi_create_function's bookkeeping, with the addon's init on the stack: preload counts it).
+describe.each(['preload', 'gdb', 'valgrind'] as const)('the node-addon example under %s', (backend) => {
   let run: HeapRun
   beforeAll(async () => {
-    run = await runNode(join(example, 'test', 'scenario.mjs'), { backend, cwd: example })
+    run = await runNode(join(example, 'test', 'scenario.mjs'), { backend: backend === 'preload' ? undefined : backend, cwd: example })
   }, 180_000)
 
   it('leaves no process behind', () => {
@@ -50,7 +52,15 @@ describe.each(['gdb', 'valgrind'] as const)('the node-addon example under %s', (
         leakSummary: { definite: { bytes: 9, blocks: 1 }, indirect: none, possible: none, reachable: none },
       },
     ])
-    expect(run.json.totals).toEqual({ allocations: 6, frees: 5, bytesAllocated: 38 })
+    if (backend === 'preload') {
+      // what Node allocates while the addon's init registers its two functions (a 24- and a 72-byte
+      // block each, and a table that grows with the module's path): all of it freed again
+      const outside = { allocations: run.json.totals.allocations - 6, frees: run.json.totals.frees - 5 }
+      expect(outside.allocations).toBeGreaterThanOrEqual(5)
+      expect(outside.frees).toBe(outside.allocations)
+    } else {
+      expect(run.json.totals).toEqual({ allocations: 6, frees: 5, bytesAllocated: 38 })
+    }
     expect(run.json.inUseAtExit).toEqual({ bytes: 9, blocks: 1 })
     // memcheck finds no memory error in Node or V8 running the example: nothing to suppress
     expect(run.json.errors).toEqual([])

@@ -4,7 +4,7 @@ import { access, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
 import { homedir, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { BadOptionError, CannotStartError, CaptureFailedError } from '../../errors.js'
+import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
@@ -103,15 +103,6 @@ async function build(): Promise<string> {
   )
 }
 
-/**
- * What the preload backend cannot do, rejected before anything runs: one object's own calls
- * (`objects`) are hooked with breakpoints, by the GDB backend.
- */
-export function validatePreloadOptions(objects: RegExp[]): void {
-  if (objects.length > 0) {
-    throw new BadOptionError(`The \`objects\` option needs the gdb backend (it hooks those objects' own calls); the preload backend observes every allocation. Use backend "gdb" (or "auto").`)
-  }
-}
 
 /**
  * Why LD_PRELOAD cannot reach `program`, or undefined when it can. The dynamic linker ignores
@@ -197,10 +188,12 @@ export class PreloadBackend implements CaptureBackend {
       HEAPSPEC_PRELOAD_DIR: imageDir,
       HEAPSPEC_PRELOAD_LIB: library,
       ...(hooks ? { HEAPSPEC_PRELOAD_TESTS: testsFile } : {}),
+      ...(spec.objects.length > 0 ? { HEAPSPEC_PRELOAD_BY_STACK: '1' } : {}),
       // memdump.txt lists every event: the interposer then sends each one instead of counts
       ...(spec.memdumpFile ? { HEAPSPEC_PRELOAD_EVENTS: 'all' } : {}),
     }
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
+    if (spec.objects.length > 0) stream.observeOnly(spec.objects)
     let reading: Promise<void> = Promise.resolve()
     const outcome = await supervise(program, args, {
       cwd: spec.cwd,

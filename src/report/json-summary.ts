@@ -27,7 +27,10 @@ export interface LeakSummaryJson {
       leaked: LeakSummary
       tests: string[]
       testCases: string[]
-      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; tests: string[]; testCases: string[]; programs: string[] }[]
+      moreNames?: true
+      /** At most 20 (see leak-tree.ts), worst first; the others counted in moreStacks. */
+      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; moreFrames?: number; tests: string[]; testCases: string[]; programs: string[]; moreNames?: true }[]
+      moreStacks?: { stacks: number; bytes: number; blocks: number }
     }[]
   }[]
   /** Tests that leaked, worst first. */

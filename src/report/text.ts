@@ -1,5 +1,6 @@
 import pc from 'picocolors'
 import type { Amount, Frame, LeakKind, LeakRecord, RunJson } from '../model/types.js'
+import { printable, printableLineStart } from './printable.js'
 
 /** What memcheck calls each kind in its report. */
 export const KIND_WORDS: Record<LeakKind, string> = {
@@ -34,7 +35,7 @@ function record(r: LeakRecord, c: Colors): string {
   const failing = FAILING_KINDS.includes(r.kind)
   const head = `${formatAmount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
   const lines = [failing ? c.bold(c.red(head)) : c.yellow(head)]
-  r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(formatFrame(frame)) : formatFrame(frame)}`))
+  r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(printable(formatFrame(frame))) : printable(formatFrame(frame))}`))
   if (r.stack.length === 0) lines.push('    (no stack)')
   return lines.join('\n')
 }
@@ -54,18 +55,19 @@ export function describeEnding(run: RunJson): string {
 export function formatReport(run: RunJson, options: { color?: boolean } = {}): string {
   const c = pc.createColors(options.color ?? false)
   const out: string[] = []
-  out.push(c.bold(`heapspec: ${run.program.command.join(' ')} ${describeEnding(run)} (backend: ${run.backend})`))
-  for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${warning}`))
+  // what the program named (test cases, functions) is printed so that it cannot end, begin or colour a line
+  out.push(c.bold(`heapspec: ${printable(run.program.command.join(' '))} ${printable(describeEnding(run))} (backend: ${printable(run.backend)})`))
+  for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${printable(warning)}`))
   for (const error of run.errors) {
-    out.push('', c.red(`${error.kind}${error.what ? `: ${error.what}` : ''}`))
-    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${formatFrame(frame)}`))
+    out.push('', c.red(printableLineStart(`${error.kind}${error.what ? `: ${error.what}` : ''}`)))
+    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(frame))}`))
   }
   // Records grouped by the test case that allocated them, in the order the test cases ran.
   const groups = [...run.tests.map((t) => t.name), null]
   for (const test of groups) {
     const records = run.leaks.filter((r) => r.test === test)
     if (records.length === 0) continue
-    if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${test}":`))
+    if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${printable(test)}":`))
     for (const r of records) out.push('', record(r, c))
   }
   out.push('', c.bold('HEAP SUMMARY:'))
@@ -80,7 +82,7 @@ export function formatReport(run: RunJson, options: { color?: boolean } = {}): s
     out.push('', c.bold('TEST CASES:'))
     for (const t of run.tests) {
       const lost = FAILING_KINDS.reduce((sum, k) => sum + t.leakSummary[k].bytes, 0)
-      const line = `  ${t.name}: ${n(t.allocations)} allocs, ${n(t.frees)} frees, ${n(t.bytesAllocated)} bytes allocated, ${n(lost)} bytes lost`
+      const line = `  ${printableLineStart(t.name)}: ${n(t.allocations)} allocs, ${n(t.frees)} frees, ${n(t.bytesAllocated)} bytes allocated, ${n(lost)} bytes lost`
       out.push(lost > 0 ? c.red(line) : line)
     }
   }

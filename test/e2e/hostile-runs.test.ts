@@ -130,6 +130,46 @@ describe('heapspec report on hostile saved runs', () => {
     expect(() => statSync(join(project, 'out-number'))).toThrow()
   })
 
+  it('prints names with newlines, ANSI escapes and workflow commands so that no line of theirs is a workflow command, on the terminal or in annotations', async () => {
+    const inject = (what: string) => `${what}\n::error file=README.md,line=1::pwned\n::add-mask::${what}\r\n::stop-commands::tok\x1b[2J\x1b]8;;http://x\x07`
+    const run = runOf(
+      [
+        leak([frame(inject('fn'), 'src/leak.c', 2)], inject('case'), 64),
+        leak([frame('w', 'src/we,ird:na%me.c', 1)], '%0A::warning::x', 32),
+      ],
+      [inject('build/prog')],
+    )
+    run.program.exitCode = 3
+    run.program.signal = inject('SIGSEGV')
+    run.errors = [{ kind: inject('invalid-free'), stack: [] }]
+    const saved = { heapspecRuns: 1, runs: [{ tests: [{ file: null, name: '::stop-commands::tok', leaks: [0] }, { file: inject('test/t.ts'), name: inject('t'), leaks: null }], run }] }
+    mkdirSync(join(project, 'commands'), { recursive: true })
+    writeFileSync(join(project, 'commands', 'heapspec-runs.json'), JSON.stringify(saved))
+    const result = await report(['--out', 'out-commands', 'commands'], { GITHUB_ACTIONS: 'true', GITHUB_WORKSPACE: project })
+    expect(result.exitCode).toBe(1)
+    expect(result.stderr).toBe('')
+    const lines = result.stdout.split('\n')
+    // the only workflow commands are heapspec's own annotations, one per leak
+    const commands = lines.filter((l) => /^\s*(::|##\[)/.test(l))
+    expect(commands).toHaveLength(2)
+    for (const c of commands) expect(c).toMatch(/^::error (file=[^:]*,line=\d+,)?title=heapspec%3A memory definitely lost::/)
+    expect(result.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/) // no control character but heapspec's own line ends
+    // the test named like a command is printed, escaped
+    expect(lines).toContain('  \\::stop-commands::tok')
+    expect(result.stdout).toContain('fn\\n::error file=README.md,line=1::pwned\\n::add-mask::fn\\r\\n::stop-commands::tok\\x1b[2J\\x1b]8;;http://x\\x07 (src/leak.c:2)')
+    expect(result.stdout).toContain('heapspec: build/prog\\n::error file=README.md,line=1::pwned')
+    // annotations: data escaped as GitHub documents (%25, %0D, %0A), properties also : and ,
+    const weird = commands.find((c) => c.includes('we%2Cird'))!
+    expect(weird).toMatch(/^::error file=src\/we%2Cird%3Ana%25me\.c,line=1,title=heapspec%3A memory definitely lost::32 bytes in 1 block is definitely lost in test case "%250A::warning::x" of build\/prog\\n::error/)
+    const first = commands.find((c) => !c.includes('we%2Cird'))!
+    expect(first).toContain('in test case "case\\n::error file=README.md,line=1::pwned\\n::add-mask::case\\r\\n::stop-commands::tok\\x1b[2J')
+    expect(first).not.toMatch(/[\r\n]/)
+    // leak-report.txt too
+    const text = readFileSync(join(project, 'out-commands', 'leak-report.txt'), 'utf8')
+    expect(text.split('\n').filter((l) => /^\s*(::|##\[)/.test(l))).toEqual([])
+    expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/)
+  })
+
   it('malformed runs: one line per bad file, naming the file and the field, exit 2, never an internal error', async () => {
     const good = runOf([leak([frame('p', 'src/leak.c', 2)])])
     const bad = (change: (run: Record<string, any>) => void): Record<string, unknown> => { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -180,5 +220,34 @@ describe('heapspec report on hostile saved runs', () => {
     const result = await report(['--out', 'out-large', 'large'])
     expect(result.exitCode).toBe(2)
     expect(result.stderr).toBe('heapspec: cannot read saved run large/heapspec.json: it is 65 MiB, more than the 64 MiB heapspec reads.')
+  })
+
+  it('bounds what it writes and prints: stacks per site, frames per stack, tests listed, annotations', async () => {
+    // one site leaking from 5,000 stacks (one of them 300 frames deep), claimed by 3,000 tests;
+    // 60 sites of their own, each in its own test case
+    const deep = Array.from({ length: 300 }, (_, i) => frame(`r${i}`, 'src/leak.c', 1))
+    const site = Array.from({ length: 5000 }, (_, i) => leak([frame('p', 'src/leak.c', 2), ...(i === 0 ? deep : [frame(`caller${i}`, 'src/leak.c', 1)])], null, 10_000 - i))
+    const many = Array.from({ length: 60 }, (_, i) => leak([frame(`site${i}`, 'src/leak.c', 1 + (i % 2)), frame(`own${i}`, 'src/own.c', i + 1)], `case${i}`))
+    const run = runOf([...site, ...many])
+    const tests = Array.from({ length: 3000 }, (_, i) => ({ file: 'test/big.test.ts', name: `test ${String(i).padStart(4, '0')}`, leaks: null }))
+    mkdirSync(join(project, 'big'))
+    writeFileSync(join(project, 'big', 'heapspec-runs.json'), JSON.stringify({ heapspecRuns: 1, runs: [{ tests, run }, { tests: [], run: runOf(many) }] }))
+    const result = await report(['--out', 'out-big', 'big'], { GITHUB_ACTIONS: 'true' })
+    expect(result.stderr).toBe('')
+    expect(result.exitCode).toBe(1)
+    const page = readFileSync(join(project, 'out-big', 'files', 'src_leak.c.html'), 'utf8')
+    expect(page.length).toBeLessThan(400_000)
+    const pSite = page.slice(page.indexOf('<h2><code>p, line 2</code></h2>'))
+    const section = pSite.slice(0, pSite.indexOf('</section>'))
+    expect(section.match(/<ol class="stack">/g)).toHaveLength(20)
+    expect(section).toContain('<p class="muted">... and 4,980 more stacks (')
+    expect(section).toContain('<li class="frame system">... and 251 more frames</li>')
+    expect(section).toContain('<code>test/big.test.ts &gt; test 0049</code>, <span class="muted">and more</span>')
+    expect(section).not.toContain('test 0050')
+    const lines = result.stdout.split('\n')
+    expect(lines.filter((l) => l.startsWith('::error '))).toHaveLength(50)
+    expect(lines).toContain('heapspec: 5,010 more leaks not annotated (GitHub shows the first 50); the HTML report lists them all.')
+    expect(lines.filter((l) => /^ {2}\S/.test(l))).toHaveLength(51) // 50 tests, and the line counting the rest
+    expect(lines).toContain('  ... and 3,010 more tests (the HTML report lists them all)')
   })
 })

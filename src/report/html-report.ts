@@ -6,6 +6,7 @@
  */
 import type { Context, Watermarks } from 'istanbul-lib-report'
 import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakSummary } from '../model/types.js'
+import { JSON_SUMMARY_FILE } from './json-summary.js'
 import { amountOf, type AllocationSite, type LeakRootNode, type SourceFileNode } from './leak-tree.js'
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
@@ -14,6 +15,9 @@ import { isUserFrame } from './user-frame.js'
 
 /** The watermark heapspec sets on istanbul's context: leaked bytes (of the failing kinds) below the first are fine, from the second on bad. */
 export const LEAKED_BYTES_WATERMARK = 'leakedBytes'
+
+/** Tests the index page lists, worst first; leak-summary.json has them all. */
+export const MAX_TESTS_LISTED = 1000
 
 /** `low` (below the first watermark), `medium` or `high`: how bad a leaked amount is, by the context's watermarks. */
 export function severity(context: Context, bytes: number): string {
@@ -117,10 +121,12 @@ export class HtmlReport extends LeakReportBase {
     }
     if (this.options.tests.length > 0) {
       body.push('<h2>Tests</h2>', `<table><thead><tr><th>Test</th>${kindHeaders()}<th>Top allocation site</th></tr></thead><tbody>`)
-      for (const t of this.options.tests) {
+      for (const t of this.options.tests.slice(0, MAX_TESTS_LISTED)) {
         body.push(`<tr class="${esc(severity(context, amountOf(t.leaked, this.kinds).bytes))}"><td>${esc(t.test)}</td>${kindCells(t.leaked)}<td><code>${esc(t.topSite ?? '')}</code></td></tr>`)
       }
       body.push('</tbody></table>')
+      const more = this.options.tests.length - MAX_TESTS_LISTED
+      if (more > 0) body.push(`<p class="muted">... and ${esc(more.toLocaleString('en-US'))} more tests (${esc(JSON_SUMMARY_FILE)} lists them all)</p>`)
     }
     const out = context.writer.writeFile('index.html')
     out.println(page('heapspec leak report', body))

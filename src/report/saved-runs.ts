@@ -113,6 +113,8 @@ function mergeTests(tests: TestRef[]): TestRef[] {
  * tests, then by content. Equal inputs give equal reports.
  */
 export function canonicalRuns(runs: RecordedRun[]): RecordedRun[] {
+  // one run needs no key: a big one would cost its whole text again
+  if (runs.length <= 1) return runs.map((r) => ({ tests: mergeTests(r.tests), run: r.run }))
   const keyed = runs.map((r) => {
     const tidy = { tests: mergeTests(r.tests), run: r.run }
     return { key: JSON.stringify(tidy), tidy }
@@ -137,9 +139,14 @@ export function groupRunRefs(refs: RunRef[], root: string): RecordedRun[] {
   return canonicalRuns(runs)
 }
 
+/** Saved runs up to this size are indented for reading; bigger ones are written compact (indenting nearly triples them). */
+const INDENTED_UP_TO = 1024 * 1024
+
 /** `heapspec-runs.json`'s text. */
 export function serializeSavedRuns(runs: RecordedRun[]): string {
-  return JSON.stringify({ heapspecRuns: 1, runs: canonicalRuns(runs) } satisfies SavedRuns, null, 2) + '\n'
+  const saved = { heapspecRuns: 1, runs: canonicalRuns(runs) } satisfies SavedRuns
+  const compact = JSON.stringify(saved)
+  return (compact.length <= INDENTED_UP_TO ? JSON.stringify(saved, null, 2) : compact) + '\n'
 }
 
 /** The largest saved file heapspec reads: a run of a big suite is a few megabytes. */

@@ -173,8 +173,21 @@ function recordedRun(value: unknown, path: string): RecordedRun {
   return o as unknown as RecordedRun
 }
 
-/** Where the value nests deeper than MAX_DEPTH, if it does: walked with a stack of its own, as JSON.parse nests arbitrarily deep. */
+/** Whether the value nests deeper than MAX_DEPTH: walked with a stack of its own, as JSON.parse nests arbitrarily deep. */
+function nestsTooDeep(value: unknown): boolean {
+  const pending: [unknown, number][] = [[value, 0]]
+  while (pending.length > 0) {
+    const [v, depth] = pending.pop()!
+    if (typeof v !== 'object' || v === null) continue
+    if (depth >= MAX_DEPTH) return true
+    for (const item of Array.isArray(v) ? v : Object.values(v)) if (typeof item === 'object' && item !== null) pending.push([item, depth + 1])
+  }
+  return false
+}
+
+/** Where the value nests deeper than MAX_DEPTH, if it does (the path is worked out only then). */
 function tooDeep(value: unknown): string | undefined {
+  if (!nestsTooDeep(value)) return undefined
   const pending: [unknown, string, number][] = [[value, '', 0]]
   while (pending.length > 0) {
     const [v, path, depth] = pending.pop()!

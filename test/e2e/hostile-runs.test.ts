@@ -249,5 +249,13 @@ describe('heapspec report on hostile saved runs', () => {
     expect(lines).toContain('heapspec: 5,010 more leaks not annotated (GitHub shows the first 50); the HTML report lists them all.')
     expect(lines.filter((l) => /^ {2}\S/.test(l))).toHaveLength(51) // 50 tests, and the line counting the rest
     expect(lines).toContain('  ... and 3,010 more tests (the HTML report lists them all)')
+    // the index lists 1,000 tests; a big merge is written compact, no bigger than what was read
+    const index = readFileSync(join(project, 'out-big', 'index.html'), 'utf8')
+    expect(index.match(/<tr class="\w+"><td>test\/big\.test\.ts &gt; /g)).toHaveLength(1000) // worst first: the tests that checked the whole run
+    expect(index).toContain('<p class="muted">... and 2,060 more tests (leak-summary.json lists them all)</p>')
+    const input = statSync(join(project, 'big', 'heapspec-runs.json')).size
+    expect(input).toBeGreaterThan(1024 * 1024)
+    expect(statSync(join(project, 'out-big', 'heapspec-runs.json')).size).toBeLessThan(input * 1.1)
+    expect(statSync(join(project, 'out-big', 'leak-summary.json')).size).toBeLessThan(input * 2)
   })
 })

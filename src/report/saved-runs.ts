@@ -2,7 +2,7 @@
  * Runs as the reports see them — each with the framework tests that made or checked it — and
  * their saved form, `heapspec-runs.json`, which `heapspec report` merges across shards and machines.
  */
-import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs'
 import { isAbsolute, join, relative, sep } from 'node:path'
 import { BadOptionError } from '../errors.js'
 import type { Frame, RunJson } from '../model/types.js'
@@ -170,7 +170,9 @@ export function parseSavedRuns(text: string, source: string): RecordedRun[] {
   try {
     data = JSON.parse(text)
   } catch (error) {
-    throw new BadOptionError(unreadable(source, `not JSON (${(error as Error).message})`), { cause: error })
+    // V8's message may quote the text, which need not be heapspec's (a key file a symbolic link points at)
+    const position = /at position (\d+)/.exec((error as Error).message)?.[1]
+    throw new BadOptionError(unreadable(source, `not JSON${position === undefined ? '' : ` (a syntax error at position ${position})`}`), { cause: error })
   }
   const checked = validateSavedRuns(data)
   if ('problem' in checked) throw new BadOptionError(unreadable(source, checked.problem))
@@ -190,7 +192,12 @@ export function findSavedRuns(paths: string[], exclude: string[] = []): string[]
   const found: string[] = []
   const walk = (dir: string, depth: number): void => {
     if (excluded.has(realpathSync(dir))) return
-    const entries = readdirSync(dir, { withFileTypes: true })
+    let entries: Dirent[]
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+    } catch (error) {
+      throw new BadOptionError(`heapspec: cannot read ${printable(dir)}: ${printable((error as Error).message)}.`, { cause: error })
+    }
     const names = new Set(entries.filter((e) => e.isFile()).map((e) => e.name))
     if (names.has(SAVED_RUNS_FILE)) found.push(join(dir, SAVED_RUNS_FILE))
     else if (names.has(SAVED_RUN_FILE)) found.push(join(dir, SAVED_RUN_FILE))

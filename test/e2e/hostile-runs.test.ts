@@ -197,6 +197,18 @@ describe('heapspec report on hostile saved runs', () => {
     expect(result.stderr).not.toContain('internal error')
   })
 
+  it('never quotes a file it cannot read as a saved run (a symbolic link to a secret), nor follows one found in a directory', async () => {
+    mkdirSync(join(project, 'environ'))
+    symlinkSync('/proc/self/environ', join(project, 'environ', 'heapspec.json'))
+    const named = await report(['--out', 'out-environ', 'environ/heapspec.json'])
+    expect(named.exitCode).toBe(2)
+    expect(named.stderr).toBe('heapspec: cannot read saved run environ/heapspec.json: not JSON.')
+    const found = await report(['--out', 'out-environ', 'environ'])
+    expect(found.exitCode).toBe(2)
+    expect(found.stderr).toMatch(/^heapspec: no saved runs in environ \(looked for heapspec-runs\.json/)
+    for (const secret of SECRETS) expect(named.stderr + found.stderr).not.toContain(secret)
+  })
+
   it('refuses a FIFO in one line instead of waiting on it', async () => {
     mkdirSync(join(project, 'fifo'))
     execFileSync('mkfifo', [join(project, 'fifo', 'heapspec.json')])

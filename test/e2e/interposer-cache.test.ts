@@ -159,6 +159,15 @@ describe('a planted interposer is never loaded', () => {
     expect(readdirSync(cache).sort()).toEqual([names.library, names.manifest, names.oldStyle]) // the old-style plant is ignored, never loaded
   })
 
+  it('a relative XDG_CACHE_HOME is ignored, as the XDG spec says (the program would read it from its own directory)', async () => {
+    const { tmp, home } = sandbox('relative-xdg')
+    const result = await heapspecRun({ XDG_CACHE_HOME: 'planted-cache', TMPDIR: tmp, HOME: home })
+    expectGenuineRun(result)
+    expect(result.stderr).toBe('')
+    expect(readdirSync(join(home, '.cache', 'heapspec')).sort()).toEqual([names.library, names.manifest])
+    expect(existsSync(join(ROOT, 'planted-cache'))).toBe(false)
+  })
+
   it('checked before every use: a library replaced between two runs of one process is built again', async () => {
     const { xdg } = sandbox('in-process')
     const previous = process.env.XDG_CACHE_HOME

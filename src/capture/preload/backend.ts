@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { homedir, tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import { execa } from 'execa'
 import { BadOptionError, CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
@@ -33,10 +33,14 @@ function compilers(): string[] {
   return [...(fromEnv ? [fromEnv] : []), 'cc', 'gcc', 'clang']
 }
 
-/** Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp dir. */
+/**
+ * Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp
+ * dir. A relative XDG_CACHE_HOME is ignored, as the XDG spec says: LD_PRELOAD would read it from
+ * the program's working directory.
+ */
 function cacheCandidates(): string[] {
   const xdg = process.env.XDG_CACHE_HOME
-  return [xdg ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)]
+  return [xdg && isAbsolute(xdg) ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)].map((dir) => resolve(dir))
 }
 
 let building: Promise<VerifiedLibrary> | undefined

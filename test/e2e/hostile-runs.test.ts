@@ -17,6 +17,9 @@ const top = mkdtempSync(join(tmpdir(), 'heapspec-hostile-'))
 /** The project `heapspec report` runs in. */
 const project = join(top, 'project')
 
+/** A run as an attacker edits it: any field, any value. */
+type Loose = Record<string, any>
+
 const MARKUP = '<img src=x onerror=alert(1)>'
 const SECRETS = ['SECRET-OUTSIDE', 'SECRET-HIDDEN', 'SECRET-ENVIRON', 'root:x:0:0', 'SECRET-LINKED', 'SECRET-DOTENV']
 
@@ -172,8 +175,8 @@ describe('heapspec report on hostile saved runs', () => {
 
   it('malformed runs: one line per bad file, naming the file and the field, exit 2, never an internal error', async () => {
     const good = runOf([leak([frame('p', 'src/leak.c', 2)])])
-    const bad = (change: (run: Record<string, any>) => void): Record<string, unknown> => { // eslint-disable-line @typescript-eslint/no-explicit-any
-      const run = JSON.parse(JSON.stringify(good)) as Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+    const bad = (change: (run: Loose) => void): Loose => {
+      const run = JSON.parse(JSON.stringify(good)) as Loose
       change(run)
       return run
     }

@@ -8,7 +8,7 @@ import { parserRun } from '../matchers/run-fixture.js'
 // Saved runs come from other machines: every field a report reads is checked against schema 1,
 // and the first wrong one named, in one line.
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile runs are built by hand
+/** A run as an attacker edits it: any field, any value. */
 type Loose = Record<string, any>
 
 /** The problem validateSavedRuns finds in parserRun() changed by `change`. */

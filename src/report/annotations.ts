@@ -51,10 +51,10 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
     return found
   }
   const workspace = options.workspace ?? options.root
-  const leaks = new Map<string, { location: string; title: string; message: string; tests: Set<string>; runs: number }>()
+  const leaks = new Map<string, { location: string; title: string; message: string; tests: Set<string>; runs: Set<number> }>()
   // leaks past the ones annotated are only counted
   const unannotated = new Set<string>()
-  for (const { run, tests } of runs) {
+  runs.forEach(({ run, tests }, r) => {
     const wholeRun = tests.filter((t) => t.leaks === null).map((t) => printable(testLabel(t)))
     const byRecord = new Map<number, string[]>()
     for (const t of tests) {
@@ -89,15 +89,19 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
           unannotated.add(key)
           return
         }
-        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: new Set<string>(), runs: 0 }
+        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: new Set<string>(), runs: new Set<number>() }
         leaks.set(key, leak)
       }
-      leak.runs++
-      for (const label of [...wholeRun, ...(byRecord.get(index) ?? [])]) leak.tests.add(label)
+      // each run once per leak: the same leak many times over in one run is one run, and costs no more
+      if (!leak.runs.has(r)) {
+        leak.runs.add(r)
+        for (const label of wholeRun) leak.tests.add(label)
+      }
+      for (const label of byRecord.get(index) ?? []) leak.tests.add(label)
     })
-  }
+  })
   const lines = [...leaks.values()].map((leak) => {
-    const runs = leak.runs > 1 ? [`(in ${leak.runs} runs)`] : []
+    const runs = leak.runs.size > 1 ? [`(in ${leak.runs.size} runs)`] : []
     const listed = [...leak.tests].sort()
     const tests = listed.length > 0 ? [`Tests: ${listed.slice(0, MAX_FRAMES * 5).join('; ')}${listed.length > MAX_FRAMES * 5 ? `; and ${listed.length - MAX_FRAMES * 5} more` : ''}`] : []
     return `::error ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`

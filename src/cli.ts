@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { BadOptionError, CaptureFailedError, HeapspecError } from './errors.js'
 import { packageRoot } from './package-root.js'
 import { githubAnnotations } from './report/annotations.js'
+import { printable } from './report/printable.js'
 import { normalizeRun, readSavedRuns } from './report/saved-runs.js'
 import { useColor } from './report/terminal.js'
 import { formatSummaryReport } from './report/test-summary.js'
@@ -143,7 +144,7 @@ function report(argv: string[]): number {
   if (process.env.GITHUB_ACTIONS === 'true') {
     for (const line of githubAnnotations(runs, { root, workspace: process.env.GITHUB_WORKSPACE, kinds: FAILING_KINDS })) process.stdout.write(line + '\n')
   }
-  process.stdout.write(`\nheapspec: merged ${runs.length} run${runs.length === 1 ? '' : 's'} into ${index}\n`)
+  process.stdout.write(`\nheapspec: merged ${runs.length} run${runs.length === 1 ? '' : 's'} into ${printable(index)}\n`)
   return runs.some((r) => runFails(r.run)) ? 1 : 0
 }
 

@@ -4,10 +4,14 @@ import { resolve } from 'node:path'
 import type { Frame, LeakKind } from '../model/types.js'
 import { projectPath, testLabel, type RecordedRun } from './saved-runs.js'
 import { formatAmount, formatFrame, KIND_WORDS } from './text.js'
+import { printable } from './printable.js'
 import { isUserFrame } from './user-frame.js'
 
 /** Frames an annotation's message lists. */
 const MAX_FRAMES = 6
+
+/** Annotations given at most: GitHub shows only the first 50 error annotations of a job. */
+export const MAX_ANNOTATIONS = 50
 
 /** Where and how to annotate. */
 export interface AnnotationOptions {
@@ -40,10 +44,26 @@ function escapeProperty(text: string): string {
  * annotation naming all their tests: GitHub shows only the first few annotations of a step.
  */
 export function githubAnnotations(runs: RecordedRun[], options: AnnotationOptions): string[] {
-  const exists = options.exists ?? existsSync
+  const existing = new Map<string, boolean>()
+  const exists = (path: string): boolean => {
+    let found = existing.get(path)
+    if (found === undefined) existing.set(path, (found = (options.exists ?? existsSync)(path)))
+    return found
+  }
   const workspace = options.workspace ?? options.root
-  const leaks = new Map<string, { location: string; title: string; message: string; tests: Set<string>; runs: number }>()
-  for (const { run, tests } of runs) {
+  const leaks = new Map<string, { location: string; title: string; message: string; tests: Set<string>; runs: Set<number> }>()
+  // leaks past the ones annotated are only counted
+  const unannotated = new Set<string>()
+  runs.forEach(({ run, tests }, r) => {
+    const wholeRun = tests.filter((t) => t.leaks === null).map((t) => printable(testLabel(t)))
+    const byRecord = new Map<number, string[]>()
+    for (const t of tests) {
+      for (const i of t.leaks ?? []) {
+        const labels = byRecord.get(i) ?? []
+        byRecord.set(i, labels)
+        labels.push(printable(testLabel(t)))
+      }
+    }
     run.leaks.forEach((record, index) => {
       if (!options.kinds.includes(record.kind)) return
       const inProject = (f: Frame): boolean => {
@@ -55,22 +75,38 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
       const user = record.stack.findIndex((f) => isUserFrame(f) && inProject(f))
       const at = user >= 0 ? user : record.stack.findIndex(inProject)
       const frame = at >= 0 ? record.stack[at] : undefined
-      const location = frame ? `file=${escapeProperty(projectPath(resolve(options.root, frame.file!), workspace))},line=${frame.line},` : ''
-      const head = `${formatAmount(record)} ${record.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[record.kind]}${record.test === null ? '' : ` in test case "${record.test}"`} of ${run.program.command.join(' ')}`
+      // names and paths come from saved runs: no control character of theirs reaches the log
+      const location = frame ? `file=${escapeProperty(printable(projectPath(resolve(options.root, frame.file!), workspace)))},line=${escapeProperty(String(frame.line))},` : ''
+      const head = `${formatAmount(record)} ${record.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[record.kind]}${record.test === null ? '' : ` in test case "${printable(record.test)}"`} of ${printable(run.program.command.join(' '))}`
       // From the annotated frame on, the user's frames: libc's start-up frames say nothing here.
       const from = record.stack.slice(Math.max(at, 0))
       const shown = [from[0], ...from.slice(1).filter(isUserFrame)].filter((f) => f !== undefined).slice(0, MAX_FRAMES)
-      const message = [head, ...shown.map((f, i) => `  ${i === 0 ? 'at' : 'by'} ${formatFrame(f)}`)].join('\n')
+      const message = [head, ...shown.map((f, i) => `  ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(f))}`)].join('\n')
       const key = JSON.stringify([location, message])
-      const leak = leaks.get(key) ?? { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: new Set<string>(), runs: 0 }
-      leaks.set(key, leak)
-      leak.runs++
-      for (const t of tests) if (t.leaks === null || t.leaks.includes(index)) leak.tests.add(testLabel(t))
+      let leak = leaks.get(key)
+      if (!leak) {
+        if (leaks.size >= MAX_ANNOTATIONS) {
+          unannotated.add(key)
+          return
+        }
+        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: new Set<string>(), runs: new Set<number>() }
+        leaks.set(key, leak)
+      }
+      // each run once per leak: the same leak many times over in one run is one run, and costs no more
+      if (!leak.runs.has(r)) {
+        leak.runs.add(r)
+        for (const label of wholeRun) leak.tests.add(label)
+      }
+      for (const label of byRecord.get(index) ?? []) leak.tests.add(label)
     })
-  }
-  return [...leaks.values()].map((leak) => {
-    const runs = leak.runs > 1 ? [`(in ${leak.runs} runs)`] : []
-    const tests = leak.tests.size > 0 ? [`Tests: ${[...leak.tests].sort().join('; ')}`] : []
+  })
+  const lines = [...leaks.values()].map((leak) => {
+    const runs = leak.runs.size > 1 ? [`(in ${leak.runs.size} runs)`] : []
+    const listed = [...leak.tests].sort()
+    const tests = listed.length > 0 ? [`Tests: ${listed.slice(0, MAX_FRAMES * 5).join('; ')}${listed.length > MAX_FRAMES * 5 ? `; and ${listed.length - MAX_FRAMES * 5} more` : ''}`] : []
     return `::error ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`
   })
+  const more = unannotated.size
+  if (more > 0) lines.push(`heapspec: ${more.toLocaleString('en-US')} more leak${more === 1 ? '' : 's'} not annotated (GitHub shows the first ${MAX_ANNOTATIONS}); the HTML report lists them all.`)
+  return lines
 }

@@ -6,6 +6,7 @@
  */
 import type { Context, Watermarks } from 'istanbul-lib-report'
 import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakSummary } from '../model/types.js'
+import { JSON_SUMMARY_FILE } from './json-summary.js'
 import { amountOf, type AllocationSite, type LeakRootNode, type SourceFileNode } from './leak-tree.js'
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
@@ -15,13 +16,17 @@ import { isUserFrame } from './user-frame.js'
 /** The watermark heapspec sets on istanbul's context: leaked bytes (of the failing kinds) below the first are fine, from the second on bad. */
 export const LEAKED_BYTES_WATERMARK = 'leakedBytes'
 
+/** Tests the index page lists, worst first; leak-summary.json has them all. */
+export const MAX_TESTS_LISTED = 1000
+
 /** `low` (below the first watermark), `medium` or `high`: how bad a leaked amount is, by the context's watermarks. */
 export function severity(context: Context, bytes: number): string {
   return context.classForPercent(LEAKED_BYTES_WATERMARK as keyof Watermarks, bytes)
 }
 
-function esc(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;')
+/** Anything written into a page, escaped: names, paths and numbers alike come from saved runs. */
+function esc(value: string | number): string {
+  return String(value).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;')
 }
 
 const STYLE = `
@@ -48,7 +53,7 @@ function page(title: string, body: string[]): string {
 
 /** `16 B / 1` or a dash. */
 function cell(a: Amount): string {
-  return a.blocks === 0 ? '<td class="n muted">–</td>' : `<td class="n">${a.bytes.toLocaleString('en-US')} B / ${a.blocks.toLocaleString('en-US')}</td>`
+  return a.blocks === 0 ? '<td class="n muted">–</td>' : `<td class="n">${esc(a.bytes.toLocaleString('en-US'))} B / ${esc(a.blocks.toLocaleString('en-US'))}</td>`
 }
 
 function kindHeaders(): string {
@@ -70,7 +75,8 @@ function pageNames(files: SourceFileNode[]): Map<SourceFileNode, string> {
   const names = new Map<SourceFileNode, string>()
   const used = new Set<string>()
   for (const f of files) {
-    const base = f.file.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '') || 'file'
+    // a file system takes names of 255 bytes at most
+    const base = f.file.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(-100) || 'file'
     let name = `${base}.html`
     for (let i = 2; used.has(name); i++) name = `${base}-${i}.html`
     used.add(name)
@@ -100,7 +106,7 @@ export class HtmlReport extends LeakReportBase {
   }
 
   override onSummary(root: LeakRootNode, context: Context): void {
-    const body = ['<h1>heapspec leak report</h1>', `<p>${esc(totals(root.leaked))} &middot; ${root.runs} run${root.runs === 1 ? '' : 's'}</p>`]
+    const body = ['<h1>heapspec leak report</h1>', `<p>${esc(totals(root.leaked))} &middot; ${esc(root.runs)} run${root.runs === 1 ? '' : 's'}</p>`]
     if (root.files.length === 0) body.push('<p>Nothing leaked.</p>')
     else {
       body.push('<h2>Source files</h2>', `<table><thead><tr><th>File</th>${kindHeaders()}<th>Sites</th><th>Tests</th></tr></thead><tbody>`)
@@ -108,17 +114,19 @@ export class HtmlReport extends LeakReportBase {
         const tests = new Set(f.sites.flatMap((s) => s.tests))
         const name = f.userCode ? esc(f.file) : `<span class="muted">${esc(f.file)}</span>`
         body.push(
-          `<tr class="${severity(context, amountOf(f.leaked, this.kinds).bytes)}"><td><a href="files/${esc(this.pages.get(f)!)}">${name}</a></td>${kindCells(f.leaked)}<td class="n">${f.sites.length}</td><td class="n">${tests.size}</td></tr>`,
+          `<tr class="${esc(severity(context, amountOf(f.leaked, this.kinds).bytes))}"><td><a href="files/${esc(this.pages.get(f)!)}">${name}</a></td>${kindCells(f.leaked)}<td class="n">${esc(f.sites.length)}</td><td class="n">${esc(tests.size)}</td></tr>`,
         )
       }
       body.push('</tbody></table>')
     }
     if (this.options.tests.length > 0) {
       body.push('<h2>Tests</h2>', `<table><thead><tr><th>Test</th>${kindHeaders()}<th>Top allocation site</th></tr></thead><tbody>`)
-      for (const t of this.options.tests) {
-        body.push(`<tr class="${severity(context, amountOf(t.leaked, this.kinds).bytes)}"><td>${esc(t.test)}</td>${kindCells(t.leaked)}<td><code>${esc(t.topSite ?? '')}</code></td></tr>`)
+      for (const t of this.options.tests.slice(0, MAX_TESTS_LISTED)) {
+        body.push(`<tr class="${esc(severity(context, amountOf(t.leaked, this.kinds).bytes))}"><td>${esc(t.test)}</td>${kindCells(t.leaked)}<td><code>${esc(t.topSite ?? '')}</code></td></tr>`)
       }
       body.push('</tbody></table>')
+      const more = this.options.tests.length - MAX_TESTS_LISTED
+      if (more > 0) body.push(`<p class="muted">... and ${esc(more.toLocaleString('en-US'))} more tests (${esc(JSON_SUMMARY_FILE)} lists them all)</p>`)
     }
     const out = context.writer.writeFile('index.html')
     out.println(page('heapspec leak report', body))
@@ -144,16 +152,23 @@ export class HtmlReport extends LeakReportBase {
 
   private site(site: AllocationSite, source: string[] | undefined, context: Context): string[] {
     const where = `${site.fn ?? '???'}${site.line === null ? '' : `, line ${site.line}`}`
-    const out = [`<section class="${severity(context, amountOf(site.leaked, this.kinds).bytes)}">`, `<h2><code>${esc(where)}</code></h2>`]
-    const text = site.line !== null ? source?.[site.line - 1] : undefined
-    if (text !== undefined) out.push(`<pre class="source">${site.line} | ${esc(text)}</pre>`)
+    const out = [`<section class="${esc(severity(context, amountOf(site.leaked, this.kinds).bytes))}">`, `<h2><code>${esc(where)}</code></h2>`]
+    const text = site.line !== null && site.line > 0 ? source?.[site.line - 1] : undefined
+    if (text !== undefined) out.push(`<pre class="source">${esc(site.line!)} | ${esc(text)}</pre>`)
     out.push(`<table><thead><tr>${kindHeaders()}</tr></thead><tbody><tr>${kindCells(site.leaked)}</tr></tbody></table>`)
-    if (site.tests.length > 0) out.push(`<p>Tests: ${site.tests.map((t) => `<code>${esc(t)}</code>`).join(', ')}</p>`)
-    if (site.testCases.length > 0) out.push(`<p>Native test cases: ${site.testCases.map((t) => `<code>${esc(t)}</code>`).join(', ')}</p>`)
+    const more = site.moreNames ? ', <span class="muted">and more</span>' : ''
+    if (site.tests.length > 0) out.push(`<p>Tests: ${site.tests.map((t) => `<code>${esc(t)}</code>`).join(', ')}${more}</p>`)
+    if (site.testCases.length > 0) out.push(`<p>Native test cases: ${site.testCases.map((t) => `<code>${esc(t)}</code>`).join(', ')}${more}</p>`)
     for (const stack of site.stacks) {
-      const cases = stack.testCases.length > 0 ? ` in ${stack.testCases.map((t) => `"${t}"`).join(', ')}` : ''
-      out.push(`<p><strong>${esc(`${formatAmount(stack)} ${KIND_WORDS[stack.kind]}`)}</strong>${esc(cases)} <span class="muted">(${esc(stack.programs.join('; '))})</span></p>`)
-      out.push(`<ol class="stack">${stack.frames.map((f: Frame) => `<li class="frame${isUserFrame(f) ? '' : ' system'}">${esc(formatFrame(f))}</li>`).join('')}</ol>`)
+      const cases = stack.testCases.length > 0 ? ` in ${stack.testCases.map((t) => `"${t}"`).join(', ')}${stack.moreNames ? ' and more' : ''}` : ''
+      out.push(`<p><strong>${esc(`${formatAmount(stack)} ${KIND_WORDS[stack.kind]}`)}</strong>${esc(cases)} <span class="muted">(${esc(stack.programs.join('; '))}${stack.moreNames ? ' and more' : ''})</span></p>`)
+      const frames = stack.frames.map((f: Frame) => `<li class="frame${isUserFrame(f) ? '' : ' system'}">${esc(formatFrame(f))}</li>`)
+      if (stack.moreFrames) frames.push(`<li class="frame system">... and ${esc(stack.moreFrames.toLocaleString('en-US'))} more frames</li>`)
+      out.push(`<ol class="stack">${frames.join('')}</ol>`)
+    }
+    if (site.moreStacks) {
+      const { stacks, ...leaked } = site.moreStacks
+      out.push(`<p class="muted">${esc(`... and ${stacks.toLocaleString('en-US')} more stack${stacks === 1 ? '' : 's'} (${formatAmount(leaked)}), not listed`)}</p>`)
     }
     out.push('</section>')
     return out

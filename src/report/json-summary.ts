@@ -27,7 +27,10 @@ export interface LeakSummaryJson {
       leaked: LeakSummary
       tests: string[]
       testCases: string[]
-      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; tests: string[]; testCases: string[]; programs: string[] }[]
+      moreNames?: true
+      /** At most 20 (see leak-tree.ts), worst first; the others counted in moreStacks. */
+      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; moreFrames?: number; tests: string[]; testCases: string[]; programs: string[]; moreNames?: true }[]
+      moreStacks?: { stacks: number; bytes: number; blocks: number }
     }[]
   }[]
   /** Tests that leaked, worst first. */
@@ -52,7 +55,9 @@ export class JsonSummaryReport extends LeakReportBase {
 
   override onEnd(_root: LeakRootNode, context: Context): void {
     const out = context.writer.writeFile(JSON_SUMMARY_FILE)
-    out.println(JSON.stringify(this.summary, null, 2))
+    // indented for reading while small; a big one compact (indenting nearly triples it)
+    const compact = JSON.stringify(this.summary)
+    out.println(compact.length <= 1024 * 1024 ? JSON.stringify(this.summary, null, 2) : compact)
     out.close()
   }
 }

@@ -10,18 +10,32 @@ import { testLabel, type RecordedRun } from './saved-runs.js'
 import { formatFrame } from './text.js'
 import { isUserFrame, siteFrame } from './user-frame.js'
 
+/** Loss records of one site listed in the report; the rest are counted ("... and 3 more stacks"). */
+export const MAX_STACKS_PER_SITE = 20
+
+/** Frames of one stack listed in the report. */
+export const MAX_FRAMES_PER_STACK = 50
+
+/** Tests, native test cases or programs listed for one site or stack. */
+export const MAX_NAMES_LISTED = 50
+
 /** One allocation stack of a site, summed over every run that leaked from it. */
 export interface LeakStack {
   kind: LeakKind
   bytes: number
   blocks: number
+  /** The first MAX_FRAMES_PER_STACK frames. */
   frames: Frame[]
-  /** The framework tests answerable for these blocks. */
+  /** Frames left out of `frames`, when there were more. */
+  moreFrames?: number
+  /** The framework tests answerable for these blocks (at most MAX_NAMES_LISTED). */
   tests: string[]
   /** The native test cases that allocated them (heapspec.h markers, the `tests` option). */
   testCases: string[]
   /** The programs that leaked them, as run. */
   programs: string[]
+  /** Set when some tests, test cases or programs were left out of the lists. */
+  moreNames?: true
 }
 
 /** Where leaked blocks were allocated: the first frame in the user's code. */
@@ -31,8 +45,38 @@ export interface AllocationSite {
   leaked: LeakSummary
   tests: string[]
   testCases: string[]
-  /** Worst first. */
+  /** Set when some tests or test cases were left out of the lists. */
+  moreNames?: true
+  /** Worst first, at most MAX_STACKS_PER_SITE. */
   stacks: LeakStack[]
+  /** Stacks left out of `stacks` (their leaks are in `leaked`), and what they leaked. */
+  moreStacks?: { stacks: number; bytes: number; blocks: number }
+}
+
+/** A set that keeps its first `max` members and notes whether more were offered. */
+class BoundedSet {
+  readonly items = new Set<string>()
+  more = false
+
+  constructor(private readonly max = MAX_NAMES_LISTED) {}
+
+  add(item: string): void {
+    if (this.items.has(item)) return
+    if (this.items.size < this.max) this.items.add(item)
+    else this.more = true
+  }
+
+  /** Stops looking once full and one more was offered: a run claimed by thousands of tests costs MAX_NAMES_LISTED steps per record. */
+  addAll(items: Iterable<string>): void {
+    for (const item of items) {
+      if (this.more) return
+      this.add(item)
+    }
+  }
+
+  sorted(): string[] {
+    return sorted([...this.items])
+  }
 }
 
 /** Bytes and blocks of the given kinds, added up. */
@@ -141,10 +185,6 @@ function add(summary: LeakSummary, kind: LeakKind, bytes: number, blocks: number
   summary[kind].blocks += blocks
 }
 
-function union(into: string[], more: Iterable<string>): void {
-  for (const item of more) if (!into.includes(item)) into.push(item)
-}
-
 function sorted(items: string[]): string[] {
   return [...items].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
 }
@@ -157,47 +197,98 @@ function fileOf(stack: Frame[]): { file: string; userCode: boolean; frame: Frame
   return { file: frame.object ?? '(unknown object)', userCode: false, frame }
 }
 
+interface StackEntry {
+  key: string
+  kind: LeakKind
+  bytes: number
+  blocks: number
+  frames: Frame[]
+  tests: BoundedSet
+  testCases: BoundedSet
+  programs: BoundedSet
+}
+
+interface SiteEntry {
+  fn: string | null
+  line: number | null
+  leaked: LeakSummary
+  tests: BoundedSet
+  testCases: BoundedSet
+  stacks: Map<string, StackEntry>
+}
+
 /**
  * The tree of every loss record of the runs, by source file and allocation site. A run checked
- * by several tests counts once; the same site leaking in several runs adds up.
+ * by several tests counts once; the same site leaking in several runs adds up. What a site lists
+ * is bounded (MAX_STACKS_PER_SITE, MAX_FRAMES_PER_STACK, MAX_NAMES_LISTED), its amounts are not.
  */
 export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): LeakTree {
-  const files = new Map<string, { userCode: boolean; leaked: LeakSummary; sites: Map<string, AllocationSite> }>()
+  const files = new Map<string, { userCode: boolean; leaked: LeakSummary; sites: Map<string, SiteEntry> }>()
   const total = emptyLeakSummary()
   for (const { run, tests } of runs) {
     const program = run.program.command.join(' ')
+    // who answers for each record, worked out once per run
+    const wholeRun = tests.filter((t) => t.leaks === null).map(testLabel)
+    const byRecord = new Map<number, string[]>()
+    for (const t of tests) {
+      for (const i of t.leaks ?? []) {
+        const labels = byRecord.get(i) ?? []
+        byRecord.set(i, labels)
+        labels.push(testLabel(t))
+      }
+    }
     run.leaks.forEach((record, index) => {
-      const answerable = tests.filter((t) => t.leaks === null || t.leaks.includes(index)).map(testLabel)
+      const claimed = byRecord.get(index) ?? []
       const { file, userCode, frame } = fileOf(record.stack)
-      const entry = files.get(file) ?? { userCode, leaked: emptyLeakSummary(), sites: new Map<string, AllocationSite>() }
+      const entry = files.get(file) ?? { userCode, leaked: emptyLeakSummary(), sites: new Map<string, SiteEntry>() }
       files.set(file, entry)
       const siteKey = JSON.stringify([frame?.line ?? null, frame?.fn ?? null])
-      const site = entry.sites.get(siteKey) ?? { fn: frame?.fn ?? null, line: frame?.file ? frame.line : null, leaked: emptyLeakSummary(), tests: [], testCases: [], stacks: [] }
-      entry.sites.set(siteKey, site)
+      let site = entry.sites.get(siteKey)
+      if (!site) {
+        site = { fn: frame?.fn ?? null, line: frame?.file ? frame.line : null, leaked: emptyLeakSummary(), tests: new BoundedSet(), testCases: new BoundedSet(), stacks: new Map() }
+        entry.sites.set(siteKey, site)
+      }
       const frames = record.stack.map(({ fn, file: f, line, object }) => ({ fn, file: f, line, object }))
       const stackKey = JSON.stringify([record.kind, frames.map(formatFrame)])
-      let stack = site.stacks.find((s) => JSON.stringify([s.kind, s.frames.map(formatFrame)]) === stackKey)
+      let stack = site.stacks.get(stackKey)
       if (!stack) {
-        stack = { kind: record.kind, bytes: 0, blocks: 0, frames, tests: [], testCases: [], programs: [] }
-        site.stacks.push(stack)
+        stack = { key: stackKey, kind: record.kind, bytes: 0, blocks: 0, frames, tests: new BoundedSet(), testCases: new BoundedSet(), programs: new BoundedSet() }
+        site.stacks.set(stackKey, stack)
       }
       stack.bytes += record.bytes
       stack.blocks += record.blocks
-      union(stack.tests, answerable)
-      if (record.test !== null) union(stack.testCases, [record.test])
-      union(stack.programs, [program])
-      union(site.tests, answerable)
-      if (record.test !== null) union(site.testCases, [record.test])
+      for (const answerable of [wholeRun, claimed]) {
+        stack.tests.addAll(answerable)
+        site.tests.addAll(answerable)
+      }
+      stack.programs.add(program)
+      if (record.test !== null) {
+        stack.testCases.add(record.test)
+        site.testCases.add(record.test)
+      }
       for (const summary of [site.leaked, entry.leaked, total]) add(summary, record.kind, record.bytes, record.blocks)
     })
   }
-  const stackOrder = (a: LeakStack, b: LeakStack): number => {
+  const stackOrder = (a: StackEntry, b: StackEntry): number => {
     const failing = Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind))
-    const [ka, kb] = [JSON.stringify([a.kind, a.frames.map(formatFrame)]), JSON.stringify([b.kind, b.frames.map(formatFrame)])]
-    return failing || b.bytes - a.bytes || b.blocks - a.blocks || (ka < kb ? -1 : ka > kb ? 1 : 0)
+    return failing || b.bytes - a.bytes || b.blocks - a.blocks || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
   }
   const nodes = [...files].map(([file, entry]) => {
-    const sites = [...entry.sites.values()].map((s) => ({ ...s, tests: sorted(s.tests), testCases: sorted(s.testCases), stacks: s.stacks.map((st) => ({ ...st, tests: sorted(st.tests), testCases: sorted(st.testCases), programs: sorted(st.programs) })).sort(stackOrder) }))
+    const sites = [...entry.sites.values()].map((s): AllocationSite => {
+      const all = [...s.stacks.values()].sort(stackOrder)
+      const shown = all.slice(0, MAX_STACKS_PER_SITE)
+      const left = all.slice(MAX_STACKS_PER_SITE)
+      const stacks = shown.map((st): LeakStack => {
+        const listed: LeakStack = { kind: st.kind, bytes: st.bytes, blocks: st.blocks, frames: st.frames.slice(0, MAX_FRAMES_PER_STACK), tests: st.tests.sorted(), testCases: st.testCases.sorted(), programs: st.programs.sorted() }
+        if (st.frames.length > MAX_FRAMES_PER_STACK) listed.moreFrames = st.frames.length - MAX_FRAMES_PER_STACK
+        if (st.tests.more || st.testCases.more || st.programs.more) listed.moreNames = true
+        return listed
+      })
+      const site: AllocationSite = { fn: s.fn, line: s.line, leaked: s.leaked, tests: s.tests.sorted(), testCases: s.testCases.sorted(), stacks }
+      if (s.tests.more || s.testCases.more) site.moreNames = true
+      if (left.length > 0) site.moreStacks = { stacks: left.length, bytes: left.reduce((n, st) => n + st.bytes, 0), blocks: left.reduce((n, st) => n + st.blocks, 0) }
+      return site
+    })
     sites.sort(worstFirst((s) => s.leaked, (s) => `${String(s.line ?? '').padStart(9, '0')} ${s.fn ?? ''}`, kinds))
     return new SourceFileNode(file, entry.userCode, entry.leaked, sites)
   })

@@ -2,10 +2,13 @@
  * Runs as the reports see them — each with the framework tests that made or checked it — and
  * their saved form, `heapspec-runs.json`, which `heapspec report` merges across shards and machines.
  */
-import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs'
 import { isAbsolute, join, relative, sep } from 'node:path'
 import { BadOptionError } from '../errors.js'
-import { LEAK_KINDS, type Frame, type RunJson } from '../model/types.js'
+import type { Frame, RunJson } from '../model/types.js'
+import { formatMiB, readRegularFile, UnreadableFile } from './bounded-read.js'
+import { printable } from './printable.js'
+import { validateSavedRuns } from './validate-saved-runs.js'
 
 /** A framework test that made or checked a run. */
 export interface TestRef {
@@ -110,6 +113,8 @@ function mergeTests(tests: TestRef[]): TestRef[] {
  * tests, then by content. Equal inputs give equal reports.
  */
 export function canonicalRuns(runs: RecordedRun[]): RecordedRun[] {
+  // one run needs no key: a big one would cost its whole text again
+  if (runs.length <= 1) return runs.map((r) => ({ tests: mergeTests(r.tests), run: r.run }))
   const keyed = runs.map((r) => {
     const tidy = { tests: mergeTests(r.tests), run: r.run }
     return { key: JSON.stringify(tidy), tidy }
@@ -134,58 +139,44 @@ export function groupRunRefs(refs: RunRef[], root: string): RecordedRun[] {
   return canonicalRuns(runs)
 }
 
+/** Saved runs up to this size are indented for reading; bigger ones are written compact (indenting nearly triples them). */
+const INDENTED_UP_TO = 1024 * 1024
+
 /** `heapspec-runs.json`'s text. */
 export function serializeSavedRuns(runs: RecordedRun[]): string {
-  return JSON.stringify({ heapspecRuns: 1, runs: canonicalRuns(runs) } satisfies SavedRuns, null, 2) + '\n'
+  const saved = { heapspecRuns: 1, runs: canonicalRuns(runs) } satisfies SavedRuns
+  const compact = JSON.stringify(saved)
+  return (compact.length <= INDENTED_UP_TO ? JSON.stringify(saved, null, 2) : compact) + '\n'
 }
 
-type Loose = Record<string, unknown>
+/** The largest saved file heapspec reads: a run of a big suite is a few megabytes. */
+export const MAX_SAVED_RUN_BYTES = 64 * 1024 * 1024
 
-function isObject(value: unknown): value is Loose {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
+/** The most heapspec reads for one report, all saved files together. */
+export const MAX_SAVED_RUNS_TOTAL_BYTES = 256 * 1024 * 1024
 
-function isRunJson(value: unknown): value is RunJson {
-  return (
-    isObject(value) &&
-    value.schema === 1 &&
-    isObject(value.program) &&
-    Array.isArray(value.program.command) &&
-    isObject(value.leakSummary) &&
-    LEAK_KINDS.every((k) => isObject((value.leakSummary as Loose)[k])) &&
-    Array.isArray(value.leaks) &&
-    value.leaks.every((l) => isObject(l) && Array.isArray(l.stack)) &&
-    Array.isArray(value.tests) &&
-    Array.isArray(value.errors)
-  )
-}
-
-function isTestRef(value: unknown): value is TestRef {
-  return (
-    isObject(value) &&
-    (value.file === null || typeof value.file === 'string') &&
-    (value.name === null || typeof value.name === 'string') &&
-    (value.leaks === null || (Array.isArray(value.leaks) && value.leaks.every((i) => Number.isInteger(i))))
-  )
+/** `heapspec: cannot read saved run FILE: REASON.` */
+function unreadable(source: string, reason: string): string {
+  return `heapspec: cannot read saved run ${printable(source)}: ${printable(reason)}.`
 }
 
 /**
  * The runs in a saved file: `heapspec-runs.json` (the reporters', `heapspec report`'s) or
- * `heapspec.json` (one run, from `heapspec run --out` or `--json`). Throws, naming the file, on
- * anything else.
+ * `heapspec.json` (one run, from `heapspec run --out` or `--json`), checked against schema 1.
+ * Throws one line naming the file and the first field that is wrong.
  */
 export function parseSavedRuns(text: string, source: string): RecordedRun[] {
   let data: unknown
   try {
     data = JSON.parse(text)
   } catch (error) {
-    throw new BadOptionError(`heapspec: cannot read ${source}: not JSON (${(error as Error).message}).`, { cause: error })
+    // V8's message may quote the text, which need not be heapspec's (a key file a symbolic link points at)
+    const position = /at position (\d+)/.exec((error as Error).message)?.[1]
+    throw new BadOptionError(unreadable(source, `not JSON${position === undefined ? '' : ` (a syntax error at position ${position})`}`), { cause: error })
   }
-  if (isRunJson(data)) return [{ tests: [], run: data }]
-  if (isObject(data) && data.heapspecRuns === 1 && Array.isArray(data.runs) && data.runs.every((r) => isObject(r) && isRunJson(r.run) && Array.isArray(r.tests) && r.tests.every(isTestRef))) {
-    return data.runs as RecordedRun[]
-  }
-  throw new BadOptionError(`heapspec: ${source} holds neither saved runs (${SAVED_RUNS_FILE}) nor a run (schema 1). Point at files written by heapspec run --out, heapspec report or the reporters.`)
+  const checked = validateSavedRuns(data)
+  if ('problem' in checked) throw new BadOptionError(unreadable(source, checked.problem))
+  return checked.runs
 }
 
 /** Directories never searched for saved runs. */
@@ -201,7 +192,12 @@ export function findSavedRuns(paths: string[], exclude: string[] = []): string[]
   const found: string[] = []
   const walk = (dir: string, depth: number): void => {
     if (excluded.has(realpathSync(dir))) return
-    const entries = readdirSync(dir, { withFileTypes: true })
+    let entries: Dirent[]
+    try {
+      entries = readdirSync(dir, { withFileTypes: true })
+    } catch (error) {
+      throw new BadOptionError(`heapspec: cannot read ${printable(dir)}: ${printable((error as Error).message)}.`, { cause: error })
+    }
     const names = new Set(entries.filter((e) => e.isFile()).map((e) => e.name))
     if (names.has(SAVED_RUNS_FILE)) found.push(join(dir, SAVED_RUNS_FILE))
     else if (names.has(SAVED_RUN_FILE)) found.push(join(dir, SAVED_RUN_FILE))
@@ -209,28 +205,47 @@ export function findSavedRuns(paths: string[], exclude: string[] = []): string[]
     for (const e of entries) if (e.isDirectory() && !SKIPPED_DIRS.has(e.name)) walk(join(dir, e.name), depth + 1)
   }
   for (const path of paths) {
-    if (!existsSync(path)) throw new BadOptionError(`heapspec: cannot read ${path}: no such file or directory.`)
+    if (!existsSync(path)) throw new BadOptionError(`heapspec: cannot read ${printable(path)}: no such file or directory.`)
     const before = found.length
     if (statSync(path).isDirectory()) walk(path, 0)
     else found.push(path)
     if (found.length === before) {
-      throw new BadOptionError(`heapspec: no saved runs in ${path} (looked for ${SAVED_RUNS_FILE}, written by the reporters and heapspec report, and ${SAVED_RUN_FILE}, written by heapspec run --out).`)
+      throw new BadOptionError(`heapspec: no saved runs in ${printable(path)} (looked for ${SAVED_RUNS_FILE}, written by the reporters and heapspec report, and ${SAVED_RUN_FILE}, written by heapspec run --out).`)
     }
   }
   return [...new Set(found)]
 }
 
-/** The runs of every saved file under the paths, normalized against `root`, merged in canonical order. */
+/**
+ * The runs of every saved file under the paths, normalized against `root`, merged in canonical
+ * order. Each file must be a regular file (a FIFO is refused, never waited on) within the size
+ * limits, and valid; every file that is not gets its own line in the one error thrown.
+ */
 export function readSavedRuns(paths: string[], root: string, exclude: string[] = []): RecordedRun[] {
   const runs: RecordedRun[] = []
+  const problems: string[] = []
+  let total = 0
   for (const file of findSavedRuns(paths, exclude)) {
     let text: string
     try {
-      text = readFileSync(file, 'utf8')
+      const bytes = readRegularFile(file, MAX_SAVED_RUN_BYTES)
+      total += bytes.length
+      if (total > MAX_SAVED_RUNS_TOTAL_BYTES) {
+        problems.push(unreadable(file, `the saved runs read add up to more than the ${formatMiB(MAX_SAVED_RUNS_TOTAL_BYTES)} heapspec reads for one report`))
+        break
+      }
+      text = bytes.toString('utf8')
     } catch (error) {
-      throw new BadOptionError(`heapspec: cannot read ${file}: ${(error as Error).message}.`, { cause: error })
+      problems.push(unreadable(file, error instanceof UnreadableFile ? error.message : (error as Error).message))
+      continue
     }
-    for (const r of parseSavedRuns(text, file)) runs.push({ tests: r.tests, run: normalizeRun(r.run, root) })
+    try {
+      for (const r of parseSavedRuns(text, file)) runs.push({ tests: r.tests, run: normalizeRun(r.run, root) })
+    } catch (error) {
+      if (!(error instanceof BadOptionError)) throw error
+      problems.push(error.message)
+    }
   }
+  if (problems.length > 0) throw new BadOptionError(problems.join('\n'))
   return canonicalRuns(runs)
 }

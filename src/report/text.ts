@@ -1,6 +1,7 @@
 import pc from 'picocolors'
 import { reportRecords } from '../model/run-records.js'
 import type { Amount, Frame, LeakKind, LeakRecord, RunJson } from '../model/types.js'
+import { printable, printableLineStart } from './printable.js'
 
 /** What memcheck calls each kind in its report. */
 export const KIND_WORDS: Record<LeakKind, string> = {
@@ -35,7 +36,7 @@ function record(r: LeakRecord, c: Colors, suppressions: boolean): string {
   const failing = FAILING_KINDS.includes(r.kind)
   const head = `${formatAmount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
   const lines = [failing ? c.bold(c.red(head)) : c.yellow(head)]
-  r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(formatFrame(frame)) : formatFrame(frame)}`))
+  r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(printable(formatFrame(frame))) : printable(formatFrame(frame))}`))
   if (r.stack.length === 0) lines.push('    (no stack)')
   if (suppressions && r.suppression) lines.push(r.suppression)
   return lines.join('\n')
@@ -56,11 +57,12 @@ export function describeEnding(run: RunJson): string {
 export function formatReport(run: RunJson, options: { color?: boolean; suppressions?: boolean } = {}): string {
   const c = pc.createColors(options.color ?? false)
   const out: string[] = []
-  out.push(c.bold(`heapspec: ${run.program.command.join(' ')} ${describeEnding(run)} (backend: ${run.backend})`))
-  for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${warning}`))
+  // what the program named (test cases, functions) is printed so that it cannot end, begin or colour a line
+  out.push(c.bold(`heapspec: ${printable(run.program.command.join(' '))} ${printable(describeEnding(run))} (backend: ${printable(run.backend)})`))
+  for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${printable(warning)}`))
   for (const error of run.errors) {
-    out.push('', c.red(`${error.kind}${error.what ? `: ${error.what}` : ''}`))
-    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${formatFrame(frame)}`))
+    out.push('', c.red(printableLineStart(`${error.kind}${error.what ? `: ${error.what}` : ''}`)))
+    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(frame))}`))
   }
   // Each test case's own records (what it answers for), in the order the test cases ran; then the rest.
   const records = reportRecords(run)
@@ -68,7 +70,7 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
   for (const test of groups) {
     const mine = records.filter((r) => r.test === test)
     if (mine.length === 0) continue
-    if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${test}":`))
+    if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${printable(test)}":`))
     for (const r of mine) out.push('', record(r, c, options.suppressions ?? false))
   }
   out.push('', c.bold('HEAP SUMMARY:'))

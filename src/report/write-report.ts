@@ -2,14 +2,15 @@
  * Writes a leak report directory: the HTML report, the JSON summary, and (for the reporters and
  * `heapspec report`) the saved runs a later merge reads. Used by the CLI and the reporters alike.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createContext, type ContextOptions, type Watermarks } from 'istanbul-lib-report'
 import { HeapspecError } from '../errors.js'
 import type { LeakKind } from '../model/types.js'
 import { HtmlReport, LEAKED_BYTES_WATERMARK } from './html-report.js'
 import { JSON_SUMMARY_FILE, JsonSummaryReport } from './json-summary.js'
 import { buildLeakTree } from './leak-tree.js'
+import { readProjectSource } from './project-source.js'
 import { SAVED_RUNS_FILE, serializeSavedRuns, type RecordedRun } from './saved-runs.js'
 import { summarizeTests } from './test-summary.js'
 
@@ -53,7 +54,12 @@ export function writeLeakReport(dir: string, runs: RecordedRun[], options: LeakR
       dir,
       coverageMap: NO_COVERAGE,
       watermarks: { [LEAKED_BYTES_WATERMARK]: options.watermarks ?? DEFAULT_WATERMARKS } as unknown as Partial<Watermarks>,
-      sourceFinder: (file) => readFileSync(resolve(options.root, file), 'utf8'),
+      // only the project's own source files are quoted: a saved run's frames may name any path
+      sourceFinder: (file) => {
+        const text = readProjectSource(options.root, file)
+        if (text === undefined) throw new Error(`${file} is not a source file of the project`)
+        return text
+      },
     })
     new HtmlReport({ tests }).execute(context, tree)
     new JsonSummaryReport(tests).execute(context, tree)

@@ -165,9 +165,11 @@ describe('preload backend: the process side', () => {
     const cache = mkdtempSync(join(tmpdir(), 'heapspec-cache-'))
     const runs = await Promise.all([1, 2, 3].map(() => execa('node', [CLI, 'run', '--backend', 'preload', 'debugee/build/definite'], { cwd: ROOT, reject: false, env: { CI: 'true', XDG_CACHE_HOME: cache } })))
     for (const run of runs) expect(run.stdout).toContain('definitely lost: 600 bytes in 3 blocks')
-    const files = readdirSync(join(cache, 'heapspec'))
-    expect(files).toHaveLength(1)
-    expect(files[0]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.so$/)
+    // the library, named by its content hash, and the manifest recording that hash
+    const files = readdirSync(join(cache, 'heapspec')).sort()
+    expect(files).toHaveLength(2)
+    expect(files[0]).toMatch(/^heapspec-preload-[0-9a-f]{16}-[0-9a-f]{16}\.so$/)
+    expect(files[1]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.json$/)
   })
 
   it('reports the leaks of a program stopped at --timeout, and leaves no process behind', async () => {

@@ -63,10 +63,11 @@ describe('saved runs', () => {
 
   it('are read from a run JSON or saved runs, and anything else is refused naming the file', () => {
     expect(parseSavedRuns(JSON.stringify(parserRun()), 'heapspec.json')).toEqual([{ tests: [], run: parserRun() }])
-    expect(() => parseSavedRuns('{"schema": 2}', 'dir/heapspec.json')).toThrow(
-      'heapspec: dir/heapspec.json holds neither saved runs (heapspec-runs.json) nor a run (schema 1). Point at files written by heapspec run --out, heapspec report or the reporters.',
+    expect(() => parseSavedRuns('{"schema": 2}', 'dir/heapspec.json')).toThrow('heapspec: cannot read saved run dir/heapspec.json: schema must be 1, got 2 (number).')
+    expect(() => parseSavedRuns('{"runs": []}', 'dir/heapspec.json')).toThrow(
+      'heapspec: cannot read saved run dir/heapspec.json: it holds neither saved runs (heapspec-runs.json, with "heapspecRuns": 1) nor a run (heapspec.json, with "schema": 1); point at files written by heapspec run --out, heapspec report or the reporters.',
     )
-    expect(() => parseSavedRuns('{', 'x.json')).toThrow(/^heapspec: cannot read x\.json: not JSON/)
+    expect(() => parseSavedRuns('{', 'x.json')).toThrow(/^heapspec: cannot read saved run x\.json: not JSON/)
   })
 
   it('are found in the directories below each path, never in the report being written', () => {

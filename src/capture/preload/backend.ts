@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
-import { constants, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { access, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { homedir, tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
@@ -11,6 +11,7 @@ import { EventStream } from '../event-stream.js'
 import { supervise } from '../process.js'
 import { symbolize } from '../symbolize.js'
 import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
+import { buildDirectory, cachedLibrary, chooseCacheDir, installLibrary, verify, type VerifiedLibrary } from './interposer-cache.js'
 
 /** The signal interposer.c takes as the host's timeout request (with a request file in place). */
 const STOP_SIGNAL = 62
@@ -33,38 +34,42 @@ function compilers(): string[] {
   return [...(fromEnv ? [fromEnv] : []), 'cc', 'gcc', 'clang']
 }
 
-/** Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp dir. */
-async function cacheDir(): Promise<string> {
+/**
+ * Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp
+ * dir. A relative XDG_CACHE_HOME is ignored, as the XDG spec says: LD_PRELOAD would read it from
+ * the program's working directory.
+ */
+function cacheCandidates(): string[] {
   const xdg = process.env.XDG_CACHE_HOME
-  const candidates = [xdg ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)]
-  for (const dir of candidates) {
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o700 })
-      await access(dir, constants.W_OK)
-      return dir
-    } catch {
-      // not writable here: the next one
-    }
-  }
-  throw new CannotStartError(`heapspec: no writable cache directory for the preload backend (tried ${candidates.join(', ')}). Set XDG_CACHE_HOME to a writable directory.`)
+  return [xdg && isAbsolute(xdg) ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)].map((dir) => resolve(dir))
 }
 
-let building: Promise<string> | undefined
+let building: Promise<VerifiedLibrary> | undefined
+
+/** Cache directories already refused, so each is named once per process. */
+const refused = new Set<string>()
 
 /**
- * The interposer library, compiled on first use into a cache keyed by a hash of its source and
- * flags. Concurrent first uses (several test workers) each compile to a name of their own and
- * rename it into place, which is atomic: no one ever loads a half-written library.
+ * The interposer library, compiled on first use into a private cache keyed by a hash of its source
+ * and flags, and checked before every use: it is what heapspec built (its recorded content hash),
+ * in a directory only the user can write (see interposer-cache.ts). One that changed since is built
+ * again. Concurrent first uses (several test workers) each compile in a private directory and
+ * rename into place, which is atomic: no one ever loads a half-written library.
  */
-export function interposerLibrary(): Promise<string> {
-  building ??= build().catch((error: unknown) => {
+export async function interposerLibrary(): Promise<string> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    building ??= build().catch((error: unknown) => {
+      building = undefined
+      throw error
+    })
+    const library = await building
+    if (await verify(library)) return library.path
     building = undefined
-    throw error
-  })
-  return building
+  }
+  throw new CannotStartError(`heapspec: the preload backend's interposer changed after heapspec built it (something else writes to its cache directory). Set XDG_CACHE_HOME to a directory of your own, or use --backend gdb.`)
 }
 
-async function build(): Promise<string> {
+async function build(): Promise<VerifiedLibrary> {
   let source: Buffer
   try {
     source = await readFile(sourcePath())
@@ -74,33 +79,36 @@ async function build(): Promise<string> {
   // a cache shared between machines (a mounted home) must not hand one glibc another's build
   const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime ?? ''
   const key = createHash('sha256').update(source).update(JSON.stringify([CFLAGS, LIBS, process.arch, glibc])).digest('hex').slice(0, 16)
-  const dir = await cacheDir()
-  const library = join(dir, `heapspec-preload-${key}.so`)
+  const cache = await chooseCacheDir(cacheCandidates())
+  for (const line of cache.refusals) {
+    if (refused.has(line)) continue
+    refused.add(line)
+    process.stderr.write(`${line} ${cache.temporary ? 'heapspec built its interposer in a private directory instead' : `heapspec used ${cache.dir} instead`}.\n`)
+  }
+  const cached = await cachedLibrary(cache.dir, key)
+  if (cached) return cached
+  const work = await buildDirectory(cache.dir)
   try {
-    await access(library, constants.R_OK)
-    return library
-  } catch {
-    // not built yet
-  }
-  const temporary = `${library}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  const tried: string[] = []
-  for (const cc of compilers()) {
-    const result = await execa(cc, [...CFLAGS, '-o', temporary, sourcePath(), ...LIBS], { reject: false, timeout: 120_000 })
-    if (result.failed && result.code === 'ENOENT') {
-      tried.push(cc)
-      continue
+    const built = join(work, 'heapspec-preload.so')
+    const tried: string[] = []
+    for (const cc of compilers()) {
+      const result = await execa(cc, [...CFLAGS, '-o', built, sourcePath(), ...LIBS], { reject: false, timeout: 120_000 })
+      if (result.failed && result.code === 'ENOENT') {
+        tried.push(cc)
+        continue
+      }
+      if (result.exitCode !== 0) {
+        const reason = String(result.stderr).split('\n').find((l) => /error/.test(l)) ?? `exit ${result.exitCode}`
+        throw new CannotStartError(`heapspec: the preload backend's interposer does not compile with ${cc} (${reason.trim()}). Use --backend gdb or --backend valgrind.`)
+      }
+      return await installLibrary(cache.dir, key, work, built)
     }
-    if (result.exitCode !== 0) {
-      await rm(temporary, { force: true })
-      const reason = String(result.stderr).split('\n').find((l) => /error/.test(l)) ?? `exit ${result.exitCode}`
-      throw new CannotStartError(`heapspec: the preload backend's interposer does not compile with ${cc} (${reason.trim()}). Use --backend gdb or --backend valgrind.`)
-    }
-    await rename(temporary, library)
-    return library
+    throw new CannotStartError(
+      `heapspec: the preload backend needs a C compiler to build its interposer once (looked for ${tried.join(', ')} on PATH). Install one (apt-get install gcc) or use --backend gdb or --backend valgrind.`,
+    )
+  } finally {
+    await rm(work, { recursive: true, force: true })
   }
-  throw new CannotStartError(
-    `heapspec: the preload backend needs a C compiler to build its interposer once (looked for ${tried.join(', ')} on PATH). Install one (apt-get install gcc) or use --backend gdb or --backend valgrind.`,
-  )
 }
 
 

@@ -1,0 +1,178 @@
+/**
+ * Where the preload backend keeps the interposer it compiled, and how it makes sure that what it
+ * loads into the user's program is what it built: a directory of the user's own that no one else
+ * can write (checked without following symbolic links, its ancestors too), a build in a private
+ * directory renamed into place, and a manifest beside the library with its content hash, checked
+ * before every use. Anything else found there is never loaded.
+ */
+import { createHash } from 'node:crypto'
+import { rmSync, type Stats } from 'node:fs'
+import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join, parse } from 'node:path'
+import { CannotStartError } from '../../errors.js'
+
+/** A built interposer and the hash of its content, as recorded when it was built. */
+export interface VerifiedLibrary {
+  path: string
+  sha256: string
+}
+
+/** The cache directory chosen, and why the ones before it were not. */
+export interface CacheChoice {
+  dir: string
+  /** One line per candidate directory refused: whose it is, its mode, what to do. */
+  refusals: string[]
+  /** True for a private directory made for this process alone (removed when it exits). */
+  temporary: boolean
+}
+
+/** The manifest's shape: written by heapspec beside each library it installs. */
+interface Manifest {
+  heapspecInterposer: 1
+  library: string
+  sha256: string
+}
+
+const LIBRARY_NAME = /^heapspec-preload-[0-9a-f]{16}-[0-9a-f]{16}\.so$/
+
+function uid(): number {
+  return process.getuid?.() ?? 0
+}
+
+function octal(mode: number): string {
+  return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/**
+ * Why an ancestor of `dir` would let someone else replace `dir`, or undefined: each directory
+ * above it must belong to the user or root, and be writable by others only when sticky (as /tmp is).
+ */
+async function unsafeAncestor(dir: string): Promise<string | undefined> {
+  let current = await realpath(dirname(dir))
+  for (;;) {
+    const st = await stat(current)
+    if (st.uid !== uid() && st.uid !== 0) return `${current} above it belongs to uid ${st.uid} (mode ${octal(st.mode)})`
+    if (st.mode & 0o022 && !(st.mode & 0o1000)) return `${current} above it can be written by others (owner uid ${st.uid}, mode ${octal(st.mode)})`
+    if (current === parse(current).root) return undefined
+    current = dirname(current)
+  }
+}
+
+/** Why `dir` (which exists) is not a private directory of the user's, or undefined when it is. */
+async function unsafeDirectory(dir: string): Promise<string | undefined> {
+  const st = await lstat(dir)
+  const found = `owner uid ${st.uid}, mode ${octal(st.mode)}`
+  if (st.isSymbolicLink()) return `it is a symbolic link (to ${await readlink(dir).catch(() => '?')}), which heapspec does not follow`
+  if (!st.isDirectory()) return `it is not a directory (${found})`
+  if (st.uid !== uid()) return `it belongs to someone else (${found})`
+  if (st.mode & 0o077) return `others can use it (${found})`
+  return unsafeAncestor(dir)
+}
+
+/** A file heapspec may trust in its private directory: a regular file of the user's that only the user can write. */
+function privateFile(st: Stats): boolean {
+  return st.isFile() && st.uid === uid() && (st.mode & 0o022) === 0
+}
+
+/** The refusal line for one candidate directory. */
+function refusal(dir: string, reason: string): string {
+  return `heapspec: not using ${dir} for the preload backend's interposer: ${reason}; it must be a directory of yours (uid ${uid()}) with mode 0700. Remove it, or set XDG_CACHE_HOME to a directory of your own.`
+}
+
+const temporaries: string[] = []
+
+/**
+ * The first candidate that is (or can be made) a private directory of the user's, else a fresh
+ * private directory under the temp dir for this process alone. A candidate that cannot be created
+ * (an unwritable home) is passed over quietly; one that exists and is not private is refused with
+ * a line saying why, and never used.
+ */
+export async function chooseCacheDir(candidates: string[]): Promise<CacheChoice> {
+  const refusals: string[] = []
+  for (const dir of candidates) {
+    try {
+      await mkdir(dirname(dir), { recursive: true, mode: 0o700 })
+      await mkdir(dir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error
+      })
+    } catch {
+      continue // cannot be made here (a read-only home): the next one
+    }
+    const reason = await unsafeDirectory(dir).catch((error: Error) => `it cannot be checked (${error.message})`)
+    if (reason === undefined) return { dir, refusals, temporary: false }
+    refusals.push(refusal(dir, reason))
+  }
+  // mkdtemp makes a new directory of mode 0700 under a name no one could have made before
+  let dir: string
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'heapspec-preload-'))
+  } catch (error) {
+    throw new CannotStartError(`heapspec: the preload backend has nowhere private to build its interposer (${(error as Error).message}). Set XDG_CACHE_HOME or TMPDIR to a directory of your own, or use --backend gdb.`, { cause: error })
+  }
+  const reason = await unsafeAncestor(dir)
+  if (reason !== undefined) {
+    await rm(dir, { recursive: true, force: true })
+    throw new CannotStartError(`heapspec: the preload backend has nowhere private to build its interposer: ${reason}. Set TMPDIR to a directory of your own, or use --backend gdb.`)
+  }
+  if (temporaries.length === 0) process.once('exit', () => temporaries.forEach((d) => rmSync(d, { recursive: true, force: true })))
+  temporaries.push(dir)
+  return { dir, refusals, temporary: true }
+}
+
+/** A private directory inside the cache to build in: renames from it into the cache are atomic. */
+export function buildDirectory(cache: string): Promise<string> {
+  return mkdtemp(join(cache, '.build-'))
+}
+
+function manifestPath(cache: string, key: string): string {
+  return join(cache, `heapspec-preload-${key}.json`)
+}
+
+/** Whether the library is still what heapspec built: a private regular file with the recorded content. */
+export async function verify(library: VerifiedLibrary): Promise<boolean> {
+  try {
+    if (!privateFile(await lstat(library.path))) return false
+    return sha256(await readFile(library.path)) === library.sha256
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The library installed in the cache for `key`, when its manifest (a private file heapspec wrote)
+ * names one whose content has the recorded hash; undefined otherwise (then it is built again).
+ */
+export async function cachedLibrary(cache: string, key: string): Promise<VerifiedLibrary | undefined> {
+  const manifest = manifestPath(cache, key)
+  try {
+    if (!privateFile(await lstat(manifest))) return undefined
+    const data = JSON.parse(await readFile(manifest, 'utf8')) as Partial<Manifest>
+    if (data.heapspecInterposer !== 1 || typeof data.library !== 'string' || !LIBRARY_NAME.test(data.library) || typeof data.sha256 !== 'string') return undefined
+    const library = { path: join(cache, data.library), sha256: data.sha256 }
+    return (await verify(library)) ? library : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Moves a library built in `buildDir` into the cache under a name holding its content hash, then
+ * records that hash in the key's manifest, each by an atomic rename: a reader sees the old pair or
+ * the new one, and concurrent builders of the same source write the same bytes under the same name.
+ */
+export async function installLibrary(cache: string, key: string, buildDir: string, built: string): Promise<VerifiedLibrary> {
+  // only the user may write what is loaded into their programs, whatever their umask
+  await chmod(built, 0o755)
+  const hash = sha256(await readFile(built))
+  const library = { path: join(cache, `heapspec-preload-${key}-${hash.slice(0, 16)}.so`), sha256: hash }
+  await rename(built, library.path)
+  const manifest = join(buildDir, 'manifest.json')
+  await writeFile(manifest, JSON.stringify({ heapspecInterposer: 1, library: parse(library.path).base, sha256: hash } satisfies Manifest) + '\n', { mode: 0o600 })
+  await rename(manifest, manifestPath(cache, key))
+  return library
+}

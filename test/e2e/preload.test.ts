@@ -153,11 +153,6 @@ describe('preload backend: what it cannot run gets one clear line', () => {
     expect(auto.stdout.split('\n')[0]).toMatch(/\(backend: gdb\)$/)
   })
 
-  it('the objects option, which only gdb can honour (before anything runs)', async () => {
-    await expect(runNative([program('definite')], { backend: 'preload', objects: ['definite'] })).rejects.toThrow(
-      'The `objects` option needs the gdb backend (it hooks those objects\' own calls); the preload backend observes every allocation. Use backend "gdb" (or "auto").',
-    )
-  })
 })
 
 describe('preload backend: the process side', () => {

@@ -2,10 +2,10 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
-import { HeapModel, summarize, type LiveBlock } from '../model/heap.js'
+import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import { applySuppressions, type Suppression } from '../model/suppressions.js'
-import type { Frame, LeakKind, RunJson, TestCaseSummary } from '../model/types.js'
+import type { Frame, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
 import { memoryImage, type DumpedThread } from './memory-image.js'
 
@@ -17,6 +17,11 @@ export interface LoadedObject {
   bias: number
   /** The object's path as the dynamic linker knows it; '' for the program itself. */
   path: string
+}
+
+/** The items of `items` that `keep` keeps, as they are read. */
+function* filtered<T>(items: Iterable<T>, keep: (item: T) => boolean): Iterable<T> {
+  for (const item of items) if (keep(item)) yield item
 }
 
 /** How the observed program ended, as the observer reported it. */
@@ -81,7 +86,7 @@ export class EventStream {
   /** Loaded objects reported with M lines. */
   readonly objects: LoadedObject[] = []
   private readonly symbols = new Map<number, Frame>()
-  private atExit: { block: LiveBlock; kind: LeakKind }[] | undefined
+  private atExit: Classification | undefined
   private dump: Dump | undefined
   private pendingEnd: string | undefined
   /** Only chosen objects' allocations are observed: untracked heap memory then counts as roots. */
@@ -221,10 +226,11 @@ export class EventStream {
     // At the end of the process memcheck scans no registers: its threads are gone.
     const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout' || d.point === 'exec'
     if (final) this.finalImages++
-    const image = memoryImage(mappings, d.threads, [...this.model.live.values()], !final, this.partial)
-    if (final) this.atExit = this.model.classify(image)
+    const columns = this.model.live.columns()
+    const image = memoryImage(mappings, d.threads, columns, !final, this.partial)
+    if (final) this.atExit = this.model.classify(image, columns)
     if (d.point === 'test' && this.pendingEnd !== undefined) {
-      this.model.endTest(this.pendingEnd, image)
+      this.model.endTest(this.pendingEnd, image, columns)
       this.pendingEnd = undefined
     }
   }
@@ -265,7 +271,7 @@ export class EventStream {
     }
     // With only some objects observed, the scan judged the whole heap; the figures are their blocks'.
     const observed = this.observedStacks()
-    const keep = <T extends { block: LiveBlock }>(blocks: T[]): T[] => (observed ? blocks.filter(({ block }) => observed(block.stack)) : blocks)
+    const keep = <T extends ClassifiedBlock>(blocks: Iterable<T>): Iterable<T> => (observed ? filtered(blocks, ({ block }) => observed(block.stack)) : blocks)
     const exit = applySuppressions(this.atExit ? model.lossSites(keep(this.atExit), this.symbol) : [], suppressions, genSuppressions)
     const leaks = exit.kept
     // Symbols came last: each test case's records are built now, from the blocks its end and the exit left it.
@@ -276,7 +282,13 @@ export class EventStream {
       const totals = counted?.tests.get(i) ?? (counted ? { allocations: 0, frees: 0, bytesAllocated: 0 } : undefined)
       return { ...summary, ...totals, leakSummary: summarize(own.kept), leaks: own.kept, suppressed: own.suppressed }
     })
-    const inUse = keep([...model.live.values()].map((block) => ({ block }))).map(({ block }) => block)
+    const live = model.live.columns()
+    const inUse = { bytes: 0, blocks: 0 }
+    for (let i = 0; i < live.count; i++) {
+      if (observed && !observed(live.stacks[i]!)) continue
+      inUse.bytes += live.sizes[i]!
+      inUse.blocks++
+    }
     return {
       schema: 1,
       backend,
@@ -287,7 +299,7 @@ export class EventStream {
         ...(timedOut ? { timedOut: true } : {}),
       },
       totals: counted ? counted.run : { ...model.totals },
-      inUseAtExit: { bytes: inUse.reduce((sum, b) => sum + b.size, 0), blocks: inUse.length },
+      inUseAtExit: inUse,
       leakSummary: summarize(leaks),
       suppressed: exit.suppressed,
       leaks,

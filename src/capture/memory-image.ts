@@ -1,4 +1,4 @@
-import { readWord, type MemoryImage, type MemoryRegion, type ScanBlock } from '../model/leak-scan.js'
+import { readWord, scanColumns, type MemoryImage, type MemoryRegion, type ScanBlock, type ScanColumns } from '../model/leak-scan.js'
 
 /** A writable mapping as the GDB script dumped it. */
 export interface DumpedMapping {
@@ -49,8 +49,9 @@ const ARENA_ALIGNMENT = 64 * 1024 * 1024
  * At the end of the process memcheck scans no registers (its threads are gone): `withRegisters`
  * is false there.
  */
-export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], blocks: ScanBlock[], withRegisters: boolean, partial = false): MemoryImage {
-  const starts = blocks.map((b) => b.start).sort((a, b) => a - b)
+export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], given: ScanBlock[] | ScanColumns, withRegisters: boolean, partial = false): MemoryImage {
+  const blocks = scanColumns(given)
+  const starts = blocks.starts.slice(0, blocks.count).sort()
   const holdsBlock = (m: DumpedMapping): boolean => {
     let lo = 0
     let hi = starts.length
@@ -120,7 +121,7 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
  * the alignment padding in front. Undefined when any block there is not such a chunk (then the
  * whole mapping is malloc's).
  */
-function mmappedChunks(m: DumpedMapping, starts: number[]): [number, number][] | undefined {
+function mmappedChunks(m: DumpedMapping, starts: Float64Array): [number, number][] | undefined {
   const view = new DataView(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength)
   const word = (addr: number): number | undefined =>
     addr >= m.start && addr + 8 <= m.end ? view.getUint32(addr - m.start + 4, true) * 0x100000000 + view.getUint32(addr - m.start, true) : undefined
@@ -149,8 +150,9 @@ function mmappedChunks(m: DumpedMapping, starts: number[]): [number, number][] |
 }
 
 /** The stretches of mapping `m` between the blocks (sorted starts given): what no observed block holds. */
-function outside(m: DumpedMapping, starts: number[], blocks: ScanBlock[]): MemoryRegion[] {
-  const ends = new Map(blocks.map((b) => [b.start, b.start + Math.max(b.size, 1)]))
+function outside(m: DumpedMapping, starts: Float64Array, blocks: ScanColumns): MemoryRegion[] {
+  const ends = new Map<number, number>()
+  for (let i = 0; i < blocks.count; i++) ends.set(blocks.starts[i]!, blocks.starts[i]! + Math.max(blocks.sizes[i]!, 1))
   const regions: MemoryRegion[] = []
   let from = m.start
   for (const start of starts) {

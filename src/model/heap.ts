@@ -1,6 +1,8 @@
-import { classifyBlocks, type MemoryImage, type ScanBlock } from './leak-scan.js'
+import { blockAt, BlockTable, type BlockColumns, type LiveBlock } from './block-table.js'
+import { classifyBlocks, type MemoryImage } from './leak-scan.js'
 import {
   emptyLeakSummary,
+  LEAK_KINDS,
   type Frame,
   type HeapTotals,
   type LeakKind,
@@ -9,19 +11,34 @@ import {
   type TestCaseSummary,
 } from './types.js'
 
-/** A block the program holds: its size, where it was allocated, during which test case. */
-export interface LiveBlock extends ScanBlock {
-  stack: number
-  /** Index into the model's test cases, or -1 outside any. */
-  test: number
-  /** Made by realloc (a suppression's allocator frame is then `realloc`, not any of the malloc family). */
-  realloc?: true
-}
+export type { LiveBlock } from './block-table.js'
 
 /** A live block and its kind at one moment. */
 export interface ClassifiedBlock {
   block: LiveBlock
   kind: LeakKind
+}
+
+/**
+ * Every live block's kind at one moment, as columns: iterating makes each block's object as it
+ * goes, so millions of reachable blocks at exit cost no object that outlives its loss record.
+ */
+export class Classification implements Iterable<ClassifiedBlock> {
+  constructor(
+    readonly columns: BlockColumns,
+    readonly kinds: LeakKind[],
+  ) {}
+
+  *[Symbol.iterator](): Iterator<ClassifiedBlock> {
+    for (let i = 0; i < this.columns.count; i++) yield { block: blockAt(this.columns, i), kind: this.kinds[i]! }
+  }
+
+  /** The blocks one test case allocated, as objects. */
+  ofTest(test: number): ClassifiedBlock[] {
+    const out: ClassifiedBlock[] = []
+    for (let i = 0; i < this.columns.count; i++) if (this.columns.tests[i] === test) out.push({ block: blockAt(this.columns, i), kind: this.kinds[i]! })
+    return out
+  }
 }
 
 /** A loss record and what a suppression needs beside it: the allocator heapspec dropped from its stack. */
@@ -53,7 +70,7 @@ const ALLOCATOR_FRAMES = /^(operator new|operator delete|__libc_reallocarray$|re
  * block), free(NULL) nothing.
  */
 export class HeapModel {
-  readonly live = new Map<number, LiveBlock>()
+  readonly live = new BlockTable()
   readonly totals: HeapTotals = { allocations: 0, frees: 0, bytesAllocated: 0 }
   readonly tests: TestCaseState[] = []
   readonly warnings: string[] = []
@@ -92,7 +109,7 @@ export class HeapModel {
       test.allocations++
       test.bytesAllocated += size
     }
-    this.live.set(addr, { start: addr, size, stack, test: this.current })
+    this.live.set(addr, size, stack, this.current, false)
   }
 
   /**
@@ -131,7 +148,7 @@ export class HeapModel {
     }
     if (old !== 0) this.free(old)
     this.allocate(addr, size, stack)
-    this.live.get(addr)!.realloc = true
+    this.live.set(addr, size, stack, this.current, true)
   }
 
   /** A test case starts: allocations from now on are its own, whichever thread makes them. */
@@ -150,7 +167,7 @@ export class HeapModel {
    * against the exit scan. `image` is the memory at this moment; without one (left by longjmp)
    * the test's leaks are those of the exit scan alone.
    */
-  endTest(name: string, image: MemoryImage | undefined): void {
+  endTest(name: string, image: MemoryImage | undefined, columns?: BlockColumns): void {
     const test = this.tests[this.current]
     if (!test) {
       this.warnings.push(`test case "${name}" ended but never began`)
@@ -159,7 +176,7 @@ export class HeapModel {
     if (test.name !== name) this.warnings.push(`test case "${test.name}" ended as "${name}"`)
     test.running = false
     if (image) {
-      test.atEnd = this.classify(image).filter(({ block }) => block.test === this.current)
+      test.atEnd = this.classify(image, columns).ofTest(this.current)
       test.leakSummary = emptyLeakSummary()
       for (const { block, kind } of test.atEnd) {
         test.leakSummary[kind].bytes += block.size
@@ -175,15 +192,14 @@ export class HeapModel {
    * end), and the blocks reachable at its end that are not lost at exit. `atExit` is the exit scan
    * (undefined when the program was never scanned at its end: the test ends' kinds stand).
    */
-  testVerdicts(atExit: ClassifiedBlock[] | undefined): ClassifiedBlock[][] {
-    return testVerdicts(this.tests.length, this.tests.map((t) => t.atEnd), atExit)
+  testVerdicts(atExit: Iterable<ClassifiedBlock> | undefined): ClassifiedBlock[][] {
+    // a block's objects differ from one image to the next: it is known by its allocation order
+    return testVerdicts(this.tests.length, this.tests.map((t) => t.atEnd), atExit, (block) => block.seq)
   }
 
   /** The kind of every live block, given the memory image at this moment. */
-  classify(image: MemoryImage): { block: LiveBlock; kind: LeakKind }[] {
-    const blocks = [...this.live.values()]
-    const kinds = classifyBlocks(blocks, image)
-    return blocks.map((block, i) => ({ block, kind: kinds[i]! }))
+  classify(image: MemoryImage, columns = this.live.columns()): Classification {
+    return new Classification(columns, classifyBlocks(columns, image))
   }
 
   /** The test case summaries, in the order the test cases began. */
@@ -195,12 +211,12 @@ export class HeapModel {
    * Groups classified blocks into loss records, one per (kind, test, stack), biggest first, with
    * stacks resolved through `symbol` and started at the allocator's caller.
    */
-  lossRecords(classified: ClassifiedBlock[], symbol: (pc: number) => Frame): LeakRecord[] {
+  lossRecords(classified: Iterable<ClassifiedBlock>, symbol: (pc: number) => Frame): LeakRecord[] {
     return this.lossSites(classified, symbol).map((s) => s.record)
   }
 
   /** `lossRecords`, each with the allocator its stack started in (what a suppression's first frame names). */
-  lossSites(classified: ClassifiedBlock[], symbol: (pc: number) => Frame): LossSite[] {
+  lossSites(classified: Iterable<ClassifiedBlock>, symbol: (pc: number) => Frame): LossSite[] {
     const resolved = new Map<number, { stack: Frame[]; allocator: string | null }>()
     const frames = (id: number): { stack: Frame[]; allocator: string | null } => {
       let site = resolved.get(id)
@@ -214,23 +230,39 @@ export class HeapModel {
       }
       return site
     }
-    const records = new Map<string, LossSite>()
+    // Stacks that differ only inside the allocator are one allocation site: sites are keyed on the
+    // frames kept, each stack mapped to its site once; a record is (site, test, kind), by number.
+    const siteOf = new Map<number, number>()
+    const siteIds = new Map<string, number>()
+    const site = (id: number): number => {
+      let index = siteOf.get(id)
+      if (index === undefined) {
+        const key = frames(id).stack.map((f) => f.pc).join(',')
+        index = siteIds.get(key)
+        if (index === undefined) siteIds.set(key, (index = siteIds.size))
+        siteOf.set(id, index)
+      }
+      return index
+    }
+    // test cases of one name share records: each test index stands for its name's first one
+    const firstNamed = new Map<string, number>()
+    const testKey = this.tests.map((t, i) => firstNamed.get(t.name) ?? (firstNamed.set(t.name, i), i))
+    const width = (this.tests.length + 1) * LEAK_KIND_COUNT
+    const records = new Map<number, LossSite>()
     for (const { block, kind } of classified) {
-      const { stack, allocator } = frames(block.stack)
-      const test = this.tests[block.test]?.name ?? null
-      // Stacks that differ only inside the allocator are one allocation site: key on the frames kept.
-      const key = `${kind}\0${test}\0${stack.map((f) => f.pc).join(',')}`
-      const site = records.get(key)
-      if (site) {
-        site.record.bytes += block.size
-        site.record.blocks++
+      const key = site(block.stack) * width + ((testKey[block.test] ?? -1) + 1) * LEAK_KIND_COUNT + KIND_INDEX[kind]
+      const found = records.get(key)
+      if (found) {
+        found.record.bytes += block.size
+        found.record.blocks++
       } else {
+        const { stack, allocator } = frames(block.stack)
+        const test = this.tests[block.test]?.name ?? null
         records.set(key, { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) })
       }
     }
-    const sites = [...records.values()]
-    const order = sortRecords(sites.map((s) => s.record))
-    return order.map((record) => sites.find((s) => s.record === record)!)
+    // report order (sortRecords'), ties in the order the records were made
+    return [...records.values()].sort((a, b) => compareRecords(a.record, b.record))
   }
 }
 
@@ -247,23 +279,28 @@ const LOST: ReadonlySet<LeakKind> = new Set(['definite', 'indirect', 'possible']
 export function testVerdicts<B extends { test: number }>(
   count: number,
   atEnd: ({ block: B; kind: LeakKind }[] | undefined)[],
-  atExit: { block: B; kind: LeakKind }[] | undefined,
+  atExit: Iterable<{ block: B; kind: LeakKind }> | undefined,
+  key: (block: B) => unknown = (block) => block,
 ): { block: B; kind: LeakKind; at: 'end' | 'exit' }[][] {
   const out: { block: B; kind: LeakKind; at: 'end' | 'exit' }[][] = Array.from({ length: count }, () => [])
-  const exitKind = new Map<B, LeakKind>()
-  for (const { block, kind } of atExit ?? []) exitKind.set(block, kind)
-  const seen = new Set<B>()
+  if (count === 0) return out
+  // only the test cases' own blocks matter: a fixture of millions made outside them costs nothing here
+  const exit: { block: B; kind: LeakKind }[] = []
+  for (const entry of atExit ?? []) if (entry.block.test >= 0 && entry.block.test < count) exit.push(entry)
+  const exitKind = new Map<unknown, LeakKind>()
+  for (const { block, kind } of exit) exitKind.set(key(block), kind)
+  const seen = new Set<unknown>()
   for (let t = 0; t < count; t++) {
     for (const { block, kind } of atEnd[t] ?? []) {
-      seen.add(block)
-      const atExitKind = exitKind.get(block)
+      seen.add(key(block))
+      const atExitKind = exitKind.get(key(block))
       if (atExitKind !== undefined && LOST.has(atExitKind)) out[t]!.push({ block, kind: atExitKind, at: 'exit' })
       // lost at its end; or reachable then (kept, perhaps for a later test case to free: no leak)
       else out[t]!.push({ block, kind, at: 'end' })
     }
   }
-  for (const { block, kind } of atExit ?? []) {
-    if (seen.has(block) || block.test < 0 || block.test >= count || !LOST.has(kind)) continue
+  for (const { block, kind } of exit) {
+    if (seen.has(key(block)) || !LOST.has(kind)) continue
     out[block.test]!.push({ block, kind, at: 'exit' })
   }
   return out
@@ -282,10 +319,18 @@ export function aboveMain(stack: Frame[]): Frame[] {
   return main < 0 ? stack : stack.slice(0, main + 1)
 }
 
+/** Report order: biggest first, as memcheck lists them last-is-biggest. */
+function compareRecords(a: LeakRecord, b: LeakRecord): number {
+  return b.bytes - a.bytes || b.blocks - a.blocks || a.kind.localeCompare(b.kind)
+}
+
 /** Loss records in report order: biggest first, as memcheck lists them last-is-biggest. */
 export function sortRecords(records: LeakRecord[]): LeakRecord[] {
-  return records.sort((a, b) => b.bytes - a.bytes || b.blocks - a.blocks || a.kind.localeCompare(b.kind))
+  return records.sort(compareRecords)
 }
+
+const LEAK_KIND_COUNT = LEAK_KINDS.length
+const KIND_INDEX = Object.fromEntries(LEAK_KINDS.map((kind, i) => [kind, i])) as Record<LeakKind, number>
 
 /** Adds up loss records by kind. */
 export function summarize(records: LeakRecord[]): LeakSummary {

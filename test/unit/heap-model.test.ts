@@ -13,7 +13,7 @@ describe('HeapModel counts as memcheck does', () => {
     m.reallocate(0x3000, 0, 0, 0) // realloc(p, 0) frees p and returns NULL
     m.reallocate(0x2000, 0, 40, 0) // a failed realloc leaves p alone
     expect(m.totals).toEqual({ allocations: 3, frees: 2, bytesAllocated: 60 })
-    expect([...m.live.keys()]).toEqual([0x2000])
+    expect([...m.live.keysOf()]).toEqual([0x2000])
   })
 
   it('a free of an unknown address is no free', () => {

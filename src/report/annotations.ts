@@ -1,8 +1,13 @@
-/** GitHub Actions annotations: one `::error` per leak, at the line of the user's code that allocated it. */
+/**
+ * GitHub Actions annotations: one per leak, at the line of the user's code that allocated it: an
+ * `::error` for a leak a test's matcher failed on, a `::warning` for one the tests allowed or none
+ * checked (answers.ts).
+ */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Frame, LeakKind } from '../model/types.js'
-import { projectPath, testLabel, type RecordedRun } from './saved-runs.js'
+import { answerRecords, type LeakStatus } from './answers.js'
+import { projectPath, type RecordedRun } from './saved-runs.js'
 import { formatAmount, formatFrame, KIND_WORDS } from './text.js'
 import { isUserFrame } from './user-frame.js'
 
@@ -42,10 +47,11 @@ function escapeProperty(text: string): string {
 export function githubAnnotations(runs: RecordedRun[], options: AnnotationOptions): string[] {
   const exists = options.exists ?? existsSync
   const workspace = options.workspace ?? options.root
-  const leaks = new Map<string, { location: string; title: string; message: string; tests: Set<string>; runs: number }>()
-  for (const { run, tests } of runs) {
-    run.leaks.forEach((record, index) => {
-      if (!options.kinds.includes(record.kind)) return
+  const leaks = new Map<string, { location: string; title: string; message: string; tests: Record<LeakStatus, Set<string>>; runs: number }>()
+  for (const recorded of runs) {
+    const { run } = recorded
+    for (const { record, status, tests } of answerRecords(recorded)) {
+      if (!options.kinds.includes(record.kind)) continue
       const inProject = (f: Frame): boolean => {
         if (!f.file || f.line === null) return false
         const abs = resolve(options.root, f.file)
@@ -62,15 +68,23 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
       const shown = [from[0], ...from.slice(1).filter(isUserFrame)].filter((f) => f !== undefined).slice(0, MAX_FRAMES)
       const message = [head, ...shown.map((f, i) => `  ${i === 0 ? 'at' : 'by'} ${formatFrame(f)}`)].join('\n')
       const key = JSON.stringify([location, message])
-      const leak = leaks.get(key) ?? { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: new Set<string>(), runs: 0 }
+      const leak = leaks.get(key) ?? { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: { failed: new Set(), tolerated: new Set(), unchecked: new Set() }, runs: 0 }
       leaks.set(key, leak)
       leak.runs++
-      for (const t of tests) if (t.leaks === null || t.leaks.includes(index)) leak.tests.add(testLabel(t))
-    })
+      // a run made outside a test framework answers for its leaks itself, naming no framework test
+      if (recorded.tests.length === 0) leak.tests[status].add('')
+      else for (const t of tests) leak.tests[status].add(t)
+    }
   }
+  const said: Record<LeakStatus, string> = { failed: 'Tests', tolerated: 'Allowed by', unchecked: 'Checked by no test; made in' }
   return [...leaks.values()].map((leak) => {
     const runs = leak.runs > 1 ? [`(in ${leak.runs} runs)`] : []
-    const tests = leak.tests.size > 0 ? [`Tests: ${[...leak.tests].sort().join('; ')}`] : []
-    return `::error ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`
+    const tests = (['failed', 'tolerated', 'unchecked'] as const).flatMap((status) => {
+      const named = [...leak.tests[status]].filter(Boolean).sort()
+      return named.length > 0 ? [`${said[status]}: ${named.join('; ')}`] : []
+    })
+    // an error only where a test failed on the leak (or a run outside any framework has it); else a warning
+    const command = leak.tests.failed.size > 0 ? 'error' : 'warning'
+    return `::${command} ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`
   })
 }

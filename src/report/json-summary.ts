@@ -1,6 +1,7 @@
 /** The JSON leak summary (`leak-summary.json`): the HTML report's content, for tools. */
 import type { Context } from 'istanbul-lib-report'
 import type { Frame, LeakKind, LeakSummary } from '../model/types.js'
+import type { LeakStatus } from './answers.js'
 import type { LeakRootNode, SourceFileNode } from './leak-tree.js'
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
@@ -27,10 +28,10 @@ export interface LeakSummaryJson {
       leaked: LeakSummary
       tests: string[]
       testCases: string[]
-      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; tests: string[]; testCases: string[]; programs: string[] }[]
+      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; status: LeakStatus; tests: string[]; testCases: string[]; programs: string[] }[]
     }[]
   }[]
-  /** Tests that leaked, worst first. */
+  /** The tests' leaks (answers.ts): failed first, then unchecked, then tolerated, each worst first. */
   tests: TestLeaks[]
 }
 

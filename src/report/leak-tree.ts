@@ -6,7 +6,8 @@
  */
 import type { Visitor } from 'istanbul-lib-report'
 import { emptyLeakSummary, LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakSummary } from '../model/types.js'
-import { testLabel, type RecordedRun } from './saved-runs.js'
+import { answerRecords, worseStatus, type LeakStatus } from './answers.js'
+import type { RecordedRun } from './saved-runs.js'
 import { formatFrame } from './text.js'
 import { isUserFrame, siteFrame } from './user-frame.js'
 
@@ -16,7 +17,9 @@ export interface LeakStack {
   bytes: number
   blocks: number
   frames: Frame[]
-  /** The framework tests answerable for these blocks. */
+  /** How the tests stand with these blocks (answers.ts), the worst over the runs that leaked them. */
+  status: LeakStatus
+  /** The framework tests the blocks are listed under: those that failed on them, else allowed them, else made their runs. */
   tests: string[]
   /** The native test cases that allocated them (heapspec.h markers, the `tests` option). */
   testCases: string[]
@@ -164,10 +167,12 @@ function fileOf(stack: Frame[]): { file: string; userCode: boolean; frame: Frame
 export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): LeakTree {
   const files = new Map<string, { userCode: boolean; leaked: LeakSummary; sites: Map<string, AllocationSite> }>()
   const total = emptyLeakSummary()
-  for (const { run, tests } of runs) {
+  for (const recorded of runs) {
+    const { run } = recorded
     const program = run.program.command.join(' ')
-    run.leaks.forEach((record, index) => {
-      const answerable = tests.filter((t) => t.leaks === null || t.leaks.includes(index)).map(testLabel)
+    for (const { record, status, tests } of answerRecords(recorded)) {
+      // a run made outside a test framework names no framework test
+      const answerable = recorded.tests.length > 0 ? tests : []
       const { file, userCode, frame } = fileOf(record.stack)
       const entry = files.get(file) ?? { userCode, leaked: emptyLeakSummary(), sites: new Map<string, AllocationSite>() }
       files.set(file, entry)
@@ -178,9 +183,10 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       const stackKey = JSON.stringify([record.kind, frames.map(formatFrame)])
       let stack = site.stacks.find((s) => JSON.stringify([s.kind, s.frames.map(formatFrame)]) === stackKey)
       if (!stack) {
-        stack = { kind: record.kind, bytes: 0, blocks: 0, frames, tests: [], testCases: [], programs: [] }
+        stack = { kind: record.kind, bytes: 0, blocks: 0, frames, status, tests: [], testCases: [], programs: [] }
         site.stacks.push(stack)
       }
+      stack.status = worseStatus(stack.status, status)
       stack.bytes += record.bytes
       stack.blocks += record.blocks
       union(stack.tests, answerable)
@@ -189,7 +195,7 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       union(site.tests, answerable)
       if (record.test !== null) union(site.testCases, [record.test])
       for (const summary of [site.leaked, entry.leaked, total]) add(summary, record.kind, record.bytes, record.blocks)
-    })
+    }
   }
   const stackOrder = (a: LeakStack, b: LeakStack): number => {
     const failing = Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind))

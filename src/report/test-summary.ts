@@ -2,44 +2,42 @@
 import pc from 'picocolors'
 import { emptyLeakSummary, LEAK_KINDS, type LeakKind, type LeakRecord, type LeakSummary } from '../model/types.js'
 import { amountOf } from './leak-tree.js'
-import { testLabel, type RecordedRun } from './saved-runs.js'
+import type { RecordedRun } from './saved-runs.js'
 import { describeEnding, formatAmount, formatFrame, KIND_WORDS } from './text.js'
 import { siteFrame } from './user-frame.js'
+import { answerRecords, STATUS_ORDER, type LeakStatus } from './answers.js'
 
-/** One test's leaks: what it made or checked. */
+/** One test's leaks, by how it stands with them (answers.ts). */
 export interface TestLeaks {
   /** `test/list.test.ts > suite > test`, or for a run made outside a test framework, `program > test case`. */
   test: string
   /** The test file, relative to the project root; `null` outside a test framework. */
   file: string | null
+  /** `failed`: its leak matchers failed on these leaks; `tolerated`: they allowed them; `unchecked`: no leak matcher checked them. */
+  status: LeakStatus
   leaked: LeakSummary
   /** Where its biggest leak of a failing kind (else of any kind) was allocated: `fn (file:line)`. */
   topSite: string | null
 }
 
 /**
- * Each test's leaks, worst first: the loss records of the runs it made, and of the runs or test
- * cases it checked. Runs made outside a test framework (`heapspec run`) count per native test case.
- * Only tests that leaked something are listed.
+ * Each test's leaks, as the one rule of answers.ts lists them: failed first, then unchecked, then
+ * tolerated, each worst first. Only rows with some leak are listed.
  */
 export function summarizeTests(runs: RecordedRun[], kinds: readonly LeakKind[]): TestLeaks[] {
-  const byTest = new Map<string, { file: string | null; records: Set<LeakRecord> }>()
-  const claim = (test: string, file: string | null, records: LeakRecord[]): void => {
-    const entry = byTest.get(test) ?? { file, records: new Set<LeakRecord>() }
-    byTest.set(test, entry)
-    for (const r of records) entry.records.add(r)
-  }
-  for (const { run, tests } of runs) {
-    if (tests.length === 0) {
-      const program = run.program.command.join(' ')
-      for (const r of run.leaks) claim(r.test === null ? program : `${program} > ${r.test}`, null, [r])
-      continue
+  const byRow = new Map<string, { test: string; file: string | null; status: LeakStatus; records: Set<LeakRecord> }>()
+  for (const recorded of runs) {
+    for (const { record, status, tests, files } of answerRecords(recorded)) {
+      tests.forEach((test, i) => {
+        const key = JSON.stringify([test, status])
+        const row = byRow.get(key) ?? { test, file: files[i] ?? null, status, records: new Set<LeakRecord>() }
+        byRow.set(key, row)
+        row.records.add(record)
+      })
     }
-    for (const t of tests) claim(testLabel(t), t.file, t.leaks === null ? run.leaks : t.leaks.map((i) => run.leaks[i]!).filter(Boolean))
   }
   const rows: (TestLeaks & { failing: number; all: number })[] = []
-  for (const [test, { file, records }] of byTest) {
-    if (records.size === 0) continue
+  for (const { test, file, status, records } of byRow.values()) {
     const leaked = emptyLeakSummary()
     for (const r of records) {
       leaked[r.kind].bytes += r.bytes
@@ -47,10 +45,10 @@ export function summarizeTests(runs: RecordedRun[], kinds: readonly LeakKind[]):
     }
     const ranked = [...records].sort((a, b) => Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind)) || b.bytes - a.bytes || b.blocks - a.blocks)
     const frame = siteFrame(ranked[0]!.stack)
-    rows.push({ test, file, leaked, topSite: frame ? formatFrame(frame) : null, failing: amountOf(leaked, kinds).bytes, all: amountOf(leaked, LEAK_KINDS).bytes })
+    rows.push({ test, file, status, leaked, topSite: frame ? formatFrame(frame) : null, failing: amountOf(leaked, kinds).bytes, all: amountOf(leaked, LEAK_KINDS).bytes })
   }
-  rows.sort((a, b) => b.failing - a.failing || b.all - a.all || (a.test < b.test ? -1 : a.test > b.test ? 1 : 0))
-  return rows.map(({ test, file, leaked, topSite }) => ({ test, file, leaked, topSite }))
+  rows.sort((a, b) => STATUS_ORDER.indexOf(a.status) - STATUS_ORDER.indexOf(b.status) || b.failing - a.failing || b.all - a.all || (a.test < b.test ? -1 : a.test > b.test ? 1 : 0))
+  return rows.map(({ test, file, status, leaked, topSite }) => ({ test, file, status, leaked, topSite }))
 }
 
 /** `definitely, indirectly or possibly lost` */
@@ -61,23 +59,40 @@ function kindWords(kinds: readonly LeakKind[]): string {
 }
 
 /**
- * The summary's text: a block per test that leaked one of the failing kinds, worst first, with
- * its leaked bytes and blocks by kind and its top allocation site. Empty when no test did.
+ * The summary's text: a block per test whose leak matchers failed on leaks of the failing kinds,
+ * worst first, with its leaked bytes and blocks by kind and its top allocation site; then the same
+ * for leaks no test checked (under the tests that made their runs, or their test file); then one
+ * line for the leaks tests allowed. Empty when none of the failing kinds leaked.
  */
 export function formatTestSummary(rows: TestLeaks[], options: { kinds: readonly LeakKind[]; color?: boolean }): string {
   const c = pc.createColors(options.color ?? false)
-  const failing = rows.filter((r) => amountOf(r.leaked, options.kinds).blocks > 0)
-  if (failing.length === 0) return ''
-  const out = [c.bold(c.red(`heapspec: ${failing.length} test${failing.length === 1 ? '' : 's'} leaked memory (${kindWords(options.kinds)})`))]
-  for (const row of failing) {
+  const leaking = rows.filter((r) => amountOf(r.leaked, options.kinds).blocks > 0)
+  const block = (row: TestLeaks): string[] => {
     const amounts = LEAK_KINDS.filter((k) => row.leaked[k].blocks > 0).map((k) => {
       const text = `${KIND_WORDS[k]}: ${formatAmount(row.leaked[k])}`
       return options.kinds.includes(k) ? c.red(text) : c.yellow(text)
     })
-    out.push('', `  ${c.bold(row.test)}`, `    ${amounts.join(', ')}`)
-    if (row.topSite) out.push(`    top allocation site: ${c.cyan(row.topSite)}`)
+    return ['', `  ${c.bold(row.test)}`, `    ${amounts.join(', ')}`, ...(row.topSite ? [`    top allocation site: ${c.cyan(row.topSite)}`] : [])]
   }
-  return out.join('\n') + '\n'
+  const out: string[] = []
+  const failed = leaking.filter((r) => r.status === 'failed')
+  if (failed.length > 0) {
+    out.push(c.bold(c.red(`heapspec: ${failed.length} test${failed.length === 1 ? '' : 's'} leaked memory (${kindWords(options.kinds)})`)))
+    for (const row of failed) out.push(...block(row))
+  }
+  const unchecked = leaking.filter((r) => r.status === 'unchecked')
+  if (unchecked.length > 0) {
+    if (out.length > 0) out.push('')
+    out.push(c.bold(c.yellow(`heapspec: leaks no test checked (${kindWords(options.kinds)}), where their runs were made`)))
+    for (const row of unchecked) out.push(...block(row))
+  }
+  const tolerated = leaking.filter((r) => r.status === 'tolerated')
+  if (tolerated.length > 0) {
+    const amount = tolerated.reduce((sum, r) => ({ bytes: sum.bytes + amountOf(r.leaked, options.kinds).bytes, blocks: sum.blocks + amountOf(r.leaked, options.kinds).blocks }), { bytes: 0, blocks: 0 })
+    if (out.length > 0) out.push('')
+    out.push(`heapspec: ${tolerated.length} test${tolerated.length === 1 ? '' : 's'} allowed the leaks ${tolerated.length === 1 ? 'it' : 'they'} checked (${formatAmount(amount)} ${kindWords(options.kinds)})`)
+  }
+  return out.length > 0 ? out.join('\n') + '\n' : ''
 }
 
 /**

@@ -223,9 +223,7 @@ export class HeapModel {
         records.set(key, { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) })
       }
     }
-    const sites = [...records.values()]
-    const order = sortRecords(sites.map((s) => s.record))
-    return order.map((record) => sites.find((s) => s.record === record)!)
+    return [...records.values()].sort((a, b) => compareRecords(a.record, b.record))
   }
 }
 
@@ -264,9 +262,14 @@ export function testVerdicts<B extends { test: number }>(
   return out
 }
 
+/** Report order: biggest first, as memcheck lists them last-is-biggest. */
+function compareRecords(a: LeakRecord, b: LeakRecord): number {
+  return b.bytes - a.bytes || b.blocks - a.blocks || a.kind.localeCompare(b.kind)
+}
+
 /** Loss records in report order: biggest first, as memcheck lists them last-is-biggest. */
 export function sortRecords(records: LeakRecord[]): LeakRecord[] {
-  return records.sort((a, b) => b.bytes - a.bytes || b.blocks - a.blocks || a.kind.localeCompare(b.kind))
+  return records.sort(compareRecords)
 }
 
 /** Adds up loss records by kind. */

@@ -8,7 +8,7 @@
 import { CaptureFailedError } from '../src/errors.js'
 import type { RunJson } from '../src/model/types.js'
 import { removeCaptureStart, RESULTS_DIR_ENV, writeCaptureStart, writeRunRef } from '../src/report/results-dir.js'
-import { observeRuns } from '../src/run-events.js'
+import { observeRuns, type CheckVerdict } from '../src/run-events.js'
 
 /** The part of Jest's expect state (a matcher's `this`, or `expect.getState()`) that names the test. */
 interface JestTestState {
@@ -40,11 +40,11 @@ export function recordRunsForJest(jest: JestHooks): void {
   jest.afterEach(() => {
     inTest = false
   })
-  const fileRef = (id: string, run: RunJson, leaks: number[] | null, state: JestTestState): void => {
+  const fileRef = (id: string, run: RunJson, leaks: number[] | null, state: JestTestState, verdict?: CheckVerdict): void => {
     const dir = process.env[RESULTS_DIR_ENV]
     if (!dir) return
     try {
-      writeRunRef(dir, { id, file: state.testPath ?? null, name: inTest ? (state.currentTestName ?? null) : null, leaks, ...(sent.has(id) ? {} : { run }) })
+      writeRunRef(dir, { id, file: state.testPath ?? null, name: inTest ? (state.currentTestName ?? null) : null, leaks, ...(verdict ? { verdict } : {}), ...(sent.has(id) ? {} : { run }) })
     } catch (error) {
       throw new CaptureFailedError(`heapspec: cannot hand the run of ${run.program.command.join(' ')} to heapspec's Jest reporter (${RESULTS_DIR_ENV}=${dir}): ${(error as Error).message}.`, { cause: error })
     }
@@ -62,9 +62,9 @@ export function recordRunsForJest(jest: JestHooks): void {
     runMade(id, run) {
       fileRef(id, run, null, jest.expect.getState())
     },
-    runChecked(id, run, leaks, context) {
+    runChecked(id, run, leaks, context, verdict) {
       const state = (context ?? {}) as JestTestState
-      fileRef(id, run, leaks, state.testPath ? state : jest.expect.getState())
+      fileRef(id, run, leaks, state.testPath ? state : jest.expect.getState(), verdict)
     },
   })
 }

@@ -9,7 +9,7 @@ import { afterAll, TestRunner, type RunnerTask, type RunnerTestCase } from 'vite
 import type { RunJson } from '../src/model/types.js'
 import { removeCaptureStart, RESULTS_DIR_ENV, writeCaptureStart } from '../src/report/results-dir.js'
 import type { RunRef } from '../src/report/saved-runs.js'
-import { observeRuns } from '../src/run-events.js'
+import { observeRuns, type CheckVerdict } from '../src/run-events.js'
 import type { HeapspecTaskMeta } from './task-meta.js'
 
 /** The test running now, hooks included: none in beforeAll/afterAll hooks or while the file is collected. */
@@ -20,9 +20,9 @@ const sent = new Set<string>()
 /** Runs made outside any test, not yet claimed by one. */
 const unclaimed = new Map<string, RunJson>()
 
-function file(task: Readonly<RunnerTask>, id: string, leaks: number[] | null, run: RunJson): void {
+function file(task: Readonly<RunnerTask>, id: string, leaks: number[] | null, run: RunJson, verdict?: CheckVerdict): void {
   const meta: HeapspecTaskMeta = (task.meta.heapspec ??= { runs: [] })
-  const ref: RunRef = { id, leaks }
+  const ref: RunRef = { id, leaks, ...(verdict ? { verdict } : {}) }
   if (!sent.has(id)) {
     ref.run = run
     sent.add(id)
@@ -56,9 +56,9 @@ observeRuns({
     if (test) file(test, id, null, run)
     else unclaimed.set(id, run)
   },
-  runChecked(id, run, leaks, context) {
+  runChecked(id, run, leaks, context, verdict) {
     const test = testOf(context)
-    if (test) file(test, id, leaks, run)
+    if (test) file(test, id, leaks, run, verdict)
     else if (!sent.has(id)) unclaimed.set(id, run)
   },
 })

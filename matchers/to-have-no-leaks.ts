@@ -12,7 +12,6 @@ const NAME = 'toHaveNoLeaks'
  */
 export function toHaveNoLeaks(this: HeapMatcherContext, received: unknown, options?: unknown): HeapMatcherResult {
   const subject = toSubject(received, NAME)
-  announceCheck(received, this)
   if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
     throw new BadOptionError(`Expected the options of ${NAME} to be an object { kinds? }, got ${shortValue(options)}.`)
   }
@@ -23,6 +22,8 @@ export function toHaveNoLeaks(this: HeapMatcherContext, received: unknown, optio
   const kinds = kindsOption(given.kinds, NAME)
   const leaked = leakedAmount(subject, kinds)
   const isNot = Boolean(this?.isNot)
+  // the reporters learn which leaks the test allowed and which failed it
+  announceCheck(received, this, { passed: leaked.blocks === 0 !== isNot, kinds })
   const hint = (): string => matcherHint(NAME, subject, isNot, options === undefined ? [] : [options])
   const which = isDefaultKinds(kinds) ? 'leaks' : `${kindsPhrase(kinds)} leaks`
   return {

@@ -11,12 +11,13 @@ const NAME = 'toLeakAtMost'
  */
 export function toLeakAtMost(this: HeapMatcherContext, received: unknown, limits?: unknown): HeapMatcherResult {
   const subject = toSubject(received, NAME)
-  announceCheck(received, this)
   const given = limitsOption(limits, NAME, ['bytes', 'blocks'] as const, ['kinds'])
   const kinds = kindsOption(given.kinds, NAME)
   const leaked = leakedAmount(subject, kinds)
   const within = (given.bytes === undefined || leaked.bytes <= given.bytes) && (given.blocks === undefined || leaked.blocks <= given.blocks)
   const isNot = Boolean(this?.isNot)
+  // the reporters learn which leaks the test allowed and which failed it
+  announceCheck(received, this, { passed: within !== isNot, kinds })
   return {
     pass: within && subject.incomplete === undefined,
     message: () => {

@@ -9,7 +9,21 @@
  * matchers registered by the other is still one run.
  */
 import { randomUUID } from 'node:crypto'
-import type { RunJson } from './model/types.js'
+import { reportRecords } from './model/run-records.js'
+import type { LeakKind, RunJson } from './model/types.js'
+
+/**
+ * What a matcher made of the leaks it checked: `failed` (the assertion failed on them), `passed`
+ * (it allowed them: `toLeakAtMost` within its limits, `.not.toHaveNoLeaks()`), or `seen` (a matcher
+ * that judges no leaks looked at the run: `toAllocateAtMost`, `toMatchAllocationSnapshot`).
+ */
+export type CheckVerdict = 'failed' | 'passed' | 'seen'
+
+/** A leak matcher's judgement, announced with its check: whether the assertion passed, on which kinds. */
+export interface LeakJudgement {
+  passed: boolean
+  kinds: readonly LeakKind[]
+}
 
 /** A capture under way, for progress displays. */
 export interface CaptureStart {
@@ -32,9 +46,10 @@ export interface RunObserver {
   runMade?(id: string, run: RunJson): void
   /**
    * A matcher checked a run: all of it (`leaks` null) or the loss records at these indices of
-   * `run.leaks` (a test case's slice). `context` is the matcher's `this` (Vitest's or Jest's state).
+   * `reportRecords(run)` (a test case's slice, or the kinds a leak matcher judged). `context` is the
+   * matcher's `this` (Vitest's or Jest's state); `verdict`, what it made of them.
    */
-  runChecked?(id: string, run: RunJson, leaks: number[] | null, context: unknown): void
+  runChecked?(id: string, run: RunJson, leaks: number[] | null, context: unknown, verdict: CheckVerdict): void
 }
 
 interface Registry {
@@ -71,6 +86,7 @@ function register(run: RunJson): { id: string; isNew: boolean } {
   if (known) return { id: known, isNew: false }
   const id = randomUUID()
   ids.set(run, id)
+  for (const record of reportRecords(run)) owners.set(record, run)
   for (const record of run.leaks) owners.set(record, run)
   for (const test of run.tests) owners.set(test.leakSummary, run)
   return { id, isNew: true }
@@ -105,16 +121,23 @@ function isRunJson(value: unknown): value is RunJson {
 }
 
 /**
- * Announces what a matcher checked: a run (HeapRun or run JSON) or a test case's slice of one.
- * A slice is traced to its run through the records it shares with it; a slice of a run this
- * registry never saw is not announced.
+ * Announces what a matcher checked: a run (HeapRun or run JSON) or a test case's slice of one,
+ * and, for a leak matcher, its judgement (without one, the check judged no leaks: `seen`). A leak
+ * matcher answers for the records of the kinds it judged only. A slice is traced to its run
+ * through the records it shares with it; a slice of a run this registry never saw is not announced.
  */
-export function announceCheck(received: unknown, context: unknown): void {
+export function announceCheck(received: unknown, context: unknown, judgement?: LeakJudgement): void {
   if (!isObject(received)) return
+  const verdict: CheckVerdict = judgement === undefined ? 'seen' : judgement.passed ? 'passed' : 'failed'
+  const judged = (run: RunJson, indices: number[] | null): number[] | null => {
+    if (!judgement) return indices
+    const records = reportRecords(run)
+    return (indices ?? records.map((_, i) => i)).filter((i) => judgement.kinds.includes(records[i]!.kind))
+  }
   const whole = isRunJson(received) ? received : isRunJson(received.json) ? received.json : undefined
   if (whole) {
     const { id } = register(whole)
-    notify((o) => o.runChecked?.(id, whole, null, context))
+    notify((o) => o.runChecked?.(id, whole, judged(whole, null), context, verdict))
     return
   }
   const leaks = Array.isArray(received.leaks) ? (received.leaks as object[]) : []
@@ -122,6 +145,7 @@ export function announceCheck(received: unknown, context: unknown): void {
   const run = (isObject(received.leakSummary) ? owners.get(received.leakSummary) : undefined) ?? leaks.map((r) => (isObject(r) ? owners.get(r) : undefined)).find(Boolean)
   if (!run) return
   const { id } = register(run)
-  const indices = leaks.map((r) => run.leaks.indexOf(r as RunJson['leaks'][number])).filter((i) => i >= 0)
-  notify((o) => o.runChecked?.(id, run, indices, context))
+  const records = reportRecords(run)
+  const indices = leaks.map((r) => records.indexOf(r as RunJson['leaks'][number])).filter((i) => i >= 0)
+  notify((o) => o.runChecked?.(id, run, judged(run, indices), context, verdict))
 }

@@ -23,6 +23,8 @@ export interface SuppressionFrame {
   /** The glob (`*`, `?`); for `src:`, the file's glob, its line after a colon when given. */
   pattern: string
   line?: number
+  /** For a `fun:` naming one C++ function by its mangled name: that name demangled, as heapspec's frames name functions. */
+  demangled?: string
 }
 
 /** One suppression of a memcheck suppression file. */
@@ -105,7 +107,7 @@ export function globMatches(pattern: string, text: string): boolean {
 function frameMatches(want: SuppressionFrame, frame: MatchFrame): boolean {
   switch (want.type) {
     case 'fun':
-      return frame.names.some((name) => globMatches(want.pattern, name))
+      return frame.names.some((name) => globMatches(want.pattern, name) || (want.demangled !== undefined && name === want.demangled))
     case 'obj':
       return frame.object !== null && globMatches(want.pattern, frame.object)
     case 'src': {
@@ -146,6 +148,23 @@ function leakKindsLine(value: string, fail: (what: string) => never): LeakKind[]
     kinds.push(w as LeakKind)
   }
   return kinds
+}
+
+/** The `fun:` patterns that name one C++ function by its mangled name (no wildcard): what `withDemangled` needs demangled. */
+export function mangledPatterns(suppressions: readonly Suppression[]): string[] {
+  return [...new Set(suppressions.flatMap((s) => s.frames.filter((f) => f.type === 'fun' && /^_Z[^*?]*$/.test(f.pattern)).map((f) => f.pattern)))]
+}
+
+/**
+ * The suppressions with each mangled `fun:` name also matching its demangled form (`demangle`: mangled
+ * to demangled, from c++filt): memcheck's suppressions name C++ functions mangled, heapspec's frames
+ * demangled.
+ */
+export function withDemangled(suppressions: Suppression[], demangle: ReadonlyMap<string, string>): Suppression[] {
+  return suppressions.map((s) => ({
+    ...s,
+    frames: s.frames.map((f) => (f.type === 'fun' && demangle.has(f.pattern) && demangle.get(f.pattern) !== f.pattern ? { ...f, demangled: demangle.get(f.pattern)! } : f)),
+  }))
 }
 
 /** Reads a memcheck suppression file's text; a malformed one is a bad option, naming the file and line. */

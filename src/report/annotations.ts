@@ -1,8 +1,13 @@
-/** GitHub Actions annotations: one `::error` per leak, at the line of the user's code that allocated it. */
+/**
+ * GitHub Actions annotations: one per leak, at the line of the user's code that allocated it: an
+ * `::error` for a leak a test's matcher failed on, a `::warning` for one the tests allowed or none
+ * checked (answers.ts).
+ */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Frame, LeakKind } from '../model/types.js'
-import { projectPath, testLabel, type RecordedRun } from './saved-runs.js'
+import { answerRecords, type LeakStatus } from './answers.js'
+import { projectPath, type RecordedRun } from './saved-runs.js'
 import { formatAmount, formatFrame, KIND_WORDS } from './text.js'
 import { printable } from './printable.js'
 import { isUserFrame } from './user-frame.js'
@@ -51,21 +56,13 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
     return found
   }
   const workspace = options.workspace ?? options.root
-  const leaks = new Map<string, { location: string; title: string; message: string; tests: Set<string>; runs: Set<number> }>()
+  const leaks = new Map<string, { location: string; title: string; message: string; tests: Record<LeakStatus, Set<string>>; runs: Set<number> }>()
   // leaks past the ones annotated are only counted
   const unannotated = new Set<string>()
-  runs.forEach(({ run, tests }, r) => {
-    const wholeRun = tests.filter((t) => t.leaks === null).map((t) => printable(testLabel(t)))
-    const byRecord = new Map<number, string[]>()
-    for (const t of tests) {
-      for (const i of t.leaks ?? []) {
-        const labels = byRecord.get(i) ?? []
-        byRecord.set(i, labels)
-        labels.push(printable(testLabel(t)))
-      }
-    }
-    run.leaks.forEach((record, index) => {
-      if (!options.kinds.includes(record.kind)) return
+  runs.forEach((recorded, r) => {
+    const { run } = recorded
+    for (const { record, status, tests } of answerRecords(recorded)) {
+      if (!options.kinds.includes(record.kind)) continue
       const inProject = (f: Frame): boolean => {
         if (!f.file || f.line === null) return false
         const abs = resolve(options.root, f.file)
@@ -87,24 +84,29 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
       if (!leak) {
         if (leaks.size >= MAX_ANNOTATIONS) {
           unannotated.add(key)
-          return
+          continue
         }
-        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: new Set<string>(), runs: new Set<number>() }
+        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: { failed: new Set(), tolerated: new Set(), unchecked: new Set() }, runs: new Set<number>() }
         leaks.set(key, leak)
       }
-      // each run once per leak: the same leak many times over in one run is one run, and costs no more
-      if (!leak.runs.has(r)) {
-        leak.runs.add(r)
-        for (const label of wholeRun) leak.tests.add(label)
-      }
-      for (const label of byRecord.get(index) ?? []) leak.tests.add(label)
-    })
+      // each run once per leak: the same leak many times over in one run is one run
+      leak.runs.add(r)
+      // a run made outside a test framework answers for its leaks itself, naming no framework test
+      if (recorded.tests.length === 0) leak.tests[status].add('')
+      else for (const t of tests) leak.tests[status].add(printable(t))
+    }
   })
+  const said: Record<LeakStatus, string> = { failed: 'Tests', tolerated: 'Allowed by', unchecked: 'Checked by no test; made in' }
   const lines = [...leaks.values()].map((leak) => {
     const runs = leak.runs.size > 1 ? [`(in ${leak.runs.size} runs)`] : []
-    const listed = [...leak.tests].sort()
-    const tests = listed.length > 0 ? [`Tests: ${listed.slice(0, MAX_FRAMES * 5).join('; ')}${listed.length > MAX_FRAMES * 5 ? `; and ${listed.length - MAX_FRAMES * 5} more` : ''}`] : []
-    return `::error ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`
+    const tests = (['failed', 'tolerated', 'unchecked'] as const).flatMap((status) => {
+      const named = [...leak.tests[status]].filter(Boolean).sort()
+      const shown = named.slice(0, MAX_FRAMES * 5).join('; ')
+      return named.length > 0 ? [`${said[status]}: ${shown}${named.length > MAX_FRAMES * 5 ? `; and ${named.length - MAX_FRAMES * 5} more` : ''}`] : []
+    })
+    // an error only where a test failed on the leak (or a run outside any framework has it); else a warning
+    const command = leak.tests.failed.size > 0 ? 'error' : 'warning'
+    return `::${command} ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`
   })
   const more = unannotated.size
   if (more > 0) lines.push(`heapspec: ${more.toLocaleString('en-US')} more leak${more === 1 ? '' : 's'} not annotated (GitHub shows the first ${MAX_ANNOTATIONS}); the HTML report lists them all.`)

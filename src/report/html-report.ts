@@ -85,6 +85,9 @@ function pageNames(files: SourceFileNode[]): Map<SourceFileNode, string> {
   return names
 }
 
+/** How a test stands with its leaks, in the tests table (answers.ts). */
+const STATUS_WORDS: Record<TestLeaks['status'], string> = { failed: 'failed the test', tolerated: 'allowed by the test', unchecked: 'checked by no test' }
+
 /** Options of the HTML report. */
 export interface HtmlReportOptions {
   /** The per-test rows, for the index page. */
@@ -120,9 +123,9 @@ export class HtmlReport extends LeakReportBase {
       body.push('</tbody></table>')
     }
     if (this.options.tests.length > 0) {
-      body.push('<h2>Tests</h2>', `<table><thead><tr><th>Test</th>${kindHeaders()}<th>Top allocation site</th></tr></thead><tbody>`)
+      body.push('<h2>Tests</h2>', `<table><thead><tr><th>Test</th><th>Leaks</th>${kindHeaders()}<th>Top allocation site</th></tr></thead><tbody>`)
       for (const t of this.options.tests.slice(0, MAX_TESTS_LISTED)) {
-        body.push(`<tr class="${esc(severity(context, amountOf(t.leaked, this.kinds).bytes))}"><td>${esc(t.test)}</td>${kindCells(t.leaked)}<td><code>${esc(t.topSite ?? '')}</code></td></tr>`)
+        body.push(`<tr class="${esc(severity(context, amountOf(t.leaked, this.kinds).bytes))}"><td>${esc(t.test)}</td><td>${esc(STATUS_WORDS[t.status])}</td>${kindCells(t.leaked)}<td><code>${esc(t.topSite ?? '')}</code></td></tr>`)
       }
       body.push('</tbody></table>')
       const more = this.options.tests.length - MAX_TESTS_LISTED

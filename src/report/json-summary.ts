@@ -1,6 +1,7 @@
 /** The JSON leak summary (`leak-summary.json`): the HTML report's content, for tools. */
 import type { Context } from 'istanbul-lib-report'
 import type { Frame, LeakKind, LeakSummary } from '../model/types.js'
+import type { LeakStatus } from './answers.js'
 import type { LeakRootNode, SourceFileNode } from './leak-tree.js'
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
@@ -29,11 +30,11 @@ export interface LeakSummaryJson {
       testCases: string[]
       moreNames?: true
       /** At most 20 (see leak-tree.ts), worst first; the others counted in moreStacks. */
-      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; moreFrames?: number; tests: string[]; testCases: string[]; programs: string[]; moreNames?: true }[]
+      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; moreFrames?: number; status: LeakStatus; tests: string[]; testCases: string[]; programs: string[]; moreNames?: true }[]
       moreStacks?: { stacks: number; bytes: number; blocks: number }
     }[]
   }[]
-  /** Tests that leaked, worst first. */
+  /** The tests' leaks (answers.ts): failed first, then unchecked, then tolerated, each worst first. */
   tests: TestLeaks[]
 }
 

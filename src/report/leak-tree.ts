@@ -6,7 +6,8 @@
  */
 import type { Visitor } from 'istanbul-lib-report'
 import { emptyLeakSummary, LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakSummary } from '../model/types.js'
-import { testLabel, type RecordedRun } from './saved-runs.js'
+import { answerRecords, worseStatus, type LeakStatus } from './answers.js'
+import type { RecordedRun } from './saved-runs.js'
 import { formatFrame } from './text.js'
 import { isUserFrame, siteFrame } from './user-frame.js'
 
@@ -28,7 +29,9 @@ export interface LeakStack {
   frames: Frame[]
   /** Frames left out of `frames`, when there were more. */
   moreFrames?: number
-  /** The framework tests answerable for these blocks (at most MAX_NAMES_LISTED). */
+  /** How the tests stand with these blocks (answers.ts), the worst over the runs that leaked them. */
+  status: LeakStatus
+  /** The framework tests the blocks are listed under (at most MAX_NAMES_LISTED): those that failed on them, else allowed them, else made their runs. */
   tests: string[]
   /** The native test cases that allocated them (heapspec.h markers, the `tests` option). */
   testCases: string[]
@@ -200,6 +203,7 @@ function fileOf(stack: Frame[]): { file: string; userCode: boolean; frame: Frame
 interface StackEntry {
   key: string
   kind: LeakKind
+  status: LeakStatus
   bytes: number
   blocks: number
   frames: Frame[]
@@ -225,20 +229,12 @@ interface SiteEntry {
 export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): LeakTree {
   const files = new Map<string, { userCode: boolean; leaked: LeakSummary; sites: Map<string, SiteEntry> }>()
   const total = emptyLeakSummary()
-  for (const { run, tests } of runs) {
+  for (const recorded of runs) {
+    const { run } = recorded
     const program = run.program.command.join(' ')
-    // who answers for each record, worked out once per run
-    const wholeRun = tests.filter((t) => t.leaks === null).map(testLabel)
-    const byRecord = new Map<number, string[]>()
-    for (const t of tests) {
-      for (const i of t.leaks ?? []) {
-        const labels = byRecord.get(i) ?? []
-        byRecord.set(i, labels)
-        labels.push(testLabel(t))
-      }
-    }
-    run.leaks.forEach((record, index) => {
-      const claimed = byRecord.get(index) ?? []
+    for (const { record, status, tests } of answerRecords(recorded)) {
+      // a run made outside a test framework names no framework test
+      const answerable = recorded.tests.length > 0 ? tests : []
       const { file, userCode, frame } = fileOf(record.stack)
       const entry = files.get(file) ?? { userCode, leaked: emptyLeakSummary(), sites: new Map<string, SiteEntry>() }
       files.set(file, entry)
@@ -252,22 +248,21 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       const stackKey = JSON.stringify([record.kind, frames.map(formatFrame)])
       let stack = site.stacks.get(stackKey)
       if (!stack) {
-        stack = { key: stackKey, kind: record.kind, bytes: 0, blocks: 0, frames, tests: new BoundedSet(), testCases: new BoundedSet(), programs: new BoundedSet() }
+        stack = { key: stackKey, kind: record.kind, bytes: 0, blocks: 0, frames, status, tests: new BoundedSet(), testCases: new BoundedSet(), programs: new BoundedSet() }
         site.stacks.set(stackKey, stack)
       }
+      stack.status = worseStatus(stack.status, status)
       stack.bytes += record.bytes
       stack.blocks += record.blocks
-      for (const answerable of [wholeRun, claimed]) {
-        stack.tests.addAll(answerable)
-        site.tests.addAll(answerable)
-      }
+      stack.tests.addAll(answerable)
+      site.tests.addAll(answerable)
       stack.programs.add(program)
       if (record.test !== null) {
         stack.testCases.add(record.test)
         site.testCases.add(record.test)
       }
       for (const summary of [site.leaked, entry.leaked, total]) add(summary, record.kind, record.bytes, record.blocks)
-    })
+    }
   }
   const stackOrder = (a: StackEntry, b: StackEntry): number => {
     const failing = Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind))
@@ -279,7 +274,7 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       const shown = all.slice(0, MAX_STACKS_PER_SITE)
       const left = all.slice(MAX_STACKS_PER_SITE)
       const stacks = shown.map((st): LeakStack => {
-        const listed: LeakStack = { kind: st.kind, bytes: st.bytes, blocks: st.blocks, frames: st.frames.slice(0, MAX_FRAMES_PER_STACK), tests: st.tests.sorted(), testCases: st.testCases.sorted(), programs: st.programs.sorted() }
+        const listed: LeakStack = { kind: st.kind, bytes: st.bytes, blocks: st.blocks, frames: st.frames.slice(0, MAX_FRAMES_PER_STACK), status: st.status, tests: st.tests.sorted(), testCases: st.testCases.sorted(), programs: st.programs.sorted() }
         if (st.frames.length > MAX_FRAMES_PER_STACK) listed.moreFrames = st.frames.length - MAX_FRAMES_PER_STACK
         if (st.tests.more || st.testCases.more || st.programs.more) listed.moreNames = true
         return listed

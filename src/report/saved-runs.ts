@@ -9,6 +9,7 @@ import type { Frame, RunJson } from '../model/types.js'
 import { formatMiB, readRegularFile, UnreadableFile } from './bounded-read.js'
 import { printable } from './printable.js'
 import { validateSavedRuns } from './validate-saved-runs.js'
+import type { CheckVerdict } from '../run-events.js'
 
 /** A framework test that made or checked a run. */
 export interface TestRef {
@@ -16,8 +17,13 @@ export interface TestRef {
   file: string | null
   /** The test's full name (`suite > test`); `null` for a run made outside any test (a `beforeAll` hook, collection). */
   name: string | null
-  /** The loss records the test is answerable for (indices into `run.leaks`), or `null` for all of them. */
+  /** The loss records the claim covers (indices into `reportRecords(run)`), or `null` for all of them. */
   leaks: number[] | null
+  /**
+   * What the test's matcher made of them: `failed`, `passed` (allowed), `seen` (a matcher that
+   * judges no leaks); absent when the test made the run (see answers.ts for what follows).
+   */
+  verdict?: CheckVerdict
 }
 
 /** A run and the tests that made or checked it: what every report is built from. */
@@ -50,6 +56,7 @@ export interface RunRef {
   /** The test's full name; `null` outside any test. */
   name?: string | null
   leaks: number[] | null
+  verdict?: CheckVerdict
   run?: RunJson
 }
 
@@ -72,6 +79,7 @@ export function normalizeRun(run: RunJson, root: string): RunJson {
     ...run,
     program: { ...run.program, command: run.program.command.map((word) => projectPath(word, root)) },
     leaks: run.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })),
+    tests: run.tests.map((test) => (test.leaks ? { ...test, leaks: test.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })) } : test)),
     errors: run.errors.map((error) => ({
       ...error,
       stack: error.stack.map(frame),
@@ -91,21 +99,19 @@ export function testLabel(test: Pick<TestRef, 'file' | 'name'>): string {
 }
 
 /**
- * The tests of a run, one entry per test: claims of the same test merged (all records wins over
- * some), and claims from outside any test dropped once a test made or checked the run.
+ * The tests of a run, one entry per test and verdict: claims of the same test with the same
+ * verdict merged (all records wins over some). A claim from outside any test (a run made in
+ * `beforeAll`) is kept: it says where the leaks no test checked come from.
  */
 function mergeTests(tests: TestRef[]): TestRef[] {
   const byTest = new Map<string, TestRef>()
   for (const t of tests) {
-    const key = JSON.stringify([t.file, t.name])
+    const key = JSON.stringify([t.file, t.name, t.verdict ?? null])
     const seen = byTest.get(key)
-    if (!seen) byTest.set(key, { file: t.file, name: t.name, leaks: t.leaks === null ? null : [...new Set(t.leaks)].sort((a, b) => a - b) })
+    if (!seen) byTest.set(key, { file: t.file, name: t.name, leaks: t.leaks === null ? null : [...new Set(t.leaks)].sort((a, b) => a - b), ...(t.verdict ? { verdict: t.verdict } : {}) })
     else if (seen.leaks !== null) seen.leaks = t.leaks === null ? null : [...new Set([...seen.leaks, ...t.leaks])].sort((a, b) => a - b)
   }
-  const merged = [...byTest.values()]
-  const named = merged.filter((t) => t.name !== null)
-  const kept = named.length > 0 ? named : merged
-  return kept.sort((a, b) => compareText(testLabel(a), testLabel(b)))
+  return [...byTest.values()].sort((a, b) => compareText(testLabel(a), testLabel(b)) || compareText(a.verdict ?? '', b.verdict ?? ''))
 }
 
 /**
@@ -132,7 +138,7 @@ export function groupRunRefs(refs: RunRef[], root: string): RecordedRun[] {
     const entry = byId.get(ref.id) ?? { tests: [] }
     byId.set(ref.id, entry)
     if (ref.run && !entry.run) entry.run = ref.run
-    entry.tests.push({ file: ref.file ? projectPath(ref.file, root) : null, name: ref.name ?? null, leaks: ref.leaks })
+    entry.tests.push({ file: ref.file ? projectPath(ref.file, root) : null, name: ref.name ?? null, leaks: ref.leaks, ...(ref.verdict ? { verdict: ref.verdict } : {}) })
   }
   const runs: RecordedRun[] = []
   for (const { run, tests } of byId.values()) if (run) runs.push({ tests, run: normalizeRun(run, root) })

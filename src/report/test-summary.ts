@@ -2,17 +2,20 @@
 import pc from 'picocolors'
 import { emptyLeakSummary, LEAK_KINDS, type LeakKind, type LeakRecord, type LeakSummary } from '../model/types.js'
 import { amountOf } from './leak-tree.js'
-import { testLabel, type RecordedRun } from './saved-runs.js'
+import type { RecordedRun } from './saved-runs.js'
 import { describeEnding, formatAmount, formatFrame, KIND_WORDS } from './text.js'
 import { printable, printableLineStart } from './printable.js'
 import { siteFrame } from './user-frame.js'
+import { answerRecords, STATUS_ORDER, type LeakStatus } from './answers.js'
 
-/** One test's leaks: what it made or checked. */
+/** One test's leaks, by how it stands with them (answers.ts). */
 export interface TestLeaks {
   /** `test/list.test.ts > suite > test`, or for a run made outside a test framework, `program > test case`. */
   test: string
   /** The test file, relative to the project root; `null` outside a test framework. */
   file: string | null
+  /** `failed`: its leak matchers failed on these leaks; `tolerated`: they allowed them; `unchecked`: no leak matcher checked them. */
+  status: LeakStatus
   leaked: LeakSummary
   /** Where its biggest leak of a failing kind (else of any kind) was allocated: `fn (file:line)`. */
   topSite: string | null
@@ -21,96 +24,35 @@ export interface TestLeaks {
 /** Tests the printed summary lists; the rest are counted (the HTML report lists them all). */
 export const MAX_TESTS_PRINTED = 50
 
-/** Which of `a` and `b` is the bigger leak: a failing kind first, then bytes, then blocks; `a` on a tie. */
-function bigger(a: LeakRecord | undefined, b: LeakRecord, kinds: readonly LeakKind[]): LeakRecord {
-  if (!a) return b
-  const order = Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind)) || b.bytes - a.bytes || b.blocks - a.blocks
-  return order > 0 ? b : a
-}
-
-/** What one test answers for: whole runs (it checked all of them), and records of others. */
-interface Claims {
-  file: string | null
-  wholeRuns: Set<number>
-  records: Map<number, Set<number>>
-}
-
 /**
- * Each test's leaks, worst first: the loss records of the runs it made, and of the runs or test
- * cases it checked. Runs made outside a test framework (`heapspec run`) count per native test case.
- * Only tests that leaked something are listed. A run claimed whole by many tests is added up once.
+ * Each test's leaks, as the one rule of answers.ts lists them: failed first, then unchecked, then
+ * tolerated, each worst first. Only rows with some leak are listed.
  */
 export function summarizeTests(runs: RecordedRun[], kinds: readonly LeakKind[]): TestLeaks[] {
-  const byTest = new Map<string, Claims>()
-  const claims = (test: string, file: string | null): Claims => {
-    const entry = byTest.get(test) ?? { file, wholeRuns: new Set<number>(), records: new Map<number, Set<number>>() }
-    byTest.set(test, entry)
-    return entry
-  }
-  const claimRecord = (entry: Claims, run: number, index: number): void => {
-    const set = entry.records.get(run) ?? new Set<number>()
-    entry.records.set(run, set)
-    set.add(index)
-  }
-  runs.forEach(({ run, tests }, r) => {
-    if (tests.length === 0) {
-      const program = run.program.command.join(' ')
-      run.leaks.forEach((l, i) => claimRecord(claims(l.test === null ? program : `${program} > ${l.test}`, null), r, i))
-      return
+  const byRow = new Map<string, { test: string; file: string | null; status: LeakStatus; records: Set<LeakRecord> }>()
+  for (const recorded of runs) {
+    for (const { record, status, tests, files } of answerRecords(recorded)) {
+      tests.forEach((test, i) => {
+        const key = JSON.stringify([test, status])
+        const row = byRow.get(key) ?? { test, file: files[i] ?? null, status, records: new Set<LeakRecord>() }
+        byRow.set(key, row)
+        row.records.add(record)
+      })
     }
-    for (const t of tests) {
-      const entry = claims(testLabel(t), t.file)
-      if (t.leaks === null) entry.wholeRuns.add(r)
-      else for (const i of t.leaks) if (run.leaks[i]) claimRecord(entry, r, i)
-    }
-  })
-  // a whole run's sum and biggest record, once per run however many tests claimed it
-  const whole = new Map<number, { leaked: LeakSummary; biggest: LeakRecord | undefined }>()
-  const wholeRun = (r: number): { leaked: LeakSummary; biggest: LeakRecord | undefined } => {
-    let found = whole.get(r)
-    if (!found) {
-      found = { leaked: emptyLeakSummary(), biggest: undefined }
-      for (const l of runs[r]!.run.leaks) {
-        found.leaked[l.kind].bytes += l.bytes
-        found.leaked[l.kind].blocks += l.blocks
-        found.biggest = bigger(found.biggest, l, kinds)
-      }
-      whole.set(r, found)
-    }
-    return found
   }
   const rows: (TestLeaks & { failing: number; all: number })[] = []
-  for (const [test, { file, wholeRuns, records }] of byTest) {
+  for (const { test, file, status, records } of byRow.values()) {
     const leaked = emptyLeakSummary()
-    let biggest: LeakRecord | undefined
-    let any = false
-    // in the order of the runs, as the records were claimed: the first of equal leaks names the site
-    for (const r of [...new Set([...wholeRuns, ...records.keys()])].sort((a, b) => a - b)) {
-      if (wholeRuns.has(r)) {
-        const w = wholeRun(r)
-        if (!w.biggest) continue
-        any = true
-        for (const k of LEAK_KINDS) {
-          leaked[k].bytes += w.leaked[k].bytes
-          leaked[k].blocks += w.leaked[k].blocks
-        }
-        biggest = bigger(biggest, w.biggest, kinds)
-        continue
-      }
-      for (const i of records.get(r)!) {
-        const l = runs[r]!.run.leaks[i]!
-        any = true
-        leaked[l.kind].bytes += l.bytes
-        leaked[l.kind].blocks += l.blocks
-        biggest = bigger(biggest, l, kinds)
-      }
+    for (const r of records) {
+      leaked[r.kind].bytes += r.bytes
+      leaked[r.kind].blocks += r.blocks
     }
-    if (!any) continue
-    const frame = siteFrame(biggest!.stack)
-    rows.push({ test, file, leaked, topSite: frame ? formatFrame(frame) : null, failing: amountOf(leaked, kinds).bytes, all: amountOf(leaked, LEAK_KINDS).bytes })
+    const ranked = [...records].sort((a, b) => Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind)) || b.bytes - a.bytes || b.blocks - a.blocks)
+    const frame = siteFrame(ranked[0]!.stack)
+    rows.push({ test, file, status, leaked, topSite: frame ? formatFrame(frame) : null, failing: amountOf(leaked, kinds).bytes, all: amountOf(leaked, LEAK_KINDS).bytes })
   }
-  rows.sort((a, b) => b.failing - a.failing || b.all - a.all || (a.test < b.test ? -1 : a.test > b.test ? 1 : 0))
-  return rows.map(({ test, file, leaked, topSite }) => ({ test, file, leaked, topSite }))
+  rows.sort((a, b) => STATUS_ORDER.indexOf(a.status) - STATUS_ORDER.indexOf(b.status) || b.failing - a.failing || b.all - a.all || (a.test < b.test ? -1 : a.test > b.test ? 1 : 0))
+  return rows.map(({ test, file, status, leaked, topSite }) => ({ test, file, status, leaked, topSite }))
 }
 
 /** `definitely, indirectly or possibly lost` */
@@ -121,26 +63,47 @@ function kindWords(kinds: readonly LeakKind[]): string {
 }
 
 /**
- * The summary's text: a block per test that leaked one of the failing kinds, worst first, with
- * its leaked bytes and blocks by kind and its top allocation site. Empty when no test did.
+ * The summary's text: a block per test whose leak matchers failed on leaks of the failing kinds,
+ * worst first, with its leaked bytes and blocks by kind and its top allocation site; then the same
+ * for leaks no test checked (under the tests that made their runs, or their test file); then one
+ * line for the leaks tests allowed. Empty when none of the failing kinds leaked.
  */
 export function formatTestSummary(rows: TestLeaks[], options: { kinds: readonly LeakKind[]; color?: boolean }): string {
   const c = pc.createColors(options.color ?? false)
-  const failing = rows.filter((r) => amountOf(r.leaked, options.kinds).blocks > 0)
-  if (failing.length === 0) return ''
-  const out = [c.bold(c.red(`heapspec: ${failing.length} test${failing.length === 1 ? '' : 's'} leaked memory (${kindWords(options.kinds)})`))]
-  for (const row of failing.slice(0, MAX_TESTS_PRINTED)) {
+  const leaking = rows.filter((r) => amountOf(r.leaked, options.kinds).blocks > 0)
+  const block = (row: TestLeaks): string[] => {
     const amounts = LEAK_KINDS.filter((k) => row.leaked[k].blocks > 0).map((k) => {
       const text = `${KIND_WORDS[k]}: ${formatAmount(row.leaked[k])}`
       return options.kinds.includes(k) ? c.red(text) : c.yellow(text)
     })
     // names come from saved runs: printed so that they cannot end, begin or colour a line
-    out.push('', `  ${c.bold(printableLineStart(row.test))}`, `    ${amounts.join(', ')}`)
-    if (row.topSite) out.push(`    top allocation site: ${c.cyan(printable(row.topSite))}`)
+    return ['', `  ${c.bold(printableLineStart(row.test))}`, `    ${amounts.join(', ')}`, ...(row.topSite ? [`    top allocation site: ${c.cyan(printable(row.topSite))}`] : [])]
   }
-  const more = failing.length - MAX_TESTS_PRINTED
-  if (more > 0) out.push('', `  ... and ${more.toLocaleString('en-US')} more test${more === 1 ? '' : 's'} (the HTML report lists them all)`)
-  return out.join('\n') + '\n'
+  const listed = (rows: TestLeaks[]): string[] => {
+    const lines = rows.slice(0, MAX_TESTS_PRINTED).flatMap(block)
+    const more = rows.length - MAX_TESTS_PRINTED
+    if (more > 0) lines.push('', `  ... and ${more.toLocaleString('en-US')} more test${more === 1 ? '' : 's'} (the HTML report lists them all)`)
+    return lines
+  }
+  const out: string[] = []
+  const failed = leaking.filter((r) => r.status === 'failed')
+  if (failed.length > 0) {
+    out.push(c.bold(c.red(`heapspec: ${failed.length} test${failed.length === 1 ? '' : 's'} leaked memory (${kindWords(options.kinds)})`)))
+    out.push(...listed(failed))
+  }
+  const unchecked = leaking.filter((r) => r.status === 'unchecked')
+  if (unchecked.length > 0) {
+    if (out.length > 0) out.push('')
+    out.push(c.bold(c.yellow(`heapspec: leaks no test checked (${kindWords(options.kinds)}), where their runs were made`)))
+    out.push(...listed(unchecked))
+  }
+  const tolerated = leaking.filter((r) => r.status === 'tolerated')
+  if (tolerated.length > 0) {
+    if (out.length > 0) out.push('')
+    // named in the leak report, not here: they passed
+    out.push(`heapspec: ${tolerated.length} test${tolerated.length === 1 ? '' : 's'} allowed the leaks ${tolerated.length === 1 ? 'it' : 'they'} checked (${kindWords(options.kinds)}; see the leak report)`)
+  }
+  return out.length > 0 ? out.join('\n') + '\n' : ''
 }
 
 /**

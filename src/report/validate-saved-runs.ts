@@ -95,6 +95,19 @@ function stack(value: unknown, path: string): void {
   })
 }
 
+function lossRecords(value: unknown, path: string): void {
+  array(value, path).forEach((record, i) => {
+    const at = field(path, i)
+    const r = object(record, at)
+    if (!(LEAK_KINDS as readonly unknown[]).includes(r.kind)) fail(field(at, 'kind'), `one of ${LEAK_KINDS.map((k) => `"${k}"`).join(', ')}`, r.kind)
+    count(r, 'bytes', at)
+    count(r, 'blocks', at)
+    nullableString(r, 'test', at)
+    stack(r.stack, field(at, 'stack'))
+    optionalString(r, 'suppression', at)
+  })
+}
+
 function run(value: unknown, path: string): RunJson {
   const o = object(value, path)
   if (o.schema !== 1) fail(field(path, 'schema'), '1', o.schema)
@@ -111,22 +124,18 @@ function run(value: unknown, path: string): RunJson {
   for (const name of ['allocations', 'frees', 'bytesAllocated']) count(totals, name, field(path, 'totals'))
   amount(o.inUseAtExit, field(path, 'inUseAtExit'))
   leakSummary(o.leakSummary, field(path, 'leakSummary'))
-  array(o.leaks, field(path, 'leaks')).forEach((record, i) => {
-    const at = field(field(path, 'leaks'), i)
-    const r = object(record, at)
-    if (!(LEAK_KINDS as readonly unknown[]).includes(r.kind)) fail(field(at, 'kind'), `one of ${LEAK_KINDS.map((k) => `"${k}"`).join(', ')}`, r.kind)
-    count(r, 'bytes', at)
-    count(r, 'blocks', at)
-    nullableString(r, 'test', at)
-    stack(r.stack, field(at, 'stack'))
-    optionalString(r, 'suppression', at)
-  })
+  lossRecords(o.leaks, field(path, 'leaks'))
+  if (o.suppressed !== undefined) amount(o.suppressed, field(path, 'suppressed'))
+  optionalString(o, 'incomplete', path)
   array(o.tests, field(path, 'tests')).forEach((test, i) => {
     const at = field(field(path, 'tests'), i)
     const t = object(test, at)
     string(t, 'name', at)
     for (const name of ['allocations', 'frees', 'bytesAllocated']) count(t, name, at)
     leakSummary(t.leakSummary, field(at, 'leakSummary'))
+    // optional in schema 1: the test case's own loss records and what suppressions kept out
+    if (t.leaks !== undefined) lossRecords(t.leaks, field(at, 'leaks'))
+    if (t.suppressed !== undefined) amount(t.suppressed, field(at, 'suppressed'))
   })
   array(o.errors, field(path, 'errors')).forEach((error, i) => {
     const at = field(field(path, 'errors'), i)
@@ -160,6 +169,7 @@ function recordedRun(value: unknown, path: string): RecordedRun {
     const t = object(test, at)
     nullableString(t, 'file', at)
     nullableString(t, 'name', at)
+    if (t.verdict !== undefined && t.verdict !== 'failed' && t.verdict !== 'passed' && t.verdict !== 'seen') fail(field(at, 'verdict'), '"failed", "passed" or "seen"', t.verdict)
     if (t.leaks === undefined) t.leaks = null
     if (t.leaks !== null) {
       const leaks = array(t.leaks, field(at, 'leaks'))

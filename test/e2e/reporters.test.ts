@@ -31,7 +31,7 @@ const project = (f: Framework): string => join(work, f.name)
 /** The environment of a fixture run: a CI log (no colour, no TTY), without the CI's own markers unless asked. */
 function runEnv(extra: Record<string, string>): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env, CI: 'true', NO_COLOR: '1' }
-  for (const name of ['GITHUB_ACTIONS', 'GITHUB_WORKSPACE', 'FORCE_COLOR', 'HEAPSPEC_RESULTS_DIR', 'FIXTURE_OUT', 'FIXTURE_PROGRESS']) delete env[name]
+  for (const name of ['GITHUB_ACTIONS', 'GITHUB_WORKSPACE', 'FORCE_COLOR', 'HEAPSPEC_RESULTS_DIR', 'FIXTURE_OUT', 'FIXTURE_PROGRESS', 'FIXTURE_SCENARIO']) delete env[name]
   return { ...env, ...extra }
 }
 
@@ -48,7 +48,7 @@ async function runFramework(f: Framework, args: string[], env: Record<string, st
 
 /** The reporter's summary block: from its first line to the line naming the report. */
 function summaryOf(output: string): string {
-  const start = output.indexOf('heapspec: 4 tests leaked memory')
+  const start = output.search(/^heapspec: (\d+ tests? leaked memory|leaks no test checked|\d+ tests? allowed)/m)
   const end = output.indexOf('\n', output.indexOf('heapspec: leak report in', start))
   if (start < 0 || end < 0) throw new Error(`no heapspec summary in:\n${output}`)
   return output.slice(start, end)
@@ -66,21 +66,25 @@ function filesUnder(dir: string): Record<string, string> {
   return files
 }
 
-/** The summary both reporters print for the fixture (test files end in .ts for Vitest, .js for Jest). */
+/**
+ * The summary both reporters print for the fixture (test files end in .ts for Vitest, .js for
+ * Jest): the one test whose matcher failed on the leak (describeNative's), the run no test checked
+ * (made in a test), and the two tests that allowed the leak they checked, by number only.
+ */
 function expectedSummary(ext: string, out: string): string {
   const test = (name: string) => `  ${name}
     definitely lost: 16 bytes in 1 block, indirectly lost: 29 bytes in 3 blocks
     top allocation site: push (native/list.c:21)`
   return [
-    'heapspec: 4 tests leaked memory (definitely, indirectly or possibly lost)',
-    '',
-    test(`test/checked.test.${ext} > checked by matchers > bounds test_drop_list`),
-    '',
-    test(`test/checked.test.${ext} > checked by matchers > catches the leak`),
+    'heapspec: 1 test leaked memory (definitely, indirectly or possibly lost)',
     '',
     test(`test/made.test.${ext} > list --leak > test_drop_list`),
     '',
+    'heapspec: leaks no test checked (definitely, indirectly or possibly lost), where their runs were made',
+    '',
     test(`test/made.test.${ext} > made in the test, checked by nothing`),
+    '',
+    'heapspec: 2 tests allowed the leaks they checked (definitely, indirectly or possibly lost; see the leak report)',
     '',
     `heapspec: leak report in ${out}/index.html`,
   ].join('\n')
@@ -110,6 +114,8 @@ beforeAll(async () => {
       const include = (await execa('node_modules/.bin/heapspec', ['include'], { cwd: dir })).stdout.trim()
       await execa('cc', ['-g', '-O0', `-I${include}`, '-o', 'build/list', 'native/list.c'], { cwd: dir })
       await execa('cc', ['-g', '-O0', '-o', 'build/slow', 'native/slow.c'], { cwd: dir })
+      cpSync(join(FIXTURES, 'native', 'six.c'), join(dir, 'native', 'six.c'))
+      await execa('cc', ['-g', '-O0', `-I${include}`, '-o', 'build/six', 'native/six.c'], { cwd: dir })
     }),
   )
 }, 300_000)
@@ -137,7 +143,8 @@ describe.each(FRAMEWORKS)('heapspec/reporter/$name in a real $name run', (f) => 
     ])
 
     // one annotation per leak, at the user's line: push() allocates at 21 and strdup()s at 22, a
-    // frame below libc's strdup.c, which is not in the project
+    // frame below libc's strdup.c, which is not in the project; an error, as a test failed on it
+    expect(output.split('\n').filter((l) => l.startsWith('::warning'))).toEqual([])
     const annotations = output.split('\n').filter((l) => l.startsWith('::error'))
     expect(annotations.map((l) => l.slice(0, l.indexOf('::', 2)))).toEqual([
       '::error file=native/list.c,line=21,title=heapspec%3A memory definitely lost',
@@ -151,7 +158,9 @@ describe.each(FRAMEWORKS)('heapspec/reporter/$name in a real $name run', (f) => 
       '  by test_drop_list (native/list.c:49)',
       '  by main (native/list.c:67)',
       '(in 3 runs)',
-      `Tests: test/checked.test.${f.ext} > checked by matchers > bounds test_drop_list; test/checked.test.${f.ext} > checked by matchers > catches the leak; test/made.test.${f.ext} > list --leak > test_drop_list; test/made.test.${f.ext} > made in the test, checked by nothing`,
+      `Tests: test/made.test.${f.ext} > list --leak > test_drop_list`,
+      `Allowed by: test/checked.test.${f.ext} > checked by matchers > bounds test_drop_list; test/checked.test.${f.ext} > checked by matchers > catches the leak`,
+      `Checked by no test; made in: test/made.test.${f.ext} > made in the test, checked by nothing`,
     ])
 
     const out = join(project(f), 'full')
@@ -163,7 +172,14 @@ describe.each(FRAMEWORKS)('heapspec/reporter/$name in a real $name run', (f) => 
     expect(site21.tests).toHaveLength(4)
     expect(site22).toMatchObject({ fn: 'push', line: 22, leaked: { definite: { bytes: 0, blocks: 0 }, indirect: { bytes: 39, blocks: 6 } } })
     expect(site22.stacks[0].frames[0]).toMatchObject({ fn: 'strdup', line: 42 })
-    expect(summary.tests.map((t: { test: string }) => t.test)).toEqual(expectedSummary(f.ext, 'full').split('\n').filter((l) => l.startsWith('  test/')).map((l) => l.trim()))
+    // the terminal's rows, and the tests that allowed the leak, each with how it stands
+    expect(summary.tests.map((t: { test: string; status: string }) => `${t.status} ${t.test}`)).toEqual([
+      `failed test/made.test.${f.ext} > list --leak > test_drop_list`,
+      `unchecked test/made.test.${f.ext} > made in the test, checked by nothing`,
+      `tolerated test/checked.test.${f.ext} > checked by matchers > bounds test_drop_list`,
+      `tolerated test/checked.test.${f.ext} > checked by matchers > catches the leak`,
+    ])
+    expect(site21.stacks[0].status).toBe('failed')
 
     const index = readFileSync(join(out, 'index.html'), 'utf8')
     expect(index).toContain('<a href="files/native_list.c.html">native/list.c</a>')
@@ -172,6 +188,65 @@ describe.each(FRAMEWORKS)('heapspec/reporter/$name in a real $name run', (f) => 
     expect(page).toContain('<pre class="source">21 |     struct item *item = malloc(sizeof *item);</pre>')
     expect(page).toContain('<li class="frame">test_drop_list (native/list.c:49)</li>')
     expect(readFileSync(join(out, 'leak-report.txt'), 'utf8')).toBe(expectedSummary(f.ext, 'full').split('\n\nheapspec: leak report')[0] + '\n')
+  })
+
+  // the six-byte leak of native/six.c's leaks_six, as the annotations and the summary name it
+  const sixHead = '6 bytes in 1 block is definitely lost in test case "leaks_six" of build/six'
+
+  it('with one leak every test that checked it allowed: no test leaked memory, a ::warning, and every report agrees', async () => {
+    const { output, exitCode } = await runFramework(f, [], { FIXTURE_SCENARIO: 'tolerated', FIXTURE_OUT: 'tolerated', GITHUB_ACTIONS: 'true' })
+    expect(exitCode, output).toBe(0)
+    const summary = 'heapspec: 3 tests allowed the leaks they checked (definitely, indirectly or possibly lost; see the leak report)'
+    expect(summaryOf(output)).toBe(`${summary}\n\nheapspec: leak report in tolerated/index.html`)
+    expect(output).not.toMatch(/leaked memory|no test checked/)
+    expect(output.split('\n').filter((l) => l.startsWith('::error'))).toEqual([])
+    const warnings = output.split('\n').filter((l) => l.startsWith('::warning'))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]!.slice(warnings[0]!.indexOf('::', 2) + 2).split('%0A')).toEqual([
+      sixHead,
+      '  at leak_six (native/six.c:10)',
+      '  by main (native/six.c:17)',
+      '(in 2 runs)',
+      `Allowed by: scenarios/tolerated.test.${f.ext} > a run made in beforeAll > allows the six bytes; scenarios/tolerated.test.${f.ext} > a run made in beforeAll > allows them on the whole run; scenarios/tolerated.test.${f.ext} > made in the test, its leak allowed`,
+    ])
+    const out = join(project(f), 'tolerated')
+    expect(readFileSync(join(out, 'leak-report.txt'), 'utf8')).toBe(`${summary}\n`)
+    const json = JSON.parse(readFileSync(join(out, 'leak-summary.json'), 'utf8'))
+    expect(json.leaked.definite).toEqual({ bytes: 12, blocks: 2 })
+    expect(json.tests.map((t: { test: string; status: string }) => t.status)).toEqual(['tolerated', 'tolerated', 'tolerated'])
+    expect(json.files[0].sites[0].stacks.map((s: { status: string }) => s.status)).toEqual(['tolerated'])
+    // the tests that passed or only counted allocations are no leak of theirs
+    expect(JSON.stringify(json.tests)).not.toMatch(/counts the allocations only|finds clean clean/)
+    const index = readFileSync(join(out, 'index.html'), 'utf8')
+    expect(index).toContain('<td>allowed by the test</td>')
+    expect(index).not.toContain('failed the test')
+  })
+
+  it('with a run made in beforeAll and one test checking another test case: the unchecked leak, in every report alike', async () => {
+    const { output, exitCode } = await runFramework(f, [], { FIXTURE_SCENARIO: 'before-all', FIXTURE_OUT: 'before-all', GITHUB_ACTIONS: 'true' })
+    expect(exitCode, output).toBe(0)
+    const summary = [
+      'heapspec: leaks no test checked (definitely, indirectly or possibly lost), where their runs were made',
+      '',
+      `  scenarios/before-all.test.${f.ext} (outside any test)`,
+      '    definitely lost: 6 bytes in 1 block',
+      '    top allocation site: leak_six (native/six.c:10)',
+    ].join('\n')
+    expect(summaryOf(output)).toBe(`${summary}\n\nheapspec: leak report in before-all/index.html`)
+    const out = join(project(f), 'before-all')
+    expect(readFileSync(join(out, 'leak-report.txt'), 'utf8')).toBe(`${summary}\n`)
+    const json = JSON.parse(readFileSync(join(out, 'leak-summary.json'), 'utf8'))
+    expect(json.leaked.definite).toEqual({ bytes: 6, blocks: 1 })
+    expect(json.tests).toEqual([
+      { test: `scenarios/before-all.test.${f.ext} (outside any test)`, file: `scenarios/before-all.test.${f.ext}`, status: 'unchecked', leaked: expect.objectContaining({ definite: { bytes: 6, blocks: 1 } }), topSite: 'leak_six (native/six.c:10)' },
+    ])
+    const index = readFileSync(join(out, 'index.html'), 'utf8')
+    expect(index).toContain(`<td>scenarios/before-all.test.${f.ext} (outside any test)</td><td>checked by no test</td>`)
+    expect(output.split('\n').filter((l) => l.startsWith('::error'))).toEqual([])
+    const warnings = output.split('\n').filter((l) => l.startsWith('::warning'))
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/^::warning file=native\/six\.c,line=10,title=heapspec%3A memory definitely lost::/)
+    expect(warnings[0]).toContain(`%0AChecked by no test; made in: scenarios/before-all.test.${f.ext} (outside any test)`)
   })
 
   it('fails the run when the report cannot be written, and says why', async () => {

@@ -1,12 +1,13 @@
 import { writeFileSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import '../../matchers/vitest.js'
 import { toHaveNoLeaks } from '../../matchers/to-have-no-leaks.js'
 import { runNative, type HeapRun } from '../../src/index.js'
 import type { LeakSummary, RunJson } from '../../src/model/types.js'
-import { program } from '../support/debugee.js'
+import { program, ROOT } from '../support/debugee.js'
 import { summary } from '../support/test-cases.js'
 
 // Test cases written the natural way (debugee/verdicts.c and verdicts.cpp), under every backend:
@@ -100,5 +101,25 @@ describe('the three backends agree on the sample programs of this rule', () => {
     const runs = await Promise.all(BACKENDS.map((backend) => runNative([program(name)], { backend, timeout: 120 })))
     const [preload, ...others] = runs.map((r) => verdicts(r.json))
     for (const other of others) expect(other).toEqual(preload)
+  })
+})
+
+describe('the CLI', () => {
+  const cli = (args: string[]) => execa('node', [join(ROOT, 'dist', 'src', 'cli.js'), 'run', ...args], { cwd: ROOT, reject: false })
+
+  it.each(BACKENDS)('%s: --gen-suppressions prints one after each loss record; the report counts what was suppressed', async (backend) => {
+    const result = await cli(['--backend', backend, '--gen-suppressions', '--', program('verdicts')])
+    expect(result.exitCode).toBe(1) // it leaks
+    expect(result.stdout.match(/<insert_a_suppression_name_here>/g)).toHaveLength(2)
+    expect(result.stdout).toContain('  spawn_join: 3 allocs, 2 frees, 336 bytes allocated, 0 bytes lost, 272 bytes suppressed\n')
+    expect(result.stdout).toContain('        suppressed: 0 bytes in 0 blocks\n')
+  })
+
+  it('refuses a malformed suppression file before anything runs, with one line and exit 2', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'heapspec-bad-')), 'bad.supp')
+    writeFileSync(file, '{\n   x\n   Memcheck:Leak\n   fun:f\n')
+    const result = await cli(['--suppressions', file, '--', program('verdicts')])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.trim()).toBe(`heapspec: the suppression file ${file} has a suppression not closed with \`}\` by the end of the file at line 5. Fix it as memcheck's manual describes ("Suppressing errors"), or remove it.`)
   })
 })

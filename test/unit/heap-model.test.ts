@@ -59,6 +59,28 @@ describe('HeapModel counts as memcheck does', () => {
   })
 })
 
+describe('loss sites: records with the allocator a suppression names first', () => {
+  it('operator new for a C++ new (its frames dropped from the stack), realloc for a realloc, else any of the malloc family', () => {
+    const m = new HeapModel()
+    m.defineStack(0, [1, 2])
+    m.defineStack(1, [3, 2])
+    m.defineStack(2, [4, 2])
+    m.allocate(0x10, 16, 0)
+    m.reallocate(0, 0x20, 8, 1)
+    m.allocate(0x30, 4, 2)
+    const symbols: Record<number, Frame> = { 1: { ...frame('operator new(unsigned long)', 0), object: '/lib/libstdc++.so.6' }, 2: frame('main', 9), 3: frame('grow', 4), 4: frame('make', 7) }
+    const sites = m.lossSites(
+      [...m.live.values()].map((block) => ({ block, kind: 'definite' as const })),
+      (pc) => ({ ...symbols[pc]!, pc: String(pc) }),
+    )
+    expect(sites.map((s) => [s.record.bytes, s.allocator, s.record.stack.map((f) => f.fn).join(' <- ')])).toEqual([
+      [16, 'operator new(unsigned long)', 'main'],
+      [8, 'realloc', 'grow <- main'],
+      [4, null, 'make <- main'],
+    ])
+  })
+})
+
 describe('what a test case answers for', () => {
   const scan = (blocks: { start: number; size: number; stack: number; test: number }[], kinds: string[]) =>
     blocks.map((block, i) => ({ block: block as never, kind: kinds[i] as 'definite' }))

@@ -21,33 +21,44 @@ import { parserRun } from '../matchers/run-fixture.js'
 const root = process.cwd()
 const file = join(root, 'test', 'parser.test.ts')
 
-/** The parser run as a Vitest run would hand it over: made in a beforeAll, checked by three tests. */
+/**
+ * The parser run as a Vitest run would hand it over: made in a beforeAll, checked by three tests
+ * whose leak matchers failed on the whole run's failing kinds, failed on one test case, and passed
+ * on a clean one (the reachable record 3 no leak matcher judged).
+ */
 function recorded(): RecordedRun[] {
   return groupRunRefs(
     [
       { id: 'a', file, name: null, leaks: null, run: parserRun() },
-      { id: 'a', file, name: 'parser > leaks nothing', leaks: null },
-      { id: 'a', file, name: 'parser > parses header', leaks: [0, 1] },
-      { id: 'a', file, name: 'parser > parses header', leaks: [1] },
-      { id: 'a', file, name: 'parser > parses empty', leaks: [] },
+      { id: 'a', file, name: 'parser > leaks nothing', leaks: [0, 1, 2], verdict: 'failed' },
+      { id: 'a', file, name: 'parser > parses header', leaks: [0, 1], verdict: 'failed' },
+      { id: 'a', file, name: 'parser > parses header', leaks: [1], verdict: 'failed' },
+      { id: 'a', file, name: 'parser > parses empty', leaks: [], verdict: 'passed' },
     ],
     root,
   )
 }
 
 describe('saved runs', () => {
-  it('group a recorder’s claims by run: paths relative to the root, one entry per test, claims outside tests dropped once a test claimed the run', () => {
-    const runs = groupRunRefs([{ id: 'a', file, name: 'parser > parses header', leaks: [1, 0] }, { id: 'a', file, name: null, leaks: null, run: parserRun() }, { id: 'lost', file, name: 'x', leaks: null }], root)
+  it('group a recorder’s claims by run: paths relative to the root, one entry per test and verdict, claims outside tests kept', () => {
+    const runs = groupRunRefs(
+      [{ id: 'a', file, name: 'parser > parses header', leaks: [1, 0], verdict: 'failed' }, { id: 'a', file, name: null, leaks: null, run: parserRun() }, { id: 'lost', file, name: 'x', leaks: null }],
+      root,
+    )
     expect(runs).toHaveLength(1) // the claim whose run never arrived is dropped
-    expect(runs[0]!.tests).toEqual([{ file: 'test/parser.test.ts', name: 'parser > parses header', leaks: [0, 1] }])
+    expect(runs[0]!.tests).toEqual([
+      { file: 'test/parser.test.ts', name: null, leaks: null },
+      { file: 'test/parser.test.ts', name: 'parser > parses header', leaks: [0, 1], verdict: 'failed' },
+    ])
     expect(runs[0]!.run.program.command).toEqual(['build/parser_tests', '--all'])
     expect(runs[0]!.run.leaks[0]!.stack[0]!.object).toBe('build/parser_tests')
     expect(runs[0]!.run.leaks[1]!.stack[0]!.object).toBe('/lib/x86_64-linux-gnu/libc.so.6')
 
     expect(recorded()[0]!.tests).toEqual([
-      { file: 'test/parser.test.ts', name: 'parser > leaks nothing', leaks: null },
-      { file: 'test/parser.test.ts', name: 'parser > parses empty', leaks: [] },
-      { file: 'test/parser.test.ts', name: 'parser > parses header', leaks: [0, 1] },
+      { file: 'test/parser.test.ts', name: null, leaks: null },
+      { file: 'test/parser.test.ts', name: 'parser > leaks nothing', leaks: [0, 1, 2], verdict: 'failed' },
+      { file: 'test/parser.test.ts', name: 'parser > parses empty', leaks: [], verdict: 'passed' },
+      { file: 'test/parser.test.ts', name: 'parser > parses header', leaks: [0, 1], verdict: 'failed' },
     ])
     // made outside any test and claimed by none: the file answers for it
     expect(groupRunRefs([{ id: 'a', file, name: null, leaks: null, run: parserRun() }], root)[0]!.tests).toEqual([{ file: 'test/parser.test.ts', name: null, leaks: null }])
@@ -100,6 +111,10 @@ describe('the leak tree', () => {
     expect(parser.stacks[0]!.programs).toEqual(['build/parser_tests --all'])
     // outside the test cases: only the test that checked the whole run answers
     expect(root.files[2]!.sites[0]!.tests).toEqual(['test/parser.test.ts > parser > leaks nothing'])
+    expect(root.files[2]!.sites[0]!.stacks[0]!.status).toBe('failed')
+    // the reachable block no leak matcher judged: under the file, where the run was made
+    expect(root.files[3]!.sites[0]!.tests).toEqual(['test/parser.test.ts (outside any test)'])
+    expect(root.files[3]!.sites[0]!.stacks[0]!.status).toBe('unchecked')
     expect(root.leaked).toEqual({ definite: { bytes: 1024, blocks: 1 }, indirect: { bytes: 128, blocks: 2 }, possible: { bytes: 40, blocks: 1 }, reachable: { bytes: 1024, blocks: 1 } })
   })
 
@@ -132,14 +147,15 @@ describe('the leak tree', () => {
 describe('the per-test summary', () => {
   it('lists each test that leaked a failing kind, worst first, with its top allocation site', () => {
     const rows = summarizeTests(recorded(), FAILING_KINDS)
-    expect(rows.map((r) => [r.test, r.topSite])).toEqual([
-      ['test/parser.test.ts > parser > leaks nothing', 'parse_header (src/parser.c:42)'],
-      ['test/parser.test.ts > parser > parses header', 'parse_header (src/parser.c:42)'],
+    expect(rows.map((r) => [r.test, r.status, r.topSite])).toEqual([
+      ['test/parser.test.ts > parser > leaks nothing', 'failed', 'parse_header (src/parser.c:42)'],
+      ['test/parser.test.ts > parser > parses header', 'failed', 'parse_header (src/parser.c:42)'],
+      ['test/parser.test.ts (outside any test)', 'unchecked', 'main (tests/main.c:90)'],
     ])
     expect(formatTestSummary(rows, { kinds: FAILING_KINDS })).toBe(`heapspec: 2 tests leaked memory (definitely, indirectly or possibly lost)
 
   test/parser.test.ts > parser > leaks nothing
-    definitely lost: 1,024 bytes in 1 block, indirectly lost: 128 bytes in 2 blocks, possibly lost: 40 bytes in 1 block, still reachable: 1,024 bytes in 1 block
+    definitely lost: 1,024 bytes in 1 block, indirectly lost: 128 bytes in 2 blocks, possibly lost: 40 bytes in 1 block
     top allocation site: parse_header (src/parser.c:42)
 
   test/parser.test.ts > parser > parses header
@@ -150,7 +166,8 @@ describe('the per-test summary', () => {
   })
 
   it('is empty when nothing of a failing kind leaked', () => {
-    const onlyReachable = groupRunRefs([{ id: 'a', file, name: 't', leaks: [3], run: parserRun() }], root)
+    const reachable = { ...parserRun(), leaks: [parserRun().leaks[3]!] }
+    const onlyReachable = groupRunRefs([{ id: 'a', file, name: 't', leaks: [0], run: reachable }], root)
     expect(summarizeTests(onlyReachable, FAILING_KINDS)).toHaveLength(1)
     expect(formatTestSummary(summarizeTests(onlyReachable, FAILING_KINDS), { kinds: FAILING_KINDS })).toBe('')
     expect(formatSummaryReport(onlyReachable, { kinds: FAILING_KINDS })).toBe('heapspec: no leaks in 1 run.\n')
@@ -201,7 +218,12 @@ describe('the report directory', () => {
     const summary = JSON.parse(readFileSync(join(dir, 'leak-summary.json'), 'utf8')) as LeakSummaryJson
     expect(summary.files.map((f) => f.file)).toEqual(['src/parser.c', 'src/list.c', 'src/table.cpp', 'tests/main.c'])
     expect(summary.files[0]!.sites[0]).toMatchObject({ fn: 'parse_header', line: 42, testCases: ['parses header'] })
-    expect(summary.tests.map((t) => t.test)).toEqual(['test/parser.test.ts > parser > leaks nothing', 'test/parser.test.ts > parser > parses header'])
+    // the JSON lists every row with its status: the reachable block no test checked too
+    expect(summary.tests.map((t) => [t.test, t.status])).toEqual([
+      ['test/parser.test.ts > parser > leaks nothing', 'failed'],
+      ['test/parser.test.ts > parser > parses header', 'failed'],
+      ['test/parser.test.ts (outside any test)', 'unchecked'],
+    ])
     expect(parseSavedRuns(readFileSync(join(dir, 'heapspec-runs.json'), 'utf8'), 'x')).toEqual(recorded())
     expect(readFileSync(join(dir, 'leak-report.txt'), 'utf8')).toBe('the text\n')
 
@@ -218,5 +240,52 @@ describe('the report directory', () => {
     const write = () => writeLeakReport(join(top, 'file', 'report'), recorded(), { root, kinds: FAILING_KINDS })
     expect(write).toThrow(HeapspecError)
     expect(write).toThrow(`heapspec: cannot write the leak report to ${join(top, 'file', 'report')}: ENOTDIR: not a directory`)
+  })
+})
+
+describe('one rule for which test answers for which leak (answers.ts)', () => {
+  // parserRun() made in a beforeAll; a test allows test case "parses header" (toLeakAtMost within
+  // its limits), another looks at the whole run's counts only (a snapshot)
+  const tolerated = (): RecordedRun[] =>
+    groupRunRefs(
+      [
+        { id: 'a', file, name: null, leaks: null, run: parserRun() },
+        { id: 'a', file, name: 'parser > bounds the header leak', leaks: [0, 1], verdict: 'passed' },
+        { id: 'a', file, name: 'parser > snapshot', leaks: null, verdict: 'seen' },
+      ],
+      root,
+    )
+
+  it('a leak the test allowed is no test leaking memory, and a ::warning; one no test checked is listed where its run was made', () => {
+    const rows = summarizeTests(tolerated(), FAILING_KINDS)
+    expect(rows.map((r) => [r.test, r.status])).toEqual([
+      ['test/parser.test.ts (outside any test)', 'unchecked'],
+      ['test/parser.test.ts > parser > bounds the header leak', 'tolerated'],
+    ])
+    expect(formatSummaryReport(tolerated(), { kinds: FAILING_KINDS })).toBe(`heapspec: leaks no test checked (definitely, indirectly or possibly lost), where their runs were made
+
+  test/parser.test.ts (outside any test)
+    possibly lost: 40 bytes in 1 block, still reachable: 1,024 bytes in 1 block
+    top allocation site: load_table (src/table.cpp:9)
+
+heapspec: 1 test allowed the leaks it checked (definitely, indirectly or possibly lost; see the leak report)
+`)
+    const lines = githubAnnotations(tolerated(), { root, kinds: FAILING_KINDS, exists: () => true })
+    expect(lines.map((l) => l.slice(0, l.indexOf(' '))).sort()).toEqual(['::warning', '::warning', '::warning'])
+    expect(lines.find((l) => l.includes('parse_header'))).toContain('%0AAllowed by: test/parser.test.ts > parser > bounds the header leak')
+    expect(lines.find((l) => l.includes('load_table'))).toContain('%0AChecked by no test; made in: test/parser.test.ts (outside any test)')
+  })
+
+  it('a failing check wins over one that allowed the same leak: ::error, under the test that failed', () => {
+    const runs = groupRunRefs(
+      [
+        { id: 'a', file, name: 'parser > allows', leaks: [1], verdict: 'passed', run: parserRun() },
+        { id: 'a', file, name: 'parser > fails', leaks: [1], verdict: 'failed' },
+      ],
+      root,
+    )
+    const definite = githubAnnotations(runs, { root, kinds: ['definite'], exists: () => true })
+    expect(definite).toHaveLength(1)
+    expect(definite[0]).toMatch(/^::error .*%0ATests: test\/parser\.test\.ts > parser > fails$/)
   })
 })

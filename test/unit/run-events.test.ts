@@ -12,7 +12,7 @@ function listen(): string[] {
     captureStarted: (s) => heard.push(`started ${s.command.join(' ')} (${s.backend})`),
     captureEnded: () => heard.push('ended'),
     runMade: (id) => heard.push(`made ${short(id)}`),
-    runChecked: (id, _run, leaks, context) => heard.push(`checked ${short(id)} ${JSON.stringify(leaks)} by ${(context as { name: string }).name}`),
+    runChecked: (id, _run, leaks, context, verdict) => heard.push(`checked ${short(id)} ${JSON.stringify(leaks)} by ${(context as { name: string }).name}${verdict === 'seen' ? '' : ` (${verdict})`}`),
   }
   stop = observeRuns(observer)
   return heard
@@ -54,6 +54,20 @@ describe('run events: how runs reach the reporters', () => {
     announceCheck(new HeapRun(parserRun()).test('parses header'), { name: 'unknown' })
     announceCheck('not a run', { name: 'junk' })
     expect(heard).toEqual(['made run1', 'checked run1 [2,3] by outside'])
+  })
+
+  it("carry a leak matcher's verdict, on the records of the kinds it judged, each test case's own records included", () => {
+    const heard = listen()
+    const json = parserRun()
+    // a test case whose own records the run carries (lost at its end, freed by exit: in no exit record)
+    const own = { kind: 'possible' as const, bytes: 8, blocks: 1, test: 'parses empty', stack: [] }
+    json.tests = json.tests.map((t) => (t.name === 'parses empty' ? { ...t, leaks: [own] } : t))
+    const run = new HeapRun(json)
+    announceRun(run.json)
+    announceCheck(run, { name: 'whole' }, { passed: false, kinds: ['definite'] })
+    announceCheck(run.test('parses empty'), { name: 'own' }, { passed: true, kinds: ['definite', 'indirect', 'possible'] })
+    // reportRecords: parses empty's own record first, then the exit's records
+    expect(heard).toEqual(['made run1', 'checked run1 [2] by whole (failed)', 'checked run1 [0] by own (passed)'])
   })
 
   it('share one registry between copies of heapspec loaded in one process (the ESM build and a CommonJS bundle)', () => {

@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { loadSuppressions } from '../../src/capture/suppression-files.js'
 import { BadOptionError } from '../../src/errors.js'
 import { applySuppressions, findSuppression, formatSuppression, globMatches, matchFrames, parseSuppressions } from '../../src/model/suppressions.js'
 import type { Frame } from '../../src/model/types.js'
@@ -100,5 +104,19 @@ describe('memcheck suppression files', () => {
     expect(() => parseSuppressions('{\n x\n Memcheck:Leak\n fun:f\n', 'my.supp')).toThrow(/not closed/)
     expect(() => parseSuppressions('fun:f\n', 'my.supp')).toThrow(/outside a suppression/)
     expect(() => parseSuppressions('{\n x\n Memcheck:Leak\n match-leak-kinds: lost\n fun:f\n}', 'my.supp')).toThrow(/unknown leak kind `lost`/)
+  })
+})
+
+describe('C++ names in a suppression file', () => {
+  it('match mangled, as memcheck names them, and demangled, as heapspec’s frames carry them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-supp-'))
+    const file = join(dir, 'cxx.supp')
+    writeFileSync(file, '{\n   widget\n   Memcheck:Leak\n   fun:_Znwm\n   fun:_ZN2ns6Widget4makeEi\n   fun:main\n}\n')
+    const supps = loadSuppressions([file])
+    const stack = [frame('ns::Widget::make(int)'), frame('main')]
+    expect(findSuppression(supps, 'definite', matchFrames('operator new(unsigned long)', stack))?.name).toBe('widget')
+    expect(findSuppression(supps, 'definite', matchFrames('operator new(unsigned long)', [frame('ns::Widget::make(long)'), frame('main')]))).toBeUndefined()
+    // heapspec's defaults come first, from the shipped file
+    expect(supps[0]!.name).toBe('heapspec-glibc-thread-dtv')
   })
 })

@@ -1,14 +1,14 @@
-import { accessSync, constants, createReadStream, statSync } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { BadOptionError, CannotStartError, CaptureFailedError, describeValue } from '../../errors.js'
 import { sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
 import type { RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { descendants, supervise } from '../process.js'
-import { defaultSuppressionFile } from '../suppression-files.js'
+import { checkSuppressionFile, defaultSuppressionFile } from '../suppression-files.js'
 import { testFunctionNames } from '../test-functions.js'
 import { resolveProgram } from '../program.js'
 import { parseMemcheckXml, type MemcheckXml } from './xml.js'
@@ -54,26 +54,6 @@ export function validateValgrindArgs(args: unknown): asserts args is string[] {
       throw new BadOptionError(`Expected the \`valgrindArgs\` option to leave heapspec's own memcheck options alone, got ${describeValue(arg)}: ${reserved.why}. Remove it from valgrindArgs.`)
     }
   }
-}
-
-/** The suppression files as absolute paths, each checked to be a readable file before anything runs. */
-function suppressionFiles(files: string[], cwd: string): string[] {
-  return files.map((file) => {
-    const path = resolve(cwd, file)
-    let problem: string | undefined
-    try {
-      if (!statSync(path).isFile()) problem = 'it is not a file'
-      else accessSync(path, constants.R_OK)
-    } catch (error) {
-      problem ??= (error as NodeJS.ErrnoException).code === 'ENOENT' ? `no such file (looked for ${path})` : 'it cannot be read'
-    }
-    if (problem) {
-      throw new BadOptionError(
-        `Expected the \`suppressions\` option to list memcheck suppression files, got ${describeValue(file)}: ${problem}. Check the path (relative paths start from ${cwd}).`,
-      )
-    }
-    return path
-  })
 }
 
 /** valgrind's path on `env`'s PATH; its absence is the one-line "not installed" error. */
@@ -192,7 +172,7 @@ export class ValgrindBackend implements CaptureBackend {
   async capture(spec: CaptureSpec): Promise<CaptureResult> {
     validateValgrindArgs(spec.valgrindArgs)
     // heapspec's defaults first, as the other backends apply them
-    const suppressions = [defaultSuppressionFile(), ...suppressionFiles(spec.suppressions, spec.cwd)]
+    const suppressions = [defaultSuppressionFile(), ...spec.suppressions.map((file) => checkSuppressionFile(file, spec.cwd))]
     const valgrind = findValgrind(spec.cwd, spec.env)
     if (spec.tests && !spec.testFunctions) spec = { ...spec, testFunctions: await testFunctionNames(spec.command[0]!, spec.tests) }
     const why = sessionReason(spec)

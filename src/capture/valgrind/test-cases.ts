@@ -77,6 +77,8 @@ export class TestCaseAttribution {
    */
   summaries(leaks: LeakRecord[]): TestCaseSummary[] {
     const exit = this.exitKinds(leaks)
+    const framesOf = new Map<string, Frame[]>()
+    for (const leak of leaks) framesOf.set(leak.stack.map((f) => f.pc ?? '').join(','), leak.stack)
     const atExit = exit?.map(({ seen, kind }) => ({ block: seen.block, kind }))
     const count = this.model.tests.length
     const verdicts = testVerdicts(count, Array.from({ length: count }, (_, i) => this.atEnd[i]), atExit)
@@ -104,7 +106,7 @@ export class TestCaseAttribution {
           continue
         }
         // the XML's frames (with directories) where memcheck listed the stack at exit, else the log's
-        const stack: Frame[] = final?.stack ?? leaks.find((l) => l.stack.map((f) => f.pc ?? '').join(',') === block.stack)?.stack ?? seen.record.frames ?? []
+        const stack: Frame[] = final?.stack ?? framesOf.get(block.stack) ?? seen.record.frames ?? []
         const suppression = final?.suppression ?? formatSuppression(kind, seen.record.allocator ?? null, stack)
         records.set(key, { kind, bytes: block.size, blocks: 1, test: summary.name, stack, suppression })
       }
@@ -122,11 +124,17 @@ export class TestCaseAttribution {
   private exitKinds(leaks: LeakRecord[]): { seen: SeenBlock; kind: LeakKind; final: LeakRecord | undefined }[] | undefined {
     if (!this.exitListing) return undefined
     const listed = this.blocksOf(this.exitListing)
+    const byStack = new Map<string, SeenBlock[]>()
+    for (const seen of listed) {
+      const list = byStack.get(seen.block.stack) ?? []
+      list.push(seen)
+      byStack.set(seen.block.stack, list)
+    }
     const out = new Map<OwnedBlock, { seen: SeenBlock; kind: LeakKind; final: LeakRecord | undefined }>()
     const total = (list: SeenBlock[]): number => list.reduce((sum, s) => sum + s.block.size, 0)
     for (const leak of leaks) {
       const stack = leak.stack.map((f) => f.pc ?? '').join(',')
-      const free = listed.filter((s) => s.block.stack === stack && !out.has(s.block))
+      const free = (byStack.get(stack) ?? []).filter((s) => !out.has(s.block))
       const same = free.filter((s) => s.kind === leak.kind)
       const chosen = same.length === leak.blocks && total(same) === leak.bytes ? same : free.length === leak.blocks && total(free) === leak.bytes ? free : []
       for (const seen of chosen) out.set(seen.block, { seen, kind: leak.kind, final: leak })

@@ -56,7 +56,7 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
     return found
   }
   const workspace = options.workspace ?? options.root
-  const leaks = new Map<string, { location: string; title: string; message: string; tests: Record<LeakStatus, Set<string>>; runs: Set<number> }>()
+  const leaks = new Map<string, { location: string; title: string; message: string; tests: Record<LeakStatus, Set<string>>; runs: Set<number>; lists: Set<string[]> }>()
   // leaks past the ones annotated are only counted
   const unannotated = new Set<string>()
   runs.forEach((recorded, r) => {
@@ -86,14 +86,18 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
           unannotated.add(key)
           continue
         }
-        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: { failed: new Set(), tolerated: new Set(), unchecked: new Set() }, runs: new Set<number>() }
+        leak = { location, title: `heapspec: memory ${KIND_WORDS[record.kind]}`, message, tests: { failed: new Set(), tolerated: new Set(), unchecked: new Set() }, runs: new Set<number>(), lists: new Set() }
         leaks.set(key, leak)
       }
       // each run once per leak: the same leak many times over in one run is one run
       leak.runs.add(r)
       // a run made outside a test framework answers for its leaks itself, naming no framework test
       if (recorded.tests.length === 0) leak.tests[status].add('')
-      else for (const t of tests) leak.tests[status].add(printable(t))
+      else if (!leak.lists.has(tests)) {
+        // a list shared by every record of a run (its whole-run claims) is read once per leak
+        leak.lists.add(tests)
+        for (const t of tests) leak.tests[status].add(printable(t))
+      }
     }
   })
   const said: Record<LeakStatus, string> = { failed: 'Tests', tolerated: 'Allowed by', unchecked: 'Checked by no test; made in' }

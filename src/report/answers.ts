@@ -46,21 +46,38 @@ export function answerRecords({ run, tests }: RecordedRun): AnsweredRecord[] {
     const program = run.program.command.join(' ')
     return records.map((record) => ({ record, status: 'failed' as const, tests: [record.test === null ? program : `${program} > ${record.test}`], files: [null] }))
   }
-  return records.map((record, index) => {
-    const covering = (t: TestRef): boolean => t.leaks === null || t.leaks.includes(index)
-    const failed = tests.filter((t) => t.verdict === 'failed' && covering(t))
-    const passed = tests.filter((t) => t.verdict === 'passed' && covering(t))
-    const made = tests.filter((t) => t.verdict === undefined && covering(t))
+  // Claims of the whole run are shared by every record: worked out once, their label lists shared
+  // (a run checked whole by thousands of tests costs them once, not once per record).
+  const whole = tests.filter((t) => t.leaks === null)
+  const byRecord = new Map<number, TestRef[]>()
+  for (const t of tests) {
+    for (const i of t.leaks ?? []) {
+      const list = byRecord.get(i) ?? []
+      byRecord.set(i, list)
+      list.push(t)
+    }
+  }
+  const listing = (listed: TestRef[]): { tests: string[]; files: (string | null)[] } => {
+    const unique = new Map(listed.map((t) => [testLabel(t), t.file]))
+    return { tests: [...unique.keys()], files: [...unique.values()] }
+  }
+  const decide = (covering: TestRef[]): { status: LeakStatus; tests: string[]; files: (string | null)[] } => {
+    const failed = covering.filter((t) => t.verdict === 'failed')
+    const passed = covering.filter((t) => t.verdict === 'passed')
+    const made = covering.filter((t) => t.verdict === undefined)
     const madeNamed = made.filter((t) => t.name !== null)
     const [status, by]: [LeakStatus, TestRef[]] =
       failed.length > 0
         ? ['failed', failed]
         : passed.length > 0
           ? ['tolerated', passed]
-          : ['unchecked', madeNamed.length > 0 ? madeNamed : made.length > 0 ? made : tests.filter(covering).map((t) => ({ ...t, name: null }))]
+          : ['unchecked', madeNamed.length > 0 ? madeNamed : made.length > 0 ? made : covering.map((t) => ({ ...t, name: null }))]
     // no claim covers it (tests only looked at other test cases): the test file stands for it
-    const listed = by.length > 0 ? by : [{ file: tests[0]!.file, name: null, leaks: null }]
-    const unique = new Map(listed.map((t) => [testLabel(t), t.file]))
-    return { record, status, tests: [...unique.keys()], files: [...unique.values()] }
+    return { status, ...listing(by.length > 0 ? by : [{ file: tests[0]!.file, name: null, leaks: null }]) }
+  }
+  const wholeOnly = decide(whole)
+  return records.map((record, index) => {
+    const own = byRecord.get(index)
+    return { record, ...(own ? decide([...whole, ...own]) : wholeOnly) }
   })
 }

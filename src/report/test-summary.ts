@@ -29,30 +29,55 @@ export const MAX_TESTS_PRINTED = 50
  * tolerated, each worst first. Only rows with some leak are listed.
  */
 export function summarizeTests(runs: RecordedRun[], kinds: readonly LeakKind[]): TestLeaks[] {
-  const byRow = new Map<string, { test: string; file: string | null; status: LeakStatus; records: Set<LeakRecord> }>()
+  // Records listed under the same tests (one shared list: a run checked whole) are grouped first,
+  // and a group's sum and biggest record worked out once: a run of thousands of records checked by
+  // thousands of tests costs records + tests, not both.
+  interface Group {
+    files: (string | null)[]
+    records: LeakRecord[]
+    summed?: { leaked: LeakSummary; biggest: LeakRecord }
+  }
+  const groups = new Map<string[], Map<LeakStatus, Group>>()
   for (const recorded of runs) {
     for (const { record, status, tests, files } of answerRecords(recorded)) {
+      let byStatus = groups.get(tests)
+      if (!byStatus) groups.set(tests, (byStatus = new Map()))
+      let group = byStatus.get(status)
+      if (!group) byStatus.set(status, (group = { files, records: [] }))
+      group.records.push(record)
+    }
+  }
+  const rank = (a: LeakRecord, b: LeakRecord): number => Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind)) || b.bytes - a.bytes || b.blocks - a.blocks
+  const sum = (records: Iterable<LeakRecord>): { leaked: LeakSummary; biggest: LeakRecord } => {
+    const leaked = emptyLeakSummary()
+    let biggest: LeakRecord | undefined
+    for (const r of records) {
+      leaked[r.kind].bytes += r.bytes
+      leaked[r.kind].blocks += r.blocks
+      if (!biggest || rank(biggest, r) > 0) biggest = r
+    }
+    return { leaked, biggest: biggest! }
+  }
+  const byRow = new Map<string, { test: string; file: string | null; status: LeakStatus; groups: Group[] }>()
+  for (const [tests, byStatus] of groups) {
+    for (const [status, group] of byStatus) {
       tests.forEach((test, i) => {
         const key = JSON.stringify([test, status])
-        const row = byRow.get(key) ?? { test, file: files[i] ?? null, status, records: new Set<LeakRecord>() }
+        const row = byRow.get(key) ?? { test, file: group.files[i] ?? null, status, groups: [] }
         byRow.set(key, row)
-        row.records.add(record)
+        row.groups.push(group)
       })
     }
   }
   const rows: (TestLeaks & { failing: number; all: number })[] = []
-  for (const { test, file, status, records } of byRow.values()) {
-    const leaked = emptyLeakSummary()
-    for (const r of records) {
-      leaked[r.kind].bytes += r.bytes
-      leaked[r.kind].blocks += r.blocks
-    }
-    const ranked = [...records].sort((a, b) => Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind)) || b.bytes - a.bytes || b.blocks - a.blocks)
-    const frame = siteFrame(ranked[0]!.stack)
+  for (const { test, file, status, groups: mine } of byRow.values()) {
+    // one group: its sum, shared; several: their records once each
+    const { leaked, biggest } = mine.length === 1 ? (mine[0]!.summed ??= sum(mine[0]!.records)) : sum(new Set(mine.flatMap((g) => g.records)))
+    const frame = siteFrame(biggest.stack)
     rows.push({ test, file, status, leaked, topSite: frame ? formatFrame(frame) : null, failing: amountOf(leaked, kinds).bytes, all: amountOf(leaked, LEAK_KINDS).bytes })
   }
   rows.sort((a, b) => STATUS_ORDER.indexOf(a.status) - STATUS_ORDER.indexOf(b.status) || b.failing - a.failing || b.all - a.all || (a.test < b.test ? -1 : a.test > b.test ? 1 : 0))
-  return rows.map(({ test, file, status, leaked, topSite }) => ({ test, file, status, leaked, topSite }))
+  return rows.map(({ test, file, status, leaked, topSite }) => ({ test, file, status, leaked: { ...leaked }, topSite }))
 }
 
 /** `definitely, indirectly or possibly lost` */

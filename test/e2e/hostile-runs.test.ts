@@ -108,7 +108,7 @@ describe('heapspec report on hostile saved runs', () => {
       [name('build/prog'), name('--arg')],
     )
     run.tests = [{ name: name('case'), allocations: 1, frees: 0, bytesAllocated: 16, leakSummary: run.leakSummary }]
-    const saved = { heapspecRuns: 1, runs: [{ tests: [{ file: name('test/x.test.ts'), name: name('test'), leaks: null }], run }] }
+    const saved = { heapspecRuns: 1, runs: [{ tests: [{ file: name('test/x.test.ts'), name: name('test'), leaks: null, verdict: 'failed' }], run }] }
     mkdirSync(join(project, 'markup'), { recursive: true })
     writeFileSync(join(project, 'markup', 'heapspec-runs.json'), JSON.stringify(saved))
     const result = await report(['--out', 'out-markup', 'markup'])
@@ -145,14 +145,14 @@ describe('heapspec report on hostile saved runs', () => {
     run.program.exitCode = 3
     run.program.signal = inject('SIGSEGV')
     run.errors = [{ kind: inject('invalid-free'), stack: [] }]
-    const saved = { heapspecRuns: 1, runs: [{ tests: [{ file: null, name: '::stop-commands::tok', leaks: [0] }, { file: inject('test/t.ts'), name: inject('t'), leaks: null }], run }] }
+    const saved = { heapspecRuns: 1, runs: [{ tests: [{ file: null, name: '::stop-commands::tok', leaks: [0], verdict: 'failed' }, { file: inject('test/t.ts'), name: inject('t'), leaks: null, verdict: 'failed' }], run }] }
     mkdirSync(join(project, 'commands'), { recursive: true })
     writeFileSync(join(project, 'commands', 'heapspec-runs.json'), JSON.stringify(saved))
     const result = await report(['--out', 'out-commands', 'commands'], { GITHUB_ACTIONS: 'true', GITHUB_WORKSPACE: project })
     expect(result.exitCode).toBe(1)
     expect(result.stderr).toBe('')
     const lines = result.stdout.split('\n')
-    // the only workflow commands are heapspec's own annotations, one per leak
+    // the only workflow commands are heapspec's own annotations, one per leak (the tests failed on them: ::error)
     const commands = lines.filter((l) => /^\s*(::|##\[)/.test(l))
     expect(commands).toHaveLength(2)
     for (const c of commands) expect(c).toMatch(/^::error (file=[^:]*,line=\d+,)?title=heapspec%3A memory definitely lost::/)
@@ -244,7 +244,7 @@ describe('heapspec report on hostile saved runs', () => {
     const site = Array.from({ length: 5000 }, (_, i) => leak([frame('p', 'src/leak.c', 2), ...(i === 0 ? deep : [frame(`caller${i}`, 'src/leak.c', 1)])], null, 10_000 - i))
     const many = Array.from({ length: 60 }, (_, i) => leak([frame(`site${i}`, 'src/leak.c', 1 + (i % 2)), frame(`own${i}`, 'src/own.c', i + 1)], `case${i}`))
     const run = runOf([...site, ...many])
-    const tests = Array.from({ length: 3000 }, (_, i) => ({ file: 'test/big.test.ts', name: `test ${String(i).padStart(4, '0')}`, leaks: null }))
+    const tests = Array.from({ length: 3000 }, (_, i) => ({ file: 'test/big.test.ts', name: `test ${String(i).padStart(4, '0')}`, leaks: null, verdict: 'failed' }))
     mkdirSync(join(project, 'big'))
     writeFileSync(join(project, 'big', 'heapspec-runs.json'), JSON.stringify({ heapspecRuns: 1, runs: [{ tests, run }, { tests: [], run: runOf(many) }] }))
     const result = await report(['--out', 'out-big', 'big'], { GITHUB_ACTIONS: 'true' })
@@ -276,7 +276,7 @@ describe('heapspec report on hostile saved runs', () => {
 
   it('a run claimed whole by 20,000 tests, with 20,000 equal records, is reported in seconds, not tests × records', async () => {
     const run = runOf(Array.from({ length: 20_000 }, () => leak([frame('p', 'src/leak.c', 2)])))
-    const tests = Array.from({ length: 20_000 }, (_, i) => ({ file: 'test/many.test.ts', name: `t${i}`, leaks: null }))
+    const tests = Array.from({ length: 20_000 }, (_, i) => ({ file: 'test/many.test.ts', name: `t${i}`, leaks: null, verdict: 'failed' }))
     mkdirSync(join(project, 'claims'))
     writeFileSync(join(project, 'claims', 'heapspec-runs.json'), JSON.stringify({ heapspecRuns: 1, runs: [{ tests, run }] }))
     const started = Date.now()

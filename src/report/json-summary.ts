@@ -27,7 +27,7 @@ export interface LeakSummaryJson {
       leaked: LeakSummary
       tests: string[]
       testCases: string[]
-      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; tests: string[]; testCases: string[]; programs: string[] }[]
+      stacks: { kind: LeakKind; bytes: number; blocks: number; runs: number; frames: Frame[]; tests: string[]; testCases: string[]; programs: string[] }[]
     }[]
   }[]
   /** Tests that leaked, worst first. */

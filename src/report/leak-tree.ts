@@ -10,13 +10,23 @@ import { testLabel, type RecordedRun } from './saved-runs.js'
 import { formatFrame } from './text.js'
 import { isUserFrame, siteFrame } from './user-frame.js'
 
-/** One allocation stack of a site, summed over every run that leaked from it. */
+/**
+ * One allocation stack of a site and what one run leaked from it. The same leak seen by several
+ * runs (one program run by two test files, say) is one stack with its `runs` counted, not a leak
+ * twice the size.
+ */
 export interface LeakStack {
   kind: LeakKind
+  /** Leaked by each of the `runs`. */
   bytes: number
   blocks: number
+  /** How many runs leaked these bytes from this stack. */
+  runs: number
   frames: Frame[]
-  /** The framework tests answerable for these blocks. */
+  /**
+   * The tests answerable for these blocks: the framework tests, or for a run made outside a test
+   * framework (`heapspec run`), its program and native test case, as the per-test summary names them.
+   */
   tests: string[]
   /** The native test cases that allocated them (heapspec.h markers, the `tests` option). */
   testCases: string[]
@@ -164,10 +174,13 @@ function fileOf(stack: Frame[]): { file: string; userCode: boolean; frame: Frame
 export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): LeakTree {
   const files = new Map<string, { userCode: boolean; leaked: LeakSummary; sites: Map<string, AllocationSite> }>()
   const total = emptyLeakSummary()
-  for (const { run, tests } of runs) {
+  // The runs each stack has been counted for: a run's loss records are one per kind and stack.
+  const countedRuns = new Map<LeakStack, Set<number>>()
+  runs.forEach(({ run, tests }, runIndex) => {
     const program = run.program.command.join(' ')
     run.leaks.forEach((record, index) => {
-      const answerable = tests.filter((t) => t.leaks === null || t.leaks.includes(index)).map(testLabel)
+      const answerable =
+        tests.length === 0 ? [record.test === null ? program : `${program} > ${record.test}`] : tests.filter((t) => t.leaks === null || t.leaks.includes(index)).map(testLabel)
       const { file, userCode, frame } = fileOf(record.stack)
       const entry = files.get(file) ?? { userCode, leaked: emptyLeakSummary(), sites: new Map<string, AllocationSite>() }
       files.set(file, entry)
@@ -175,14 +188,16 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       const site = entry.sites.get(siteKey) ?? { fn: frame?.fn ?? null, line: frame?.file ? frame.line : null, leaked: emptyLeakSummary(), tests: [], testCases: [], stacks: [] }
       entry.sites.set(siteKey, site)
       const frames = record.stack.map(({ fn, file: f, line, object }) => ({ fn, file: f, line, object }))
-      const stackKey = JSON.stringify([record.kind, frames.map(formatFrame)])
-      let stack = site.stacks.find((s) => JSON.stringify([s.kind, s.frames.map(formatFrame)]) === stackKey)
+      const stackKey = JSON.stringify([record.kind, record.bytes, record.blocks, frames.map(formatFrame)])
+      let stack = site.stacks.find((s) => JSON.stringify([s.kind, s.bytes, s.blocks, s.frames.map(formatFrame)]) === stackKey)
       if (!stack) {
-        stack = { kind: record.kind, bytes: 0, blocks: 0, frames, tests: [], testCases: [], programs: [] }
+        stack = { kind: record.kind, bytes: record.bytes, blocks: record.blocks, runs: 0, frames, tests: [], testCases: [], programs: [] }
         site.stacks.push(stack)
       }
-      stack.bytes += record.bytes
-      stack.blocks += record.blocks
+      const counted = countedRuns.get(stack) ?? new Set<number>()
+      countedRuns.set(stack, counted)
+      if (!counted.has(runIndex)) stack.runs++
+      counted.add(runIndex)
       union(stack.tests, answerable)
       if (record.test !== null) union(stack.testCases, [record.test])
       union(stack.programs, [program])
@@ -190,11 +205,11 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       if (record.test !== null) union(site.testCases, [record.test])
       for (const summary of [site.leaked, entry.leaked, total]) add(summary, record.kind, record.bytes, record.blocks)
     })
-  }
+  })
   const stackOrder = (a: LeakStack, b: LeakStack): number => {
     const failing = Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind))
-    const [ka, kb] = [JSON.stringify([a.kind, a.frames.map(formatFrame)]), JSON.stringify([b.kind, b.frames.map(formatFrame)])]
-    return failing || b.bytes - a.bytes || b.blocks - a.blocks || (ka < kb ? -1 : ka > kb ? 1 : 0)
+    const [ka, kb] = [JSON.stringify([a.kind, a.bytes, a.frames.map(formatFrame)]), JSON.stringify([b.kind, b.bytes, b.frames.map(formatFrame)])]
+    return failing || b.bytes * b.runs - a.bytes * a.runs || b.blocks * b.runs - a.blocks * a.runs || (ka < kb ? -1 : ka > kb ? 1 : 0)
   }
   const nodes = [...files].map(([file, entry]) => {
     const sites = [...entry.sites.values()].map((s) => ({ ...s, tests: sorted(s.tests), testCases: sorted(s.testCases), stacks: s.stacks.map((st) => ({ ...st, tests: sorted(st.tests), testCases: sorted(st.testCases), programs: sorted(st.programs) })).sort(stackOrder) }))

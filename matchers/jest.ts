@@ -1,6 +1,8 @@
 /**
  * Jest registration: `setupFilesAfterEnv: ['heapspec/jest']` adds heapspec's matchers to Jest's
- * expect and types them for `@jest/globals` (the `expect` package's Matchers).
+ * expect and types them for `@jest/globals` (the `expect` package's Matchers) and for @types/jest's
+ * globals. With it only in jest.config's setupFilesAfterEnv, tsconfig's `"types": ["heapspec/jest"]`
+ * (or `/// <reference types="heapspec/jest" />`) brings the types in.
  */
 import { toMatchSnapshot } from 'jest-snapshot'
 import { describeNative as describeNativeWith, type DescribeNativeOptions, type TestFrameworkApi } from '../src/describe-native.js'
@@ -12,6 +14,15 @@ import type { HeapMatchers, HeapMatcherResult } from './types.js'
 
 declare module 'expect' {
   interface Matchers<R extends void | Promise<void>, T = unknown> extends HeapMatchers<R> {}
+}
+
+// Jest's globals as @types/jest declares them (`expect` without an import); the same type
+// parameters as its declaration, so the two merge. Without @types/jest it is an unused namespace.
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace jest {
+    interface Matchers<R, T = {}> extends HeapMatchers<R> {}
+  }
 }
 
 type JestSnapshotContext = ThisParameterType<typeof toMatchSnapshot>

@@ -1,6 +1,7 @@
 /**
  * Vitest registration: `import 'heapspec/vitest'` (or `setupFiles: ['heapspec/vitest']`) adds
- * heapspec's matchers to Vitest's expect and types them.
+ * heapspec's matchers to Vitest's expect and types them. With it only in setupFiles, tsconfig's
+ * `"types": ["heapspec/vitest"]` (or `/// <reference types="heapspec/vitest" />`) brings the types in.
  */
 import * as vitest from 'vitest'
 import { beforeAll, describe, expect, it } from 'vitest'

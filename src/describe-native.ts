@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { basename, join } from 'node:path'
+import { basename, join, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { BadOptionError, CannotStartError, CaptureFailedError, HeapspecError, describeValue } from './errors.js'
 import { emptyLeakSummary, type LeakRecord } from './model/types.js'
@@ -89,6 +89,31 @@ function checkEnding(run: HeapRun): void {
   throw new Error(`${p.command.join(' ')} ${how}.${tail ? `\nIts last stderr lines:\n${tail}` : ''}`)
 }
 
+/**
+ * The frames of the code that called describeNative, without heapspec's own: a failing test it
+ * registered then points at the user's test file (frameworks show the code frame of the first
+ * frame outside node_modules), not at heapspec's bundle, where every such failure would look alike.
+ */
+function callerFrames(): string[] {
+  const root = packageRoot()
+  const own = ['dist', 'src', 'matchers'].map((d) => join(root, d) + sep)
+  const lines = (new Error().stack ?? '').split('\n').filter((l) => /^\s+at /.test(l))
+  const isOwn = (line: string): boolean => own.some((prefix) => line.includes(prefix) || line.includes(pathToFileURL(prefix).href))
+  return lines.filter((l) => !isOwn(l))
+}
+
+/** `fn`, whose failures carry `frames` (the describeNative call) as their stack. */
+function failingAt(frames: string[], fn: () => void | Promise<void>): () => Promise<void> {
+  return async () => {
+    try {
+      await fn()
+    } catch (error) {
+      if (frames.length > 0 && error instanceof Error) error.stack = `${error.name}: ${error.message}\n${frames.join('\n')}`
+      throw error
+    }
+  }
+}
+
 interface ChildRequest {
   module: string
   command: string[]
@@ -164,6 +189,8 @@ export function describeNative(command: string[], options: DescribeNativeOptions
   // Bad options are the caller's mistake: throw now, before anything runs or registers.
   normalizeOptions(command, runOptions)
   const title = name ?? basename(command[0]!)
+  const caller = callerFrames()
+  const it = (testName: string, fn: () => void | Promise<void>): void => api.it(testName, failingAt(caller, fn))
   // Long enough for a capture under a debugger; the run's own `timeout` bounds the program.
   const hookTimeout = ((runOptions.timeout ?? 600) + 60) * 1000
 
@@ -178,14 +205,14 @@ export function describeNative(command: string[], options: DescribeNativeOptions
     }
     api.describe(title, () => {
       if (!run) {
-        api.it(`runs ${command.join(' ')}`, () => {
+        it(`runs ${command.join(' ')}`, () => {
           throw failure
         })
         return
       }
       const found = run
-      for (const t of found.tests) api.it(t.name, () => expectNoLeaks(api, found.test(t.name)))
-      api.it(`${OUTSIDE}: exits cleanly and leaks nothing`, () => {
+      for (const t of found.tests) it(t.name, () => expectNoLeaks(api, found.test(t.name)))
+      it(`${OUTSIDE}: exits cleanly and leaks nothing`, () => {
         checkEnding(found)
         if (found.tests.length === 0) {
           throw new HeapspecError(`heapspec: ${command.join(' ')} ran no test case. Bracket each with heapspec_test_begin/heapspec_test_end (heapspec.h), or give the \`tests\` option.`)
@@ -205,8 +232,8 @@ export function describeNative(command: string[], options: DescribeNativeOptions
       if (!run) throw new HeapspecError(`heapspec: ${command.join(' ')} did not run (see the beforeAll failure above).`)
       return run
     }
-    for (const testCase of cases) api.it(testCase, () => expectNoLeaks(api, started().test(testCase)))
-    api.it(`${OUTSIDE}: exits cleanly and leaks nothing`, () => {
+    for (const testCase of cases) it(testCase, () => expectNoLeaks(api, started().test(testCase)))
+    it(`${OUTSIDE}: exits cleanly and leaks nothing`, () => {
       const done = started()
       checkEnding(done)
       const unlisted = done.tests.map((t) => t.name).filter((t) => !cases.includes(t))

@@ -30,7 +30,8 @@ __attribute__((weak, noinline, used)) void heapspec_test_end(const char *name)
 #ifdef __cplusplus
 }
 
-/* HEAPSPEC_TEST_CASE("name") { ... } brackets a C++ scope as a test case. */
+/* heapspec::TestCaseScope scope("name"); brackets the rest of a C++ scope as a test case:
+ * it begins where the scope object is made and ends when it is destroyed. */
 namespace heapspec {
 struct TestCaseScope {
     const char *name;

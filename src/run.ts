@@ -22,12 +22,18 @@ export function backendFor(name: CaptureBackendName): CaptureBackend {
  * stops at every event; valgrind is last (slowest to start, and needs no compiler or ptrace).
  */
 export async function chooseBackend(name: BackendName, program: string): Promise<CaptureBackend> {
+  const candidates: CaptureBackendName[] = ['preload', 'gdb', 'valgrind']
   if (name !== 'auto') {
     const backend = backendFor(name)
-    await backend.probe()
+    try {
+      await backend.probe()
+    } catch (error) {
+      if (!(error instanceof CannotStartError)) throw error
+      const others = await runnable(candidates.filter((c) => c !== name))
+      throw new CannotStartError(withAlternatives(error.message, others), { cause: error })
+    }
     return backend
   }
-  const candidates: CaptureBackendName[] = ['preload', 'gdb', 'valgrind']
   const reasons: string[] = []
   for (const candidate of candidates) {
     if (candidate === 'preload' && preloadObstacle(program)) continue
@@ -37,10 +43,30 @@ export async function chooseBackend(name: BackendName, program: string): Promise
       return backend
     } catch (error) {
       if (!(error instanceof CannotStartError)) throw error
-      reasons.push(error.message.replace(/^heapspec: /, ''))
+      reasons.push(withAlternatives(error.message, []).replace(/^heapspec: /, ''))
     }
   }
   throw new CannotStartError(`heapspec: no backend can run ${program}: ${reasons.join(' ')}`)
+}
+
+/** The backends among `names` whose probe passes here. */
+async function runnable(names: CaptureBackendName[]): Promise<CaptureBackendName[]> {
+  const ok = await Promise.all(names.map((n) => backendFor(n).probe().then(() => true, () => false)))
+  return names.filter((_, i) => ok[i])
+}
+
+/**
+ * A backend's "cannot start" line with its "or use --backend X" advice kept to backends that can
+ * run here: each backend's own line names the others, and with none of them installed that advice
+ * would send the user from one missing backend to the next.
+ */
+export function withAlternatives(message: string, others: readonly CaptureBackendName[]): string {
+  const advice = /(,? or use|\.? Use) --backend \w+(?: or --backend \w+)*\.$/
+  if (!advice.test(message)) return message
+  if (others.length > 0) {
+    return message.replace(advice, (_, lead: string) => `${lead} ${others.map((o) => `--backend ${o}`).join(' or ')}.`)
+  }
+  return message.replace(advice, '.')
 }
 
 /** One test case's share of a run: what the matchers check on `run.test(name)`. */

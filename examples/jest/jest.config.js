@@ -2,6 +2,6 @@
 module.exports = {
   // Registers heapspec's matchers (toHaveNoLeaks, toLeakAtMost, ...) on Jest's expect.
   setupFilesAfterEnv: ['heapspec/jest'],
-  // A capture runs the program under gdb: give it more than Jest's default 5 s.
+  // A capture can take seconds (under gdb or valgrind, more): give it more than Jest's default 5 s.
   testTimeout: 60_000,
 }

@@ -43,6 +43,9 @@ tr.medium td:first-child, section.medium { border-left: 5px solid #f0b400; }
 tr.high td:first-child, section.high { border-left: 5px solid #d32f2f; }
 section { padding-left: 1em; margin: 1.2em 0; }
 pre.source { background: #f6f6f6; padding: .4em .6em; margin: .4em 0; }
+pre.source .line { color: #777; } pre.source .line.site { color: #222; background: #fde8e8; font-weight: bold; }
+.legend { margin-top: 2.5em; color: #555; font-size: 13px; } .legend dt { font-weight: bold; float: left; clear: left; width: 9em; }
+.legend dd { margin: 0 0 .2em 9.5em; } .legend .bar { display: inline-block; width: 5px; height: 1em; vertical-align: middle; margin-right: .3em; }
 ol.stack { margin: .3em 0 .8em; } ol.stack li.system { color: #888; }
 .muted { color: #777; }
 `
@@ -88,6 +91,45 @@ function pageNames(files: SourceFileNode[]): Map<SourceFileNode, string> {
 /** How a test stands with its leaks, in the tests table (answers.ts). */
 const STATUS_WORDS: Record<TestLeaks['status'], string> = { failed: 'failed the test', tolerated: 'allowed by the test', unchecked: 'checked by no test' }
 
+/** Lines shown above and below an allocation site's line. */
+const SOURCE_CONTEXT = 2
+
+/** The site's line with a few lines around it, the site's own marked; nothing when the source has no such line. */
+function sourceContext(source: string[] | undefined, line: number | null): string | undefined {
+  if (!source || line === null || source[line - 1] === undefined) return undefined
+  const first = Math.max(1, line - SOURCE_CONTEXT)
+  const last = Math.min(source.length, line + SOURCE_CONTEXT)
+  const width = String(last).length
+  const rows: string[] = []
+  for (let n = first; n <= last; n++) rows.push(`<span class="line${n === line ? ' site' : ''}">${String(n).padStart(width)} | ${esc(source[n - 1]!)}</span>`)
+  return `<pre class="source">${rows.join('\n')}</pre>`
+}
+
+/** What memcheck's kinds mean, and what the coloured bars say. */
+const KIND_MEANINGS: Record<LeakKind, string> = {
+  definite: 'no pointer to the block is left anywhere',
+  indirect: 'pointed to only from lost blocks (freeing those would have freed it)',
+  possible: 'only a pointer into the middle of the block is left',
+  reachable: 'still pointed to when the program ended',
+}
+
+function legend(context: Context, kinds: readonly LeakKind[]): string {
+  const [low, high] = (context.watermarks as unknown as Record<string, [number, number]>)[LEAKED_BYTES_WATERMARK] ?? [1, 1024]
+  const failing = kinds.map((k) => KIND_WORDS[k]).join(', ')
+  const kindRows = LEAK_KINDS.map((k) => `<dt>${esc(KIND_WORDS[k])}</dt><dd>${esc(KIND_MEANINGS[k])}${kinds.includes(k) ? '' : ' (reported, not failing)'}</dd>`)
+  const bar = (color: string, text: string): string => `<dd><span class="bar" style="background:${color}"></span>${esc(text)}</dd>`
+  return [
+    '<dl class="legend">',
+    ...kindRows,
+    '<dt>bytes / blocks</dt><dd>leaked bytes, and the number of blocks they are in</dd>',
+    '<dt>bars</dt>',
+    bar('#4caf50', `fewer than ${low} bytes of the failing kinds (${failing}) leaked`),
+    bar('#f0b400', `${low} bytes or more`),
+    bar('#d32f2f', `${high} bytes or more`),
+    '</dl>',
+  ].join('\n')
+}
+
 /** Options of the HTML report. */
 export interface HtmlReportOptions {
   /** The per-test rows, for the index page. */
@@ -131,6 +173,7 @@ export class HtmlReport extends LeakReportBase {
       const more = this.options.tests.length - MAX_TESTS_LISTED
       if (more > 0) body.push(`<p class="muted">... and ${esc(more.toLocaleString('en-US'))} more tests (${esc(JSON_SUMMARY_FILE)} lists them all)</p>`)
     }
+    if (root.files.length > 0 || this.options.tests.length > 0) body.push(legend(context, this.kinds))
     const out = context.writer.writeFile('index.html')
     out.println(page('heapspec leak report', body))
     out.close()
@@ -140,6 +183,7 @@ export class HtmlReport extends LeakReportBase {
     const body = ['<p><a href="../index.html">&larr; all files</a></p>', `<h1><code>${esc(file.file)}</code></h1>`, `<p>${esc(totals(file.leaked))}</p>`]
     const source = file.userCode ? this.sourceLines(file.file, context) : undefined
     for (const site of file.sites) body.push(...this.site(site, source, context))
+    body.push(legend(context, this.kinds))
     const out = context.writer.writeFile(`files/${this.pages.get(file)!}`)
     out.println(page(`${file.file} — heapspec leak report`, body))
     out.close()
@@ -156,15 +200,17 @@ export class HtmlReport extends LeakReportBase {
   private site(site: AllocationSite, source: string[] | undefined, context: Context): string[] {
     const where = `${site.fn ?? '???'}${site.line === null ? '' : `, line ${site.line}`}`
     const out = [`<section class="${esc(severity(context, amountOf(site.leaked, this.kinds).bytes))}">`, `<h2><code>${esc(where)}</code></h2>`]
-    const text = site.line !== null && site.line > 0 ? source?.[site.line - 1] : undefined
-    if (text !== undefined) out.push(`<pre class="source">${esc(site.line!)} | ${esc(text)}</pre>`)
+    const shown = sourceContext(source, site.line)
+    if (shown !== undefined) out.push(shown)
     out.push(`<table><thead><tr>${kindHeaders()}</tr></thead><tbody><tr>${kindCells(site.leaked)}</tr></tbody></table>`)
     const more = site.moreNames ? ', <span class="muted">and more</span>' : ''
     if (site.tests.length > 0) out.push(`<p>Tests: ${site.tests.map((t) => `<code>${esc(t)}</code>`).join(', ')}${more}</p>`)
     if (site.testCases.length > 0) out.push(`<p>Native test cases: ${site.testCases.map((t) => `<code>${esc(t)}</code>`).join(', ')}${more}</p>`)
     for (const stack of site.stacks) {
       const cases = stack.testCases.length > 0 ? ` in ${stack.testCases.map((t) => `"${t}"`).join(', ')}${stack.moreNames ? ' and more' : ''}` : ''
-      out.push(`<p><strong>${esc(`${formatAmount(stack)} ${KIND_WORDS[stack.kind]}`)}</strong>${esc(cases)} <span class="muted">(${esc(stack.programs.join('; '))}${stack.moreNames ? ' and more' : ''})</span></p>`)
+      // One leak seen by several runs is that leak, in so many runs: not one leak of the sum.
+      const runs = stack.runs > 1 ? `, in ${stack.runs} runs` : ''
+      out.push(`<p><strong>${esc(`${formatAmount(stack)} ${KIND_WORDS[stack.kind]}`)}</strong>${esc(cases + runs)} <span class="muted">(${esc(stack.programs.join('; '))}${stack.moreNames ? ' and more' : ''})</span></p>`)
       const frames = stack.frames.map((f: Frame) => `<li class="frame${isUserFrame(f) ? '' : ' system'}">${esc(formatFrame(f))}</li>`)
       if (stack.moreFrames) frames.push(`<li class="frame system">... and ${esc(stack.moreFrames.toLocaleString('en-US'))} more frames</li>`)
       out.push(`<ol class="stack">${frames.join('')}</ol>`)

@@ -30,7 +30,7 @@ export interface LeakSummaryJson {
       testCases: string[]
       moreNames?: true
       /** At most 20 (see leak-tree.ts), worst first; the others counted in moreStacks. */
-      stacks: { kind: LeakKind; bytes: number; blocks: number; frames: Frame[]; moreFrames?: number; status: LeakStatus; tests: string[]; testCases: string[]; programs: string[]; moreNames?: true }[]
+      stacks: { kind: LeakKind; bytes: number; blocks: number; runs: number; frames: Frame[]; moreFrames?: number; status: LeakStatus; tests: string[]; testCases: string[]; programs: string[]; moreNames?: true }[]
       moreStacks?: { stacks: number; bytes: number; blocks: number }
     }[]
   }[]

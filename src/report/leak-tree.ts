@@ -20,11 +20,18 @@ export const MAX_FRAMES_PER_STACK = 50
 /** Tests, native test cases or programs listed for one site or stack. */
 export const MAX_NAMES_LISTED = 50
 
-/** One allocation stack of a site, summed over every run that leaked from it. */
+/**
+ * One allocation stack of a site and what one run leaked from it. The same leak seen by several
+ * runs (one program run by two test files, say) is one stack with its `runs` counted, not a leak
+ * twice the size.
+ */
 export interface LeakStack {
   kind: LeakKind
+  /** Leaked by each of the `runs`. */
   bytes: number
   blocks: number
+  /** How many runs leaked these bytes from this stack. */
+  runs: number
   /** The first MAX_FRAMES_PER_STACK frames. */
   frames: Frame[]
   /** Frames left out of `frames`, when there were more. */
@@ -204,8 +211,10 @@ interface StackEntry {
   key: string
   kind: LeakKind
   status: LeakStatus
+  /** What each run leaked from it (a run's loss records are one per kind and stack). */
   bytes: number
   blocks: number
+  runs: Set<number>
   frames: Frame[]
   tests: BoundedSet
   testCases: BoundedSet
@@ -229,12 +238,12 @@ interface SiteEntry {
 export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): LeakTree {
   const files = new Map<string, { userCode: boolean; leaked: LeakSummary; sites: Map<string, SiteEntry> }>()
   const total = emptyLeakSummary()
-  for (const recorded of runs) {
+  runs.forEach((recorded, runIndex) => {
     const { run } = recorded
     const program = run.program.command.join(' ')
-    for (const { record, status, tests } of answerRecords(recorded)) {
-      // a run made outside a test framework names no framework test
-      const answerable = recorded.tests.length > 0 ? tests : []
+    // the tests that answer for each record; for a run made outside a test framework (`heapspec
+    // run`), its program and native test case, as the per-test summary names them
+    for (const { record, status, tests: answerable } of answerRecords(recorded)) {
       const { file, userCode, frame } = fileOf(record.stack)
       const entry = files.get(file) ?? { userCode, leaked: emptyLeakSummary(), sites: new Map<string, SiteEntry>() }
       files.set(file, entry)
@@ -245,15 +254,15 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
         entry.sites.set(siteKey, site)
       }
       const frames = record.stack.map(({ fn, file: f, line, object }) => ({ fn, file: f, line, object }))
-      const stackKey = JSON.stringify([record.kind, frames.map(formatFrame)])
+      // one leak seen by several runs is that leak in so many runs, not a leak of the sum
+      const stackKey = JSON.stringify([record.kind, record.bytes, record.blocks, frames.map(formatFrame)])
       let stack = site.stacks.get(stackKey)
       if (!stack) {
-        stack = { key: stackKey, kind: record.kind, bytes: 0, blocks: 0, frames, status, tests: new BoundedSet(), testCases: new BoundedSet(), programs: new BoundedSet() }
+        stack = { key: stackKey, kind: record.kind, bytes: record.bytes, blocks: record.blocks, runs: new Set(), frames, status, tests: new BoundedSet(), testCases: new BoundedSet(), programs: new BoundedSet() }
         site.stacks.set(stackKey, stack)
       }
       stack.status = worseStatus(stack.status, status)
-      stack.bytes += record.bytes
-      stack.blocks += record.blocks
+      stack.runs.add(runIndex)
       stack.tests.addAll(answerable)
       site.tests.addAll(answerable)
       stack.programs.add(program)
@@ -263,10 +272,10 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       }
       for (const summary of [site.leaked, entry.leaked, total]) add(summary, record.kind, record.bytes, record.blocks)
     }
-  }
+  })
   const stackOrder = (a: StackEntry, b: StackEntry): number => {
     const failing = Number(kinds.includes(b.kind)) - Number(kinds.includes(a.kind))
-    return failing || b.bytes - a.bytes || b.blocks - a.blocks || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+    return failing || b.bytes * b.runs.size - a.bytes * a.runs.size || b.blocks * b.runs.size - a.blocks * a.runs.size || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
   }
   const nodes = [...files].map(([file, entry]) => {
     const sites = [...entry.sites.values()].map((s): AllocationSite => {
@@ -274,14 +283,14 @@ export function buildLeakTree(runs: RecordedRun[], kinds: readonly LeakKind[]): 
       const shown = all.slice(0, MAX_STACKS_PER_SITE)
       const left = all.slice(MAX_STACKS_PER_SITE)
       const stacks = shown.map((st): LeakStack => {
-        const listed: LeakStack = { kind: st.kind, bytes: st.bytes, blocks: st.blocks, frames: st.frames.slice(0, MAX_FRAMES_PER_STACK), status: st.status, tests: st.tests.sorted(), testCases: st.testCases.sorted(), programs: st.programs.sorted() }
+        const listed: LeakStack = { kind: st.kind, bytes: st.bytes, blocks: st.blocks, runs: st.runs.size, frames: st.frames.slice(0, MAX_FRAMES_PER_STACK), status: st.status, tests: st.tests.sorted(), testCases: st.testCases.sorted(), programs: st.programs.sorted() }
         if (st.frames.length > MAX_FRAMES_PER_STACK) listed.moreFrames = st.frames.length - MAX_FRAMES_PER_STACK
         if (st.tests.more || st.testCases.more || st.programs.more) listed.moreNames = true
         return listed
       })
       const site: AllocationSite = { fn: s.fn, line: s.line, leaked: s.leaked, tests: s.tests.sorted(), testCases: s.testCases.sorted(), stacks }
       if (s.tests.more || s.testCases.more) site.moreNames = true
-      if (left.length > 0) site.moreStacks = { stacks: left.length, bytes: left.reduce((n, st) => n + st.bytes, 0), blocks: left.reduce((n, st) => n + st.blocks, 0) }
+      if (left.length > 0) site.moreStacks = { stacks: left.length, bytes: left.reduce((n, st) => n + st.bytes * st.runs.size, 0), blocks: left.reduce((n, st) => n + st.blocks * st.runs.size, 0) }
       return site
     })
     sites.sort(worstFirst((s) => s.leaked, (s) => `${String(s.line ?? '').padStart(9, '0')} ${s.fn ?? ''}`, kinds))

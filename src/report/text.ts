@@ -11,6 +11,10 @@ export const KIND_WORDS: Record<LeakKind, string> = {
   reachable: 'still reachable',
 }
 
+/** memcheck's words in one line, for readers who never used it: the end of a report with leaks. */
+export const KIND_LEGEND =
+  'definitely lost: nothing points to the block any more; indirectly lost: only lost blocks point to it; possibly lost: only a pointer into its middle; still reachable: still pointed to at exit (reported, not failed); in use at exit: not freed.'
+
 /** Kinds that fail a run unless the user says otherwise. */
 export const FAILING_KINDS: readonly LeakKind[] = ['definite', 'indirect', 'possible']
 
@@ -91,6 +95,7 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
       out.push(lost > 0 ? c.red(line) : line)
     }
   }
+  if (run.leaks.length > 0) out.push('', c.dim(KIND_LEGEND))
   return out.join('\n') + '\n'
 }
 

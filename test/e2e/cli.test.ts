@@ -7,6 +7,9 @@ import { ROOT, processesMentioning, program } from '../support/debugee.js'
 
 const CLI = join(ROOT, 'dist', 'src', 'cli.js')
 
+/** An empty cache directory: the preload backend has no interposer built, and no compiler on a bare PATH to build one. */
+const noCache = (): string => mkdtempSync(join(tmpdir(), 'heapspec-cache-'))
+
 function heapspec(args: string[], env: Record<string, string> = {}) {
   return execa('node', [CLI, ...args], { cwd: ROOT, reject: false, env: { ...env, CI: 'true' } })
 }
@@ -36,7 +39,7 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     writeFileSync(join(bin, 'gdb'), '#!/bin/sh\necho "Python scripting is not supported in this copy of GDB." >&2\nexit 1\n', { mode: 0o755 })
     const result = await heapspec(['run', '--backend', 'gdb', 'debugee/build/definite'], { PATH: `${bin}:/usr/bin:/bin` })
     expect(result.stderr.trim()).toBe(
-      'heapspec: this gdb cannot run Python (Python scripting is not supported in this copy of GDB.). Install a gdb built with Python (apt-get install gdb) or use --backend valgrind.',
+      'heapspec: this gdb cannot run Python (Python scripting is not supported in this copy of GDB.). Install a gdb built with Python (apt-get install gdb) or use --backend preload or --backend valgrind.',
     )
     expect(result.exitCode).toBe(2)
   })
@@ -45,9 +48,31 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
     // node itself must stay reachable; gdb must not
     symlinkSync(process.execPath, join(bin, 'node'))
-    const result = await heapspec(['run', '--backend', 'gdb', 'debugee/build/definite'], { PATH: bin })
+    const result = await heapspec(['run', '--backend', 'gdb', 'debugee/build/definite'], { PATH: bin, XDG_CACHE_HOME: noCache() })
+    // valgrind is missing too, so the advice names no other backend to try
+    expect(result.stderr.trim()).toBe('heapspec: gdb is not installed (looked on PATH). Install it (apt-get install gdb).')
+    expect(result.exitCode).toBe(2)
+  })
+
+  it('gdb missing from PATH, valgrind there: names valgrind', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
+    symlinkSync(process.execPath, join(bin, 'node'))
+    // a valgrind that answers the probe; the run stops before it is used
+    writeFileSync(join(bin, 'valgrind'), '#!/bin/sh\necho valgrind-3.19.0\n', { mode: 0o755 })
+    const result = await heapspec(['run', '--backend', 'gdb', 'debugee/build/definite'], { PATH: bin, XDG_CACHE_HOME: noCache() })
     expect(result.stderr.trim()).toBe('heapspec: gdb is not installed (looked on PATH). Install it (apt-get install gdb) or use --backend valgrind.')
     expect(result.exitCode).toBe(2)
+  })
+
+  it('no backend installed: each says what to install, none sends the user to another', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-path-'))
+    symlinkSync(process.execPath, join(bin, 'node'))
+    const valgrind = await heapspec(['run', '--backend', 'valgrind', 'debugee/build/definite'], { PATH: bin, XDG_CACHE_HOME: noCache() })
+    expect(valgrind.stderr.trim()).toBe('heapspec: valgrind is not installed (looked on PATH). Install it (apt-get install valgrind).')
+    const auto = await heapspec(['run', 'debugee/build/definite'], { PATH: bin, XDG_CACHE_HOME: noCache() })
+    expect(auto.stderr.trim()).toMatch(/^heapspec: no backend can run \S*debugee\/build\/definite: .*Install one \(apt-get install gcc\)\. gdb is not installed \(looked on PATH\)\. Install it \(apt-get install gdb\)\. valgrind is not installed \(looked on PATH\)\. Install it \(apt-get install valgrind\)\.$/)
+    expect(auto.stderr).not.toContain('--backend')
+    expect(auto.exitCode).toBe(2)
   })
 })
 

@@ -1,15 +1,17 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { stripVTControlCharacters } from 'node:util'
 import { execa } from 'execa'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ROOT } from '../support/debugee.js'
+import { program, ROOT } from '../support/debugee.js'
 
 // The packed package, installed into copies of examples/vitest and examples/jest as a user would
 // install it, and each framework run for real: which tests pass and fail, what the failures say,
 // and the allocation snapshot written, honoured, failed, updated with -u, and refused in CI mode.
-// npm test builds dist/ (ESM and the CommonJS bundle) before any test runs.
+// Then into a new project with nothing but the framework and heapspec, as a user starts one.
+// npm test builds dist/ (ESM and the CommonJS bundle) before any test runs; CI packs the package
+// with its prepack build first and names the tarball in HEAPSPEC_TARBALL.
 
 interface Framework {
   name: 'vitest' | 'jest'
@@ -102,23 +104,28 @@ const project = (f: Framework): string => join(work, f.name)
  * Runs the framework in its project, directly or through the example's `npm test` (which builds the
  * native program first); returns the JSON report, each test's outcome and its failure text.
  */
-async function runFramework(f: Framework, args: string[], options: { ci?: boolean; npmTest?: boolean } = {}) {
-  const out = join(work, `${f.name}-report.json`)
+async function runFramework(f: Framework, args: string[], options: { ci?: boolean; npmTest?: boolean; cwd?: string } = {}) {
+  const cwd = options.cwd ?? project(f)
+  const out = join(cwd, '..', `${f.name}-${cwd.split('/').pop()}-report.json`)
   rmSync(out, { force: true })
   const [bin, ...binArgs] = options.npmTest ? ['npm', 'test', '--'] : f.bin
-  const result = await execa(bin!, [...binArgs, ...args, ...f.reportArgs(out)], { cwd: project(f), env: runEnv(options.ci ?? false), extendEnv: false, reject: false, all: true })
+  const result = await execa(bin!, [...binArgs, ...args, ...f.reportArgs(out)], { cwd, env: runEnv(options.ci ?? false), extendEnv: false, reject: false, all: true })
   if (!existsSync(out)) throw new Error(`${f.name} wrote no report (exit ${result.exitCode}):\n${result.all}`)
   const report = JSON.parse(readFileSync(out, 'utf8')) as JsonReport
   const outcomes: Record<string, string> = {}
   const failures: Record<string, string> = {}
+  const stacks: Record<string, string> = {}
   for (const file of report.testResults) {
     for (const t of file.assertionResults) {
       const name = [...t.ancestorTitles, t.title].join(' > ')
       outcomes[name] = t.status
-      if (t.failureMessages.length > 0) failures[name] = failureText(t.failureMessages.join('\n'))
+      if (t.failureMessages.length > 0) {
+        failures[name] = failureText(t.failureMessages.join('\n'))
+        stacks[name] = stripVTControlCharacters(t.failureMessages.join('\n'))
+      }
     }
   }
-  return { report, outcomes, failures, output: result.all ?? '', exitCode: result.exitCode }
+  return { report, outcomes, failures, stacks, output: result.all ?? '', exitCode: result.exitCode }
 }
 
 /** A failure message without colour, error-class prefix or stack trace. */
@@ -131,26 +138,75 @@ function failureText(message: string): string {
     .trimEnd()
 }
 
+/** A new project's files: the framework and the packed heapspec, a config, and one clean and one leaking test. */
+function newProject(f: Framework, tarball: string): Record<string, string> {
+  const tests = JSON.stringify(program('tests'))
+  if (f.name === 'vitest') {
+    return {
+      'package.json': JSON.stringify({ name: 'new-vitest-project', private: true, type: 'module', devDependencies: { heapspec: `file:${tarball}`, vitest: '^4.1.0' } }, null, 2),
+      'vitest.config.ts': `import { defineConfig } from 'vitest/config'\nexport default defineConfig({ test: { setupFiles: ['heapspec/vitest'], testTimeout: 60_000, hookTimeout: 60_000 } })\n`,
+      'test/heap.test.ts': `import { beforeAll, expect, test } from 'vitest'
+import { runNative, type HeapRun } from 'heapspec'
+
+let run: HeapRun
+beforeAll(async () => {
+  run = await runNative([${tests}])
+})
+test('a clean test case', () => expect(run.test('test_clean')).toHaveNoLeaks())
+test('a leaking test case', () => expect(run.test('test_leaks_two')).toHaveNoLeaks())
+`,
+    }
+  }
+  return {
+    'package.json': JSON.stringify({ name: 'new-jest-project', private: true, devDependencies: { heapspec: `file:${tarball}`, jest: '^30.0.0' } }, null, 2),
+    'jest.config.js': `module.exports = { setupFilesAfterEnv: ['heapspec/jest'], testTimeout: 60_000 }\n`,
+    'test/heap.test.js': `const { runNative } = require('heapspec')
+
+let run
+beforeAll(async () => {
+  run = await runNative([${tests}])
+})
+test('a clean test case', () => expect(run.test('test_clean')).toHaveNoLeaks())
+test('a leaking test case', () => expect(run.test('test_leaks_two')).toHaveNoLeaks())
+`,
+  }
+}
+
+/** A new project's directory in the scratch area. */
+const fresh = (f: Framework): string => join(work, 'new', f.name)
+
+let tarball: string
+
 beforeAll(async () => {
   for (const built of ['dist/src/index.js', 'dist/cjs/src/index.cjs', 'dist/cjs/matchers/jest.cjs', 'dist/matchers/vitest.js']) {
     if (!existsSync(join(ROOT, built))) throw new Error(`${built} is missing: run npm run build first (npm test does).`)
   }
   work = mkdtempSync(join(tmpdir(), 'heapspec-frameworks-'))
-  // dist/ is built already; a prepack build here would race the other test files reading it.
-  const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT })
-  const tarball = join(work, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename)
-  await Promise.all(
-    FRAMEWORKS.map(async (f) => {
-      cpSync(join(ROOT, 'examples', f.name), project(f), { recursive: true, filter: (src) => !/\/(node_modules|build|__snapshots__)$/.test(src) })
+  if (process.env.HEAPSPEC_TARBALL) {
+    tarball = resolve(process.env.HEAPSPEC_TARBALL)
+  } else {
+    // dist/ is built already; a prepack build here would race the other test files reading it.
+    const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT })
+    tarball = join(work, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename)
+  }
+  const install = (cwd: string) => execa('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd })
+  await Promise.all([
+    ...FRAMEWORKS.map(async (f) => {
+      cpSync(join(ROOT, 'examples', f.name), project(f), { recursive: true, filter: (src) => !/\/(node_modules|build|__snapshots__|package-lock\.json)$/.test(src) })
       const manifest = JSON.parse(readFileSync(join(project(f), 'package.json'), 'utf8')) as Record<string, Record<string, string>>
       manifest.devDependencies!.heapspec = `file:${tarball}`
-      // As the repository's own package.json: the registry mirror lacks unrs-resolver 1.13's bindings (jest's resolver).
-      manifest.overrides = { 'unrs-resolver': '1.12.2' }
       writeFileSync(join(project(f), 'package.json'), JSON.stringify(manifest, null, 2))
       writeFileSync(join(project(f), f.leakyFile), f.leakyTest)
-      await execa('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: project(f) })
+      await install(project(f))
     }),
-  )
+    ...FRAMEWORKS.map(async (f) => {
+      for (const [file, text] of Object.entries(newProject(f, tarball))) {
+        mkdirSync(dirname(join(fresh(f), file)), { recursive: true })
+        writeFileSync(join(fresh(f), file), text)
+      }
+      await install(fresh(f))
+    }),
+  ])
 }, 300_000)
 
 afterAll(() => {
@@ -168,7 +224,7 @@ Expected no leaks, found 4 leaks (45 B) in build/list --leak:
 
 describe.each(FRAMEWORKS)('the $name example, installed from the packed package', (f) => {
   it('runs as the example says (npm test), and a test file with leaks fails where and how it should', async () => {
-    const { report, outcomes, failures, exitCode, output } = await runFramework(f, [], { npmTest: true })
+    const { report, outcomes, failures, stacks, exitCode, output } = await runFramework(f, [], { npmTest: true })
     expect(exitCode).not.toBe(0)
     expect(output).not.toMatch(/sourcemap .* points to missing source files/i)
     expect(outcomes).toEqual({
@@ -202,6 +258,8 @@ Expected at most 16 bytes to leak, found 45 bytes in 4 blocks in test "test_drop
     expect(failures['test_push_three allocates at most 5 times']).toBe(`expect(run.test("test_push_three")).toAllocateAtMost({ allocations: 5 })
 
 Expected at most 5 allocations, found 6 allocations of 54 bytes (6 frees) in test "test_push_three".`)
+    // describeNative's failures point at the line of the user's file that called it, not only at heapspec
+    expect(stacks['list --leak > test_drop_list']).toMatch(new RegExp(`${f.leakyFile.replaceAll('.', '\\.')}:\\d+:\\d+`))
     expect(failures['list --leak > test_drop_list']).toMatch(/^expect\(run\.test\("test_drop_list"\)\)\.toHaveNoLeaks\(\)\n\nExpected no leaks, found 4 leaks \(45 B\) in test "test_drop_list":\n {2}- definite: 16 B in 1 block, allocated at push \(native\/list\.c:21\)/)
 
     // The first run wrote the counts into the framework's own snapshot file.
@@ -242,5 +300,81 @@ Expected at most 5 allocations, found 6 allocations of 54 bytes (6 frees) in tes
     expect(ci.report.success).toBe(false)
     expect(ci.failures['the list library > keeps its allocation counts (stored in __snapshots__, updated with -u)']).toMatch(f.name === 'jest' ? /New snapshot was not written\. The update flag must be explicitly passed to write a new snapshot\./ : /^Snapshot `.*` mismatched$/)
     expect(existsSync(file)).toBe(false)
+  })
+})
+
+/** Every package name under `dir`'s node_modules, nested ones too. */
+function installedPackages(dir: string): string[] {
+  const names: string[] = []
+  const walk = (modules: string): void => {
+    if (!existsSync(modules)) return
+    for (const entry of readdirSync(modules)) {
+      if (entry.startsWith('.')) continue
+      const scoped = entry.startsWith('@') ? readdirSync(join(modules, entry)).map((e) => `${entry}/${e}`) : [entry]
+      for (const name of scoped) {
+        names.push(name)
+        walk(join(modules, name, 'node_modules'))
+      }
+    }
+  }
+  walk(join(dir, 'node_modules'))
+  return names
+}
+
+describe.each(FRAMEWORKS)('a new $name project with the packed package', (f) => {
+  it('runs a clean and a leaking test: one passes, one fails saying what leaked where', async () => {
+    const { outcomes, failures } = await runFramework(f, [], { cwd: fresh(f) })
+    expect(outcomes).toEqual({ 'a clean test case': 'passed', 'a leaking test case': 'failed' })
+    expect(failures['a leaking test case']).toMatch(
+      /^expect\(run\.test\("test_leaks_two"\)\)\.toHaveNoLeaks\(\)\n\nExpected no leaks, found 2 leaks \(96 B\) in test "test_leaks_two":\n {2}- definite: 48 B in 1 block, allocated at leak \(\S*debugee\/tests\.c:35\)/,
+    )
+  })
+
+  it(f.name === 'vitest' ? 'pulls in no Jest package' : 'has what the Jest entry points load', () => {
+    const installed = installedPackages(fresh(f))
+    const jestPackages = installed.filter((n) => /^(jest|jest-.*|@jest\/.*|babel-jest|expect)$/.test(n))
+    if (f.name === 'vitest') expect(jestPackages).toEqual([])
+    else expect(jestPackages).toEqual(expect.arrayContaining(['jest', 'jest-snapshot', '@jest/reporters']))
+    expect(installed).toContain('heapspec')
+  })
+})
+
+describe('the packed package', () => {
+  let unpacked: string
+  let files: string[]
+  beforeAll(async () => {
+    unpacked = join(work, 'unpacked')
+    mkdirSync(unpacked)
+    await execa('tar', ['-xzf', tarball, '-C', unpacked])
+    files = (await execa('tar', ['-tzf', tarball])).stdout.split('\n').map((p) => p.replace(/^package\//, ''))
+  })
+
+  it('holds the build, the LICENSE and the sources its maps point to, and not the bench', () => {
+    for (const file of ['LICENSE', 'dist/src/index.js', 'dist/src/cli.js', 'dist/cjs/src/index.cjs', 'dist/cjs/matchers/jest.cjs', 'dist/matchers/vitest.d.ts', 'src/heapspec.h']) expect(files).toContain(file)
+    expect(files.filter((p) => p.startsWith('dist/test/'))).toEqual([])
+    const missing: string[] = []
+    for (const map of files.filter((p) => p.endsWith('.js.map'))) {
+      const { sources } = JSON.parse(readFileSync(join(unpacked, 'package', map), 'utf8')) as { sources: string[] }
+      for (const source of sources) {
+        const target = resolve(dirname(join(unpacked, 'package', map)), source)
+        if (!existsSync(target)) missing.push(`${map} -> ${source}`)
+      }
+    }
+    expect(missing).toEqual([])
+  })
+
+  it('depends on no test framework: those are optional peers, for the entry points that load them', () => {
+    const manifest = JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>
+      peerDependencies: Record<string, string>
+      peerDependenciesMeta: Record<string, { optional?: boolean }>
+      os: string[]
+      cpu: string[]
+      license: string
+    }
+    expect(Object.keys(manifest.dependencies).filter((n) => /jest|vitest/.test(n))).toEqual([])
+    expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['@jest/reporters', 'jest', 'jest-snapshot', 'vitest'])
+    for (const peer of Object.keys(manifest.peerDependencies)) expect(manifest.peerDependenciesMeta[peer]?.optional, peer).toBe(true)
+    expect(manifest).toMatchObject({ os: ['linux'], cpu: ['x64'], license: 'MIT' })
   })
 })

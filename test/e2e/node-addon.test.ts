@@ -1,6 +1,6 @@
-import { cpSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { runNode, type HeapRun } from '../../src/index.js'
@@ -16,8 +16,24 @@ beforeAll(async () => {
   cpSync(join(ROOT, 'examples', 'node-addon'), example, { recursive: true, filter: (src) => !/\/(node_modules|build)$/.test(src) })
   mkdirSync(join(example, 'node_modules'))
   symlinkSync(ROOT, join(example, 'node_modules', 'heapspec'))
-  await execa('npm', ['run', '-s', 'build:addon'], { cwd: example })
+  await execa('npm', ['run', '-s', 'build:addon'], { cwd: example, env: nodeGypEnv(dirname(example)) })
 }, 120_000)
+
+/**
+ * node-gyp's environment, the same on every machine: no user npm config (which may or may not name
+ * a `nodedir`), and Node's headers from the running Node's own installation when it has them
+ * (offline; the example's README says so), else node-gyp's download of them.
+ */
+function nodeGypEnv(scratch: string): Record<string, string | undefined> {
+  const userconfig = join(scratch, 'npmrc')
+  writeFileSync(userconfig, '')
+  const prefix = dirname(dirname(process.execPath))
+  const headers = existsSync(join(prefix, 'include', 'node', 'node_api.h'))
+  const env: Record<string, string | undefined> = { ...process.env, npm_config_userconfig: userconfig }
+  for (const name of Object.keys(env)) if (/^npm_config_nodedir$/i.test(name)) delete env[name]
+  if (headers) env.npm_config_nodedir = prefix
+  return env
+}
 
 const none = { bytes: 0, blocks: 0 }
 

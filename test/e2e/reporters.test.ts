@@ -185,7 +185,7 @@ describe.each(FRAMEWORKS)('heapspec/reporter/$name in a real $name run', (f) => 
     expect(index).toContain('<a href="files/native_list.c.html">native/list.c</a>')
     const page = readFileSync(join(out, 'files', 'native_list.c.html'), 'utf8')
     expect(page).toContain('<h2><code>push, line 21</code></h2>')
-    expect(page).toContain('<pre class="source">21 |     struct item *item = malloc(sizeof *item);</pre>')
+    expect(page).toContain('<span class="line site">21 |     struct item *item = malloc(sizeof *item);</span>')
     expect(page).toContain('<li class="frame">test_drop_list (native/list.c:49)</li>')
     expect(readFileSync(join(out, 'leak-report.txt'), 'utf8')).toBe(expectedSummary(f.ext, 'full').split('\n\nheapspec: leak report')[0] + '\n')
   })

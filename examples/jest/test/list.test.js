@@ -6,7 +6,7 @@ const program = path.join(__dirname, '..', 'build', 'list')
 describe('the list library', () => {
   let run
   beforeAll(async () => {
-    run = await runNative([program], { backend: 'gdb' })
+    run = await runNative([program])
   }, 60_000)
 
   test('leaks nothing', () => {
@@ -26,7 +26,7 @@ describe('the list library', () => {
 describe('the list library with its bug switched on', () => {
   let run
   beforeAll(async () => {
-    run = await runNative([program, '--leak'], { backend: 'gdb' })
+    run = await runNative([program, '--leak'])
   }, 60_000)
 
   test('is caught, in the test case that has it', () => {

@@ -8,7 +8,7 @@ describe('the addon', () => {
   let run: HeapRun
   beforeAll(async () => {
     // Only what the addon (.node files) allocates is counted: Node's own memory is not yours.
-    run = await runNode(scenario, { backend: 'gdb' })
+    run = await runNode(scenario)
   })
 
   it('join frees what it allocates', () => {

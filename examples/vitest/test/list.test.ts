@@ -7,7 +7,7 @@ const program = fileURLToPath(new URL('../build/list', import.meta.url))
 describe('the list library', () => {
   let run: HeapRun
   beforeAll(async () => {
-    run = await runNative([program], { backend: 'gdb' })
+    run = await runNative([program])
   })
 
   it('leaks nothing', () => {
@@ -27,7 +27,7 @@ describe('the list library', () => {
 describe('the list library with its bug switched on', () => {
   let run: HeapRun
   beforeAll(async () => {
-    run = await runNative([program, '--leak'], { backend: 'gdb' })
+    run = await runNative([program, '--leak'])
   })
 
   it('is caught, in the test case that has it', () => {

@@ -92,7 +92,7 @@ describe('heapspec report on hostile saved runs', () => {
     const pages = readdirSync(join(project, 'out-paths', 'files')).map((f) => readFileSync(join(project, 'out-paths', 'files', f), 'utf8'))
     const html = [readFileSync(join(project, 'out-paths', 'index.html'), 'utf8'), ...pages].join('\n')
     // the project's own source is still quoted
-    expect(html).toContain('<pre class="source">2 | char *p(void) { return malloc(10); }</pre>')
+    expect(html).toContain('<span class="line site">2 | char *p(void) { return malloc(10); }</span>')
     for (const secret of SECRETS) expect(html).not.toContain(secret)
     expect(html.match(/<pre class="source">/g)).toHaveLength(1)
     for (const out of ['leak-summary.json', 'heapspec-runs.json', 'leak-report.txt']) {
@@ -116,7 +116,7 @@ describe('heapspec report on hostile saved runs', () => {
     const dir = join(project, 'out-markup')
     const html = [join(dir, 'index.html'), ...readdirSync(join(dir, 'files')).map((f) => join(dir, 'files', f))].map((f) => readFileSync(f, 'utf8')).join('\n')
     expect(html).not.toContain('<img')
-    expect(html).not.toMatch(/<(?!(!doctype|\/?(html|head|meta|title|style|body|h1|h2|p|a|table|thead|tbody|tr|th|td|br|span|code|pre|section|ol|li|strong)[ >]))/)
+    expect(html).not.toMatch(/<(?!(!doctype|\/?(html|head|meta|title|style|body|h1|h2|p|a|table|thead|tbody|tr|th|td|br|span|code|pre|section|ol|li|strong|dl|dt|dd)[ >]))/)
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;')
     expect(html).toContain('<td>test/x.test.ts&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp; &gt; test&lt;img src=x onerror=alert(1)&gt;&quot;&#39;&amp;</td>')
     expect(readdirSync(join(dir, 'files'))).toEqual(['src_img_src_x_onerror_alert_1_.c.html'])

@@ -25,7 +25,7 @@ import observe  # noqa: E402
 import test_cases  # noqa: E402
 from observe import (  # noqa: E402
     Allocator, Config, Free, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
-    gdb_address_of, inject_mmap, symbolize,
+    gdb_address_of, inject_call, inject_mmap, symbolize,
 )
 
 observe.configure(CFG)
@@ -97,13 +97,19 @@ def exit_stack_floor():
 
 def call_freeres():
     """Frees what libstdc++ and libc keep for the life of the process, as valgrind does at exit."""
+    # Called by hand, not with gdb's `call`, which fails where gdb cannot restore the CPU's
+    # extended state (AMX); each returns to _exit's entry, where this thread stands, stopped.
+    here = int(gdb.newest_frame().read_register("rip"))
     for name in ("_ZN9__gnu_cxx9__freeresEv", "__libc_freeres"):
         addr = address_of(name) if name.startswith("__libc") else gdb_address_of(name)
         if addr is not None:
             try:
-                gdb.execute("call ((void(*)(void))%d)()" % addr, to_string=True)
+                failure = inject_call(addr, here)
             except gdb.error as e:
-                emit("! %s failed: %s" % (name, e))
+                failure = str(e)
+            if failure is not None:
+                emit("! %s failed: %s" % (name, failure))
+                return
 
 
 FATAL = {"SIGSEGV": 11, "SIGBUS": 7, "SIGFPE": 8, "SIGILL": 4, "SIGABRT": 6, "SIGSYS": 31, "SIGTRAP": 5}

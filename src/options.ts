@@ -66,6 +66,11 @@ export interface RunOptions {
   valgrindArgs?: string[]
   /** Aborting stops the capture and every process it started. */
   signal?: AbortSignal
+  /**
+   * Aborting stops the program and every process it started as the timeout does: the run
+   * reports what was captured until then (the CLI's Ctrl-C and SIGTERM).
+   */
+  stop?: AbortSignal
 }
 
 /** Options validated and defaulted: the backend to use and what it needs. */
@@ -97,9 +102,15 @@ function testsOption(value: unknown): RegExp | undefined {
   return fail('tests', 'a RegExp or a non-empty string', value)
 }
 
+/** The longest delay a Node timer takes (2^31-1 ms, about 24.8 days); a longer timeout means no limit. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1
+
 function timeoutOption(value: unknown): number | undefined {
   if (value === undefined) return undefined
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return Math.round(value * 1000)
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) {
+    const ms = value * 1000
+    return ms > LONGEST_TIMER_MS ? undefined : Math.max(1, Math.round(ms))
+  }
   return fail('timeout', 'a positive number of seconds', value)
 }
 
@@ -129,7 +140,7 @@ function valgrindArgsOption(value: unknown): string[] {
   return value
 }
 
-const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'valgrindArgs', 'signal'])
+const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'valgrindArgs', 'signal', 'stop'])
 
 /** One place for defaults and validation, for the API and the CLI alike: nothing runs on a bad option. */
 export function normalizeOptions(command: unknown, options: unknown = {}): NormalizedOptions & { command: string[] } {
@@ -145,6 +156,7 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
   const env = o.env === undefined ? process.env : typeof o.env === 'object' && o.env !== null ? (o.env as Record<string, string | undefined>) : fail('env', 'an object', o.env)
   const stdio = o.stdio === undefined ? 'pipe' : o.stdio === 'pipe' || o.stdio === 'inherit' ? o.stdio : fail('stdio', '"pipe" or "inherit"', o.stdio)
   const signal = o.signal === undefined || o.signal instanceof AbortSignal ? (o.signal as AbortSignal | undefined) : fail('signal', 'an AbortSignal', o.signal)
+  const stop = o.stop === undefined || o.stop instanceof AbortSignal ? (o.stop as AbortSignal | undefined) : fail('stop', 'an AbortSignal', o.stop)
   const memdump = optionalString('memdump', o.memdump)
   const backend = backendOption(o.backend)
   const tests = testsOption(o.tests)
@@ -165,6 +177,7 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
       suppressions: stringList('suppressions', o.suppressions).map((f) => resolve(cwd, f)),
       valgrindArgs: valgrindArgsOption(o.valgrindArgs),
       signal,
+      stop,
       debug: Boolean(process.env.HEAPSPEC_DEBUG),
     },
   }

@@ -1,12 +1,13 @@
 import { writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { packageRoot } from '../../package-root.js'
 import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
+import { launcherPath } from '../launcher.js'
+import { makeRunDir } from '../run-dir.js'
 import { supervise } from '../process.js'
 
 /** How long a timed-out program's gdb gets to scan and report before the whole tree is killed. */
@@ -39,7 +40,7 @@ export class GdbBackend implements CaptureBackend {
   }
 
   async capture(spec: CaptureSpec): Promise<CaptureResult> {
-    const imageDir = await mkdtemp(join(tmpdir(), 'heapspec-'))
+    const imageDir = await makeRunDir('heapspec-')
     try {
       return await this.captureIn(spec, imageDir)
     } finally {
@@ -56,13 +57,19 @@ export class GdbBackend implements CaptureBackend {
       imageDir,
       tests: spec.tests?.source,
       objects: spec.objects.map((o) => o.source),
-      // fd 4 and 5 are the program's stdout and stderr; gdb keeps 1 and 2 for its own chatter.
-      redirect: [...args.map(shellQuote), '1>&4', '2>&5', '3>&-', '4>&-', '5>&-'].join(' '),
+      // fds 4, 5 and 6 are the program's stdin, stdout and stderr; gdb keeps 0, 1 and 2 for itself.
+      redirect: [...args.map(shellQuote), spec.stdio === 'inherit' ? '0<&4' : '0</dev/null', '1>&5', '2>&6', '3>&-', '4>&-', '5>&-', '6>&-'].join(' '),
     }
+    // gdb's shell would exec the program by its resolved path; the launcher gives it the argv[0] typed.
+    const launcher = await launcherPath()
+    // The shell also sets PWD (dash exports its own): the wrapper puts back the value given, or none.
+    const pwd = spec.env.PWD === undefined ? '-u PWD' : `-e ${shellQuote(`PWD=${spec.env.PWD}`)}`
+    const wrapper = launcher ? ['-ex', `set exec-wrapper ${shellQuote(launcher)} -x -a ${shellQuote(spec.displayCommand[0]!)} ${pwd} --`] : []
     const gdbArgs = [
       '-nx',
       '-q',
       '-batch',
+      ...wrapper,
       ...unset.flatMap((name) => ['-ex', `unset environment ${name}`]),
       ...(spec.env.SHELL === undefined ? ['-ex', 'unset environment SHELL'] : ['-ex', `set environment SHELL=${spec.env.SHELL}`]),
       '-ex',
@@ -77,10 +84,14 @@ export class GdbBackend implements CaptureBackend {
     const outcome = await supervise('gdb', gdbArgs, {
       cwd: spec.cwd,
       env: { ...spec.env, SHELL: '/bin/sh' },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', spec.stdio, spec.stdio],
-      buffer: { stdout: true, stderr: true, fd3: false, fd4: true, fd5: true } as never,
+      // Extra descriptors given as numbers: execa's 'inherit' beyond fd 2 hands over Node's own fd of
+      // that number (an internal pipe), not heapspec's stdin, stdout and stderr.
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...(spec.stdio === 'inherit' ? [0, 1, 2] : ['ignore', 'pipe', 'pipe'])] as never,
+      blockingFds: spec.stdio === 'inherit' ? [4, 5, 6] : [],
+      buffer: { stdout: true, stderr: true, fd3: false, fd4: false, fd5: spec.stdio === 'pipe', fd6: spec.stdio === 'pipe' } as never,
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
+      stop: spec.stop,
       // gdb interrupts the program on SIGINT; the script sees the request file, scans and kills it
       interrupt: {
         request: (pid) => {
@@ -107,9 +118,9 @@ export class GdbBackend implements CaptureBackend {
         `heapspec: the gdb capture of ${display} stopped before the program exited (${reason}). Run with HEAPSPEC_DEBUG=1 to see gdb's transcript.`,
       )
     }
-    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
+    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: outcome.stoppedAfterMs ?? 0, signal: 'SIGKILL' } : undefined)
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
-    return { run, stdout: outcome.output[4] ?? '', stderr: outcome.output[5] ?? '' }
+    return { run, stdout: outcome.output[5] ?? '', stderr: outcome.output[6] ?? '' }
   }
 }
 

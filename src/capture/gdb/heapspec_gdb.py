@@ -119,6 +119,11 @@ exited = [None]
 gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
 
 
+def stop_requested():
+    """The host's timeout (or Ctrl-C) asks for the report of the moment: it writes this file, then sends SIGINT."""
+    return os.path.exists(os.path.join(Config.image_dir, "stop-requested"))
+
+
 def main():
     # past main: a --tests function may be main itself, whose return needs its caller's frame
     for cmd in ("set pagination off", "set confirm off", "set backtrace past-main on", "set print thread-events off",
@@ -130,6 +135,10 @@ def main():
     while find_libc() is None:
         if exited[0] is not None:
             raise RuntimeError("the program exited before libc was loaded")
+        if stop_requested():  # the host stops the run before the program got going: nothing to report
+            gdb.execute("kill", to_string=True)
+            emit("X signal SIGKILL")
+            return
         gdb.execute("continue", to_string=True)
     gdb.execute("set stop-on-solib-events 0", to_string=True)
     setup()
@@ -153,7 +162,7 @@ def main():
             symbolize()
             continue
         if isinstance(event, gdb.SignalEvent) and event.stop_signal == "SIGINT":
-            if os.path.exists(os.path.join(Config.image_dir, "stop-requested")):
+            if stop_requested():
                 # the host's timeout: report what leaked so far, then end the program
                 dump("timeout")
                 symbolize()

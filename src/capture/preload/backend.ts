@@ -1,14 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { constants, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { access, mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises'
-import { homedir, tmpdir, userInfo } from 'node:os'
+import { access, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { BadOptionError, CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
+import { cacheDir, compilers } from '../build-cache.js'
 import { EventStream } from '../event-stream.js'
-import { supervise } from '../process.js'
+import { makeRunDir } from '../run-dir.js'
+import { programStdio, supervise } from '../process.js'
 import { symbolize } from '../symbolize.js'
 
 /** The signal interposer.c takes as the host's timeout request (with a request file in place). */
@@ -25,28 +26,6 @@ function sourcePath(): string {
 /** How the interposer is built: part of the cache key, so a change of flags rebuilds it. */
 const CFLAGS = ['-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-fno-strict-aliasing', '-w']
 const LIBS = ['-ldl', '-pthread']
-
-/** The C compilers tried, in order: $CC first when set. */
-function compilers(): string[] {
-  const fromEnv = process.env.CC?.trim()
-  return [...(fromEnv ? [fromEnv] : []), 'cc', 'gcc', 'clang']
-}
-
-/** Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp dir. */
-async function cacheDir(): Promise<string> {
-  const xdg = process.env.XDG_CACHE_HOME
-  const candidates = [xdg ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)]
-  for (const dir of candidates) {
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o700 })
-      await access(dir, constants.W_OK)
-      return dir
-    } catch {
-      // not writable here: the next one
-    }
-  }
-  throw new CannotStartError(`heapspec: no writable cache directory for the preload backend (tried ${candidates.join(', ')}). Set XDG_CACHE_HOME to a writable directory.`)
-}
 
 let building: Promise<string> | undefined
 
@@ -164,7 +143,7 @@ export class PreloadBackend implements CaptureBackend {
     const obstacle = preloadObstacle(spec.command[0]!)
     if (obstacle) throw new CannotStartError(`heapspec: the preload backend cannot observe ${spec.displayCommand[0]}: ${obstacle}. Use --backend gdb or --backend valgrind.`)
     const library = await interposerLibrary()
-    const imageDir = await mkdtemp(join(tmpdir(), 'heapspec-'))
+    const imageDir = await makeRunDir('heapspec-')
     try {
       return await this.captureIn(spec, library, imageDir, display)
     } finally {
@@ -174,8 +153,8 @@ export class PreloadBackend implements CaptureBackend {
 
   private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string): Promise<CaptureResult> {
     const [program, ...args] = spec.command as [string, ...string[]]
-    const env = {
-      ...spec.env,
+    // The program's only: the interposer removes them (restoring the user's LD_PRELOAD) at start-up.
+    const childEnv = {
       LD_PRELOAD: [library, spec.env.LD_PRELOAD].filter(Boolean).join(' '),
       HEAPSPEC_PRELOAD_FD: '3',
       HEAPSPEC_PRELOAD_DIR: imageDir,
@@ -187,11 +166,15 @@ export class PreloadBackend implements CaptureBackend {
     let reading: Promise<void> = Promise.resolve()
     const outcome = await supervise(program, args, {
       cwd: spec.cwd,
-      env,
-      stdio: ['ignore', spec.stdio, spec.stdio, 'pipe'],
+      env: spec.env,
+      childEnv,
+      argv0: spec.displayCommand[0],
+      stdio: [...programStdio(spec.stdio), 'pipe'],
+      blockingFds: spec.stdio === 'inherit' ? [0, 1, 2] : [],
       buffer: { stdout: spec.stdio === 'pipe', stderr: spec.stdio === 'pipe', fd3: false } as never,
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
+      stop: spec.stop,
       // the interposer takes the image of that moment and ends the program with SIGKILL
       interrupt: {
         request: (pid) => {
@@ -227,7 +210,7 @@ export class PreloadBackend implements CaptureBackend {
       for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
       if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
     }
-    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined)
+    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: outcome.stoppedAfterMs ?? 0, signal: 'SIGKILL' } : undefined)
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.stdout, stderr: outcome.stderr }
   }

@@ -112,10 +112,11 @@ export interface SuperviseOptions extends Pick<Options, 'cwd' | 'env' | 'stdio' 
   /** Variables for the process started only, never for the launcher above it (LD_PRELOAD). */
   childEnv?: Record<string, string>
   /**
-   * Called with the running child, to read its extra file descriptors, and the pid of the process
-   * started (under the launcher, its child: what vgdb attaches to, not the launcher).
+   * Called with the running child at once (its extra file descriptors must be read before execa
+   * drains them), and the pid of the process started, soon (under the launcher, the launcher's
+   * child: what vgdb attaches to).
    */
-  onSpawn?: (child: ResultPromise, pid: number | undefined) => void
+  onSpawn?: (child: ResultPromise, pid: Promise<number | undefined>) => void
   /**
    * On timeout, first ask the debugger to stop the program its own way (so it can still report
    * what leaked), and kill the tree only if it has not ended `graceMs` later.
@@ -185,7 +186,7 @@ export async function supervise(file: string, args: string[], options: Supervise
   options.signal?.addEventListener('abort', onAbort, { once: true })
   if (options.signal?.aborted) onAbort()
   try {
-    options.onSpawn?.(child, launcher && pid !== undefined ? await launchedChild(pid) : pid)
+    options.onSpawn?.(child, launcher && pid !== undefined ? launchedChild(pid) : Promise.resolve(pid))
     const result = await child
     return {
       exitCode: result.exitCode,

@@ -216,6 +216,7 @@ export class ValgrindBackend implements CaptureBackend {
 
     // On timeout the program gets SIGTERM first: memcheck then still runs its leak check and
     // finishes its XML. supervise's own deadline, later, kills the whole tree if that hangs too.
+    let ended = false // valgrind gone before its pid was known: no gdb to start for it
     const outcome = await supervise(valgrind, args, {
       cwd: spec.cwd,
       env: spec.env,
@@ -243,10 +244,13 @@ export class ValgrindBackend implements CaptureBackend {
         },
         graceMs: STOP_GRACE_MS,
       },
-      onSpawn: (_child, pid) => {
-        if (session && pid !== undefined) session.start(pid)
+      onSpawn: (_child, started) => {
+        void started.then((pid) => {
+          if (session && pid !== undefined && !ended) session.start(pid)
+        })
       },
     })
+    ended = true
     const stopped = outcome.timedOut
 
     await session?.finish()

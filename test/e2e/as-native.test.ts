@@ -57,14 +57,14 @@ async function gone(pids: number[], withinMs = 5000): Promise<number[]> {
 
 async function pidsFrom(file: string, withinMs = 60_000): Promise<number[]> {
   const deadline = Date.now() + withinMs
-  while (Date.now() < deadline) {
+  for (;;) {
     if (existsSync(file)) {
       const text = readFileSync(file, 'utf8')
       if (text.endsWith('\n')) return text.trim().split(' ').map(Number)
     }
+    if (Date.now() >= deadline) throw new Error(`the program never wrote ${file}`)
     await new Promise((r) => setTimeout(r, 50))
   }
-  throw new Error(`the program never wrote ${file}`)
 }
 
 /** Runs `node` with `args` and counts, without keeping, the bytes of its stdout; stderr is kept. */
@@ -98,8 +98,10 @@ describe.each(BACKENDS)('under %s, the program runs as it does natively', (backe
     expect(existsSync(join(ROOT, 'x'))).toBe(false)
   })
 
+  // Under valgrind, what plain valgrind gives its client too: memcheck's LD_PRELOAD and, on
+  // Debian, its wrapper script's LD_LIBRARY_PATH, GLIBCXX_FORCE_NEW and PWD; heapspec adds nothing.
   it('sees the environment it was given, nothing added or removed', async () => {
-    const expected = await native([PROGRAM, 'env'])
+    const expected = await native(backend === 'valgrind' ? ['valgrind', '-q', '--leak-check=no', PROGRAM, 'env'] : [PROGRAM, 'env'])
     const got = await heapspec(backend, [PROGRAM, 'env']).result
     expect(got.stdout.split('\n').sort()).toEqual(expected.stdout.split('\n').sort())
   })
@@ -162,6 +164,16 @@ process.stderr.write('exit ' + run.json.program.exitCode + '\\n')`
     expect(await gone(pids)).toEqual([])
   })
 
+  it('at --timeout: the report of what ran so far, and nothing left', async () => {
+    const pidfile = join(scratch(), 'pids')
+    const { result, json } = heapspec(backend, [PROGRAM, 'hang', pidfile], undefined, ['--timeout', backend === 'valgrind' ? '4' : '2'])
+    const got = await result
+    const pids = await pidsFrom(pidfile, 0)
+    expect(got.stderr).toContain('was stopped by the timeout')
+    expect(json().program).toMatchObject({ timedOut: true })
+    expect(await gone(pids)).toEqual([])
+  })
+
   it('heapspec SIGKILLed mid-run: the debugger, the program and its child go too', async () => {
     const pidfile = join(scratch(), 'pids')
     const { result } = heapspec(backend, [PROGRAM, 'hang', pidfile])
@@ -171,6 +183,19 @@ process.stderr.write('exit ' + run.json.program.exitCode + '\\n')`
     result.kill('SIGKILL')
     await result
     expect(await gone([...tree, ...pids])).toEqual([])
+  })
+})
+
+describe('temporary directories', () => {
+  it('a dead run\'s are removed by the next run; a live one\'s and unrelated ones are kept', async () => {
+    const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8')
+    const myStart = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+    const dead = mkdtempSync(join(tmpdir(), `heapspec-${process.pid}-1-`)) // this pid, another start time: a dead run's
+    const deadValgrind = mkdtempSync(join(tmpdir(), 'heapspec-valgrind-4194304-1-'))
+    const live = mkdtempSync(join(tmpdir(), `heapspec-${process.pid}-${myStart}-`))
+    const unrelated = mkdtempSync(join(tmpdir(), 'heapspec-results-'))
+    await runNative([PROGRAM, 'echo'], { backend: 'preload', cwd: ROOT, env: ENV })
+    expect([existsSync(dead), existsSync(deadValgrind), existsSync(live), existsSync(unrelated)]).toEqual([false, false, true, true])
   })
 })
 

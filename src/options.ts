@@ -46,8 +46,11 @@ export interface RunOptions {
   /** Environment of the program. @default process.env */
   env?: Record<string, string | undefined>
   /**
-   * Where the program's own output goes: captured into `run.stdout`/`run.stderr`, or the terminal.
+   * The program's stdin, stdout and stderr: `'pipe'` captures its output into `run.stdout` and
+   * `run.stderr` and gives it /dev/null as stdin (a test never waits on the runner's terminal);
+   * `'inherit'` gives it the caller's own three, as the CLI does.
    * @default 'pipe'
+   * @example { stdio: 'inherit' }
    */
   stdio?: 'pipe' | 'inherit'
   /** Write every allocation event with its stack to this file (GDB backend). */

@@ -157,13 +157,14 @@ describe('preload backend: what it cannot run gets one clear line', () => {
 })
 
 describe('preload backend: the process side', () => {
-  it('builds its interposer once, even when first used by several runs at the same time', async () => {
+  it('builds its interposer (and the launcher) once, even when first used by several runs at the same time', async () => {
     const cache = mkdtempSync(join(tmpdir(), 'heapspec-cache-'))
     const runs = await Promise.all([1, 2, 3].map(() => execa('node', [CLI, 'run', '--backend', 'preload', 'debugee/build/definite'], { cwd: ROOT, reject: false, env: { CI: 'true', XDG_CACHE_HOME: cache } })))
     for (const run of runs) expect(run.stderr).toContain('definitely lost: 600 bytes in 3 blocks')
-    const files = readdirSync(join(cache, 'heapspec'))
-    expect(files).toHaveLength(1)
-    expect(files[0]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.so$/)
+    const files = readdirSync(join(cache, 'heapspec')).sort()
+    expect(files).toHaveLength(2)
+    expect(files[0]).toMatch(/^heapspec-launch-[0-9a-f]{16}$/)
+    expect(files[1]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.so$/)
   })
 
   it('reports the leaks of a program stopped at --timeout, and leaves no process behind', async () => {

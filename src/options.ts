@@ -36,7 +36,9 @@ export interface RunOptions {
    */
   objects?: (string | RegExp)[]
   /**
-   * Stop the program (and every process it started) after this many seconds.
+   * Stop the program (and every process it started) after this many seconds, and report what it
+   * leaked until then. Any positive number; one past a timer's range (2^31-1 ms, about 24.8 days)
+   * means no limit.
    * @default no limit
    * @example { timeout: 60 }
    */

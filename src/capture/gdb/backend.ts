@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { packageRoot } from '../../package-root.js'
@@ -80,6 +80,7 @@ export class GdbBackend implements CaptureBackend {
     ]
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     let reading: Promise<void> = Promise.resolve()
+    let retry: NodeJS.Timeout | undefined
 
     const outcome = await supervise('gdb', gdbArgs, {
       cwd: spec.cwd,
@@ -92,11 +93,17 @@ export class GdbBackend implements CaptureBackend {
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
       stop: spec.stop,
-      // gdb interrupts the program on SIGINT; the script sees the request file, scans and kills it
+      // SIGINT to the program itself (gdb ignores SIGINT: one landing in its Python would end the
+      // script); gdb stops it, and the script sees the request file, scans and kills it. Until the
+      // script has written the program's pid (it may still be starting), the request waits.
       interrupt: {
-        request: (pid) => {
+        request: () => {
           writeFileSync(join(imageDir, 'stop-requested'), '')
-          process.kill(pid, 'SIGINT')
+          if (!interruptProgram(imageDir)) {
+            retry = setInterval(() => {
+              if (interruptProgram(imageDir)) clearInterval(retry)
+            }, 50)
+          }
         },
         graceMs: STOP_GRACE_MS,
       },
@@ -108,6 +115,7 @@ export class GdbBackend implements CaptureBackend {
         }
       },
     })
+    clearInterval(retry)
     await reading
 
     const display = spec.displayCommand.join(' ')
@@ -122,6 +130,22 @@ export class GdbBackend implements CaptureBackend {
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.output[5] ?? '', stderr: outcome.output[6] ?? '' }
   }
+}
+
+/** SIGINTs the program under gdb, by the pid the script wrote once it ran it; false while there is none yet. */
+function interruptProgram(imageDir: string): boolean {
+  let pid: number
+  try {
+    pid = Number(readFileSync(join(imageDir, 'inferior-pid'), 'utf8'))
+  } catch {
+    return false
+  }
+  try {
+    process.kill(pid, 'SIGINT')
+  } catch {
+    // ended meanwhile: gdb reports its end
+  }
+  return true
 }
 
 function lastLine(text: string): string | undefined {

@@ -11,6 +11,7 @@ and stacks from our own CFI unwinder (unwind.py): GDB's frame API costs ~90 us a
 """
 import os
 import re
+import signal
 import sys
 
 import gdb
@@ -125,6 +126,10 @@ def stop_requested():
 
 
 def main():
+    # The host stops a run by SIGINTing the program (see backend.ts), never gdb: a SIGINT that lands
+    # while this script runs would raise KeyboardInterrupt in it. gdb gives the program the signal
+    # dispositions gdb itself started with, so the program's SIGINT stays its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # past main: a --tests function may be main itself, whose return needs its caller's frame
     for cmd in ("set pagination off", "set confirm off", "set backtrace past-main on", "set print thread-events off",
                 "set print inferior-events off", "set startup-with-shell on", "set disable-randomization off",
@@ -142,6 +147,9 @@ def main():
         gdb.execute("continue", to_string=True)
     gdb.execute("set stop-on-solib-events 0", to_string=True)
     setup()
+    with open(os.path.join(Config.image_dir, "inferior-pid.tmp"), "w") as f:
+        f.write(str(gdb.selected_inferior().pid))
+    os.rename(os.path.join(Config.image_dir, "inferior-pid.tmp"), os.path.join(Config.image_dir, "inferior-pid"))
     emit("H 1")
     while True:
         last_stop[0] = None

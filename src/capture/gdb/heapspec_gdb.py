@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import time
 
 import gdb
 
@@ -120,9 +121,19 @@ exited = [None]
 gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
 
 
-def stop_requested():
-    """The host's timeout (or Ctrl-C) asks for the report of the moment: it writes this file, then sends SIGINT."""
-    return os.path.exists(os.path.join(Config.image_dir, "stop-requested"))
+def stop_requested(wait=0.0):
+    """The host's timeout (or Ctrl-C) asks for the report of the moment: it writes this file, then sends SIGINT.
+
+    `wait`: a terminal's Ctrl-C reaches the program and heapspec at once, and the program's SIGINT
+    may stop it here before heapspec has written the file; give heapspec that long.
+    """
+    path = os.path.join(Config.image_dir, "stop-requested")
+    deadline = time.monotonic() + wait
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def main():
@@ -170,7 +181,7 @@ def main():
             symbolize()
             continue
         if isinstance(event, gdb.SignalEvent) and event.stop_signal == "SIGINT":
-            if stop_requested():
+            if stop_requested(wait=0.2):
                 # the host's timeout: report what leaked so far, then end the program
                 dump("timeout")
                 symbolize()

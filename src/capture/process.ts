@@ -34,8 +34,8 @@ export function descendants(root: number): number[] {
   return found
 }
 
-/** Kills `root` and everything below it with SIGKILL. Safe to call on a process that already ended. */
-export function killTree(root: number): void {
+/** Kills `root` and everything below it with SIGKILL, and returns their pids. Safe to call on a process that already ended. */
+export function killTree(root: number): number[] {
   // Collect first: once the parent dies its children are reparented and can no longer be found.
   const pids = [root, ...descendants(root)]
   for (const pid of pids) {
@@ -45,6 +45,26 @@ export function killTree(root: number): void {
       // already gone
     }
   }
+  return pids
+}
+
+/** True while `pid` runs (a zombie has ended). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Waits (up to `ms`) until the killed pids have ended: the launcher dies at once, the debugger
+ * and what it started a moment later, and a caller may look for them as soon as the run returns.
+ */
+async function awaitEnd(pids: number[], ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (pids.some(running) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
 }
 
 function installExitHook(): void {
@@ -154,8 +174,9 @@ export async function supervise(file: string, args: string[], options: Supervise
   if (pid !== undefined) liveTrees.add(pid)
   let timedOut = false
   let aborted = false
+  const killed: number[] = []
   const stop = (): void => {
-    if (pid !== undefined) killTree(pid)
+    if (pid !== undefined) killed.push(...killTree(pid))
   }
   let grace: NodeJS.Timeout | undefined
   const started = Date.now()
@@ -188,6 +209,7 @@ export async function supervise(file: string, args: string[], options: Supervise
   try {
     options.onSpawn?.(child, launcher && pid !== undefined ? launchedChild(pid) : Promise.resolve(pid))
     const result = await child
+    await awaitEnd(killed)
     return {
       exitCode: result.exitCode,
       signal: result.signal,

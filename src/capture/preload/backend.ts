@@ -164,6 +164,7 @@ export class PreloadBackend implements CaptureBackend {
     }
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     let reading: Promise<void> = Promise.resolve()
+    let retry: NodeJS.Timeout | undefined
     const outcome = await supervise(program, args, {
       cwd: spec.cwd,
       env: spec.env,
@@ -175,11 +176,25 @@ export class PreloadBackend implements CaptureBackend {
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
       stop: spec.stop,
-      // the interposer takes the image of that moment and ends the program with SIGKILL
+      // the interposer takes the image of that moment and ends the program with SIGKILL; until it
+      // has said hello the signal would only kill the program (its default action), so it waits
       interrupt: {
         request: (pid) => {
           writeFileSync(join(imageDir, 'stop-requested'), '')
-          process.kill(pid, STOP_SIGNAL)
+          const send = (): boolean => {
+            if (!stream.started) return false
+            try {
+              process.kill(pid, STOP_SIGNAL)
+            } catch {
+              // ended meanwhile
+            }
+            return true
+          }
+          if (!send()) {
+            retry = setInterval(() => {
+              if (send()) clearInterval(retry)
+            }, 20)
+          }
         },
         graceMs: STOP_GRACE_MS,
       },
@@ -187,6 +202,7 @@ export class PreloadBackend implements CaptureBackend {
         reading = stream.consume((child.stdio as unknown as NodeJS.ReadableStream[])[3]!)
       },
     })
+    clearInterval(retry)
     await reading
     if (outcome.aborted) throw new CaptureFailedError(`heapspec: the preload capture of ${display} was interrupted.`)
     if (!stream.started) {

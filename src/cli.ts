@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
+import { isatty } from 'node:tty'
 import { join } from 'node:path'
 import { BadOptionError, CaptureFailedError, HeapspecError } from './errors.js'
 import { packageRoot } from './package-root.js'
@@ -12,11 +13,14 @@ import { FAILING_KINDS, formatReport, runFails } from './report/text.js'
 import { writeLeakReport } from './report/write-report.js'
 import { runNative } from './run.js'
 import { BACKENDS, type RunOptions } from './options.js'
+import { checkOutputFile, prepareOutputDir } from './output-paths.js'
 import type { RunJson } from './model/types.js'
 
 const USAGE = `Usage:
   heapspec run [--backend ${BACKENDS.join('|')}] [--tests REGEX] [--timeout SECONDS] [--json FILE] [--out DIR]
-               [--suppressions FILE]... [--gen-suppressions] [--valgrind-arg ARG]... [--] PROGRAM [ARGS...]
+               [--log-file FILE] [--suppressions FILE]... [--gen-suppressions] [--valgrind-arg ARG]... [--] PROGRAM [ARGS...]
+                              run PROGRAM with its own stdin, stdout and stderr; the leak report goes to
+                              stderr, or to --log-file FILE. Options go before PROGRAM; --opt=VALUE works
   heapspec include            print the directory holding heapspec.h (use -I"$(npx heapspec include)")
   heapspec report [--out DIR] PATH...
                               merge saved runs (shards, machines) into one report: the per-test summary,
@@ -27,6 +31,7 @@ interface RunArgs {
   options: RunOptions
   json?: string
   out?: string
+  logFile?: string
   command: string[]
 }
 
@@ -52,9 +57,12 @@ function parseRunArgs(argv: string[]): RunArgs {
     else if (flag === '--tests') options.tests = take()
     else if (flag === '--timeout') {
       const text = take()
-      options.timeout = /^\d+(\.\d+)?$/.test(text) ? Number(text) : (text as unknown as number)
+      const seconds = Number(text)
+      // any number JavaScript reads (1e-3, .5, 1e9); the option's validator judges its value
+      options.timeout = text.trim() !== '' && !Number.isNaN(seconds) ? seconds : (text as unknown as number)
     } else if (flag === '--json') parsed.json = take()
     else if (flag === '--out') parsed.out = take()
+    else if (flag === '--log-file') parsed.logFile = take()
     else if (flag === '--suppressions') suppressions.push(take())
     else if (flag === '--gen-suppressions' && inline === undefined) options.genSuppressions = true
     else if (flag === '--valgrind-arg') valgrindArgs.push(take())
@@ -65,12 +73,26 @@ function parseRunArgs(argv: string[]): RunArgs {
   if (parsed.command.length === 0) throw new BadOptionError(`heapspec: run needs a PROGRAM.\n${USAGE}`)
   if (suppressions.length > 0) options.suppressions = suppressions
   if (valgrindArgs.length > 0) options.valgrindArgs = valgrindArgs
+  // Checked and made before the program runs: a path that cannot be written is refused now, not after the capture.
+  if (parsed.json) parsed.json = checkOutputFile('--json', parsed.json)
+  if (parsed.logFile) parsed.logFile = checkOutputFile('--log-file', parsed.logFile)
+  if (parsed.out) parsed.out = prepareOutputDir('--out', parsed.out)
   return parsed
+}
+
+/** A closed stdout or stderr (`heapspec run ... | head -1`) ends nothing: what would go there is dropped. */
+function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error
+    })
+  }
 }
 
 /** A line on the terminal saying what runs and for how long: captures under a debugger take a while. */
 function progress(label: string): () => void {
-  if (!process.stderr.isTTY || process.env.CI) return () => {}
+  // isatty, not process.stderr.isTTY: see run() on why heapspec's streams stay untouched meanwhile
+  if (!isatty(2) || process.env.CI) return () => {}
   const started = Date.now()
   const draw = (): void => {
     process.stderr.write(`\r\x1b[2Kheapspec: ${label} (${Math.round((Date.now() - started) / 1000)} s)`)
@@ -84,8 +106,17 @@ function progress(label: string): () => void {
 
 async function run(argv: string[]): Promise<number> {
   const args = parseRunArgs(argv)
+  // The first Ctrl-C or SIGTERM stops the program as --timeout does, and the report says what was
+  // captured until then; a second one stops everything at once.
   const controller = new AbortController()
-  const onInterrupt = (): void => controller.abort()
+  const stopping = new AbortController()
+  let interruptedBy: NodeJS.Signals | undefined
+  const onInterrupt = (signal: NodeJS.Signals): void => {
+    if (interruptedBy === undefined) {
+      interruptedBy = signal
+      stopping.abort()
+    } else controller.abort()
+  }
   process.on('SIGINT', onInterrupt)
   process.on('SIGTERM', onInterrupt)
   const done = progress(`running ${args.command.join(' ')} under ${args.options.backend ?? 'auto'}`)
@@ -94,6 +125,7 @@ async function run(argv: string[]): Promise<number> {
     const result = await runNative(args.command, {
       ...args.options,
       signal: controller.signal,
+      stop: stopping.signal,
       ...(args.out ? { memdump: join(args.out, 'memdump.txt') } : {}),
     })
     json = result.toJSON()
@@ -109,13 +141,21 @@ async function run(argv: string[]): Promise<number> {
     process.off('SIGINT', onInterrupt)
     process.off('SIGTERM', onInterrupt)
   }
-  process.stdout.write(formatReport(json, { color: useColor(process.stdout), suppressions: args.options.genSuppressions ?? false }))
+  // Only now, the program done, does heapspec touch process.stdout and process.stderr: Node makes
+  // a pipe behind either non-blocking when it opens the stream, and the program shares that pipe
+  // (its write() would fail with EAGAIN when the reader is slow). On a terminal the progress line
+  // above writes earlier; Node opens its own descriptor for a terminal.
+  ignoreClosedPipes()
+  // The report never mixes into the program's stdout: stderr, as memcheck does, or --log-file.
+  if (args.logFile) writeFileSync(args.logFile, formatReport(json, { suppressions: args.options.genSuppressions ?? false }))
+  else process.stderr.write(formatReport(json, { color: useColor(process.stderr), suppressions: args.options.genSuppressions ?? false }))
   if (args.json) writeFileSync(args.json, JSON.stringify(json, null, 2) + '\n')
   if (args.out) {
     writeFileSync(join(args.out, 'leak-report.txt'), formatReport(json))
     writeFileSync(join(args.out, 'heapspec.json'), JSON.stringify(json, null, 2) + '\n')
     writeLeakReport(args.out, [{ tests: [], run: normalizeRun(json, process.cwd()) }], { root: process.cwd(), kinds: FAILING_KINDS })
   }
+  if (interruptedBy) return interruptedBy === 'SIGINT' ? 130 : 143
   return runFails(json) ? 1 : 0
 }
 
@@ -150,11 +190,7 @@ function report(argv: string[]): number {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
-  if (command === 'run') {
-    const out = rest.indexOf('--out')
-    if (out >= 0 && rest[out + 1]) mkdirSync(rest[out + 1]!, { recursive: true })
-    return run(rest)
-  }
+  if (command === 'run') return run(rest)
   if (command === 'include') {
     process.stdout.write(join(packageRoot(), 'src') + '\n')
     return 0

@@ -36,7 +36,9 @@ export interface RunOptions {
    */
   objects?: (string | RegExp)[]
   /**
-   * Stop the program (and every process it started) after this many seconds.
+   * Stop the program (and every process it started) after this many seconds, and report what it
+   * leaked until then. Any positive number; one past a timer's range (2^31-1 ms, about 24.8 days)
+   * means no limit.
    * @default no limit
    * @example { timeout: 60 }
    */
@@ -46,8 +48,11 @@ export interface RunOptions {
   /** Environment of the program. @default process.env */
   env?: Record<string, string | undefined>
   /**
-   * Where the program's own output goes: captured into `run.stdout`/`run.stderr`, or the terminal.
+   * The program's stdin, stdout and stderr: `'pipe'` captures its output into `run.stdout` and
+   * `run.stderr` and gives it /dev/null as stdin (a test never waits on the runner's terminal);
+   * `'inherit'` gives it the caller's own three, as the CLI does.
    * @default 'pipe'
+   * @example { stdio: 'inherit' }
    */
   stdio?: 'pipe' | 'inherit'
   /** Write every allocation event with its stack to this file (GDB backend). */
@@ -74,6 +79,11 @@ export interface RunOptions {
   valgrindArgs?: string[]
   /** Aborting stops the capture and every process it started. */
   signal?: AbortSignal
+  /**
+   * Aborting stops the program and every process it started as the timeout does: the run
+   * reports what was captured until then (the CLI's Ctrl-C and SIGTERM).
+   */
+  stop?: AbortSignal
 }
 
 /** Options validated and defaulted: the backend to use and what it needs. */
@@ -105,9 +115,15 @@ function testsOption(value: unknown): RegExp | undefined {
   return fail('tests', 'a RegExp or a non-empty string', value)
 }
 
+/** The longest delay a Node timer takes (2^31-1 ms, about 24.8 days); a longer timeout means no limit. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1
+
 function timeoutOption(value: unknown): number | undefined {
   if (value === undefined) return undefined
-  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return Math.round(value * 1000)
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) {
+    const ms = value * 1000
+    return ms > LONGEST_TIMER_MS ? undefined : Math.max(1, Math.round(ms))
+  }
   return fail('timeout', 'a positive number of seconds', value)
 }
 
@@ -137,7 +153,7 @@ function valgrindArgsOption(value: unknown): string[] {
   return value
 }
 
-const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'genSuppressions', 'valgrindArgs', 'signal'])
+const KNOWN = new Set(['backend', 'tests', 'objects', 'timeout', 'cwd', 'env', 'stdio', 'memdump', 'suppressions', 'genSuppressions', 'valgrindArgs', 'signal', 'stop'])
 
 /** One place for defaults and validation, for the API and the CLI alike: nothing runs on a bad option. */
 export function normalizeOptions(command: unknown, options: unknown = {}): NormalizedOptions & { command: string[] } {
@@ -153,6 +169,7 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
   const env = o.env === undefined ? process.env : typeof o.env === 'object' && o.env !== null ? (o.env as Record<string, string | undefined>) : fail('env', 'an object', o.env)
   const stdio = o.stdio === undefined ? 'pipe' : o.stdio === 'pipe' || o.stdio === 'inherit' ? o.stdio : fail('stdio', '"pipe" or "inherit"', o.stdio)
   const signal = o.signal === undefined || o.signal instanceof AbortSignal ? (o.signal as AbortSignal | undefined) : fail('signal', 'an AbortSignal', o.signal)
+  const stop = o.stop === undefined || o.stop instanceof AbortSignal ? (o.stop as AbortSignal | undefined) : fail('stop', 'an AbortSignal', o.stop)
   const memdump = optionalString('memdump', o.memdump)
   const backend = backendOption(o.backend)
   const tests = testsOption(o.tests)
@@ -176,6 +193,7 @@ export function normalizeOptions(command: unknown, options: unknown = {}): Norma
       genSuppressions,
       valgrindArgs: valgrindArgsOption(o.valgrindArgs),
       signal,
+      stop,
       debug: Boolean(process.env.HEAPSPEC_DEBUG),
     },
   }

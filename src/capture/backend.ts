@@ -34,6 +34,8 @@ export interface CaptureSpec {
   valgrindArgs: string[]
   /** Aborting stops the capture and every process it started. */
   signal: AbortSignal | undefined
+  /** Aborting stops the program as the timeout does: what was captured so far is reported. */
+  stop?: AbortSignal | undefined
   /** Print the debugger's transcript to stderr. */
   debug: boolean
 }

@@ -22,7 +22,7 @@ describe('heapspec run: bad input gets one clear line and exit 2', () => {
     ['a static binary', ['run', 'debugee/build/definite-static'], /^heapspec: cannot run debugee\/build\/definite-static: it is statically linked/],
     ['an unknown option', ['run', '--frobnicate', 'debugee/build/definite'], /^heapspec: unknown option --frobnicate\./],
     ['an unknown backend', ['run', '--backend', 'lldb', 'debugee/build/definite'], /^heapspec: Expected the `backend` option to be one of "auto", "preload", "gdb", "valgrind", got `lldb` \(string\)\./],
-    ['a bad timeout', ['run', '--timeout', '-1', 'debugee/build/definite'], /^heapspec: Expected the `timeout` option to be a positive number of seconds, got `-1` \(string\)\./],
+    ['a bad timeout', ['run', '--timeout', '-1', 'debugee/build/definite'], /^heapspec: Expected the `timeout` option to be a positive number of seconds, got `-1` \(number\)\./],
     ['a name not on PATH', ['run', 'no-such-tool-anywhere'], /^heapspec: cannot run no-such-tool-anywhere: not found on PATH\./],
   ]
   it.each(cases)('%s', async (_name, args, message) => {
@@ -82,10 +82,11 @@ describe('heapspec run on real programs', () => {
     const json = join(out, 'run.json')
     const result = await heapspec(['run', '--json', json, '--out', join(out, 'dir'), '--', 'debugee/build/definite'])
     expect(result.exitCode).toBe(1)
-    expect(result.stdout).toContain('300 bytes in 1 block is definitely lost')
-    expect(result.stdout).toMatch(/ {4}at make \(debugee\/definite\.c:\d+\)\n {4}by main \(debugee\/definite\.c:\d+\)/)
-    expect(result.stdout).toContain('  definitely lost: 600 bytes in 3 blocks')
-    expect(result.stdout).not.toContain('\x1b[') // no colour in CI logs
+    expect(result.stdout).toBe('') // the report is on stderr, never in the program's stdout
+    expect(result.stderr).toContain('300 bytes in 1 block is definitely lost')
+    expect(result.stderr).toMatch(/ {4}at make \(debugee\/definite\.c:\d+\)\n {4}by main \(debugee\/definite\.c:\d+\)/)
+    expect(result.stderr).toContain('  definitely lost: 600 bytes in 3 blocks')
+    expect(result.stderr).not.toContain('\x1b[') // no colour in CI logs
     const run = JSON.parse(readFileSync(json, 'utf8'))
     expect(run.schema).toBe(1)
     expect(run.leakSummary.definite).toEqual({ bytes: 600, blocks: 3 })
@@ -122,7 +123,7 @@ describe('heapspec run on real programs', () => {
     const json = join(mkdtempSync(join(tmpdir(), 'heapspec-crash-')), 'run.json')
     const result = await heapspec(['run', '--json', json, program('crash')])
     expect(result.exitCode).toBe(1)
-    expect(result.stdout).toContain('was killed by SIGSEGV')
+    expect(result.stderr).toContain('was killed by SIGSEGV')
     const run = JSON.parse(readFileSync(json, 'utf8'))
     expect(run.program).toMatchObject({ exitCode: null, signal: 'SIGSEGV' })
     expect(run.leakSummary.definite).toEqual({ bytes: 384, blocks: 2 })
@@ -136,24 +137,27 @@ describe('heapspec run on real programs', () => {
     const result = await heapspec(['run', '--backend', 'gdb', '--timeout', '3', hang])
     expect(Date.now() - started).toBeLessThan(30_000)
     expect(result.exitCode).toBe(1)
-    expect(result.stdout).toContain('was stopped by the timeout')
+    expect(result.stderr).toContain('was stopped by the timeout')
     // what it leaked until then is still reported, as memcheck does for a program it stops
-    expect(result.stdout).toContain('warning: the program was stopped after 3 s; its leaks are those of that moment')
-    expect(result.stdout).toMatch(/32 bytes in 1 block is definitely lost\n {4}at leak_one \(debugee\/hang\.c:\d+\)/)
+    expect(result.stderr).toContain('warning: the program was stopped after 3 s; its leaks are those of that moment')
+    expect(result.stderr).toMatch(/32 bytes in 1 block is definitely lost\n {4}at leak_one \(debugee\/hang\.c:\d+\)/)
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(processesMentioning('hang-gdb-timeout')).toEqual([])
   })
 
-  it('stops everything on Ctrl-C', async () => {
+  it('stops the program on Ctrl-C and reports what it captured until then', async () => {
     const hang = join(mkdtempSync(join(tmpdir(), 'heapspec-int-')), 'hang-gdb-interrupt')
     copyFileSync(program('hang'), hang)
     const child = execa('node', [CLI, 'run', '--backend', 'gdb', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
     // wait until the program runs under gdb, then interrupt as a terminal would
     for (let i = 0; i < 100 && processesMentioning('hang-gdb-interrupt').length < 3; i++) await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, 1000)) // past its first allocation
     child.kill('SIGINT')
     const result = await child
     expect(result.exitCode).toBe(130)
-    expect(result.stderr).toContain('heapspec: interrupted; the program and its debugger were stopped.')
+    expect(result.stderr).toContain('was stopped by the timeout')
+    expect(result.stderr).toMatch(/warning: the program was stopped after [\d.]+ s; its leaks are those of that moment/)
+    expect(result.stderr).toMatch(/32 bytes in 1 block is definitely lost\n {4}at leak_one \(debugee\/hang\.c:\d+\)/)
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(processesMentioning('hang-gdb-interrupt')).toEqual([])
   })
@@ -162,5 +166,78 @@ describe('heapspec run on real programs', () => {
     const result = await heapspec(['include'])
     expect(result.exitCode).toBe(0)
     expect(existsSync(join(result.stdout.trim(), 'heapspec.h'))).toBe(true)
+  })
+})
+
+describe('heapspec run: its own options, before PROGRAM only, checked before the program runs', () => {
+  const fresh = () => mkdtempSync(join(tmpdir(), 'heapspec-cli-'))
+
+  it('--opt=VALUE works; --log-file takes the report, stderr keeps the program\'s', async () => {
+    const dir = fresh()
+    const result = await heapspec(['run', `--json=${join(dir, 'run.json')}`, `--out=${join(dir, 'out')}`, `--log-file=${join(dir, 'report.txt')}`, '--', 'debugee/build/definite'])
+    expect(result.exitCode).toBe(1)
+    expect(result.stderr).toBe('')
+    expect(readFileSync(join(dir, 'report.txt'), 'utf8')).toContain('definitely lost: 600 bytes in 3 blocks')
+    expect(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')).leakSummary.definite).toEqual({ bytes: 600, blocks: 3 })
+    expect(existsSync(join(dir, 'out', 'heapspec.json'))).toBe(true)
+  })
+
+  const refused: [string, (dir: string) => string[], RegExp][] = [
+    ['--out naming a file', (dir) => (writeFileSync(join(dir, 'f'), ''), ['--out', join(dir, 'f')]), /^heapspec: --out \S+\/f is a file, not a directory\. /],
+    ['--json in a missing directory', (dir) => ['--json', join(dir, 'no', 'run.json')], /^heapspec: --json \S+: the directory \S+\/no does not exist\. Create it first/],
+    ['--json naming a directory', (dir) => ['--json', dir], /^heapspec: --json \S+ is a directory\. /],
+    ['--json under /proc', () => ['--json', '/proc/self/run.json'], /^heapspec: --json \/proc\/self\/run\.json is inside \/proc, a kernel file system\. /],
+    ['--log-file in a missing directory', (dir) => ['--log-file', join(dir, 'no', 'r.txt')], /^heapspec: --log-file \S+: the directory \S+ does not exist\. /],
+    ['--out under /proc', () => ['--out', '/proc/heapspec-out'], /^heapspec: --out \/proc\/heapspec-out is inside \/proc, a kernel file system\. /],
+  ]
+  it.each(refused)('refuses %s in one line, exit 2, before the program runs', async (_name, flags, message) => {
+    const dir = fresh()
+    const pidfile = join(dir, 'pids')
+    const result = await heapspec(['run', ...flags(dir), '--', 'debugee/build/as-native', 'fork', pidfile])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr).toMatch(message)
+    expect(result.stderr.trim().split('\n')).toHaveLength(1)
+    expect(existsSync(pidfile)).toBe(false) // the program never ran
+  })
+
+  it('refuses a path the user cannot write (a user id with no passwd entry, as docker run --user gives)', async () => {
+    const dir = fresh() // root's, mode 0700 by mkdtemp
+    const result = await execa('setpriv', ['--reuid', '1234', '--regid', '1234', '--clear-groups', 'node', CLI, 'run', '--json', join(dir, 'run.json'), '--', 'debugee/build/definite'], {
+      cwd: ROOT,
+      reject: false,
+      env: { PATH: process.env.PATH, CI: 'true' },
+    })
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.trim()).toMatch(/^heapspec: --json \S+: the directory \S+ (is not writable|does not exist)\. /)
+  })
+
+  it.each(['preload', 'gdb', 'valgrind'])('runs under %s for a user id with no passwd entry and no HOME', async (backend) => {
+    expect((await execa('getent', ['passwd', '1234'], { reject: false })).exitCode).toBe(2) // no such entry
+    const result = await execa('setpriv', ['--reuid', '1234', '--regid', '1234', '--clear-groups', 'node', CLI, 'run', '--backend', backend, '--', 'debugee/build/definite'], {
+      cwd: ROOT,
+      reject: false,
+      env: { PATH: process.env.PATH, CI: 'true' },
+    })
+    expect(result.stderr).toContain(`exited with code 0 (backend: ${backend})`)
+    expect(result.stderr).toContain('definitely lost: 600 bytes in 3 blocks')
+    expect(result.exitCode).toBe(1)
+  })
+
+  it.each(['1e-3', '0.5', '.5', '1e9', '99999999999'])('--timeout %s is a number of seconds (past a timer\'s range: no limit)', async (seconds) => {
+    const result = await heapspec(['run', '--timeout', seconds, '--', 'debugee/build/definite'])
+    expect(result.stderr).not.toMatch(/Expected the `timeout` option/)
+    if (Number(seconds) >= 1) expect(result.stderr).toContain('exited with code 0')
+    expect([0, 1]).toContain(result.exitCode)
+  })
+
+  it('| head -1 reads the program\'s first line; neither side prints a stack trace', async () => {
+    const result = await execa('sh', ['-c', `node ${CLI} run -- sort -n | head -1`], {
+      cwd: ROOT,
+      reject: false,
+      input: Array.from({ length: 200_000 }, (_, i) => String(200_000 - i)).join('\n') + '\n',
+      env: { PATH: process.env.PATH, CI: 'true' },
+    })
+    expect(result.stdout).toBe('1')
+    expect(result.stderr).not.toMatch(/EPIPE|\n\s+at /)
   })
 })

@@ -90,7 +90,7 @@ describe('backend auto', () => {
   it('runs the preload backend when it can, and says so', async () => {
     const result = await execa('node', [CLI, 'run', program('definite')], { cwd: ROOT, reject: false, env: { CI: 'true' } })
     expect(result.exitCode).toBe(1)
-    expect(result.stdout.split('\n')[0]).toBe(`heapspec: ${program('definite')} exited with code 0 (backend: preload)`)
+    expect(result.stderr.split('\n')[0]).toBe(`heapspec: ${program('definite')} exited with code 0 (backend: preload)`)
     expect((await runNative([program('definite')])).json.backend).toBe('preload')
   })
 
@@ -153,21 +153,23 @@ describe('preload backend: what it cannot run gets one clear line', () => {
       'heapspec: the preload backend needs a C compiler to build its interposer once (looked for cc, gcc, clang on PATH). Install one (apt-get install gcc) or use --backend gdb.',
     )
     const auto = await cli(['run', 'debugee/build/definite'], env)
-    expect(auto.stdout.split('\n')[0]).toMatch(/\(backend: gdb\)$/)
+    expect(auto.stderr.split('\n')[0]).toMatch(/\(backend: gdb\)$/)
   })
 
 })
 
 describe('preload backend: the process side', () => {
-  it('builds its interposer once, even when first used by several runs at the same time', async () => {
+  it('builds its interposer (and the launcher) once, even when first used by several runs at the same time', async () => {
     const cache = mkdtempSync(join(tmpdir(), 'heapspec-cache-'))
     const runs = await Promise.all([1, 2, 3].map(() => execa('node', [CLI, 'run', '--backend', 'preload', 'debugee/build/definite'], { cwd: ROOT, reject: false, env: { CI: 'true', XDG_CACHE_HOME: cache } })))
-    for (const run of runs) expect(run.stdout).toContain('definitely lost: 600 bytes in 3 blocks')
-    // the library, named by its content hash, and the manifest recording that hash
+    for (const run of runs) expect(run.stderr).toContain('definitely lost: 600 bytes in 3 blocks')
+    // the launcher and the library, each named by its content hash, and the manifests recording those hashes
     const files = readdirSync(join(cache, 'heapspec')).sort()
-    expect(files).toHaveLength(2)
-    expect(files[0]).toMatch(/^heapspec-preload-[0-9a-f]{16}-[0-9a-f]{16}\.so$/)
-    expect(files[1]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.json$/)
+    expect(files).toHaveLength(4)
+    expect(files[0]).toMatch(/^heapspec-launch-[0-9a-f]{16}-[0-9a-f]{16}$/)
+    expect(files[1]).toMatch(/^heapspec-launch-[0-9a-f]{16}\.json$/)
+    expect(files[2]).toMatch(/^heapspec-preload-[0-9a-f]{16}-[0-9a-f]{16}\.so$/)
+    expect(files[3]).toMatch(/^heapspec-preload-[0-9a-f]{16}\.json$/)
   })
 
   it('reports the leaks of a program stopped at --timeout, and leaves no process behind', async () => {
@@ -177,9 +179,9 @@ describe('preload backend: the process side', () => {
     const result = await execa('node', [CLI, 'run', '--backend', 'preload', '--timeout', '2', hang], { cwd: ROOT, reject: false, env: { CI: 'true' } })
     expect(Date.now() - started).toBeLessThan(15_000)
     expect(result.exitCode).toBe(1)
-    expect(result.stdout).toContain('was stopped by the timeout (backend: preload)')
-    expect(result.stdout).toContain('warning: the program was stopped after 2 s; its leaks are those of that moment')
-    expect(result.stdout).toMatch(/32 bytes in 1 block is definitely lost\n {4}at leak_one \(debugee\/hang\.c:\d+\)/)
+    expect(result.stderr).toContain('was stopped by the timeout (backend: preload)')
+    expect(result.stderr).toContain('warning: the program was stopped after 2 s; its leaks are those of that moment')
+    expect(result.stderr).toMatch(/32 bytes in 1 block is definitely lost\n {4}at leak_one \(debugee\/hang\.c:\d+\)/)
     await new Promise((resolve) => setTimeout(resolve, 300))
     expect(processesMentioning('hang-preload-timeout')).toEqual([])
   })

@@ -206,7 +206,8 @@ describe('valgrind backend: what it cannot do', () => {
     const error = await rejection(backend.capture(spec(source)))
     expect(error).toBeInstanceOf(CannotStartError)
     expect(error.message).toBe(
-      `heapspec: valgrind could not start debugee/definite.c: ${source}: Permission denied. Check that the program runs on its own, and valgrind's options.`,
+      // valgrind is given the program as the user typed it (its client's argv[0]), so it names it so
+      `heapspec: valgrind could not start debugee/definite.c: debugee/definite.c: Permission denied. Check that the program runs on its own, and valgrind's options.`,
     )
   })
 

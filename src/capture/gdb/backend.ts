@@ -1,12 +1,13 @@
-import { writeFileSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { packageRoot } from '../../package-root.js'
 import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
+import { launcherPath } from '../launcher.js'
+import { makeRunDir } from '../run-dir.js'
 import { supervise } from '../process.js'
 import { testFunctionNames } from '../test-functions.js'
 
@@ -40,7 +41,7 @@ export class GdbBackend implements CaptureBackend {
   }
 
   async capture(spec: CaptureSpec): Promise<CaptureResult> {
-    const imageDir = await mkdtemp(join(tmpdir(), 'heapspec-'))
+    const imageDir = await makeRunDir('heapspec-')
     try {
       return await this.captureIn(spec, imageDir)
     } finally {
@@ -58,13 +59,19 @@ export class GdbBackend implements CaptureBackend {
       // the names matched in JavaScript (test-functions.ts): gdb's own regexes are POSIX ones
       tests: spec.tests ? (spec.testFunctions ?? (await testFunctionNames(program, spec.tests))) : undefined,
       objects: spec.objects.map((o) => o.source),
-      // fd 4 and 5 are the program's stdout and stderr; gdb keeps 1 and 2 for its own chatter.
-      redirect: [...args.map(shellQuote), '1>&4', '2>&5', '3>&-', '4>&-', '5>&-'].join(' '),
+      // fds 4, 5 and 6 are the program's stdin, stdout and stderr; gdb keeps 0, 1 and 2 for itself.
+      redirect: [...args.map(shellQuote), spec.stdio === 'inherit' ? '0<&4' : '0</dev/null', '1>&5', '2>&6', '3>&-', '4>&-', '5>&-', '6>&-'].join(' '),
     }
+    // gdb's shell would exec the program by its resolved path; the launcher gives it the argv[0] typed.
+    const launcher = await launcherPath()
+    // The shell also sets PWD (dash exports its own): the wrapper puts back the value given, or none.
+    const pwd = spec.env.PWD === undefined ? '-u PWD' : `-e ${shellQuote(`PWD=${spec.env.PWD}`)}`
+    const wrapper = launcher ? ['-ex', `set exec-wrapper ${shellQuote(launcher)} -x -a ${shellQuote(spec.displayCommand[0]!)} ${pwd} --`] : []
     const gdbArgs = [
       '-nx',
       '-q',
       '-batch',
+      ...wrapper,
       ...unset.flatMap((name) => ['-ex', `unset environment ${name}`]),
       ...(spec.env.SHELL === undefined ? ['-ex', 'unset environment SHELL'] : ['-ex', `set environment SHELL=${spec.env.SHELL}`]),
       '-ex',
@@ -75,19 +82,30 @@ export class GdbBackend implements CaptureBackend {
     ]
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     let reading: Promise<void> = Promise.resolve()
+    let retry: NodeJS.Timeout | undefined
 
     const outcome = await supervise('gdb', gdbArgs, {
       cwd: spec.cwd,
       env: { ...spec.env, SHELL: '/bin/sh' },
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', spec.stdio, spec.stdio],
-      buffer: { stdout: true, stderr: true, fd3: false, fd4: true, fd5: true } as never,
+      // Extra descriptors given as numbers: execa's 'inherit' beyond fd 2 hands over Node's own fd of
+      // that number (an internal pipe), not heapspec's stdin, stdout and stderr.
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...(spec.stdio === 'inherit' ? [0, 1, 2] : ['ignore', 'pipe', 'pipe'])] as never,
+      blockingFds: spec.stdio === 'inherit' ? [4, 5, 6] : [],
+      buffer: { stdout: true, stderr: true, fd3: false, fd4: false, fd5: spec.stdio === 'pipe', fd6: spec.stdio === 'pipe' } as never,
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
-      // gdb interrupts the program on SIGINT; the script sees the request file, scans and kills it
+      stop: spec.stop,
+      // SIGINT to the program itself (gdb ignores SIGINT: one landing in its Python would end the
+      // script); gdb stops it, and the script sees the request file, scans and kills it. Until the
+      // script has written the program's pid (it may still be starting), the request waits.
       interrupt: {
-        request: (pid) => {
+        request: () => {
           writeFileSync(join(imageDir, 'stop-requested'), '')
-          process.kill(pid, 'SIGINT')
+          if (!interruptProgram(imageDir)) {
+            retry = setInterval(() => {
+              if (interruptProgram(imageDir)) clearInterval(retry)
+            }, 50)
+          }
         },
         graceMs: STOP_GRACE_MS,
       },
@@ -99,6 +117,7 @@ export class GdbBackend implements CaptureBackend {
         }
       },
     })
+    clearInterval(retry)
     await reading
 
     const display = spec.displayCommand.join(' ')
@@ -112,13 +131,29 @@ export class GdbBackend implements CaptureBackend {
     if (stream.finalImages === 0 && !outcome.timedOut && stream.ending) {
       await stream.line(`I the program ended (${stream.ending.signal ? `killed by ${stream.ending.signal}` : `exit ${stream.ending.exitCode}`}) without heapspec taking its image: its leaks were not classified`)
     }
-    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined, {
+    const run = stream.run('gdb', spec.displayCommand, outcome.timedOut ? { afterMs: outcome.stoppedAfterMs ?? 0, signal: 'SIGKILL' } : undefined, {
       suppressions: spec.suppressionRules,
       genSuppressions: spec.genSuppressions,
     })
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
-    return { run, stdout: outcome.output[4] ?? '', stderr: outcome.output[5] ?? '' }
+    return { run, stdout: outcome.output[5] ?? '', stderr: outcome.output[6] ?? '' }
   }
+}
+
+/** SIGINTs the program under gdb, by the pid the script wrote once it ran it; false while there is none yet. */
+function interruptProgram(imageDir: string): boolean {
+  let pid: number
+  try {
+    pid = Number(readFileSync(join(imageDir, 'inferior-pid'), 'utf8'))
+  } catch {
+    return false
+  }
+  try {
+    process.kill(pid, 'SIGINT')
+  } catch {
+    // ended meanwhile: gdb reports its end
+  }
+  return true
 }
 
 function lastLine(text: string): string | undefined {

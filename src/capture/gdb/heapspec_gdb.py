@@ -11,7 +11,9 @@ and stacks from our own CFI unwinder (unwind.py): GDB's frame API costs ~90 us a
 """
 import os
 import re
+import signal
 import sys
+import time
 
 import gdb
 
@@ -25,7 +27,7 @@ import observe  # noqa: E402
 import test_cases  # noqa: E402
 from observe import (  # noqa: E402
     RAX, RDI, RDX, RSI, Allocator, Config, Free, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
-    gdb_address_of, inject_mmap, symbolize,
+    gdb_address_of, inject_call, inject_mmap, symbolize,
 )
 
 observe.configure(CFG)
@@ -97,13 +99,19 @@ def exit_stack_floor():
 
 def call_freeres():
     """Frees what libstdc++ and libc keep for the life of the process, as valgrind does at exit."""
+    # Called by hand, not with gdb's `call`, which fails where gdb cannot restore the CPU's
+    # extended state (AMX); each returns to _exit's entry, where this thread stands, stopped.
+    here = int(gdb.newest_frame().read_register("rip"))
     for name in ("_ZN9__gnu_cxx9__freeresEv", "__libc_freeres"):
         addr = address_of(name) if name.startswith("__libc") else gdb_address_of(name)
         if addr is not None:
             try:
-                gdb.execute("call ((void(*)(void))%d)()" % addr, to_string=True)
+                failure = inject_call(addr, here)
             except gdb.error as e:
-                emit("! %s failed: %s" % (name, e))
+                failure = str(e)
+            if failure is not None:
+                emit("! %s failed: %s" % (name, failure))
+                return
 
 
 # System calls that end the program's image: its image is taken at their entry, whatever path led
@@ -165,7 +173,26 @@ exited = [None]
 gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
 
 
+def stop_requested(wait=0.0):
+    """The host's timeout (or Ctrl-C) asks for the report of the moment: it writes this file, then sends SIGINT.
+
+    `wait`: a terminal's Ctrl-C reaches the program and heapspec at once, and the program's SIGINT
+    may stop it here before heapspec has written the file; give heapspec that long.
+    """
+    path = os.path.join(Config.image_dir, "stop-requested")
+    deadline = time.monotonic() + wait
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def main():
+    # The host stops a run by SIGINTing the program (see backend.ts), never gdb: a SIGINT that lands
+    # while this script runs would raise KeyboardInterrupt in it. gdb gives the program the signal
+    # dispositions gdb itself started with, so the program's SIGINT stays its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # past main: a --tests function may be main itself, whose return needs its caller's frame
     for cmd in ("set pagination off", "set confirm off", "set backtrace past-main on", "set print thread-events off",
                 "set print inferior-events off", "set startup-with-shell on", "set disable-randomization off",
@@ -176,10 +203,17 @@ def main():
     while find_libc() is None:
         if exited[0] is not None:
             raise RuntimeError("the program exited before libc was loaded")
+        if stop_requested():  # the host stops the run before the program got going: nothing to report
+            gdb.execute("kill", to_string=True)
+            emit("X signal SIGKILL")
+            return
         gdb.execute("continue", to_string=True)
     gdb.execute("set stop-on-solib-events 0", to_string=True)
     setup()
     catch_endings()
+    with open(os.path.join(Config.image_dir, "inferior-pid.tmp"), "w") as f:
+        f.write(str(gdb.selected_inferior().pid))
+    os.rename(os.path.join(Config.image_dir, "inferior-pid.tmp"), os.path.join(Config.image_dir, "inferior-pid"))
     emit("H 1")
     while True:
         last_stop[0] = None
@@ -205,7 +239,7 @@ def main():
             ending_syscall()
             continue
         if isinstance(event, gdb.SignalEvent) and event.stop_signal == "SIGINT":
-            if os.path.exists(os.path.join(Config.image_dir, "stop-requested")):
+            if stop_requested(wait=0.2):
                 # the host's timeout: report what leaked so far, then end the program
                 dump("timeout")
                 symbolize()

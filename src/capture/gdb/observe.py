@@ -378,6 +378,52 @@ def inject_mmap(size):
     return None if result >= 0xFFFFFFFFFFFFF000 else result
 
 
+GENERAL_REGISTERS = ["rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13",
+                     "r14", "r15", "rip", "eflags"]
+
+
+def inject_call(fn, return_to):
+    """Runs `fn()` (no arguments) in the stopped thread and returns None, or why it could not.
+
+    GDB's own `call` saves and restores the extended (XSAVE) register state, which fails on CPUs
+    whose state gdb 13 cannot write (AMX: "Couldn't write extended state status"). This needs only
+    the general registers: push `return_to` (an address holding a breakpoint the caller owns, such
+    as the one this thread stopped at) as the return address on an aligned stack below the red
+    zone, jump to `fn`, resume until the thread is back at `return_to` with that stack, restore.
+    Other breakpoints hit on the way (the frees `fn` makes) behave as they always do.
+    """
+    frame = gdb.newest_frame()
+    saved = [(n, int(frame.read_register(n)) & 0xFFFFFFFFFFFFFFFF) for n in GENERAL_REGISTERS]
+    ptid = gdb.selected_thread().ptid
+    sp = dict(saved)["rsp"]
+    call_sp = ((sp - 512) & ~15) - 8  # at a function's entry rsp % 16 == 8, as if `call` had pushed
+    State.mem.write(call_sp, struct.pack("<Q", return_to))
+    gdb.execute("set $rsp = %d" % call_sp, to_string=True)
+    gdb.execute("set $rip = %d" % fn, to_string=True)
+    failure = None
+    while True:
+        stop = []
+        handler = stop.append
+        gdb.events.stop.connect(handler)
+        try:
+            gdb.execute("continue", to_string=True)
+        finally:
+            gdb.events.stop.disconnect(handler)
+        if gdb.selected_inferior().pid == 0:
+            return "the program ended inside it"
+        back = gdb.newest_frame()
+        if (gdb.selected_thread().ptid == ptid and int(back.read_register("rip")) == return_to
+                and int(back.read_register("rsp")) & 0xFFFFFFFFFFFFFFFF == call_sp + 8):
+            break
+        if stop and isinstance(stop[0], gdb.SignalEvent):
+            failure = "the program received %s inside it" % stop[0].stop_signal
+            break
+    gdb.execute("thread %d" % next(t.num for t in gdb.selected_inferior().threads() if t.ptid == ptid), to_string=True)
+    for n, v in saved:
+        gdb.execute("set $%s = %d" % (n, v), to_string=True)
+    return failure
+
+
 class GdbFrames:
     """Unwinds with GDB's own frame API: slow, used only when unwind.py is unavailable."""
 

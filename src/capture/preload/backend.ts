@@ -1,17 +1,18 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { homedir, tmpdir, userInfo } from 'node:os'
-import { isAbsolute, join, resolve } from 'node:path'
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
+import { compilers } from '../build-cache.js'
 import { EventStream } from '../event-stream.js'
-import { supervise } from '../process.js'
+import { makeRunDir } from '../run-dir.js'
+import { programStdio, supervise } from '../process.js'
 import { symbolize } from '../symbolize.js'
 import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
-import { buildDirectory, cachedLibrary, chooseCacheDir, installLibrary, verify, type VerifiedLibrary } from './interposer-cache.js'
+import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, verify, type VerifiedLibrary } from './interposer-cache.js'
 
 /** The signal interposer.c takes as the host's timeout request (with a request file in place). */
 const STOP_SIGNAL = 62
@@ -27,22 +28,6 @@ function sourcePath(): string {
 /** How the interposer is built: part of the cache key, so a change of flags rebuilds it. */
 const CFLAGS = ['-O2', '-fPIC', '-shared', '-fvisibility=hidden', '-fno-strict-aliasing', '-w']
 const LIBS = ['-ldl', '-pthread']
-
-/** The C compilers tried, in order: $CC first when set. */
-function compilers(): string[] {
-  const fromEnv = process.env.CC?.trim()
-  return [...(fromEnv ? [fromEnv] : []), 'cc', 'gcc', 'clang']
-}
-
-/**
- * Where built interposers are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp
- * dir. A relative XDG_CACHE_HOME is ignored, as the XDG spec says: LD_PRELOAD would read it from
- * the program's working directory.
- */
-function cacheCandidates(): string[] {
-  const xdg = process.env.XDG_CACHE_HOME
-  return [xdg && isAbsolute(xdg) ? join(xdg, 'heapspec') : join(homedir(), '.cache', 'heapspec'), join(tmpdir(), `heapspec-${userInfo().uid}`)].map((dir) => resolve(dir))
-}
 
 let building: Promise<VerifiedLibrary> | undefined
 
@@ -176,7 +161,7 @@ export class PreloadBackend implements CaptureBackend {
     const obstacle = preloadObstacle(spec.command[0]!)
     if (obstacle) throw new CannotStartError(`heapspec: the preload backend cannot observe ${spec.displayCommand[0]}: ${obstacle}. Use --backend gdb or --backend valgrind.`)
     const library = await interposerLibrary()
-    const imageDir = await mkdtemp(join(tmpdir(), 'heapspec-'))
+    const imageDir = await makeRunDir('heapspec-')
     try {
       return await this.captureIn(spec, library, imageDir, display)
     } finally {
@@ -189,8 +174,8 @@ export class PreloadBackend implements CaptureBackend {
     const hooks = await testHooks(spec, program)
     const testsFile = join(imageDir, 'tests.list')
     if (hooks) writeFileSync(testsFile, hooks)
-    const env = {
-      ...spec.env,
+    // The program's only: the interposer removes them (restoring the user's LD_PRELOAD) at start-up.
+    const childEnv = {
       LD_PRELOAD: [library, spec.env.LD_PRELOAD].filter(Boolean).join(' '),
       HEAPSPEC_PRELOAD_FD: '3',
       HEAPSPEC_PRELOAD_DIR: imageDir,
@@ -203,18 +188,37 @@ export class PreloadBackend implements CaptureBackend {
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     if (spec.objects.length > 0) stream.observeOnly(spec.objects)
     let reading: Promise<void> = Promise.resolve()
+    let retry: NodeJS.Timeout | undefined
     const outcome = await supervise(program, args, {
       cwd: spec.cwd,
-      env,
-      stdio: ['ignore', spec.stdio, spec.stdio, 'pipe'],
+      env: spec.env,
+      childEnv,
+      argv0: spec.displayCommand[0],
+      stdio: [...programStdio(spec.stdio), 'pipe'],
+      blockingFds: spec.stdio === 'inherit' ? [0, 1, 2] : [],
       buffer: { stdout: spec.stdio === 'pipe', stderr: spec.stdio === 'pipe', fd3: false } as never,
       timeoutMs: spec.timeoutMs,
       signal: spec.signal,
-      // the interposer takes the image of that moment and ends the program with SIGKILL
+      stop: spec.stop,
+      // the interposer takes the image of that moment and ends the program with SIGKILL; until it
+      // has said hello the signal would only kill the program (its default action), so it waits
       interrupt: {
         request: (pid) => {
           writeFileSync(join(imageDir, 'stop-requested'), '')
-          process.kill(pid, STOP_SIGNAL)
+          const send = (): boolean => {
+            if (!stream.started) return false
+            try {
+              process.kill(pid, STOP_SIGNAL)
+            } catch {
+              // ended meanwhile
+            }
+            return true
+          }
+          if (!send()) {
+            retry = setInterval(() => {
+              if (send()) clearInterval(retry)
+            }, 20)
+          }
         },
         graceMs: STOP_GRACE_MS,
       },
@@ -222,6 +226,7 @@ export class PreloadBackend implements CaptureBackend {
         reading = stream.consume((child.stdio as unknown as NodeJS.ReadableStream[])[3]!)
       },
     })
+    clearInterval(retry)
     await reading
     if (outcome.aborted) throw new CaptureFailedError(`heapspec: the preload capture of ${display} was interrupted.`)
     if (!stream.started) {
@@ -249,7 +254,7 @@ export class PreloadBackend implements CaptureBackend {
       for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
       if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
     }
-    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: spec.timeoutMs ?? 0, signal: 'SIGKILL' } : undefined, {
+    const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: outcome.stoppedAfterMs ?? 0, signal: 'SIGKILL' } : undefined, {
       suppressions: spec.suppressionRules,
       genSuppressions: spec.genSuppressions,
     })

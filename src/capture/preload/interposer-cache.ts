@@ -8,8 +8,8 @@
 import { createHash } from 'node:crypto'
 import { rmSync, type Stats } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { dirname, join, parse } from 'node:path'
+import { homedir, tmpdir } from 'node:os'
+import { dirname, isAbsolute, join, parse, resolve } from 'node:path'
 import { CannotStartError } from '../../errors.js'
 
 /** A built interposer and the hash of its content, as recorded when it was built. */
@@ -34,7 +34,32 @@ interface Manifest {
   sha256: string
 }
 
-const LIBRARY_NAME = /^heapspec-preload-[0-9a-f]{16}-[0-9a-f]{16}\.so$/
+/** What heapspec builds into the cache: the interposer, and the launcher runs start under. */
+export type CachedKind = 'preload' | 'launch'
+
+/** The name of a build of `kind` (the interposer is a shared object, the launcher a program). */
+const BUILD_NAME: Record<CachedKind, RegExp> = {
+  preload: /^heapspec-preload-[0-9a-f]{16}-[0-9a-f]{16}\.so$/,
+  launch: /^heapspec-launch-[0-9a-f]{16}-[0-9a-f]{16}$/,
+}
+
+/**
+ * Where builds are kept: $XDG_CACHE_HOME/heapspec or ~/.cache/heapspec, else the temp dir. A
+ * relative XDG_CACHE_HOME is ignored, as the XDG spec says: LD_PRELOAD would read it from the
+ * program's working directory. A user id with no passwd entry (docker run --user 1234) has no home
+ * to look up (os.homedir() throws when HOME is unset too): then the temp dir alone.
+ */
+export function cacheCandidates(): string[] {
+  const xdg = process.env.XDG_CACHE_HOME
+  let home: string | undefined
+  try {
+    home = homedir() || undefined
+  } catch {
+    home = undefined
+  }
+  const first = xdg && isAbsolute(xdg) ? [join(xdg, 'heapspec')] : home ? [join(home, '.cache', 'heapspec')] : []
+  return [...first, join(tmpdir(), `heapspec-${uid()}`)].map((dir) => resolve(dir))
+}
 
 function uid(): number {
   return process.getuid?.() ?? 0
@@ -129,8 +154,8 @@ export function buildDirectory(cache: string): Promise<string> {
   return mkdtemp(join(cache, '.build-'))
 }
 
-function manifestPath(cache: string, key: string): string {
-  return join(cache, `heapspec-preload-${key}.json`)
+function manifestPath(cache: string, key: string, kind: CachedKind): string {
+  return join(cache, `heapspec-${kind}-${key}.json`)
 }
 
 /** Whether the library is still what heapspec built: a private regular file with the recorded content. */
@@ -147,12 +172,12 @@ export async function verify(library: VerifiedLibrary): Promise<boolean> {
  * The library installed in the cache for `key`, when its manifest (a private file heapspec wrote)
  * names one whose content has the recorded hash; undefined otherwise (then it is built again).
  */
-export async function cachedLibrary(cache: string, key: string): Promise<VerifiedLibrary | undefined> {
-  const manifest = manifestPath(cache, key)
+export async function cachedLibrary(cache: string, key: string, kind: CachedKind = 'preload'): Promise<VerifiedLibrary | undefined> {
+  const manifest = manifestPath(cache, key, kind)
   try {
     if (!privateFile(await lstat(manifest))) return undefined
     const data = JSON.parse(await readFile(manifest, 'utf8')) as Partial<Manifest>
-    if (data.heapspecInterposer !== 1 || typeof data.library !== 'string' || !LIBRARY_NAME.test(data.library) || typeof data.sha256 !== 'string') return undefined
+    if (data.heapspecInterposer !== 1 || typeof data.library !== 'string' || !BUILD_NAME[kind].test(data.library) || typeof data.sha256 !== 'string') return undefined
     const library = { path: join(cache, data.library), sha256: data.sha256 }
     return (await verify(library)) ? library : undefined
   } catch {
@@ -165,14 +190,14 @@ export async function cachedLibrary(cache: string, key: string): Promise<Verifie
  * records that hash in the key's manifest, each by an atomic rename: a reader sees the old pair or
  * the new one, and concurrent builders of the same source write the same bytes under the same name.
  */
-export async function installLibrary(cache: string, key: string, buildDir: string, built: string): Promise<VerifiedLibrary> {
+export async function installLibrary(cache: string, key: string, buildDir: string, built: string, kind: CachedKind = 'preload'): Promise<VerifiedLibrary> {
   // only the user may write what is loaded into their programs, whatever their umask
   await chmod(built, 0o755)
   const hash = sha256(await readFile(built))
-  const library = { path: join(cache, `heapspec-preload-${key}-${hash.slice(0, 16)}.so`), sha256: hash }
+  const library = { path: join(cache, `heapspec-${kind}-${key}-${hash.slice(0, 16)}${kind === 'preload' ? '.so' : ''}`), sha256: hash }
   await rename(built, library.path)
   const manifest = join(buildDir, 'manifest.json')
   await writeFile(manifest, JSON.stringify({ heapspecInterposer: 1, library: parse(library.path).base, sha256: hash } satisfies Manifest) + '\n', { mode: 0o600 })
-  await rename(manifest, manifestPath(cache, key))
+  await rename(manifest, manifestPath(cache, key, kind))
   return library
 }

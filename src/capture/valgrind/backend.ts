@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs'
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
@@ -7,7 +7,8 @@ import { BadOptionError, CannotStartError, CaptureFailedError, describeValue } f
 import { sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
 import type { RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
-import { descendants, supervise } from '../process.js'
+import { makeRunDir } from '../run-dir.js'
+import { descendants, programStdio, supervise } from '../process.js'
 import { checkSuppressionFile, defaultSuppressionFile } from '../suppression-files.js'
 import { testFunctionNames } from '../test-functions.js'
 import { resolveProgram } from '../program.js'
@@ -178,7 +179,7 @@ export class ValgrindBackend implements CaptureBackend {
     const why = sessionReason(spec)
     // memcheck's monitor commands take a file name as one word.
     const base = why !== undefined && /\s/.test(tmpdir()) ? '/tmp' : tmpdir()
-    const dir = await mkdtemp(join(base, 'heapspec-valgrind-'))
+    const dir = await makeRunDir('heapspec-valgrind-', base)
     let session: VgdbSession | undefined
     try {
       const xtree = join(dir, spec.objects.length > 0 ? 'xtmemory.%p.ms' : 'xtmemory.%p')
@@ -193,28 +194,26 @@ export class ValgrindBackend implements CaptureBackend {
   }
 
   private async captureIn(spec: CaptureSpec, valgrind: string, suppressions: string[], files: RunFiles, session: VgdbSession | undefined): Promise<CaptureResult> {
-    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs), ...(session?.valgrindArgs ?? []), ...spec.command]
+    // The program as the user typed it (valgrind finds it on the same PATH): memcheck's client gets it as argv[0].
+    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs), ...(session?.valgrindArgs ?? []), spec.displayCommand[0]!, ...spec.command.slice(1)]
     const display = spec.displayCommand.join(' ')
 
     // On timeout the program gets SIGTERM first: memcheck then still runs its leak check and
     // finishes its XML. supervise's own deadline, later, kills the whole tree if that hangs too.
-    let stopped = false
-    let stopTimer: NodeJS.Timeout | undefined
+    let ended = false // valgrind gone before its pid was known: no gdb to start for it
     const outcome = await supervise(valgrind, args, {
       cwd: spec.cwd,
       env: spec.env,
-      stdio: ['ignore', spec.stdio, spec.stdio],
-      timeoutMs: spec.timeoutMs === undefined ? undefined : spec.timeoutMs + STOP_GRACE_MS,
+      stdio: programStdio(spec.stdio),
+      blockingFds: spec.stdio === 'inherit' ? [0, 1, 2] : [],
+      timeoutMs: spec.timeoutMs,
       signal: session ? eitherSignal(spec.signal, session.signal) : spec.signal,
-      onSpawn: (child) => {
-        const pid = child.pid
-        if (session && pid !== undefined) session.start(pid)
-        if (spec.timeoutMs === undefined || pid === undefined) return
-        stopTimer = setTimeout(() => {
-          stopped = true
+      stop: spec.stop,
+      interrupt: {
+        request: (pid, launched) => {
           // valgrind runs the program in its own process; anything below it is the program's
-          // children, which no leak check will wait for.
-          for (const below of descendants(pid)) {
+          // children, which no leak check will wait for (the launcher kills them itself on SIGTERM).
+          for (const below of launched ? [] : descendants(pid)) {
             try {
               process.kill(below, 'SIGKILL')
             } catch {
@@ -226,9 +225,17 @@ export class ValgrindBackend implements CaptureBackend {
           } catch {
             // already gone
           }
-        }, spec.timeoutMs)
+        },
+        graceMs: STOP_GRACE_MS,
       },
-    }).finally(() => clearTimeout(stopTimer))
+      onSpawn: (_child, started) => {
+        void started.then((pid) => {
+          if (session && pid !== undefined && !ended) session.start(pid)
+        })
+      },
+    })
+    ended = true
+    const stopped = outcome.timedOut
 
     await session?.finish()
     // In a per-test capture the log is a FIFO the session has read.
@@ -248,7 +255,7 @@ export class ValgrindBackend implements CaptureBackend {
       )
     }
     if (outcome.aborted) throw new CaptureFailedError(`heapspec: the valgrind capture of ${display} was interrupted.`)
-    const killed = outcome.timedOut // the grace ran out too: valgrind died mid-write
+    const killed = outcome.killedAfterGrace // the grace ran out too: valgrind died mid-write
     const stderr = spec.stdio === 'pipe' ? outcome.stderr : ''
 
     const xmlSize = await fileSize(files.xml)
@@ -276,7 +283,7 @@ export class ValgrindBackend implements CaptureBackend {
     }
 
     const warnings: string[] = []
-    const seconds = (spec.timeoutMs ?? 0) / 1000
+    const seconds = (outcome.stoppedAfterMs ?? 0) / 1000
     let heap: HeapSummary = { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
     const code = spec.objects.length > 0 ? session?.objectCode : undefined
     // With `objects`, only the blocks a chosen object allocated itself: the allocator's caller is in it.

@@ -249,20 +249,26 @@ export class HeapModel {
     const testKey = this.tests.map((t, i) => firstNamed.get(t.name) ?? (firstNamed.set(t.name, i), i))
     const width = (this.tests.length + 1) * LEAK_KIND_COUNT
     const records = new Map<number, LossSite>()
+    // the allocation order of each record's first block: equal records are listed in it, whatever
+    // order the blocks were classified in (a hash table's)
+    const first = new Map<LossSite, number>()
     for (const { block, kind } of classified) {
       const key = site(block.stack) * width + ((testKey[block.test] ?? -1) + 1) * LEAK_KIND_COUNT + KIND_INDEX[kind]
       const found = records.get(key)
       if (found) {
         found.record.bytes += block.size
         found.record.blocks++
+        if (block.seq < first.get(found)!) first.set(found, block.seq)
       } else {
         const { stack, allocator } = frames(block.stack)
         const test = this.tests[block.test]?.name ?? null
-        records.set(key, { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) })
+        const made = { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) }
+        records.set(key, made)
+        first.set(made, block.seq)
       }
     }
-    // report order (sortRecords'), ties in the order the records were made
-    return [...records.values()].sort((a, b) => compareRecords(a.record, b.record))
+    // report order (sortRecords'), ties in allocation order
+    return [...records.values()].sort((a, b) => compareRecords(a.record, b.record) || first.get(a)! - first.get(b)!)
   }
 }
 

@@ -110,9 +110,9 @@ describe('the CLI', () => {
   it.each(BACKENDS)('%s: --gen-suppressions prints one after each loss record; the report counts what was suppressed', async (backend) => {
     const result = await cli(['--backend', backend, '--gen-suppressions', '--', program('verdicts')])
     expect(result.exitCode).toBe(1) // it leaks
-    expect(result.stdout.match(/<insert_a_suppression_name_here>/g)).toHaveLength(2)
-    expect(result.stdout).toContain('  spawn_join: 3 allocs, 2 frees, 336 bytes allocated, 0 bytes lost, 272 bytes suppressed\n')
-    expect(result.stdout).toContain('        suppressed: 0 bytes in 0 blocks\n')
+    expect(result.stderr.match(/<insert_a_suppression_name_here>/g)).toHaveLength(2)
+    expect(result.stderr).toContain('  spawn_join: 3 allocs, 2 frees, 336 bytes allocated, 0 bytes lost, 272 bytes suppressed\n')
+    expect(result.stderr).toContain('        suppressed: 0 bytes in 0 blocks\n')
   })
 
   it('refuses a malformed suppression file before anything runs, with one line and exit 2', async () => {

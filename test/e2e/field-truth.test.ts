@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
@@ -120,5 +123,34 @@ describe.each(['preload', 'gdb'] as const)('%s stacks, as memcheck shows them', 
     const starts = run.leaks.flatMap((l) => l.stack).filter((f) => f.fn === 'start_thread')
     expect(starts.length).toBeGreaterThan(0)
     for (const f of starts) expect(f.file).toBe('nptl/pthread_create.c')
+  })
+})
+
+// Debian's own programs, run as a user would, each beside plain memcheck on the same command line.
+describe('Debian programs beside memcheck', () => {
+  const input = (): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-debian-'))
+    writeFileSync(join(dir, 'in.json'), '{"a":[1,2,{"b":"c"}],"d":"e"}\n')
+    writeFileSync(join(dir, 'in.txt'), 'b\na\nc\n')
+    return dir
+  }
+  const commands = (dir: string): string[][] => [
+    ['jq', '.', join(dir, 'in.json')],
+    ['sort', join(dir, 'in.txt')],
+    ['sed', 's/a/b/', join(dir, 'in.txt')],
+    ['mawk', '{print}', join(dir, 'in.txt')],
+    ['grep', 'a', join(dir, 'in.txt')],
+  ]
+  it.each(['preload', 'gdb'] as const)('%s: the same lost and reachable bytes and blocks, exit code and stdout', async (backend) => {
+    const dir = input()
+    for (const command of commands(dir)) {
+      const [reference, own] = await Promise.all([memcheck(command), native(command)])
+      const run = await runNative(command, { backend, timeout: 120 })
+      expect({ command: command[0], ...run.json.leakSummary }).toEqual({ command: command[0], ...reference.leakSummary })
+      expect(run.json.totals.allocations).toBe(reference.totals.allocations)
+      expect(run.json.totals.frees).toBe(reference.totals.frees)
+      expect(run.json.program.exitCode).toBe(own.exitCode)
+      expect(run.stdout).toBe(own.stdout)
+    }
   })
 })

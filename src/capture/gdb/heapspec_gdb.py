@@ -125,6 +125,15 @@ class Ending:
     catch = None  # the catchpoint on ENDING_SYSCALLS
     imaged = False  # the final image was taken
 
+    @staticmethod
+    def taken():
+        """The final image is taken: no system call needs a stop any more. (A stop at exit_group in a
+        program whose other threads are exiting can leave gdb unable to resume a thread that is
+        gone: "Couldn't get registers: No such process".)"""
+        Ending.imaged = True
+        if Ending.catch is not None and Ending.catch.is_valid():
+            Ending.catch.enabled = False
+
 
 def catch_endings():
     gdb.execute("catch syscall %s" % " ".join(str(n) for n in ENDING_SYSCALLS), to_string=True)
@@ -149,11 +158,11 @@ def ending_syscall():
     if regs[RAX] != ENOSYS_ENTRY or Ending.imaged:
         return
     if nr == 231:
-        Ending.imaged = True
+        Ending.taken()
         dump("exit", exit_stack_floor())
         symbolize()
     elif nr in (59, 322):
-        Ending.imaged = True
+        Ending.taken()
         path = observe.read_string(regs[RDI] if nr == 59 else regs[RSI])
         emit("I the program exec'd %s: heapspec classified its leaks at the exec and did not follow the new program" % (path or "another program"))
         dump("exec")
@@ -161,7 +170,7 @@ def ending_syscall():
         for bp in gdb.breakpoints():  # the new program runs unobserved, as under memcheck
             bp.delete()
     elif self_kill(nr, regs):
-        Ending.imaged = True
+        Ending.taken()
         dump("crash")
         symbolize()
 
@@ -217,7 +226,13 @@ def main():
     emit("H 1")
     while True:
         last_stop[0] = None
-        gdb.execute("continue", to_string=True)
+        try:
+            gdb.execute("continue", to_string=True)
+        except gdb.error as e:
+            # a thread that ended while the others were stopped: gdb resumes without it next time
+            if "No such process" not in str(e) or exited[0] is not None:
+                raise
+            continue
         if exited[0] is not None:
             break
         event = last_stop[0]
@@ -230,7 +245,7 @@ def main():
             continue
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
             if not Ending.imaged:
-                Ending.imaged = True
+                Ending.taken()
                 call_freeres()
                 dump("exit", exit_stack_floor())
                 symbolize()

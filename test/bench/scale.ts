@@ -1,0 +1,122 @@
+/**
+ * npm run bench, second part: the shapes real suites have, each natively, under heapspec and under
+ * plain memcheck on the same program, side by side, with the heapspec process's peak memory:
+ *   - millions of blocks live at exit (debugee/field/many-blocks): the leak scan's scale;
+ *   - 10,000 marker test cases of 100 allocations, every 10th leaking (debugee/field/many-tests);
+ *   - runNode on a script calling the node-addon example's functions in a loop: a million and
+ *     more of the addon's allocation events in one test case.
+ * Every heapspec figure is checked against what the program does by construction.
+ * BENCH_SCALE=1000000,5000000 picks the live-block counts (default 1, 5 and 10 million).
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { execa } from 'execa'
+
+const ROOT = join(import.meta.dirname, '..', '..', '..')
+const CLI = join(ROOT, 'dist', 'src', 'cli.js')
+const TIME = '/usr/bin/time'
+const scales = (process.env.BENCH_SCALE ?? '1000000,5000000,10000000').split(',').map(Number)
+
+interface Measured {
+  seconds: number
+  /** Peak resident memory of the measured process, in MB (GNU time's %M), when known. */
+  mb: number | undefined
+}
+
+/** Runs a command under GNU time when the machine has it: wall seconds and peak memory. */
+async function measure(command: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<Measured & { stderr: string }> {
+  const started = process.hrtime.bigint()
+  if (!existsSync(TIME)) {
+    const r = await execa(command[0]!, command.slice(1), { ...options, reject: false })
+    return { seconds: Number(process.hrtime.bigint() - started) / 1e9, mb: undefined, stderr: String(r.stderr) }
+  }
+  const r = await execa(TIME, ['-f', 'heapspec-bench-rss %M', ...command], { ...options, reject: false })
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const stderr = String(r.stderr)
+  const rss = /heapspec-bench-rss (\d+)/.exec(stderr)
+  return { seconds, mb: rss ? Number(rss[1]) / 1024 : undefined, stderr }
+}
+
+function row(name: string, m: Measured, native: number): string {
+  return `${name.padEnd(44)} ${m.seconds.toFixed(2).padStart(8)} ${`${(m.seconds / native).toFixed(1)}x`.padStart(10)} ${(m.mb === undefined ? '-' : m.mb.toFixed(0)).padStart(9)}`
+}
+
+function header(title: string): void {
+  console.log(`\n${title}\n\n${'run'.padEnd(44)} ${'seconds'.padStart(8)} ${'vs native'.padStart(10)} ${'peak MB'.padStart(9)}`)
+}
+
+/** heapspec's run JSON of `command` under `backend`, timed. */
+async function heapspec(backend: string, command: string[], cwd = ROOT): Promise<Measured & { run: { leakSummary: Record<string, { bytes: number; blocks: number }>; tests: unknown[]; totals: { allocations: number } } }> {
+  const json = join(mkdtempSync(join(tmpdir(), 'heapspec-bench-')), 'run.json')
+  const m = await measure(['node', CLI, 'run', '--backend', backend, '--json', json, '--', ...command], { cwd })
+  return { ...m, run: JSON.parse(readFileSync(json, 'utf8')) }
+}
+
+function check(what: string, got: unknown, want: unknown): void {
+  if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`bench: ${what}: heapspec says ${JSON.stringify(got)}, not ${JSON.stringify(want)}`)
+}
+
+async function liveBlocks(): Promise<void> {
+  const program = join(ROOT, 'debugee', 'build', 'field', 'many-blocks')
+  for (const n of scales) {
+    header(`scale: ${n.toLocaleString('en-US')} blocks live at exit (debugee/field/many-blocks ${n}), ${(n / 1000).toLocaleString('en-US')} of them lost`)
+    const native = await measure([program, String(n)])
+    console.log(row('native', native, native.seconds))
+    const preload = await heapspec('preload', [program, String(n)])
+    check(`many-blocks ${n} definitely lost`, preload.run.leakSummary.definite, { bytes: (n / 1000) * 32, blocks: n / 1000 })
+    console.log(row('heapspec (preload; peak: the heapspec process)', preload, native.seconds))
+    const memcheck = await measure(['valgrind', '-q', '--leak-check=full', program, String(n)])
+    console.log(row('valgrind --leak-check=full (plain)', memcheck, native.seconds))
+  }
+}
+
+async function manyTests(): Promise<void> {
+  const program = join(ROOT, 'debugee', 'build', 'field', 'many-tests')
+  header('10,000 marker test cases, 100 allocations each, every 10th leaking one block (debugee/field/many-tests)')
+  const native = await measure([program])
+  console.log(row('native', native, native.seconds))
+  const preload = await heapspec('preload', [program])
+  check('many-tests test cases', preload.run.tests.length, 10_000)
+  check('many-tests definitely lost', preload.run.leakSummary.definite, { bytes: 16_000, blocks: 1000 })
+  console.log(row('heapspec (preload)', preload, native.seconds))
+  const memcheck = await measure(['valgrind', '-q', '--leak-check=full', program])
+  console.log(row('valgrind --leak-check=full (plain, no test cases)', memcheck, native.seconds))
+}
+
+/** The node-addon example, built with node-gyp in a scratch copy, and a script calling it in a loop. */
+async function addonLoop(calls: number): Promise<{ dir: string; script: string }> {
+  const dir = join(mkdtempSync(join(tmpdir(), 'heapspec-bench-addon-')), 'node-addon')
+  cpSync(join(ROOT, 'examples', 'node-addon'), dir, { recursive: true, filter: (src) => !/\/(node_modules|build)$/.test(src) })
+  mkdirSync(join(dir, 'node_modules'))
+  symlinkSync(ROOT, join(dir, 'node_modules', 'heapspec'))
+  const prefix = dirname(dirname(process.execPath))
+  const env = { ...process.env, ...(existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? { npm_config_nodedir: prefix } : {}) }
+  await execa('npm', ['run', '-s', 'build:addon'], { cwd: dir, env })
+  const script = join(dir, 'loop.mjs')
+  writeFileSync(
+    script,
+    `import { createRequire } from 'node:module'\nimport { testCase } from 'heapspec/markers'\nconst addon = createRequire(import.meta.url)('./build/Release/addon.node')\n` +
+      `testCase('loop', () => { for (let i = 0; i < ${calls}; i++) addon.join('heap', 'spec') })\n`,
+  )
+  return { dir, script }
+}
+
+async function runNodeRows(): Promise<void> {
+  const calls = 400_000 // each join allocates and frees three blocks: 2.4 million events
+  const { dir, script } = await addonLoop(calls)
+  header(`runNode: ${calls.toLocaleString('en-US')} calls of the node-addon example's join in one test case (${(calls * 6).toLocaleString('en-US')} allocation events of the addon's)`)
+  const native = await measure(['node', script], { cwd: dir })
+  console.log(row('node (native)', native, native.seconds))
+  for (const backend of ['preload', 'gdb', 'valgrind']) {
+    if (backend !== 'preload' && process.env.BENCH_RUNNODE_ALL !== '1') continue
+    const m = await heapspec(backend, ['node', script], dir)
+    check(`runNode ${backend} allocations in the loop`, (m.run.tests[0] as { allocations: number }).allocations, calls * 3)
+    console.log(row(`runNode, ${backend}`, m, native.seconds))
+  }
+  if (process.env.BENCH_RUNNODE_ALL !== '1') console.log('(gdb and valgrind take minutes here: BENCH_RUNNODE_ALL=1 adds them)')
+}
+
+await liveBlocks()
+await manyTests()
+await runNodeRows()

@@ -79,6 +79,20 @@ export class HeapModel {
   private readonly stacks: number[][] = []
   private current = -1
 
+  /** Per test index, the first test case of its name: test cases of one name share records. Grown as tests begin. */
+  private readonly firstOfName: number[] = []
+  private readonly namedFirst = new Map<string, number>()
+
+  private testKeys(): number[] {
+    for (let i = this.firstOfName.length; i < this.tests.length; i++) {
+      const name = this.tests[i]!.name
+      let first = this.namedFirst.get(name)
+      if (first === undefined) this.namedFirst.set(name, (first = i))
+      this.firstOfName.push(first)
+    }
+    return this.firstOfName
+  }
+
   /** The index of the test case running now, or -1 outside any. */
   get runningTest(): number {
     return this.current
@@ -244,9 +258,7 @@ export class HeapModel {
       }
       return index
     }
-    // test cases of one name share records: each test index stands for its name's first one
-    const firstNamed = new Map<string, number>()
-    const testKey = this.tests.map((t, i) => firstNamed.get(t.name) ?? (firstNamed.set(t.name, i), i))
+    const testKey = this.testKeys()
     const width = (this.tests.length + 1) * LEAK_KIND_COUNT
     const records = new Map<number, LossSite>()
     // the allocation order of each record's first block: equal records are listed in it, whatever

@@ -53,13 +53,7 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
   const blocks = scanColumns(given)
   const starts = blocks.starts.slice(0, blocks.count).sort()
   const holdsBlock = (m: DumpedMapping): boolean => {
-    let lo = 0
-    let hi = starts.length
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1
-      if (starts[mid]! < m.start) lo = mid + 1
-      else hi = mid
-    }
+    const lo = firstAtOrAbove(starts, m.start)
     return lo < starts.length && starts[lo]! < m.end
   }
   const heap: MemoryRegion[] = []
@@ -114,6 +108,18 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
   return { heap, roots, registers, allocatorRoots, startOnlyRoots, chunkEnd }
 }
 
+/** The index of the first of the sorted `starts` at or above `value` (starts.length when none is). */
+function firstAtOrAbove(starts: Float64Array, value: number): number {
+  let lo = 0
+  let hi = starts.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (starts[mid]! < value) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 /**
  * The extents of the mmapped malloc chunks holding the blocks that start in mapping `m` (sorted
  * starts given), in address order: glibc puts each block of the mmap threshold's size or more in
@@ -126,15 +132,8 @@ function mmappedChunks(m: DumpedMapping, starts: Float64Array): [number, number]
   const word = (addr: number): number | undefined =>
     addr >= m.start && addr + 8 <= m.end ? view.getUint32(addr - m.start + 4, true) * 0x100000000 + view.getUint32(addr - m.start, true) : undefined
   const chunks: [number, number][] = []
-  let lo = 0
-  let hi = starts.length
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1
-    if (starts[mid]! < m.start) lo = mid + 1
-    else hi = mid
-  }
   let covered = m.start
-  for (let i = lo; i < starts.length && starts[i]! < m.end; i++) {
+  for (let i = firstAtOrAbove(starts, m.start); i < starts.length && starts[i]! < m.end; i++) {
     const block = starts[i]!
     if (block < covered) return undefined // a block inside the chunk before: not an mmapped chunk
     const size = word(block - 8)

@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   writeFileSync(script, '')
   const node: [string, number][] = []
   node.push(['node (native)', await timed(() => execa(process.execPath, [script]))])
+  node.push(['runNode, preload (auto)', await timed(() => runNode(script, { backend: 'preload' }))])
   node.push(['runNode, gdb (objects: .node files)', await timed(() => runNode(script, { backend: 'gdb' }))])
   node.push(['runNode, valgrind', await timed(() => runNode(script, { backend: 'valgrind' }))])
   console.log(`\nnode start-up, an empty script\n\n${'run'.padEnd(38)} ${'seconds'.padStart(8)} ${'vs native'.padStart(13)}`)

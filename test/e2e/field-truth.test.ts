@@ -41,7 +41,7 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
   })
 
   it('six threads leaving stale pointers in reused chunks: 2,016 bytes in 72 blocks definitely lost, on every one of 20 runs', async () => {
-    await expectMemchecks([program('field/stale-threads')], backend, backend === 'preload' ? 20 : 5)
+    await expectMemchecks([program('field/stale-threads')], backend, 20)
   })
 
   it('a pool the program maps itself next to an mmapped chunk stays a root', async () => {

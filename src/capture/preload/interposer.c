@@ -2151,7 +2151,8 @@ static void stop_handler(int sig, siginfo_t *si, void *context)
 
 /* For a thread that cannot take the signal (it blocks it): its stack pointer from the kernel,
  * when it sleeps in a system call. */
-static uint64_t blocked_thread_sp(int tid)
+/* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); its length, or 0. */
+static long read_task_file(int tid, const char *name, char *buf, size_t cap)
 {
     char path[64] = "/proc/self/task/";
     char num[16];
@@ -2164,14 +2165,21 @@ static uint64_t blocked_thread_sp(int tid)
     } while (t);
     size_t pl = x_strlen(path);
     memcpy(path + pl, num + k, (size_t)(15 - k));
-    memcpy(path + pl + (15 - k), "/syscall", 9);
+    path[pl + (15 - k)] = '/';
+    memcpy(path + pl + (15 - k) + 1, name, x_strlen(name) + 1);
     int fd = x_open(path, O_RDONLY, 0);
     if (fd < 0) return 0;
-    char buf[256];
-    long n = x_read(fd, buf, sizeof buf - 1);
+    long n = x_read(fd, buf, cap - 1);
     x_close(fd);
     if (n <= 0) return 0;
     buf[n] = 0;
+    return n;
+}
+
+static uint64_t blocked_thread_sp(int tid)
+{
+    char buf[256];
+    if (!read_task_file(tid, "syscall", buf, sizeof buf)) return 0;
     /* "nr arg1 .. arg6 sp pc": the 8th field */
     const char *p = buf;
     for (int field = 0; field < 7; field++) {
@@ -2181,6 +2189,21 @@ static uint64_t blocked_thread_sp(int tid)
     if (p[0] != '0' || p[1] != 'x') return 0;
     p += 2;
     return parse_hex(&p);
+}
+
+/* Whether thread `tid` blocks STOP_SIGNAL (its SigBlk mask): such a thread never answers it, and
+ * waiting for it would cost the whole deadline at every image (Node's and libuv's worker threads
+ * block every signal). */
+static int blocks_stop_signal(int tid)
+{
+    char buf[2048];
+    if (!read_task_file(tid, "status", buf, sizeof buf)) return 0;
+    const char *p = x_strstr(buf, "SigBlk:");
+    if (!p) return 0;
+    p += 7;
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t mask = parse_hex(&p);
+    return (mask >> (STOP_SIGNAL - 1)) & 1;
 }
 
 static void install_stop_handler(void)
@@ -2220,6 +2243,7 @@ static void stop_world(void)
     __atomic_store_n(&g_holding, 1, __ATOMIC_RELEASE);
     int sent = 0;
     for (int i = 0; i < g_nstopped; i++) {
+        if (blocks_stop_signal(g_stopped[i].tid)) continue; /* never comes: read from the kernel below */
         if (x_tgkill(g_pid, g_stopped[i].tid, STOP_SIGNAL) == 0) sent++;
         else g_stopped[i].tid = -g_stopped[i].tid; /* gone */
     }

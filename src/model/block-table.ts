@@ -31,19 +31,38 @@ export function blockAt(columns: BlockColumns, i: number): LiveBlock {
 
 const EMPTY = 0
 
+/** Room for `n` rows of columns. */
+function allocateColumns(n: number): BlockColumns {
+  return {
+    count: n,
+    starts: new Float64Array(n),
+    sizes: new Float64Array(n),
+    stacks: new Int32Array(n),
+    tests: new Int32Array(n),
+    reallocs: new Uint8Array(n),
+    seqs: new Float64Array(n),
+  }
+}
+
+/** Copies row `i` of `from` into row `j` of `to`. */
+function copyRow(from: BlockColumns, i: number, to: BlockColumns, j: number): void {
+  to.starts[j] = from.starts[i]!
+  to.sizes[j] = from.sizes[i]!
+  to.stacks[j] = from.stacks[i]!
+  to.tests[j] = from.tests[i]!
+  to.reallocs[j] = from.reallocs[i]!
+  to.seqs[j] = from.seqs[i]!
+}
+
 /**
  * The live blocks by address, in typed arrays: an open-addressed hash table (linear probing,
  * deletion by backward shift), so millions of blocks cost tens of bytes each and no object, where a
- * Map of objects costs hundreds and keeps the garbage collector busy. Addresses are never 0.
+ * Map of objects costs hundreds and keeps the garbage collector busy. Addresses are never 0; a
+ * slot's address is its row's `starts`.
  */
 export class BlockTable {
   private capacity = 1 << 10
-  private keys = new Float64Array(this.capacity)
-  private sizes = new Float64Array(this.capacity)
-  private stacks = new Int32Array(this.capacity)
-  private tests = new Int32Array(this.capacity)
-  private reallocs = new Uint8Array(this.capacity)
-  private seqs = new Float64Array(this.capacity)
+  private slots = allocateColumns(this.capacity)
   private count = 0
   private nextSeq = 0
 
@@ -59,8 +78,9 @@ export class BlockTable {
   }
 
   private slot(addr: number): number {
+    const keys = this.slots.starts
     let at = this.home(addr)
-    while (this.keys[at] !== EMPTY && this.keys[at] !== addr) at = (at + 1) & (this.capacity - 1)
+    while (keys[at] !== EMPTY && keys[at] !== addr) at = (at + 1) & (this.capacity - 1)
     return at
   }
 
@@ -68,106 +88,64 @@ export class BlockTable {
   set(addr: number, size: number, stack: number, test: number, realloc: boolean): void {
     if ((this.count + 1) * 2 > this.capacity) this.grow()
     const at = this.slot(addr)
-    if (this.keys[at] === EMPTY) this.count++
-    this.keys[at] = addr
-    this.sizes[at] = size
-    this.stacks[at] = stack
-    this.tests[at] = test
-    this.reallocs[at] = realloc ? 1 : 0
-    this.seqs[at] = this.nextSeq++
+    const s = this.slots
+    if (s.starts[at] === EMPTY) this.count++
+    s.starts[at] = addr
+    s.sizes[at] = size
+    s.stacks[at] = stack
+    s.tests[at] = test
+    s.reallocs[at] = realloc ? 1 : 0
+    s.seqs[at] = this.nextSeq++
   }
 
   has(addr: number): boolean {
-    return this.keys[this.slot(addr)] === addr
+    return this.slots.starts[this.slot(addr)] === addr
   }
 
   /** The block at `addr`, as an object, or undefined. */
   get(addr: number): LiveBlock | undefined {
     const at = this.slot(addr)
-    if (this.keys[at] !== addr) return undefined
-    const block: LiveBlock = { start: addr, size: this.sizes[at]!, stack: this.stacks[at]!, test: this.tests[at]!, seq: this.seqs[at]! }
-    if (this.reallocs[at]) block.realloc = true
-    return block
+    return this.slots.starts[at] === addr ? blockAt(this.slots, at) : undefined
   }
 
   /** Removes the block at `addr`; false when there was none. */
   delete(addr: number): boolean {
+    const keys = this.slots.starts
     let hole = this.slot(addr)
-    if (this.keys[hole] !== addr) return false
+    if (keys[hole] !== addr) return false
     const mask = this.capacity - 1
-    for (let i = (hole + 1) & mask; this.keys[i] !== EMPTY; i = (i + 1) & mask) {
-      const home = this.home(this.keys[i]!)
+    for (let i = (hole + 1) & mask; keys[i] !== EMPTY; i = (i + 1) & mask) {
+      const home = this.home(keys[i]!)
       // move i into the hole unless its home lies cyclically in (hole, i]
       if (i > hole ? home <= hole || home > i : home <= hole && home > i) {
-        this.move(i, hole)
+        copyRow(this.slots, i, this.slots, hole)
         hole = i
       }
     }
-    this.keys[hole] = EMPTY
+    keys[hole] = EMPTY
     this.count--
     return true
   }
 
-  private move(from: number, to: number): void {
-    this.keys[to] = this.keys[from]!
-    this.sizes[to] = this.sizes[from]!
-    this.stacks[to] = this.stacks[from]!
-    this.tests[to] = this.tests[from]!
-    this.reallocs[to] = this.reallocs[from]!
-    this.seqs[to] = this.seqs[from]!
-  }
-
   private grow(): void {
-    const old = { keys: this.keys, sizes: this.sizes, stacks: this.stacks, tests: this.tests, reallocs: this.reallocs, seqs: this.seqs, capacity: this.capacity }
+    const old = this.slots
+    const oldCapacity = this.capacity
     this.capacity *= 2
-    this.keys = new Float64Array(this.capacity)
-    this.sizes = new Float64Array(this.capacity)
-    this.stacks = new Int32Array(this.capacity)
-    this.tests = new Int32Array(this.capacity)
-    this.reallocs = new Uint8Array(this.capacity)
-    this.seqs = new Float64Array(this.capacity)
-    for (let i = 0; i < old.capacity; i++) {
-      const addr = old.keys[i]!
-      if (addr === EMPTY) continue
-      const at = this.slot(addr)
-      this.keys[at] = addr
-      this.sizes[at] = old.sizes[i]!
-      this.stacks[at] = old.stacks[i]!
-      this.tests[at] = old.tests[i]!
-      this.reallocs[at] = old.reallocs[i]!
-      this.seqs[at] = old.seqs[i]!
-    }
+    this.slots = allocateColumns(this.capacity)
+    for (let i = 0; i < oldCapacity; i++) if (old.starts[i] !== EMPTY) copyRow(old, i, this.slots, this.slot(old.starts[i]!))
   }
 
   /** The live blocks as columns (a copy: the table may change while they are read). */
   columns(): BlockColumns {
-    const n = this.count
-    const out: BlockColumns = {
-      count: n,
-      starts: new Float64Array(n),
-      sizes: new Float64Array(n),
-      stacks: new Int32Array(n),
-      tests: new Int32Array(n),
-      reallocs: new Uint8Array(n),
-      seqs: new Float64Array(n),
-    }
+    const out = allocateColumns(this.count)
     let j = 0
-    for (let i = 0; i < this.capacity; i++) {
-      if (this.keys[i] === EMPTY) continue
-      out.starts[j] = this.keys[i]!
-      out.sizes[j] = this.sizes[i]!
-      out.stacks[j] = this.stacks[i]!
-      out.tests[j] = this.tests[i]!
-      out.reallocs[j] = this.reallocs[i]!
-      out.seqs[j] = this.seqs[i]!
-      j++
-    }
+    for (let i = 0; i < this.capacity; i++) if (this.slots.starts[i] !== EMPTY) copyRow(this.slots, i, out, j++)
     return out
   }
 
   /** The addresses of the live blocks. */
   *keysOf(): IterableIterator<number> {
-    for (let i = 0; i < this.capacity; i++) if (this.keys[i] !== EMPTY) yield this.keys[i]!
+    for (let i = 0; i < this.capacity; i++) if (this.slots.starts[i] !== EMPTY) yield this.slots.starts[i]!
   }
 
   /** The live blocks, as objects: for the few places that want them all (tests, small runs). */

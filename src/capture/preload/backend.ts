@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
-import { readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { readdir, readFile, rm } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
@@ -21,6 +21,16 @@ const STOP_SIGNAL = 62
 const STOP_GRACE_MS = 15_000
 
 /** The interposer's source ships under src/ (a build under dist/ has no copy). */
+/**
+ * Every part of the interposer's source: interposer.c includes the other .c files beside it, so
+ * the cache key covers them all (in name order).
+ */
+async function interposerSource(): Promise<Buffer> {
+  const dir = dirname(sourcePath())
+  const parts = (await readdir(dir)).filter((f) => f.endsWith('.c')).sort()
+  return Buffer.concat(await Promise.all(parts.map((f) => readFile(join(dir, f)))))
+}
+
 function sourcePath(): string {
   return join(packageRoot(), 'src', 'capture', 'preload', 'interposer.c')
 }
@@ -57,7 +67,7 @@ export async function interposerLibrary(): Promise<string> {
 async function build(): Promise<VerifiedLibrary> {
   let source: Buffer
   try {
-    source = await readFile(sourcePath())
+    source = await interposerSource()
   } catch (error) {
     throw new CannotStartError(`heapspec: the preload backend's interposer source is missing (${sourcePath()}): a damaged install? Reinstall heapspec, or use --backend gdb or --backend valgrind.`, { cause: error })
   }

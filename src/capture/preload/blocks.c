@@ -1,0 +1,291 @@
+/* Part of heapspec's preload interposer: compiled as one unit through interposer.c, which
+ * includes its parts in this order (each may use what the parts before it define). */
+
+/* ---------------------------------------------------------------------------------------------
+ * Live blocks. Each one is "sent" (the model knows it: an A line went out) or not yet; a block not
+ * yet sent that is freed before the next boundary only adds to the counts of the N line.
+ */
+
+struct block {
+    uint64_t addr;
+    uint64_t size;
+    uint64_t seq;    /* allocation order: blocks go out in it, so loss records tie as under gdb */
+    uint32_t sid;    /* UINT32_MAX: no stack */
+    uint32_t tid;    /* high bit: not yet sent */
+};
+#define UNSENT 0x80000000u
+
+static struct block *g_blocks;
+static uint64_t g_blocks_cap, g_nblocks, g_unsent;
+static int g_blocks_shift; /* 64 - log2(capacity) */
+static uint64_t g_n_allocs, g_n_frees, g_n_bytes; /* counts not yet sent */
+
+/* Only some objects' allocations are the program's figures (a Node addon's, for runNode): every
+ * block is still tracked, so the scan sees the whole heap, but counts go out per stack ("n" lines)
+ * and the host, which knows which objects are observed, keeps those whose stack has a frame in
+ * one. Each stack with counts since the last boundary is on the dirty list. */
+static int g_by_stack;
+
+/* The test case running (between a begin and an end marker): the first allocation it made, and how
+ * many of its blocks are live. A test case that ends with none of its blocks live has nothing to
+ * classify, so it ends with no memory image (the boundary then costs what a marker call costs, not
+ * a copy of the whole heap). */
+static int g_test_running;
+static uint64_t g_test_first_seq;
+static int64_t g_test_live;
+static uint32_t *g_dirty;
+static uint32_t g_ndirty;
+static uint32_t g_empty_sid = UINT32_MAX;
+
+/* Under the lock. */
+static inline void tally(uint32_t sid, int64_t allocs, int64_t frees, int64_t bytes)
+{
+    if (LIKELY(!g_by_stack)) return;
+    if (sid == UINT32_MAX) sid = g_empty_sid;
+    if (sid == UINT32_MAX) return;
+    struct stack *st = &g_stacks[sid];
+    st->allocs += allocs;
+    st->frees += frees;
+    st->bytes += bytes;
+    if (!st->dirty) {
+        st->dirty = 1;
+        g_dirty[g_ndirty++] = sid;
+    }
+}
+static uint64_t g_seq;
+
+static inline uint64_t block_hash(uint64_t addr) { return (addr >> 4) * 0x9E3779B97F4A7C15ull; }
+
+static int blocks_grow(void)
+{
+    uint64_t cap = g_blocks_cap ? g_blocks_cap * 2 : 1 << 10;
+    struct block *tab = region(cap * sizeof(struct block));
+    if (!tab) return 0;
+    int bits = __builtin_ctzll(cap);
+    for (uint64_t i = 0; i < g_blocks_cap; i++) {
+        if (!g_blocks[i].addr) continue;
+        uint64_t at = block_hash(g_blocks[i].addr) >> (64 - bits);
+        while (tab[at].addr) at = (at + 1) & (cap - 1);
+        tab[at] = g_blocks[i];
+    }
+    if (g_blocks) region_free(g_blocks, g_blocks_cap * sizeof(struct block));
+    g_blocks = tab;
+    g_blocks_cap = cap;
+    g_blocks_shift = 64 - bits;
+    return 1;
+}
+
+static inline uint64_t block_slot(uint64_t addr)
+{
+    uint64_t at = block_hash(addr) >> g_blocks_shift;
+    while (g_blocks[at].addr && g_blocks[at].addr != addr) at = (at + 1) & (g_blocks_cap - 1);
+    return at;
+}
+
+static inline void block_delete(uint64_t at)
+{
+    uint64_t mask = g_blocks_cap - 1;
+    uint64_t hole = at;
+    uint64_t i = at;
+    for (;;) {
+        i = (i + 1) & mask;
+        if (!g_blocks[i].addr) break;
+        uint64_t home = block_hash(g_blocks[i].addr) >> g_blocks_shift;
+        /* move i into the hole unless its home lies cyclically in (hole, i] */
+        if ((i > hole && (home <= hole || home > i)) || (i < hole && home <= hole && home > i)) {
+            g_blocks[hole] = g_blocks[i];
+            hole = i;
+        }
+    }
+    g_blocks[hole].addr = 0;
+    g_nblocks--;
+}
+
+static void send_block(struct block *b)
+{
+    if (b->sid != UINT32_MAX) stack_send(b->sid);
+    out_str("A ");
+    out_dec(b->tid & ~UNSENT);
+    out_c(' ');
+    out_hex(b->addr);
+    out_c(' ');
+    out_dec(b->size);
+    out_c(' ');
+    out_dec(b->sid == UINT32_MAX ? 0 : b->sid);
+    out_c('\n');
+}
+
+/* Unsent blocks, by allocation order, for send_pending. */
+static struct block **g_order;
+static uint64_t g_order_cap;
+
+static void sort_by_seq(struct block **a, uint64_t n)
+{
+    /* heapsort: no recursion, no allocation */
+    for (uint64_t start = n / 2; start-- > 0;) {
+        for (uint64_t root = start;;) {
+            uint64_t child = 2 * root + 1;
+            if (child >= n) break;
+            if (child + 1 < n && a[child + 1]->seq > a[child]->seq) child++;
+            if (a[root]->seq >= a[child]->seq) break;
+            struct block *t = a[root];
+            a[root] = a[child];
+            a[child] = t;
+            root = child;
+        }
+    }
+    for (uint64_t end = n; end-- > 1;) {
+        struct block *t = a[0];
+        a[0] = a[end];
+        a[end] = t;
+        for (uint64_t root = 0;;) {
+            uint64_t child = 2 * root + 1;
+            if (child >= end) break;
+            if (child + 1 < end && a[child + 1]->seq > a[child]->seq) child++;
+            if (a[root]->seq >= a[child]->seq) break;
+            struct block *x = a[root];
+            a[root] = a[child];
+            a[child] = x;
+            root = child;
+        }
+    }
+}
+
+/* Before a boundary: every block the model does not know yet, in the order they were allocated
+ * (the model's order, as one line per event gives it), and the counts. */
+static void send_pending(void)
+{
+    if (g_unsent) {
+        if (g_order_cap < g_unsent) {
+            if (g_order) region_free(g_order, g_order_cap * sizeof *g_order);
+            g_order_cap = g_unsent * 2;
+            g_order = region(g_order_cap * sizeof *g_order);
+            if (!g_order) g_order_cap = 0;
+        }
+        uint64_t n = 0;
+        for (uint64_t i = 0; i < g_blocks_cap && g_order; i++) {
+            struct block *b = &g_blocks[i];
+            if (b->addr && (b->tid & UNSENT)) g_order[n++] = b;
+        }
+        sort_by_seq(g_order, n);
+        for (uint64_t i = 0; i < n; i++) {
+            struct block *b = g_order[i];
+            if (b->sid == UINT32_MAX) {
+                if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
+                b->sid = g_empty_sid;
+            }
+            send_block(b);
+            b->tid &= ~UNSENT;
+            g_n_allocs--;
+            g_n_bytes -= b->size;
+            tally(b->sid, -1, 0, -(int64_t)b->size);
+        }
+        g_unsent = 0;
+    }
+    if (g_by_stack) {
+        for (uint32_t i = 0; i < g_ndirty; i++) {
+            struct stack *st = &g_stacks[g_dirty[i]];
+            if (st->allocs || st->frees) {
+                stack_send(g_dirty[i]);
+                out_str("n ");
+                out_dec(g_dirty[i]);
+                out_c(' ');
+                out_dec((uint64_t)st->allocs);
+                out_c(' ');
+                out_dec((uint64_t)st->frees);
+                out_c(' ');
+                out_dec((uint64_t)st->bytes);
+                out_c('\n');
+            }
+            st->allocs = st->frees = st->bytes = 0;
+            st->dirty = 0;
+        }
+        g_ndirty = 0;
+        g_n_allocs = g_n_frees = g_n_bytes = 0;
+    }
+    if (g_n_allocs || g_n_frees) {
+        out_str("N ");
+        out_dec(g_n_allocs);
+        out_c(' ');
+        out_dec(g_n_frees);
+        out_c(' ');
+        out_dec(g_n_bytes);
+        out_c('\n');
+        g_n_allocs = g_n_frees = g_n_bytes = 0;
+    }
+}
+
+static inline int tid(void) { return self_state()->tid; }
+
+static __attribute__((noinline)) void send_alloc(struct thread_state *me, uint64_t addr, size_t size, uint32_t sid)
+{
+    if (sid != UINT32_MAX) stack_send(sid);
+    out_str("A ");
+    out_dec((uint64_t)me->tid);
+    out_c(' ');
+    out_hex(addr);
+    out_c(' ');
+    out_dec(size);
+    out_c(' ');
+    out_dec(sid == UINT32_MAX ? 0 : sid);
+    out_c('\n');
+}
+
+static __attribute__((noinline)) void send_free(struct thread_state *me, uint64_t addr)
+{
+    out_str("F ");
+    out_dec((uint64_t)me->tid);
+    out_c(' ');
+    out_hex(addr);
+    out_c('\n');
+}
+
+/* Under the lock. */
+static inline __attribute__((always_inline)) void record_alloc(struct thread_state *me, void *p, size_t size, uint32_t sid)
+{
+    uint64_t addr = (uint64_t)p;
+    if (UNLIKELY(g_all_events)) {
+        send_alloc(me, addr, size, sid);
+        return;
+    }
+    if (UNLIKELY((g_nblocks + 1) * 2 > g_blocks_cap) && !blocks_grow()) return;
+    uint64_t at = block_slot(addr);
+    if (g_blocks[at].addr) { /* the model never saw it freed: keep the newer one */
+        if (g_blocks[at].tid & UNSENT) {
+            g_unsent--;
+            g_n_allocs--;
+            g_n_bytes -= g_blocks[at].size;
+            tally(g_blocks[at].sid, -1, 0, -(int64_t)g_blocks[at].size);
+        }
+        g_nblocks--;
+    }
+    g_blocks[at] = (struct block){addr, size, g_seq++, sid, (uint32_t)me->tid | UNSENT};
+    g_nblocks++;
+    g_unsent++;
+    g_n_allocs++;
+    g_n_bytes += size;
+    tally(sid, 1, 0, (int64_t)size);
+    if (g_test_running) g_test_live++;
+}
+
+/* Under the lock; p is not NULL. */
+static inline __attribute__((always_inline)) void record_free(struct thread_state *me, void *p)
+{
+    uint64_t addr = (uint64_t)p;
+    if (!g_all_events && g_blocks) {
+        uint64_t at = block_slot(addr);
+        struct block *b = &g_blocks[at];
+        if (b->addr) {
+            if (g_test_running && b->seq >= g_test_first_seq) g_test_live--;
+            if (b->tid & UNSENT) {
+                g_unsent--;
+                g_n_frees++;
+                tally(b->sid, 0, 1, 0);
+                block_delete(at);
+                return;
+            }
+            block_delete(at);
+        }
+    }
+    send_free(me, addr);
+}

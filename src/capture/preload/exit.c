@@ -1,0 +1,105 @@
+/* Part of heapspec's preload interposer: compiled as one unit through interposer.c, which
+ * includes its parts in this order (each may use what the parts before it define). */
+
+/* ---- exit ---- */
+
+struct lookup {
+    const char *object; /* part of the object's path */
+    struct elf_want want;
+};
+
+static int find_symbols(struct dl_phdr_info *info, size_t size, void *data);
+
+/* What libstdc++ and libc keep for the life of the process, freed as valgrind frees it at exit.
+ * Found in the objects' symbol tables, not with dlsym: a failed dlsym (no libstdc++ loaded) sets
+ * dlerror's state, and glibc frees the program's pending dlerror message inside that call, which
+ * the model would then never see freed. The frees made by freeres are the program's. */
+static void call_freeres(void)
+{
+    struct lookup cxx = {"/libstdc++.so", {{"_ZN9__gnu_cxx9__freeresEv", NULL, NULL, NULL}, {0}, {0}}};
+    struct lookup c = {"/libc.so", {{"__libc_freeres", NULL, NULL, NULL}, {0}, {0}}};
+    dl_iterate_phdr(find_symbols, &cxx);
+    dl_iterate_phdr(find_symbols, &c);
+    if (cxx.want.addr[0]) ((void (*)(void))cxx.want.addr[0])();
+    if (c.want.addr[0]) ((void (*)(void))c.want.addr[0])();
+}
+
+/* The exit scan of this thread's stack starts at the first frame outside libc, as the GDB script's
+ * exit_stack_floor(): exit()'s own frames reuse the stack main's frames used. */
+static uint64_t exit_floor(const struct entry_regs *r)
+{
+    uint64_t pcs[64], cfas[64];
+    uint32_t n = walk_stack(self_state(), r, pcs, cfas, 64, NULL);
+    if (n == 0) return r->sp;
+    for (uint32_t i = 0; i < n; i++) {
+        struct module *m = module_for(pcs[i]);
+        if (!m || !m->libc) return cfas[i];
+    }
+    return cfas[n - 1];
+}
+
+/* Under the lock, the modules gathered. */
+static void final_dump(const char *point, uint64_t sp)
+{
+    send_pending();
+    const uint64_t regs[15] = {0};
+    if (g_mods) out_bytes(g_mods, g_modsn);
+    dump(point, sp, regs, NULL);
+    out_flush();
+}
+
+HIDDEN __attribute__((used, noreturn)) void heapspec_exit(int status, const struct entry_regs *r)
+{
+    if (g_state == ON && x_getpid() == g_pid && !__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
+        struct thread_state *me = self_state();
+        call_freeres();
+        me->busy = 1;
+        gather_modules();
+        lock();
+        g_modules_stale = 1;
+        uint64_t floor = exit_floor(r);
+        final_dump("exit", floor);
+        unlock();
+    }
+    x_exit_group(status);
+}
+
+MARKER_STUB(heapspec_exit_entry, heapspec_exit, 0);
+
+/* The host's timeout (a signal handler, or a hook on its way out): the image, then SIGKILL, as
+ * the GDB backend kills a timed-out program once it has scanned it. */
+static void timeout_dump(uint64_t sp)
+{
+    if (!__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
+        struct thread_state *me = self_state();
+        me->busy = 1;
+        gather_modules();
+        lock();
+        final_dump("timeout", sp);
+        unlock();
+    }
+    x_tgkill(x_getpid(), x_gettid(), SIGKILL);
+    x_exit_group(137);
+}
+
+/* A timeout that arrived while this thread was inside heapspec. */
+static void timeout_now(void)
+{
+    uint64_t sp = (uint64_t)__builtin_frame_address(0);
+    timeout_dump(sp);
+}
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    *(uintptr_t *)data = info->dlpi_addr;
+    return 1;
+}
+
+/* The program's load bias (the first object dl_iterate_phdr lists). */
+static uintptr_t main_bias(void)
+{
+    uintptr_t bias = 0;
+    dl_iterate_phdr(first_object, &bias);
+    return bias;
+}

@@ -1,0 +1,331 @@
+/* Part of heapspec's preload interposer: compiled as one unit through interposer.c, which
+ * includes its parts in this order (each may use what the parts before it define). */
+
+/* ---------------------------------------------------------------------------------------------
+ * Memory images: every writable mapping but ours, every thread's registers, like the GDB
+ * script's dump(). Other threads are stopped by a signal while the bytes are copied.
+ */
+
+/* Stops other threads for an image, and, sent by the host with a request file in place, asks for
+ * the image of a timed-out program (src/capture/preload/backend.ts sends the same number). */
+#define STOP_SIGNAL 62
+#define MAX_THREADS 4096
+
+struct stopped {
+    int tid;
+    int arrived;
+    uint64_t sp;
+    uint64_t regs[15]; /* rax rbx rcx rdx rsi rdi rbp r8 .. r15 */
+};
+static struct stopped *g_stopped;  /* MAX_THREADS, in our own memory */
+static int g_nstopped;
+static int g_arrived;
+static int g_holding;              /* 1 while threads must stay stopped */
+
+static int timeout_requested(void)
+{
+    char path[1100];
+    size_t dl = x_strlen(g_dir);
+    memcpy(path, g_dir, dl);
+    memcpy(path + dl, "/stop-requested", 16);
+    return sys3(SYS_faccessat, AT_FDCWD, (long)path, F_OK) == 0;
+}
+
+static struct sigaction g_stop_old;  /* the program's own disposition of STOP_SIGNAL */
+static int g_stop_installed;
+static void timeout_dump(uint64_t sp);
+
+/* Stays installed once used: a thread that blocks the signal takes it when it unblocks, and the
+ * default action of a real-time signal would end the program. */
+static void stop_handler(int sig, siginfo_t *si, void *context)
+{
+    int saved_errno = errno;
+    if (__atomic_load_n(&g_holding, __ATOMIC_ACQUIRE)) {
+        int me = x_gettid();
+        ucontext_t *uc = context;
+        for (int i = 0; i < g_nstopped; i++) {
+            if (g_stopped[i].tid != me) continue;
+            const greg_t *g = uc->uc_mcontext.gregs;
+            static const int order[15] = {REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI, REG_RBP, REG_R8, REG_R9, REG_R10, REG_R11, REG_R12, REG_R13, REG_R14, REG_R15};
+            for (int k = 0; k < 15; k++) g_stopped[i].regs[k] = (uint64_t)g[order[k]];
+            g_stopped[i].sp = (uint64_t)g[REG_RSP];
+            __atomic_store_n(&g_stopped[i].arrived, 1, __ATOMIC_RELEASE);
+            __atomic_add_fetch(&g_arrived, 1, __ATOMIC_ACQ_REL);
+            futex_wake(&g_arrived, 1);
+            while (__atomic_load_n(&g_holding, __ATOMIC_ACQUIRE)) futex_wait(&g_holding, 1, NULL);
+            errno = saved_errno;
+            return;
+        }
+    }
+    if (si && si->si_code == SI_USER && si->si_pid != g_pid && timeout_requested()) {
+        /* the host's timeout: the image as it is now, then the end of the program */
+        struct thread_state *me = self_state();
+        if (me->busy) g_timeout_pending = 1; /* inside heapspec: it takes the image on its way out */
+        else timeout_dump((uint64_t)((ucontext_t *)context)->uc_mcontext.gregs[REG_RSP]);
+        errno = saved_errno;
+        return;
+    }
+    errno = saved_errno;
+    /* not ours: the program's own use of the signal */
+    if (g_stop_old.sa_flags & SA_SIGINFO) {
+        if (g_stop_old.sa_sigaction) g_stop_old.sa_sigaction(sig, si, context);
+    } else if (g_stop_old.sa_handler != SIG_DFL && g_stop_old.sa_handler != SIG_IGN) {
+        g_stop_old.sa_handler(sig);
+    }
+}
+
+/* For a thread that cannot take the signal (it blocks it): its stack pointer from the kernel,
+ * when it sleeps in a system call. */
+/* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); its length, or 0. */
+static long read_task_file(int tid, const char *name, char *buf, size_t cap)
+{
+    char path[64] = "/proc/self/task/";
+    char num[16];
+    int k = 15;
+    num[k] = 0;
+    int t = tid;
+    do {
+        num[--k] = (char)('0' + t % 10);
+        t /= 10;
+    } while (t);
+    size_t pl = x_strlen(path);
+    memcpy(path + pl, num + k, (size_t)(15 - k));
+    path[pl + (15 - k)] = '/';
+    memcpy(path + pl + (15 - k) + 1, name, x_strlen(name) + 1);
+    int fd = x_open(path, O_RDONLY, 0);
+    if (fd < 0) return 0;
+    long n = x_read(fd, buf, cap - 1);
+    x_close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    return n;
+}
+
+static uint64_t blocked_thread_sp(int tid)
+{
+    char buf[256];
+    if (!read_task_file(tid, "syscall", buf, sizeof buf)) return 0;
+    /* "nr arg1 .. arg6 sp pc": the 8th field */
+    const char *p = buf;
+    for (int field = 0; field < 7; field++) {
+        while (*p && *p != ' ') p++;
+        while (*p == ' ') p++;
+    }
+    if (p[0] != '0' || p[1] != 'x') return 0;
+    p += 2;
+    return parse_hex(&p);
+}
+
+/* Whether thread `tid` blocks STOP_SIGNAL (its SigBlk mask): such a thread never answers it, and
+ * waiting for it would cost the whole deadline at every image (Node's and libuv's worker threads
+ * block every signal). */
+static int blocks_stop_signal(int tid)
+{
+    char buf[2048];
+    if (!read_task_file(tid, "status", buf, sizeof buf)) return 0;
+    const char *p = x_strstr(buf, "SigBlk:");
+    if (!p) return 0;
+    p += 7;
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t mask = parse_hex(&p);
+    return (mask >> (STOP_SIGNAL - 1)) & 1;
+}
+
+static void install_stop_handler(void)
+{
+    if (g_stop_installed) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = stop_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    sigaction(STOP_SIGNAL, &sa, &g_stop_old);
+    g_stop_installed = 1;
+}
+
+static void stop_world(void)
+{
+    g_nstopped = 0;
+    g_arrived = 0;
+    int me = tid();
+    int dir = x_open("/proc/self/task", O_RDONLY | O_DIRECTORY, 0);
+    if (dir < 0) return;
+    char buf[4096];
+    for (;;) {
+        long n = sys3(SYS_getdents64, dir, (long)buf, sizeof buf);
+        if (n <= 0) break;
+        for (long off = 0; off < n;) {
+            struct dirent64 *d = (struct dirent64 *)(buf + off);
+            off += d->d_reclen;
+            int t = env_int(d->d_name);
+            if (t <= 0 || t == me || g_nstopped >= MAX_THREADS) continue;
+            g_stopped[g_nstopped++] = (struct stopped){t, 0, 0, {0}};
+        }
+    }
+    x_close(dir);
+    if (!g_nstopped) return;
+    install_stop_handler();
+    __atomic_store_n(&g_holding, 1, __ATOMIC_RELEASE);
+    int sent = 0;
+    for (int i = 0; i < g_nstopped; i++) {
+        if (blocks_stop_signal(g_stopped[i].tid)) continue; /* never comes: read from the kernel below */
+        if (x_tgkill(g_pid, g_stopped[i].tid, STOP_SIGNAL) == 0) sent++;
+        else g_stopped[i].tid = -g_stopped[i].tid; /* gone */
+    }
+    /* a thread that blocks the signal never comes: wait a while, then take what the kernel says */
+    uint64_t deadline = now_ns() + 500000000ull;
+    for (;;) {
+        int a = __atomic_load_n(&g_arrived, __ATOMIC_ACQUIRE);
+        if (a >= sent) break;
+        uint64_t t = now_ns();
+        if (t >= deadline) break;
+        struct timespec wait = {0, 10000000};
+        futex_wait(&g_arrived, a, &wait);
+    }
+    for (int i = 0; i < g_nstopped; i++)
+        if (g_stopped[i].tid > 0 && !__atomic_load_n(&g_stopped[i].arrived, __ATOMIC_ACQUIRE)) g_stopped[i].sp = blocked_thread_sp(g_stopped[i].tid);
+}
+
+static void resume_world(void)
+{
+    if (!g_nstopped) return;
+    __atomic_store_n(&g_holding, 0, __ATOMIC_RELEASE);
+    futex_wake(&g_holding, 1 << 30);
+}
+
+static int g_image_count;
+
+/* Writes [lo, hi) of our own memory to fd; 0 when some of it cannot be read. */
+static int write_memory(int fd, uintptr_t lo, uintptr_t hi)
+{
+    while (lo < hi) {
+        size_t chunk = hi - lo > (1u << 30) ? (1u << 30) : hi - lo;
+        long n = x_write(fd, (const void *)lo, chunk);
+        if (n == -EINTR) continue;
+        if (n <= 0) return 0;
+        lo += (uintptr_t)n;
+    }
+    return 1;
+}
+
+static void emit_mapping(int fd, uint64_t *offset, uintptr_t lo, uintptr_t hi, const char *perms, int guarded, const char *name, size_t name_len)
+{
+    if (lo >= hi) return;
+    if (!write_memory(fd, lo, hi)) {
+        /* unreadable (a file mapping past its end): leave it out, as the GDB script does */
+        sys3(SYS_ftruncate, fd, (long)*offset, 0);
+        sys3(SYS_lseek, fd, (long)*offset, SEEK_SET);
+        return;
+    }
+    out_str("W ");
+    out_hex(lo);
+    out_c(' ');
+    out_hex(hi);
+    out_c(' ');
+    out_str(perms);
+    if (guarded) out_c('g');
+    out_c(' ');
+    out_dec(*offset);
+    out_c(' ');
+    out_bytes(name, name_len);
+    out_c('\n');
+    *offset += hi - lo;
+}
+
+/* Splits [lo, hi) around our own memory and emits the rest. */
+static void emit_outside_ours(int fd, uint64_t *offset, uintptr_t lo, uintptr_t hi, const char *perms, int guarded, const char *name, size_t name_len)
+{
+    for (int i = 0; i < g_nranges; i++) {
+        uintptr_t a = g_ranges[i].lo, b = g_ranges[i].hi;
+        if (b <= lo || a >= hi) continue;
+        if (a > lo) emit_outside_ours(fd, offset, lo, a, perms, guarded, name, name_len);
+        if (b < hi) emit_outside_ours(fd, offset, b, hi, perms, 0, name, name_len);
+        return;
+    }
+    emit_mapping(fd, offset, lo, hi, perms, guarded, name, name_len);
+}
+
+static void emit_thread(int t, uint64_t sp, const uint64_t *regs)
+{
+    out_str("T ");
+    out_dec((uint64_t)t);
+    out_c(' ');
+    out_hex(sp);
+    for (int k = 0; k < 15; k++) {
+        out_c(' ');
+        out_hex(regs[k]);
+    }
+    out_c('\n');
+}
+
+/* The image. `point`: test, exit, crash, timeout. The current thread's registers are `regs` (15, in
+ * T order) with stack pointer `sp`; `at_call`, when not NULL: it stands at a function's entry, and
+ * these caller-saved registers are still live there (the rest are dead by the ABI). Under the lock. */
+static void dump(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call)
+{
+    char path[1200];
+    size_t dl = x_strlen(g_dir);
+    memcpy(path, g_dir, dl);
+    const char *tail = "/image-";
+    memcpy(path + dl, tail, 7);
+    size_t at = dl + 7;
+    size_t pl = x_strlen(point);
+    memcpy(path + at, point, pl);
+    at += pl;
+    path[at++] = '-';
+    char num[24];
+    int k = 23;
+    num[k] = 0;
+    int c = g_image_count++;
+    do {
+        num[--k] = (char)('0' + c % 10);
+        c /= 10;
+    } while (c);
+    memcpy(path + at, num + k, (size_t)(23 - k));
+    at += (size_t)(23 - k);
+    memcpy(path + at, ".bin", 5);
+    int fd = x_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        out_failure("cannot write a memory image", path);
+        return;
+    }
+    out_str("D ");
+    out_str(point);
+    out_c(' ');
+    out_str(path);
+    out_c('\n');
+    stop_world();
+    uint64_t offset = 0;
+    if (read_maps()) {
+        const char *p = g_maps;
+        struct maps_line m;
+        uintptr_t previous_end = 0;
+        char previous_perms[5] = "";
+        while (next_maps_line(&p, &m)) {
+            int guarded = previous_end == m.start && starts_with(previous_perms, "---");
+            previous_end = m.end;
+            memcpy(previous_perms, m.perms, 5);
+            if (m.perms[0] != 'r' || m.perms[1] != 'w') continue;
+            if ((m.name_len == 6 && memcmp(m.name, "[vvar]", 6) == 0) || (m.name_len == 10 && memcmp(m.name, "[vsyscall]", 10) == 0)) continue;
+            emit_outside_ours(fd, &offset, m.start, m.end, m.perms, guarded, m.name, m.name_len);
+        }
+    }
+    x_close(fd);
+    emit_thread(tid(), sp, regs);
+    for (int i = 0; i < g_nstopped; i++) {
+        struct stopped *s = &g_stopped[i];
+        if (s->tid <= 0 || (!s->arrived && !s->sp)) continue;
+        emit_thread(s->tid, s->sp, s->regs);
+    }
+    if (at_call) {
+        out_str("C ");
+        out_dec((uint64_t)tid());
+        if (*at_call) {
+            out_c(' ');
+            out_str(at_call);
+        }
+        out_c('\n');
+    }
+    resume_world();
+    out_str("d\n");
+}

@@ -1,0 +1,107 @@
+/* Part of heapspec's preload interposer: compiled as one unit through interposer.c, which
+ * includes its parts in this order (each may use what the parts before it define). */
+
+/* ---------------------------------------------------------------------------------------------
+ * State.
+ */
+
+enum { OFF, STARTING, ON, DISABLED };
+static volatile int g_state = OFF;
+static int g_fd = -1;              /* the protocol, CLOEXEC, far from the program's descriptors */
+static int g_pid;
+static int g_all_events;           /* one line per event (memdump.txt) instead of counts */
+static char g_dir[1024];           /* where memory images go */
+static char g_tests_file[1024];    /* the --tests functions to hook, one "symbol<TAB>name" a line */
+static uintptr_t g_main_hi;        /* top of the main thread's stack mapping */
+static int g_exiting;
+
+/* Per-thread state lives in a pthread key, not in __thread variables: a TLS segment here would make
+ * glibc's dynamic thread vector longer, and every thread's DTV allocation 16 bytes bigger than it
+ * is without heapspec (the figures must not change because heapspec is there). */
+/* A test function this thread is inside (see "test functions" below). */
+struct shadow_frame {
+    uint64_t slot;  /* where the return address was */
+    uint64_t ra;    /* the original return address */
+    uint32_t test;  /* index into g_tests */
+    char gtest[256]; /* at GoogleTest's OnTestStart: the test's Suite.Name */
+};
+extern void heapspec_test_return(void) __attribute__((visibility("hidden")));
+struct thread_state;
+static uint64_t shadow_ra(struct thread_state *me, uint64_t slot);
+
+struct thread_state {
+    int tid;
+    volatile int busy; /* inside heapspec: allocations made here are ours, not the program's */
+    uintptr_t hi;      /* top of this thread's stack */
+    /* test functions this thread is inside (their return addresses replaced by ours), innermost
+     * last; allocated on the first one */
+    struct shadow_frame *shadow;
+    int nshadow;
+    uintptr_t stepping; /* a test function's entry whose first instruction is being single-stepped */
+};
+static pthread_key_t g_key;
+static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
+
+/* glibc's own flag: true until the first pthread_create. While it holds, no other thread can be
+ * inside a hook: the allocator hooks skip the lock's two atomic operations (most of their cost, as
+ * glibc's malloc skips its own locks then) and the pthread key lookup. Threads made with a raw
+ * clone() are not seen, as glibc's malloc does not see them either. */
+extern char __libc_single_threaded __attribute__((weak));
+
+static inline int single_threaded(void)
+{
+    return &__libc_single_threaded && __libc_single_threaded;
+}
+#define STATES_MAX (1u << 20)
+static struct thread_state *g_states;
+static uint32_t g_nstates;
+static struct thread_state g_spare_state; /* past STATES_MAX threads, they share one */
+
+static struct thread_state *new_state(void)
+{
+    uint32_t i = __atomic_fetch_add(&g_nstates, 1, __ATOMIC_RELAXED);
+    struct thread_state *s = i < STATES_MAX ? &g_states[i] : &g_spare_state;
+    s->tid = (int)syscall(SYS_gettid);
+    s->busy = 0;
+    s->hi = 0;
+    s->shadow = NULL;
+    s->nshadow = 0;
+    s->stepping = 0;
+    pthread_setspecific(g_key, s);
+    return s;
+}
+
+static inline struct thread_state *self_state(void)
+{
+    if (single_threaded() && g_first) return g_first;
+    struct thread_state *s = pthread_getspecific(g_key);
+    return LIKELY(s != NULL) ? s : new_state();
+}
+
+/* One lock orders every event of every thread, as the model needs them in one order. */
+static int g_lock;
+static void lock_slow(void)
+{
+    while (__atomic_exchange_n(&g_lock, 2, __ATOMIC_ACQUIRE) != 0) futex_wait(&g_lock, 2, NULL);
+}
+static inline void lock(void)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&g_lock, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) lock_slow();
+}
+static inline void unlock(void)
+{
+    if (__atomic_exchange_n(&g_lock, 0, __ATOMIC_RELEASE) == 2) futex_wake(&g_lock, 1);
+}
+
+static inline int hook_lock(void)
+{
+    if (single_threaded()) return 0;
+    lock();
+    return 1;
+}
+
+static inline void hook_unlock(int locked)
+{
+    if (locked) unlock();
+}

@@ -363,6 +363,12 @@ describe('the packed package', () => {
     expect(missing).toEqual([])
   })
 
+  it('holds every C source the backends compile, and the suppressions and scripts they read', () => {
+    const sources = readdirSync(join(ROOT, 'src', 'capture', 'preload')).filter((f) => f.endsWith('.c')).map((f) => `src/capture/preload/${f}`)
+    expect(sources.length).toBeGreaterThan(10)
+    for (const file of [...sources, 'src/capture/launcher.c', 'src/suppressions/glibc.supp', 'src/capture/gdb/heapspec_gdb.py', 'src/capture/valgrind/heapspec_vgdb.py']) expect(files).toContain(file)
+  })
+
   it('depends on no test framework: those are optional peers, for the entry points that load them', () => {
     const manifest = JSON.parse(readFileSync(join(unpacked, 'package', 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>

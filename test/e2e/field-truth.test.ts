@@ -154,3 +154,19 @@ describe('Debian programs beside memcheck', () => {
     }
   })
 })
+
+describe('a program with its own SIGTRAP handler', () => {
+  it('preload: its handler sees its own traps, heapspec keeps its int3 hooks, and the test cases are exact', async () => {
+    const command = [program('field/own-sigtrap')]
+    const own = await native(command)
+    expect(own.stdout).toBe('before: default\nthen: on_trap\ntraps: 11\n')
+    const run = await runNative(command, { backend: 'preload', tests: /^test_/ })
+    expect(run.stdout).toBe(own.stdout)
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    expect(run.tests.map((t) => [t.name, t.allocations, t.frees, t.bytesAllocated, t.leakSummary.definite])).toEqual([
+      ['test_one', 1, 0, 21, { bytes: 21, blocks: 1 }],
+      ['test_two', 1, 1, 5, { bytes: 0, blocks: 0 }],
+    ])
+    expect(run.json.leakSummary).toEqual((await memcheck(command)).leakSummary)
+  })
+})

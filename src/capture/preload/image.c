@@ -139,7 +139,7 @@ static void install_stop_handler(void)
     sa.sa_sigaction = stop_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask);
-    sigaction(STOP_SIGNAL, &sa, &g_stop_old);
+    __sigaction(STOP_SIGNAL, &sa, &g_stop_old);
     g_stop_installed = 1;
 }
 

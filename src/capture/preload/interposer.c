@@ -93,6 +93,8 @@ extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
 extern void *__libc_valloc(size_t);
 extern void *__libc_pvalloc(size_t);
+/* libc's sigaction under its other exported name: heapspec's own calls, past its sigaction hook */
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 extern void *__libc_stack_end;
 
 #define DEPTH 16          /* return addresses kept per stack, as the GDB script keeps */

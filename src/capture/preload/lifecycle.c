@@ -113,13 +113,13 @@ __attribute__((constructor(101))) static void heapspec_start(void)
     install_stop_handler();
     for (size_t i = 0; i < sizeof FATAL / sizeof FATAL[0]; i++) {
         struct sigaction old;
-        if (sigaction(FATAL[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
+        if (__sigaction(FATAL[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_sigaction = crash_handler;
         sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
         sigfillset(&sa.sa_mask);
-        sigaction(FATAL[i], &sa, NULL);
+        __sigaction(FATAL[i], &sa, NULL);
     }
     lock();
     out_flush();

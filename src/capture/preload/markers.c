@@ -176,7 +176,7 @@ static int trap_entry(uintptr_t at, int kind)
     struct sigaction old;
     for (int i = 0; i < g_ntraps; i++)
         if (g_traps[i].at == at) return 1;
-    if (g_ntraps >= MAX_TRAPS || sigaction(SIGTRAP, NULL, &old) != 0) return 0;
+    if (g_ntraps >= MAX_TRAPS || __sigaction(SIGTRAP, NULL, &old) != 0) return 0;
     if (!((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == crash_handler)) {
         if (old.sa_handler != SIG_DFL) return 0; /* the program's own: leave it */
         struct sigaction sa;
@@ -184,7 +184,7 @@ static int trap_entry(uintptr_t at, int kind)
         sa.sa_sigaction = crash_handler;
         sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
         sigfillset(&sa.sa_mask);
-        if (sigaction(SIGTRAP, &sa, NULL) != 0) return 0;
+        if (__sigaction(SIGTRAP, &sa, NULL) != 0) return 0;
     }
     g_traps[g_ntraps].at = at;
     g_traps[g_ntraps].kind = kind;

@@ -5,6 +5,61 @@
 
 static const int FATAL[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
 
+/* The program's own SIGTRAP disposition, while heapspec's traps need the signal: what it set with
+ * sigaction or signal, kept here and run for every trap that is not heapspec's, and what it reads
+ * back, so the program behaves as it would without heapspec. */
+static struct sigaction g_user_trap;
+static int g_user_trap_set;
+
+static int holding_sigtrap(int sig)
+{
+    return sig == SIGTRAP && g_ntraps > 0 && g_state == ON && x_getpid() == g_pid;
+}
+
+/* A SIGTRAP that is not heapspec's, handed to the program's handler; 0 when it has none (the
+ * default: the crash path). */
+static int user_trap(int sig, siginfo_t *si, void *context)
+{
+    if (!g_user_trap_set) return 0;
+    if (g_user_trap.sa_flags & SA_SIGINFO) {
+        g_user_trap.sa_sigaction(sig, si, context);
+        return 1;
+    }
+    if (g_user_trap.sa_handler == SIG_IGN) return 1;
+    if (g_user_trap.sa_handler == SIG_DFL) return 0;
+    g_user_trap.sa_handler(sig);
+    return 1;
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (!holding_sigtrap(sig)) return __sigaction(sig, act, old);
+    if (old) {
+        if (g_user_trap_set) *old = g_user_trap;
+        else {
+            memset(old, 0, sizeof *old);
+            old->sa_handler = SIG_DFL;
+        }
+    }
+    if (act) {
+        g_user_trap = *act;
+        g_user_trap_set = 1;
+    }
+    return 0;
+}
+
+/* glibc's signal(): BSD semantics, a handler that stays and restarts system calls */
+EXPORT __sighandler_t signal(int sig, __sighandler_t handler)
+{
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    sigaddset(&act.sa_mask, sig);
+    if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+    return old.sa_handler;
+}
+
 static void crash_handler(int sig, siginfo_t *si, void *context)
 {
     ucontext_t *uc = context;
@@ -32,6 +87,7 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
             errno = saved_errno;
             return;
         }
+        if (user_trap(sig, si, context)) return;
     }
     if (g_state == ON && x_getpid() == g_pid && !__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
         /* crashed inside heapspec itself, with the lock held: the model cannot be trusted */
@@ -47,6 +103,6 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
-    sigaction(sig, &dfl, NULL);
+    __sigaction(sig, &dfl, NULL);
     x_tgkill(x_getpid(), x_gettid(), sig); /* delivered when the handler returns */
 }

@@ -71,15 +71,20 @@ static int patch_entry(uintptr_t at, size_t room, uintptr_t target)
     return write_code(at, code, 5);
 }
 
-/* Symbols of an ELF file on disk: calls `found` for each defined function named in `names`, with
- * its address (relocated by `bias`) and the room up to the next symbol in its section. */
-struct elf_want {
-    const char *names[4];
-    uintptr_t addr[4];
-    size_t room[4];
+/* One symbol table of an ELF file mapped from disk. */
+struct elf_table {
+    const Elf64_Shdr *sh;  /* the file's section headers */
+    const Elf64_Sym *sym;
+    size_t count;
+    const char *strtab;
+    uint32_t type;         /* SHT_SYMTAB or SHT_DYNSYM */
 };
 
-static void elf_symbols(const char *path, uintptr_t bias, struct elf_want *want)
+/* Maps the ELF file at `path` and hands `visit` each of its symbol tables: the full one (.symtab)
+ * first, then the dynamic one. `visit` returns how many symbols it took; unless `both` is set the
+ * dynamic table is read only when the full one gave nothing. Reads with raw system calls and maps
+ * the file: allocates nothing. */
+static void elf_tables(const char *path, int both, int (*visit)(const struct elf_table *, void *), void *ctx)
 {
     int fd = x_open(path, O_RDONLY, 0);
     if (fd < 0) return;
@@ -98,37 +103,61 @@ static void elf_symbols(const char *path, uintptr_t bias, struct elf_want *want)
         return;
     }
     const Elf64_Shdr *sh = (const Elf64_Shdr *)(file + eh->e_shoff);
-    /* the full symbol table when there is one, else the dynamic one */
     for (int pass = 0; pass < 2; pass++) {
-        uint32_t type = pass == 0 ? SHT_SYMTAB : SHT_DYNSYM;
-        int done = 0;
+        struct elf_table t = {sh, NULL, 0, NULL, pass == 0 ? SHT_SYMTAB : SHT_DYNSYM};
+        int taken = 0;
         for (int s = 0; s < eh->e_shnum; s++) {
-            if (sh[s].sh_type != type || sh[s].sh_link >= eh->e_shnum) continue;
-            const Elf64_Sym *sym = (const Elf64_Sym *)(file + sh[s].sh_offset);
-            size_t count = sh[s].sh_size / sizeof(Elf64_Sym);
-            const char *strtab = (const char *)(file + sh[sh[s].sh_link].sh_offset);
+            if (sh[s].sh_type != t.type || sh[s].sh_link >= eh->e_shnum) continue;
             if (sh[s].sh_offset + sh[s].sh_size > (uint64_t)st.st_size) continue;
-            for (size_t i = 0; i < count; i++) {
-                if (sym[i].st_shndx == SHN_UNDEF || sym[i].st_shndx >= SHN_LORESERVE || ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC) continue;
-                const char *name = strtab + sym[i].st_name;
-                for (int w = 0; w < 4 && want->names[w]; w++) {
-                    if (want->addr[w] || x_strcmp(name, want->names[w]) != 0) continue;
-                    const Elf64_Shdr *sec = &sh[sym[i].st_shndx];
-                    uint64_t next = sec->sh_addr + sec->sh_size;
-                    for (size_t j = 0; j < count; j++) {
-                        if (sym[j].st_shndx != sym[i].st_shndx || sym[j].st_value <= sym[i].st_value) continue;
-                        int t = ELF64_ST_TYPE(sym[j].st_info);
-                        if ((t == STT_FUNC || t == STT_NOTYPE || t == STT_OBJECT) && sym[j].st_value < next) next = sym[j].st_value;
-                    }
-                    want->addr[w] = bias + sym[i].st_value;
-                    /* the dynamic table lacks local functions, which may follow: only the
-                     * function's own bytes are sure to be its own */
-                    want->room[w] = type == SHT_SYMTAB ? next - sym[i].st_value : sym[i].st_size;
-                    done = 1;
-                }
-            }
+            t.sym = (const Elf64_Sym *)(file + sh[s].sh_offset);
+            t.count = sh[s].sh_size / sizeof(Elf64_Sym);
+            t.strtab = (const char *)(file + sh[sh[s].sh_link].sh_offset);
+            taken += visit(&t, ctx);
         }
-        if (done) break;
+        if (taken && !both) break;
     }
     x_munmap((void *)file, (size_t)st.st_size);
+}
+
+/* Up to four functions wanted by name: their addresses (relocated by the object's bias) and the
+ * room up to the next symbol in their section. */
+struct elf_want {
+    const char *names[4];
+    uintptr_t addr[4];
+    size_t room[4];
+    uintptr_t bias;
+};
+
+static int want_functions(const struct elf_table *t, void *ctx)
+{
+    struct elf_want *want = ctx;
+    const Elf64_Sym *sym = t->sym;
+    int taken = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (sym[i].st_shndx == SHN_UNDEF || sym[i].st_shndx >= SHN_LORESERVE || ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC) continue;
+        const char *name = t->strtab + sym[i].st_name;
+        for (int w = 0; w < 4 && want->names[w]; w++) {
+            if (want->addr[w] || x_strcmp(name, want->names[w]) != 0) continue;
+            const Elf64_Shdr *sec = &t->sh[sym[i].st_shndx];
+            uint64_t next = sec->sh_addr + sec->sh_size;
+            for (size_t j = 0; j < t->count; j++) {
+                if (sym[j].st_shndx != sym[i].st_shndx || sym[j].st_value <= sym[i].st_value) continue;
+                int k = ELF64_ST_TYPE(sym[j].st_info);
+                if ((k == STT_FUNC || k == STT_NOTYPE || k == STT_OBJECT) && sym[j].st_value < next) next = sym[j].st_value;
+            }
+            want->addr[w] = want->bias + sym[i].st_value;
+            /* the dynamic table lacks local functions, which may follow: only the function's own
+             * bytes are sure to be its own */
+            want->room[w] = t->type == SHT_SYMTAB ? next - sym[i].st_value : sym[i].st_size;
+            taken = 1;
+        }
+    }
+    return taken;
+}
+
+/* The functions `want` names, in the ELF file at `path` loaded at `bias`. */
+static void elf_symbols(const char *path, uintptr_t bias, struct elf_want *want)
+{
+    want->bias = bias;
+    elf_tables(path, 0, want_functions, want);
 }

@@ -75,42 +75,26 @@ static void load_tests(void)
     }
 }
 
-/* Finds the listed functions not found yet in one object's symbol table. */
-static void find_tests(const char *path, uintptr_t bias)
+static int take_tests(const struct elf_table *t, void *ctx)
 {
-    int fd = x_open(path, O_RDONLY, 0);
-    if (fd < 0) return;
-    struct stat st;
-    if (sys3(SYS_fstat, fd, (long)&st, 0) != 0 || st.st_size < (off_t)sizeof(Elf64_Ehdr)) {
-        x_close(fd);
-        return;
-    }
-    const uint8_t *file = x_mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    x_close(fd);
-    if (file == MAP_FAILED) return;
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)file;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_shoff && eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(Elf64_Shdr) <= (uint64_t)st.st_size) {
-        const Elf64_Shdr *sh = (const Elf64_Shdr *)(file + eh->e_shoff);
-        for (int pass = 0; pass < 2; pass++) {
-            uint32_t type = pass == 0 ? SHT_SYMTAB : SHT_DYNSYM;
-            for (int sec = 0; sec < eh->e_shnum; sec++) {
-                if (sh[sec].sh_type != type || sh[sec].sh_link >= eh->e_shnum) continue;
-                if (sh[sec].sh_offset + sh[sec].sh_size > (uint64_t)st.st_size) continue;
-                const Elf64_Sym *sym = (const Elf64_Sym *)(file + sh[sec].sh_offset);
-                size_t count = sh[sec].sh_size / sizeof(Elf64_Sym);
-                const char *strtab = (const char *)(file + sh[sh[sec].sh_link].sh_offset);
-                for (size_t i = 0; i < count; i++) {
-                    if (sym[i].st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym[i].st_info) != STT_FUNC || !sym[i].st_value) continue;
-                    const char *name = strtab + sym[i].st_name;
-                    for (uint32_t t = 0; t < g_ntests; t++) {
-                        if (g_tests[t].at || x_strcmp(name, g_tests[t].symbol) != 0) continue;
-                        g_tests[t].at = bias + sym[i].st_value;
-                    }
-                }
-            }
+    uintptr_t bias = *(const uintptr_t *)ctx;
+    int taken = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (t->sym[i].st_shndx == SHN_UNDEF || ELF64_ST_TYPE(t->sym[i].st_info) != STT_FUNC || !t->sym[i].st_value) continue;
+        const char *name = t->strtab + t->sym[i].st_name;
+        for (uint32_t k = 0; k < g_ntests; k++) {
+            if (g_tests[k].at || x_strcmp(name, g_tests[k].symbol) != 0) continue;
+            g_tests[k].at = bias + t->sym[i].st_value;
+            taken = 1;
         }
     }
-    x_munmap((void *)file, (size_t)st.st_size);
+    return taken;
+}
+
+/* Finds the listed functions not found yet in one object's symbol tables (both of them). */
+static void find_tests(const char *path, uintptr_t bias)
+{
+    elf_tables(path, 1, take_tests, &bias);
 }
 
 static int find_tests_in(struct dl_phdr_info *info, size_t size, void *data)

@@ -11,6 +11,15 @@ function refuseKernelPath(flag: string, path: string, absolute: string): void {
   }
 }
 
+/** The path's stat, or undefined when it cannot be had (missing, mostly). */
+function statIfAny(path: string): ReturnType<typeof statSync> | undefined {
+  try {
+    return statSync(path)
+  } catch {
+    return undefined
+  }
+}
+
 function writable(path: string): boolean {
   try {
     accessSync(path, constants.W_OK)
@@ -28,22 +37,14 @@ function writable(path: string): boolean {
 export function checkOutputFile(flag: string, path: string, cwd = process.cwd()): string {
   const absolute = resolve(cwd, path)
   refuseKernelPath(flag, path, absolute)
-  let stat
-  try {
-    stat = statSync(absolute)
-  } catch {
-    // not there yet: its directory must be
-  }
+  // not there yet: then its directory must be
+  const stat = statIfAny(absolute)
   if (stat?.isDirectory()) throw new BadOptionError(`heapspec: ${flag} ${path} is a directory. Name a file (${flag} ${path.replace(/\/$/, '')}/heapspec.json).`)
   if (stat && !writable(absolute)) throw new BadOptionError(`heapspec: ${flag} ${path} is not writable. Check its permissions or name another file.`)
   if (!stat) {
     const dir = dirname(absolute)
-    let dirStat
-    try {
-      dirStat = statSync(dir)
-    } catch {
-      throw new BadOptionError(`heapspec: ${flag} ${path}: the directory ${dir} does not exist. Create it first (mkdir -p ${dir}).`)
-    }
+    const dirStat = statIfAny(dir)
+    if (!dirStat) throw new BadOptionError(`heapspec: ${flag} ${path}: the directory ${dir} does not exist. Create it first (mkdir -p ${dir}).`)
     if (!dirStat.isDirectory()) throw new BadOptionError(`heapspec: ${flag} ${path}: ${dir} is not a directory. Name a file in a directory.`)
     if (!writable(dir)) throw new BadOptionError(`heapspec: ${flag} ${path}: the directory ${dir} is not writable. Check its permissions or name another file.`)
   }
@@ -57,12 +58,8 @@ export function checkOutputFile(flag: string, path: string, cwd = process.cwd())
 export function prepareOutputDir(flag: string, path: string, cwd = process.cwd()): string {
   const absolute = resolve(cwd, path)
   refuseKernelPath(flag, path, absolute)
-  let stat
-  try {
-    stat = statSync(absolute)
-  } catch {
-    // made below
-  }
+  // missing: made below
+  const stat = statIfAny(absolute)
   if (stat && !stat.isDirectory()) throw new BadOptionError(`heapspec: ${flag} ${path} is a file, not a directory. Name a directory (it is created when missing).`)
   if (!stat) {
     try {

@@ -39,12 +39,27 @@ export interface LeakRecord {
   suppression?: string
 }
 
+/**
+ * A memory error's kind, memcheck's names in kebab case: `invalid-free` (a double free, a free of
+ * an interior or foreign pointer), `mismatched-free` (`malloc`/`delete`, `new`/`free`,
+ * `new[]`/`delete`), `invalid-read`, `invalid-write`, `uninitialised-value`, `overlap`, ...
+ */
+export type MemoryErrorKind = string
+
 /** A memory error (invalid free, invalid read, ...), as a backend reports it. */
 export interface MemoryError {
-  kind: string
+  kind: MemoryErrorKind
+  /** memcheck's words for it: "Invalid free() / delete / delete[] / realloc()". */
   what?: string
+  /** The test case running when the bad call was made, or `null` outside any test case. */
+  test: string | null
+  /** The bad call's stack, its caller first (the allocator's own frame left out). */
   stack: Frame[]
-  /** Other stacks memcheck attaches (where the block was allocated or freed). */
+  /**
+   * Other stacks, as memcheck attaches them: the address's story first ("Address 0x4a4f040 is 0
+   * bytes inside a block of size 16 free'd", with the stack that freed it), then where the block
+   * was allocated ("Block was alloc'd at").
+   */
   auxStacks?: { what: string; stack: Frame[] }[]
 }
 

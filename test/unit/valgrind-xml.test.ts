@@ -157,6 +157,7 @@ describe('parseMemcheckXml: a crash (debugee/crash)', () => {
       {
         kind: 'invalid-write',
         what: 'Invalid write of size 4',
+        test: null,
         stack: [
           { fn: 'boom', file: 'debugee/crash.c', line: 39, object: '/work/main/debugee/build/crash', pc: '0x1091a3' },
           { fn: 'main', file: 'debugee/crash.c', line: 46, object: '/work/main/debugee/build/crash', pc: '0x1091c8' },

@@ -254,6 +254,7 @@ class MemcheckXmlReader {
     this.result.errors.push({
       kind: errorKindName(kind),
       ...(what !== undefined ? { what } : {}),
+      test: null,
       stack,
       ...(auxStacks.length > 0 ? { auxStacks } : {}),
     })

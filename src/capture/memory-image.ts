@@ -82,7 +82,7 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
       // too, unseen: everything in the heap but the observed blocks is the program's memory. Its
       // freed chunks keep stale words nobody marked dead, so only start pointers count there.
       if (partial) {
-        const unseen = outside(m, starts, blocks)
+        const unseen = withoutRanges(outside(m, starts, blocks), freeChunks(m))
         roots.push(...unseen)
         startOnlyRoots.push(...unseen)
       }
@@ -149,6 +149,83 @@ function mmappedChunks(m: DumpedMapping, starts: Float64Array): [number, number]
 }
 
 /** The stretches of mapping `m` between the blocks (sorted starts given): what no observed block holds. */
+/** glibc 2.36's struct malloc_state (an arena's header, after the first heap's heap_info of 32 bytes). */
+const MALLOC_STATE_BYTES = 2200
+/** glibc's tcache_perthread_struct in a chunk: 64 two-byte counts, then 64 entry pointers. */
+const TCACHE_CHUNK = 0x290
+
+/**
+ * The free chunks of one of glibc's heaps, as [user start, end) ranges: a chunk whose successor
+ * says it is not in use (the bins), one that holds the tcache's key after its link (the tcache),
+ * and the top chunk. An observer that saw only some blocks allocated (objects mode) counts the
+ * rest of the heap as the program's memory; its free chunks are no roots, or the stale words they
+ * keep would make lost blocks look reachable. Walked from the heap's start and trusted only if the
+ * walk lands exactly on the heap's end; otherwise nothing is known free. Fastbin chunks look in use
+ * and stay roots.
+ */
+export function freeChunks(m: DumpedMapping): [number, number][] {
+  const word = (at: number): number => {
+    const o = at - m.start
+    return o + 8 <= m.bytes.length ? Number(new DataView(m.bytes.buffer, m.bytes.byteOffset + o, 8).getBigUint64(0, true)) : NaN
+  }
+  let first: number
+  if (m.name === '[heap]') first = m.start
+  else if (word(m.start) === m.start + 32) first = m.start + 32 + ((MALLOC_STATE_BYTES + 16 + 8) & ~15) - 8
+  else return [] // a later heap of an arena, or not glibc's: its layout is not known here
+  const end = m.start + m.bytes.length
+  const chunks: [number, number][] = []
+  for (let c = first; ; ) {
+    const size = word(c + 8) - (word(c + 8) % 8)
+    if (!(size >= 32 && size % 16 === 0 && c + size <= end)) return []
+    chunks.push([c, c + size])
+    if (c + size + 16 > end) break // the top chunk runs to the heap's end
+    c += size
+  }
+  // the tcache's key: the word after the link in every chunk a tcache holds (the main thread's
+  // tcache is the main heap's first chunk)
+  let key: number | undefined
+  if (m.name === '[heap]' && chunks[0]![1] - chunks[0]![0] === TCACHE_CHUNK) {
+    for (let i = 0; i < 64 && key === undefined; i++) {
+      const entry = word(first + 16 + 128 + i * 8)
+      if (entry > first && entry < end) key = word(entry + 8)
+    }
+  }
+  const free: [number, number][] = []
+  chunks.forEach(([c, next], i) => {
+    const top = i === chunks.length - 1
+    if (top || (word(next + 8) & 1) === 0 || (key !== undefined && key !== 0 && word(c + 24) === key)) free.push([c + 16, next])
+  })
+  return free
+}
+
+/** `regions` less the sorted, disjoint `ranges`. */
+function withoutRanges(regions: MemoryRegion[], ranges: [number, number][]): MemoryRegion[] {
+  if (ranges.length === 0) return regions
+  const out: MemoryRegion[] = []
+  for (const region of regions) {
+    const regionEnd = region.start + region.bytes.length
+    let from = region.start
+    for (let i = firstRangeEndingAfter(ranges, from); i < ranges.length && ranges[i]![0] < regionEnd; i++) {
+      const [lo, hi] = ranges[i]!
+      if (lo > from) out.push({ start: from, bytes: region.bytes.subarray(from - region.start, lo - region.start) })
+      from = Math.max(from, hi)
+    }
+    if (from < regionEnd) out.push({ start: from, bytes: region.bytes.subarray(from - region.start) })
+  }
+  return out
+}
+
+function firstRangeEndingAfter(ranges: [number, number][], at: number): number {
+  let lo = 0
+  let hi = ranges.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (ranges[mid]![1] <= at) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
 function outside(m: DumpedMapping, starts: Float64Array, blocks: ScanColumns): MemoryRegion[] {
   const ends = new Map<number, number>()
   for (let i = 0; i < blocks.count; i++) ends.set(blocks.starts[i]!, blocks.starts[i]! + Math.max(blocks.sizes[i]!, 1))

@@ -58,6 +58,13 @@ interface TestCaseState extends TestCaseSummary {
 export const STACK_DEPTH = 12
 
 /**
+ * How many return addresses every backend looks through for a chosen object's code (the
+ * `objects` option): the preload interposer and the GDB observer keep 16 per stack, so memcheck
+ * is asked for as many, or the backends would disagree on a block allocated deep below the addon.
+ */
+export const OBSERVED_DEPTH = 16
+
+/**
  * Functions that are part of the allocator, not the program's call: a stack starts at their caller,
  * as memcheck's does (it replaces these functions, so they never appear in its stacks).
  */

@@ -11,6 +11,46 @@ export interface MemcheckVerdict {
   exitCode: number | undefined
   signal: string | undefined
   stdout: string
+  /** Its loss records, as its text report lists them. */
+  records: MemcheckRecord[]
+}
+
+/** One of memcheck's loss records: its direct bytes and blocks, and its stack as printed. */
+export interface MemcheckRecord {
+  kind: LeakKind
+  bytes: number
+  blocks: number
+  /** `fn (file:line)` or `fn (in /object)`, allocator's caller first (memcheck's own replacement frame left out). */
+  frames: string[]
+}
+
+const KINDS_BY_LABEL: Record<string, LeakKind> = {
+  'definitely lost': 'definite',
+  'indirectly lost': 'indirect',
+  'possibly lost': 'possible',
+  'still reachable': 'reachable',
+}
+
+/** The loss records of memcheck's text log (lines prefixed `==PID== `). */
+export function lossRecords(log: string): MemcheckRecord[] {
+  const records: MemcheckRecord[] = []
+  let current: MemcheckRecord | undefined
+  for (const raw of log.split('\n')) {
+    const line = raw.replace(/^==\d+== ?/, '')
+    const head = /^([\d,]+)(?: \(([\d,]+) direct, [\d,]+ indirect\))? bytes in ([\d,]+) blocks are (definitely lost|indirectly lost|possibly lost|still reachable) in loss record/.exec(line)
+    if (head) {
+      current = { kind: KINDS_BY_LABEL[head[4]!]!, bytes: number(head[2] ?? head[1]!), blocks: number(head[3]!), frames: [] }
+      records.push(current)
+      continue
+    }
+    const frame = current && /^\s+(?:at|by) 0x[0-9A-F]+: (.*)$/.exec(line)
+    if (frame) {
+      if (!/vgpreload_memcheck/.test(frame[1]!)) current!.frames.push(frame[1]!)
+    } else {
+      current = undefined
+    }
+  }
+  return records
 }
 
 const LABELS: Record<LeakKind, string> = {
@@ -27,11 +67,11 @@ const number = (text: string): number => Number(text.replaceAll(',', ''))
  * program by hand, and reads the figures of its text report (its log goes to a file, so the
  * program's own output is its own).
  */
-export async function memcheck(command: string[], options: { input?: string; cwd?: string } = {}): Promise<MemcheckVerdict> {
+export async function memcheck(command: string[], options: { input?: string; cwd?: string; valgrindArgs?: string[] } = {}): Promise<MemcheckVerdict> {
   const dir = mkdtempSync(join(tmpdir(), 'heapspec-memcheck-'))
   try {
     const log = join(dir, 'memcheck.log')
-    const result = await execa('valgrind', ['--leak-check=full', '--show-leak-kinds=all', `--log-file=${log}`, ...command], {
+    const result = await execa('valgrind', ['--leak-check=full', '--show-leak-kinds=all', `--log-file=${log}`, ...(options.valgrindArgs ?? []), ...command], {
       reject: false,
       input: options.input ?? '',
       cwd: options.cwd,
@@ -52,6 +92,7 @@ export async function memcheck(command: string[], options: { input?: string; cwd
       exitCode: result.exitCode,
       signal: result.signal,
       stdout: String(result.stdout),
+      records: lossRecords(text),
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -79,9 +79,17 @@ describe('parseXtreeMassif', () => {
     expect(xml).toEqual(strdup)
   })
 
-  it('keeps nothing of code that called no allocator itself (the program only reaches malloc through libc)', async () => {
-    const none = { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
-    expect(await parseXtreeMassif([fixture('libc-xml.ms')], (f) => /\/debugee\/build\/libc$/.test(f.object ?? ''), 'x')).toEqual(none)
+  it('keeps the blocks with chosen code deeper on the stack: main\'s call of dup_strings is its strdup, strdup and strndup', async () => {
+    // dup_strings (debugee/libc.c) copies 12 bytes (freed), 36 and 6 (kept) through libc
+    const dup = { totals: { allocations: 3, frees: 1, bytesAllocated: 54 }, inUseAtExit: { bytes: 42, blocks: 2 } }
+    expect(await parseXtreeMassif([fixture('libc.ms')], (f) => f.pc === 0x109311, 'libc.ms')).toEqual(dup)
+    const callSites = [0x1091ee, 0x1091cf, 0x109206, 0x1091df]
+    expect(await parseXtreeMassif([fixture('libc.ms')], (f) => callSites.includes(f.pc!), 'libc.ms')).toEqual(dup)
+  })
+
+  it('counts a block once when several of its frames are chosen: the program is on every stack, so all of memcheck\'s figures', async () => {
+    expect(await parseXtreeMassif([fixture('libc-xml.ms')], (f) => /\/debugee\/build\/libc$/.test(f.object ?? ''), 'x')).toEqual(all)
+    expect(await parseXtreeMassif([fixture('libc.ms')], () => true, 'x')).toEqual(all)
   })
 
   it('reads the report in chunks that split its lines anywhere', async () => {

@@ -50,6 +50,7 @@ def setup():
     if base is not None:  # else every return value comes through a FinishBreakpoint (slower)
         State.ring = Ring(base, 1 << 20)
     if objects.Objects.patterns and State.ring is not None:
+        objects.FreeFilter.install()
         if gdb_address_of("main") is not None:
             objects.PatchAt("*%d" % gdb_address_of("main"), internal=True)
         objects.Dlopen("*%d" % address_of("dlopen"), internal=True)

@@ -85,6 +85,13 @@ class State:
     stacks = {}
     pending = {}  # return-time sp -> (tid, kind, arg, size, sid)
     busy = {}  # tid -> return-time sp of its outstanding allocator call
+    # Objects mode (objects.py): the chosen objects' code, and the calls they make out of it.
+    chosen = []  # [(lo, hi)] of the chosen objects' mappings
+    gates = {}  # tid -> stack pointers at the entries of its calls out of chosen code, still running
+    gated = []  # libc's allocator breakpoints, enabled while a call out of chosen code may be running
+    on_block = None  # called with each new block's address (objects mode's free filter)
+    on_free = None  # called with each freed block's address
+    on_drained = None  # called with the ring's count of taken results after each drain
 
 
 def stack_id(pcs):
@@ -197,6 +204,8 @@ class Ring:
         while self.seen in self.taken:
             self.taken.discard(self.seen)
             self.seen += 1
+        if State.on_drained:
+            State.on_drained(self.seen)
 
 
 def complete(sp, rax):
@@ -208,11 +217,19 @@ def complete(sp, rax):
         del State.busy[tid]
     if kind == "R":
         emit("R %d %x %x %d %d" % (tid, arg, rax, size, sid))
+        block = rax
+        if State.on_free and arg != 0 and (rax != 0 or size == 0):
+            State.on_free(arg)
     elif kind == "P":
+        block = State.mem.word(arg) if rax == 0 else 0
         if rax == 0:  # posix_memalign returns 0 on success and stores the block at *arg
-            emit("A %d %x %d %d" % (tid, State.mem.word(arg), size, sid))
-    elif rax != 0:
-        emit("A %d %x %d %d" % (tid, rax, size, sid))
+            emit("A %d %x %d %d" % (tid, block, size, sid))
+    else:
+        block = rax
+        if rax != 0:
+            emit("A %d %x %d %d" % (tid, rax, size, sid))
+    if State.on_block and block != 0:
+        State.on_block(block)
 
 
 class AllocatorFinish(gdb.FinishBreakpoint):
@@ -253,12 +270,54 @@ def walk(regs):
     return tuple(State.unwinder.walk(regs[RIP], sp, {6: regs[RBP], 3: regs[RBX], 12: regs[R12], 13: regs[R13], 14: regs[R14], 15: regs[R15], 7: sp}, Config.depth))
 
 
-class Allocator(gdb.Breakpoint):
-    """A malloc-family entry point. `kind`: M (size in arg0), C (calloc), A (align, size), P (posix_memalign), R (realloc)."""
+def open_gate(tid, sp):
+    """Thread `tid` calls out of chosen code (a Node addon into Node, libstdc++, a library): until
+    it returns, what it allocates is the addon's, so libc's allocator breakpoints go live."""
+    State.gates.setdefault(tid, []).append(sp)
+    for bp in State.gated:
+        if not bp.enabled:
+            bp.enabled = True
 
-    def __init__(self, addr, kind):
+
+def close_gates():
+    """Drops the calls out of chosen code that have returned (or were left by an exception or a
+    longjmp): a thread is inside a call while its stack pointer is at or below the call's entry.
+    When none is left, libc's allocator breakpoints go quiet again."""
+    for tid in list(State.gates):
+        try:
+            sp = getregs(tid)[RSP]
+        except OSError:
+            del State.gates[tid]  # the thread is gone
+            continue
+        inside = [entry for entry in State.gates[tid] if sp <= entry]
+        if inside:
+            State.gates[tid] = inside
+        else:
+            del State.gates[tid]
+    if not State.gates:
+        for bp in State.gated:
+            bp.enabled = False
+
+
+def chosen_on_stack(pcs):
+    return any(lo <= pc < hi for pc in pcs for lo, hi in State.chosen)
+
+
+class Allocator(gdb.Breakpoint):
+    """A malloc-family entry point. `kind`: M (size in arg0), C (calloc), A (align, size), P (posix_memalign), R (realloc).
+
+    `gated`: libc's own entry in objects mode, live only while a call out of chosen code runs; it
+    keeps the calls with chosen code on the stack (the addon's templates that resolve to Node's
+    copy, the libraries it calls), as the preload backend does.
+    """
+
+    def __init__(self, addr, kind, gated=False):
         super().__init__("*%d" % addr, internal=True)
         self.kind = kind
+        self.gated = gated
+        if gated:
+            self.enabled = False
+            State.gated.append(self)
 
     def stop(self):
         if State.ring:
@@ -266,6 +325,10 @@ class Allocator(gdb.Breakpoint):
         tid, regs = current()
         if tid in State.busy:
             return False  # a nested call (realloc calling malloc): the outer call is the event
+        pcs = walk(regs) if self.gated else None
+        if self.gated and not chosen_on_stack(pcs):
+            close_gates()
+            return False  # Node's or V8's own, with no chosen code on the stack
         kind = self.kind
         if kind == "M":
             arg, size = 0, regs[RDI]
@@ -278,7 +341,7 @@ class Allocator(gdb.Breakpoint):
         else:
             arg, size = regs[RDI], regs[RSI]
         sp = regs[RSP]
-        sid = stack_id(walk(regs))
+        sid = stack_id(pcs if pcs is not None else walk(regs))
         State.pending[sp + 8] = (tid, kind, arg, size, sid)
         State.busy[tid] = sp + 8
         # calloc's block is zero already; realloc's keeps the program's old contents
@@ -291,6 +354,15 @@ class Allocator(gdb.Breakpoint):
 
 
 class Free(gdb.Breakpoint):
+    """free (or a chosen object's stub for it). `gated`: libc's own, live while a call out of chosen
+    code runs; a free of a block nobody observed is ignored by the host."""
+
+    def __init__(self, spec, internal=True, gated=False):
+        super().__init__(spec, internal=internal)
+        if gated:
+            self.enabled = False
+            State.gated.append(self)
+
     def stop(self):
         if State.ring:
             State.ring.drain()

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { BadOptionError, CannotStartError, CaptureFailedError, describeValue } from '../../errors.js'
-import { sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
+import { OBSERVED_DEPTH, sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
 import type { RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { makeRunDir } from '../run-dir.js'
@@ -77,15 +77,16 @@ interface RunFiles {
   xtree: string
 }
 
-function memcheckArgs(files: RunFiles, suppressions: string[], extra: string[]): string[] {
+function memcheckArgs(files: RunFiles, suppressions: string[], extra: string[], observing: boolean): string[] {
   return [
     '--tool=memcheck',
     '--leak-check=full',
     '--show-leak-kinds=all',
     '--errors-for-leak-kinds=definite,indirect,possible',
     // memcheck counts its replacement malloc as a frame, which heapspec drops: one more keeps
-    // STACK_DEPTH frames of the program's own, like the GDB backend.
-    `--num-callers=${STACK_DEPTH + 1}`,
+    // STACK_DEPTH frames of the program's own, like the GDB backend (with `objects`, as deep as
+    // the other backends look for the chosen code).
+    `--num-callers=${(observing ? OBSERVED_DEPTH : STACK_DEPTH) + 1}`,
     '--gen-suppressions=all',
     '--child-silent-after-fork=yes',
     '--xml=yes',
@@ -195,7 +196,7 @@ export class ValgrindBackend implements CaptureBackend {
 
   private async captureIn(spec: CaptureSpec, valgrind: string, suppressions: string[], files: RunFiles, session: VgdbSession | undefined): Promise<CaptureResult> {
     // The program as the user typed it (valgrind finds it on the same PATH): memcheck's client gets it as argv[0].
-    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs), ...(session?.valgrindArgs ?? []), spec.displayCommand[0]!, ...spec.command.slice(1)]
+    const args = [...memcheckArgs(files, suppressions, spec.valgrindArgs, spec.objects.length > 0), ...(session?.valgrindArgs ?? []), spec.displayCommand[0]!, ...spec.command.slice(1)]
     const display = spec.displayCommand.join(' ')
 
     // On timeout the program gets SIGTERM first: memcheck then still runs its leak check and
@@ -286,8 +287,8 @@ export class ValgrindBackend implements CaptureBackend {
     const seconds = (outcome.stoppedAfterMs ?? 0) / 1000
     let heap: HeapSummary = { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
     const code = spec.objects.length > 0 ? session?.objectCode : undefined
-    // With `objects`, only the blocks a chosen object allocated itself: the allocator's caller is in it.
-    let found = code ? xml.leaks.filter((leak) => leak.stack[0] !== undefined && code.holdsFrame({ ...leak.stack[0], pc: frameAddress(leak.stack[0].pc) })) : xml.leaks
+    // With `objects`, only the blocks allocated with a chosen object's code on the stack.
+    let found = code ? xml.leaks.filter((leak) => leak.stack.some((frame) => code.holdsFrame({ ...frame, pc: frameAddress(frame.pc) }))) : xml.leaks
     if (xml.complete) {
       try {
         heap = await this.heapSummary(files, xml, code)

@@ -18,6 +18,8 @@ export class ObjectCode {
     private readonly mappings: Mapping[],
   ) {}
 
+  private readonly verdicts = new Map<string, boolean>()
+
   /** No mapping known yet: only objects named by path (memcheck's XML) can be told apart. */
   static none(patterns: RegExp[]): ObjectCode {
     return new ObjectCode(patterns, [])
@@ -48,9 +50,11 @@ export class ObjectCode {
     return new ObjectCode(this.patterns, [...this.mappings, ...later.mappings.filter((m) => !known.has(`${m.start}-${m.end}`))])
   }
 
-  /** Whether the object at `path` (memcheck's `<obj>`) is a chosen one. */
+  /** Whether the object at `path` (memcheck's `<obj>`) is a chosen one (asked for every frame of Node's reports: kept by path). */
   holdsObject(path: string): boolean {
-    return this.patterns.some((p) => p.test(path))
+    let held = this.verdicts.get(path)
+    if (held === undefined) this.verdicts.set(path, (held = this.patterns.some((p) => p.test(path))))
+    return held
   }
 
   /** Whether a frame's address is in a chosen object. A return address may sit just past the object's last instruction. */

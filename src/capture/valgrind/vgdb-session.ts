@@ -406,13 +406,13 @@ export class VgdbSession {
 
   /**
    * Objects mode: answers gdb, stopped at point `id`, with the loss records to list, those whose
-   * blocks a chosen object allocated (the allocator's caller is in it). Node's whole heap would
+   * blocks allocated with a chosen object's code on the stack. Node's whole heap would
    * take seconds to list at every point; the addon's blocks are a handful of records.
    */
   private async selectRecords(id: number): Promise<void> {
     const shown = await this.shownRecords(id)
     const code = this.codeAt.get(id) ?? this.lastCode
-    const chosen = parseShownRecords(shown ?? []).filter((r) => r.pcs[0] !== undefined && code.holdsPc(r.pcs[0]))
+    const chosen = parseShownRecords(shown ?? []).filter((r) => r.pcs.some((pc) => code.holdsPc(pc)))
     this.answer(recordRanges(chosen.map((r) => r.number)).join(' '))
   }
 

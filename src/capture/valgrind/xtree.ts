@@ -46,7 +46,7 @@ export function parseXtreeTotals(text: string, source: string): HeapSummary {
   }
 }
 
-/** A frame at the top of an allocation stack, as a massif-format xtree report describes it. */
+/** A frame of an allocation stack, as a massif-format xtree report describes it. */
 export interface XtreeFrame {
   pc?: number
   object?: string
@@ -55,16 +55,23 @@ export interface XtreeFrame {
 /** The events of a massif-format report that are counted by allocation stack (the freed ones are by free stack). */
 const BY_ALLOCATION = ['curB', 'curBk', 'totB', 'totBk'] as const
 
+const SPACE = 32
+const N = 110
+const LT = 60
+
 /**
- * The heap summary of the blocks whose allocation stack starts in chosen code (the allocator's
- * caller), from a massif-format xtree memory report (`xtmemory FILE.ms`, `--xtree-memory=full`).
+ * The heap summary of the blocks with chosen code anywhere on their allocation stack (a Node
+ * addon's own calls, the templates and libraries it calls, its work on a thread pool), from a
+ * massif-format xtree memory report (`xtmemory FILE.ms`, `--xtree-memory=full`).
  *
  * That format has a tree per event, each level grouping stacks by one frame, allocator's caller
- * first: the first-level nodes are exactly "what this place allocated itself". Every counter but
- * the freed ones is kept by allocation stack, so the blocks freed of those allocated at a place
- * are its allocated blocks less its current ones, whoever freed them (a realloc frees the old
- * block, as memcheck counts it). Read as raw chunks: Node's report is 50 to 100 MB, nearly all of
- * it deeper levels, which are skipped without decoding.
+ * first, a node's value the sum of its subtree's: a stack is counted at the first chosen frame on
+ * its path from the root, and that node's subtree is skipped, so no block counts twice. Every
+ * counter but the freed ones is kept by allocation stack, so the blocks freed of those allocated
+ * with chosen code on the stack are their allocated blocks less their current ones, whoever freed
+ * them (a realloc frees the old block, as memcheck counts it). Read as raw chunks: Node's report
+ * is 50 to 100 MB; only node lines and the `<ip>`/`<obj>` lines of frames still undecided are
+ * decoded.
  */
 export async function parseXtreeMassif(input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>, holds: (frame: XtreeFrame) => boolean, source: string): Promise<HeapSummary> {
   const fail = (what: string): CaptureFailedError =>
@@ -74,35 +81,44 @@ export async function parseXtreeMassif(input: AsyncIterable<Uint8Array | string>
     )
   const sums = new Map<string, number>()
   let event: string | undefined
-  // A first-level node described by an XML <frame> (memcheck run with --xml=yes) spans several lines.
-  let pending: { value: number; frame: XtreeFrame } | undefined
-  const onLine = (line: string): void => {
-    if (pending) {
-      const ip = /^\s*<ip>0x([0-9A-Fa-f]+)<\/ip>/.exec(line)
-      if (ip) pending.frame.pc = parseInt(ip[1]!, 16)
-      const obj = /^\s*<obj>(.*)<\/obj>/.exec(line)
-      if (obj) pending.frame.object = unescapeXml(obj[1]!)
-      if (/^\s*<\/frame>/.test(line)) {
-        if (holds(pending.frame)) sums.set(event!, sums.get(event!)! + pending.value)
-        pending = undefined
-      }
-      return
-    }
-    if (line.startsWith('n')) {
+  // Nodes deeper than this are in a counted subtree (-1: none is being skipped).
+  let skipBelow = -1
+  // A node described by an XML <frame> (memcheck run with --xml=yes) spans several lines.
+  let pending: { value: number; depth: number; frame: XtreeFrame } | undefined
+  const count = (value: number, depth: number): void => {
+    sums.set(event!, sums.get(event!)! + value)
+    skipBelow = depth
+  }
+  const onNode = (line: string, depth: number): void => {
+    if (depth === 0) {
       // a tree's root: "n<children>: <total> <event> : <description>"
       const m = /^n\d+: \d+ (\S+)/.exec(line)
       if (!m) throw fail(`has a tree root heapspec cannot read (\`${line}\`)`)
       event = m[1]!
       sums.set(event, 0)
+      skipBelow = -1
       return
     }
-    const m = /^ n\d+: (\d+) (.*)$/.exec(line)
+    if (skipBelow >= 0 && depth > skipBelow) return
+    skipBelow = -1
+    const m = /^ *n\d+: (\d+) (.*)$/.exec(line)
     if (!m || event === undefined) throw fail(`has a node heapspec cannot read (\`${line}\`)`)
     const value = Number(m[1])
     const what = m[2]!
-    if (what === '<frame>') pending = { value, frame: {} }
-    else if (what.startsWith('0x') && holds({ pc: parseInt(what.slice(2), 16) })) sums.set(event, sums.get(event)! + value)
+    if (what === '<frame>') pending = { value, depth, frame: {} }
+    else if (what.startsWith('0x') && holds({ pc: parseInt(what.slice(2), 16) })) count(value, depth)
     // else "in N places below massif's threshold": zeros, with no frame
+  }
+  const onFrameLine = (line: string): void => {
+    const frame = pending!.frame
+    const ip = /^\s*<ip>0x([0-9A-Fa-f]+)<\/ip>/.exec(line)
+    if (ip) frame.pc = parseInt(ip[1]!, 16)
+    const obj = /^\s*<obj>(.*)<\/obj>/.exec(line)
+    if (obj) frame.object = unescapeXml(obj[1]!)
+    if (!/^\s*<\/frame>/.test(line)) return
+    const { value, depth } = pending!
+    pending = undefined
+    if (holds(frame)) count(value, depth)
   }
   let carry: Buffer = Buffer.alloc(0)
   for await (const chunk of input) {
@@ -110,12 +126,25 @@ export async function parseXtreeMassif(input: AsyncIterable<Uint8Array | string>
     const buffer = carry.length > 0 ? Buffer.concat([carry, bytes]) : bytes
     let at = 0
     for (let end = buffer.indexOf(10, at); end >= 0; at = end + 1, end = buffer.indexOf(10, at)) {
-      // Only roots ("n..."), first-level nodes (" n...") and a pending frame's lines are read.
-      if (pending || buffer[at] === 110 || (buffer[at] === 32 && buffer[at + 1] === 110)) onLine(buffer.toString('utf8', at, end))
+      let first = at
+      while (first < end && buffer[first] === SPACE) first++
+      if (buffer[first] === N) {
+        // a node line: decoded unless it is inside a counted subtree
+        const depth = first - at
+        if (pending) throw fail(`has a node inside a frame's description (\`${buffer.toString('utf8', at, end)}\`)`)
+        if (depth === 0 || skipBelow < 0 || depth <= skipBelow) onNode(buffer.toString('utf8', at, end), depth)
+      } else if (pending && buffer[first] === LT) {
+        onFrameLine(buffer.toString('utf8', at, end))
+      }
     }
     carry = buffer.subarray(at)
   }
-  if (carry.length > 0) onLine(carry.toString('utf8'))
+  if (carry.length > 0) {
+    let first = 0
+    while (first < carry.length && carry[first] === SPACE) first++
+    if (carry[first] === N) onNode(carry.toString('utf8'), first)
+    else if (pending) onFrameLine(carry.toString('utf8'))
+  }
   const value = (name: (typeof BY_ALLOCATION)[number]): number => {
     const sum = sums.get(name)
     if (sum === undefined) throw fail(`has no \`${name}\` tree (was it written with --xtree-memory=full?)`)

@@ -85,6 +85,7 @@ export class EventStream {
   finalImages = 0
   /** Loaded objects reported with M lines. */
   readonly objects: LoadedObject[] = []
+  private readonly objectKeys = new Set<string>()
   private readonly symbols = new Map<number, Frame>()
   private atExit: Classification | undefined
   private dump: Dump | undefined
@@ -198,9 +199,16 @@ export class EventStream {
       case 'O':
         this.partial = true
         return
-      case 'M':
-        this.objects.push({ lo: parseInt(f[0]!, 16), hi: parseInt(f[1]!, 16), bias: parseInt(f[2]!, 16), path: rest(3) })
+      case 'M': {
+        // an observer may list the objects again as more are loaded: each is kept once
+        const object = { lo: parseInt(f[0]!, 16), hi: parseInt(f[1]!, 16), bias: parseInt(f[2]!, 16), path: rest(3) }
+        const key = `${object.lo} ${object.hi} ${object.path}`
+        if (!this.objectKeys.has(key)) {
+          this.objectKeys.add(key)
+          this.objects.push(object)
+        }
         return
+      }
       case 'H':
         this.started = true
         return
@@ -230,7 +238,13 @@ export class EventStream {
     const image = memoryImage(mappings, d.threads, columns, !final, this.partial)
     if (final) this.atExit = this.model.classify(image, columns)
     if (d.point === 'test' && this.pendingEnd !== undefined) {
-      this.model.endTest(this.pendingEnd, image, columns)
+      // Only some objects' blocks count: a test case that left none of theirs live needs no scan
+      // at its end (a Node script's test cases leave V8's and Node's own blocks live at each).
+      const test = this.model.runningTest
+      const observed = this.observedStacks()
+      let theirs = !observed
+      for (let i = 0; !theirs && i < columns.count; i++) theirs = columns.tests[i] === test && observed!(columns.stacks[i]!)
+      this.model.endTest(this.pendingEnd, theirs ? image : undefined, columns)
       this.pendingEnd = undefined
     }
   }

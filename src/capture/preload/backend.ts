@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
@@ -127,14 +127,44 @@ export function preloadObstacle(program: string): string | undefined {
  * breaks there, the interposer hooks the same two entries).
  */
 export function recognisesGoogleTest(program: string): boolean {
-  let bytes: Buffer
+  let tables: Buffer[]
   try {
-    bytes = readFileSync(program)
+    tables = stringTables(program)
   } catch {
     return false
   }
-  const googleTest = bytes.includes('TestEventRepeater') || bytes.includes('libgtest.so')
-  return googleTest && !bytes.includes('heapspec_test_begin')
+  const has = (text: string): boolean => tables.some((table) => table.includes(text))
+  return (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin')
+}
+
+/**
+ * The string tables of an ELF file (symbol names, the libraries it needs), read alone: a program
+ * such as Node is 100 MB, nearly all code and data that name no symbol.
+ */
+function stringTables(path: string): Buffer[] {
+  const fd = openSync(path, 'r')
+  try {
+    const read = (at: number, length: number): Buffer => {
+      const buffer = Buffer.alloc(length)
+      const got = readSync(fd, buffer, 0, length, at)
+      return buffer.subarray(0, got)
+    }
+    const header = read(0, 64)
+    if (header.length < 64 || header.readUInt32BE(0) !== 0x7f454c46) return []
+    const sections = Number(header.readBigUInt64LE(0x28))
+    const entrySize = header.readUInt16LE(0x3a)
+    const count = header.readUInt16LE(0x3c)
+    const table = read(sections, entrySize * count)
+    const tables: Buffer[] = []
+    for (let i = 0; i + 1 <= count && (i + 1) * entrySize <= table.length; i++) {
+      const at = i * entrySize
+      if (table.readUInt32LE(at + 4) !== 3 /* SHT_STRTAB */) continue
+      tables.push(read(Number(table.readBigUInt64LE(at + 24)), Number(table.readBigUInt64LE(at + 32))))
+    }
+    return tables
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** GoogleTest's event repeater, whose two entries bracket every test (see recognisesGoogleTest). */

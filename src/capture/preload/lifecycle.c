@@ -46,7 +46,11 @@ static void link_map_changed(void)
             g_unloaded = 0;
         }
         hook_markers();
+        /* When only some objects' blocks count (BY_STACK), the host learns each object's code as it
+         * arrives, so at a test end it can tell whether any live block is theirs. */
+        if (g_by_stack) gather_modules();
         lock();
+        if (g_by_stack && g_mods) out_bytes(g_mods, g_modsn);
         g_modules_stale = 1;
         out_flush();
         unlock();

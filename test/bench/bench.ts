@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { runNative, runNode } from '../../src/index.js'
+import { addonRows } from './node-addon.js'
 
 const ROOT = join(import.meta.dirname, '..', '..', '..')
 const iterations = Number(process.env.BENCH_ITERATIONS ?? 20_000)
@@ -95,6 +96,8 @@ async function main(): Promise<void> {
   node.push(['runNode, valgrind', await timed(() => runNode(script, { backend: 'valgrind' }))])
   console.log(`\nnode start-up, an empty script\n\n${'run'.padEnd(38)} ${'seconds'.padStart(8)} ${'vs native'.padStart(13)}`)
   for (const [name, seconds] of node) console.log(`${name.padEnd(38)} ${seconds.toFixed(2).padStart(8)} ${`${(seconds / node[0]![1]).toFixed(0)}x`.padStart(13)}`)
+
+  await addonRows()
 }
 
 await main()

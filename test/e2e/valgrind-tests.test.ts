@@ -93,6 +93,8 @@ describe('per-test attribution, valgrind backend', () => {
     const run = await runNative([program(name)], { backend: 'valgrind', stdio: 'pipe', ...options })
     expect(run.json.backend).toBe('valgrind')
     expect(figures(run.tests)).toEqual(EXPECTED)
+    // a clean program: every test case says so, none lacks the list
+    expect(run.tests.map((t) => t.errors)).toEqual(EXPECTED.map(() => []))
     expect(run.json.warnings).toBeUndefined()
     // memcheck's own final loss records, each marked with the test case that allocated its blocks
     expect(testSites(run.json)).toEqual(TESTS_C_SITES)
@@ -155,6 +157,16 @@ describe('per-test attribution, valgrind backend', () => {
     // main is a test function too: everything but libstdc++'s pool, allocated before it and freed at exit
     expect(run.tests.map((t) => [t.name, t.allocations, t.frees, t.bytesAllocated])).toEqual([['main', 5, 5, 50]])
     expect(run.json.errors.map((e) => e.kind)).toEqual(['mismatched-free', 'invalid-free', 'invalid-read', 'invalid-write', 'uninitialised-value', 'overlap'])
+    // made inside main, the --tests function
+    expect(run.json.errors.map((e) => e.test)).toEqual(Array(6).fill('main'))
+    expect(run.test('main').errors.map((e) => [e.kind, e.stack[0]?.line, e.count])).toEqual([
+      ['mismatched-free', 36, 1],
+      ['invalid-free', 43, 1],
+      ['invalid-read', 50, 1],
+      ['invalid-write', 57, 1],
+      ['uninitialised-value', 64, 1],
+      ['overlap', 72, 1],
+    ])
   })
 
   it('pays for gdb only when the program has markers or the tests option is set', () => {

@@ -150,6 +150,22 @@ describe('per-test attribution, valgrind backend', () => {
     }
   })
 
+  it("starts vgdb without the user's shell start-up files (bash reads ~/.bashrc when gdb hands it a socket)", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'heapspec-home-'))
+    try {
+      writeFileSync(join(home, '.bashrc'), 'sleep 30\n')
+      const started = Date.now()
+      // a shell started from no shell (SHLVL unset: CI, an IDE) counts as top level, and reads it
+      const env: Record<string, string | undefined> = { ...process.env, HOME: home, SHELL: '/bin/bash' }
+      delete env.SHLVL
+      const run = await runNative([program('tests')], { backend: 'valgrind', stdio: 'pipe', env })
+      expect(Date.now() - started).toBeLessThan(25_000)
+      expect(run.tests.map((t) => t.name)).toEqual(EXPECTED.map((t) => t.name))
+    } finally {
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+
   it("keeps the program's output its own", async () => {
     const run = await runNative([program('errors')], { backend: 'valgrind', stdio: 'pipe', tests: /^main$/ })
     expect(run.stdout).toBe('errors: done\n')

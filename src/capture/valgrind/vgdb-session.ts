@@ -268,7 +268,10 @@ export class VgdbSession {
     ]
     this.gdbRun = supervise('gdb', args, {
       cwd: this.spec.cwd,
-      env: this.spec.env,
+      // gdb starts vgdb through $SHELL with a socket for stdin, which makes bash read ~/.bashrc:
+      // whatever that runs (pyenv's rehash waits up to 60 s for a lock another shell holds) would
+      // delay every capture. sh reads nothing for -c.
+      env: { ...this.spec.env, SHELL: '/bin/sh' },
       // gdb reports every stop on stdout: only a transcript wants it.
       stdio: ['ignore', this.spec.debug ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       buffer: { stdout: false, stderr: true, fd3: false } as never,

@@ -1,5 +1,5 @@
 import { BadOptionError } from '../src/errors.js'
-import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakRecord } from '../src/model/types.js'
+import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakRecord, type MemoryError, type MemoryErrorKind } from '../src/model/types.js'
 import { FAILING_KINDS, formatFrame } from '../src/report/text.js'
 import { isUserFrame } from '../src/report/user-frame.js'
 import { shortValue, type HeapSubject } from './subject.js'
@@ -64,6 +64,36 @@ export function recordLine(record: LeakRecord, subject: HeapSubject): string {
   return `  - ${record.kind}: ${humanBytes(record.bytes)} in ${plural(record.blocks, 'block')}${inTest}, allocated at ${allocationSite(record.stack)}`
 }
 
+/**
+ * One memory error: its kind, memcheck's words and count, where it was made, then its address's
+ * story (where the block was allocated or freed) on lines of its own.
+ * `  - invalid-read in test "x": Invalid read of size 4 at read_past_end (src/a.c:56) <- main (src/a.c:90)`
+ */
+export function errorLines(error: MemoryError, subject: HeapSubject): string[] {
+  const inTest = subject.testName === null && error.test !== null ? ` in test ${JSON.stringify(error.test)}` : ''
+  const times = error.count !== undefined && error.count > 1 ? ` (${plural(error.count, 'time')})` : ''
+  const what = error.what ? `${error.what} ` : ''
+  const story = (error.auxStacks ?? []).map(({ what: aux, stack }) => {
+    if (stack.length === 0) return `      ${aux}`
+    return `      ${aux}${/ at$/.test(aux) ? ' ' : ' at '}${allocationSite(stack)}`
+  })
+  return [`  - ${error.kind}${inTest}${times}: ${what}at ${allocationSite(error.stack)}`, ...story]
+}
+
+/** The errors of the given kinds (all kinds: `undefined`), in the order they were made. */
+export function errorsOf(errors: MemoryError[], kinds: readonly MemoryErrorKind[] | undefined): MemoryError[] {
+  return kinds === undefined ? errors : errors.filter((e) => kinds.includes(e.kind))
+}
+
+/** Validates the `kinds` option of an error matcher: a non-empty array of memcheck's kinds in kebab case; `undefined`: all. */
+export function errorKindsOption(value: unknown, matcher: string): MemoryErrorKind[] | undefined {
+  if (value === undefined) return undefined
+  if (Array.isArray(value) && value.length > 0 && value.every((k) => typeof k === 'string' && /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(k))) return [...new Set(value as string[])]
+  throw new BadOptionError(
+    `Expected the \`kinds\` option of ${matcher} to be a non-empty array of memory error kinds in kebab case ("invalid-free", "mismatched-free", "invalid-read", "invalid-write", "uninitialised-value", "overlap", ...), got ${shortValue(value)}.`,
+  )
+}
+
 /** At most MAX_RECORDS record lines, then "...and N more". */
 export function recordLines(records: LeakRecord[], subject: HeapSubject): string[] {
   const lines = records.slice(0, MAX_RECORDS).map((r) => recordLine(r, subject))
@@ -77,7 +107,7 @@ export function leakedAmount(subject: HeapSubject, kinds: readonly LeakKind[]): 
 }
 
 /** `definite, indirect or possible` */
-export function kindsPhrase(kinds: readonly LeakKind[]): string {
+export function kindsPhrase(kinds: readonly string[]): string {
   return kinds.length === 1 ? kinds[0]! : `${kinds.slice(0, -1).join(', ')} or ${kinds[kinds.length - 1]}`
 }
 
@@ -106,6 +136,18 @@ export function matcherHint(matcher: string, subject: HeapSubject, isNot: boolea
 /** A failure message: the hint, a blank line, then the body. */
 export function failure(hint: string, body: string[]): string {
   return [hint, '', ...body].join('\n')
+}
+
+/** Validates the options of a matcher whose only option is `kinds` (`{ kinds? }`); returns `kinds` as given. */
+export function kindsOnlyOptions(options: unknown, matcher: string): unknown {
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
+    throw new BadOptionError(`Expected the options of ${matcher} to be an object { kinds? }, got ${shortValue(options)}.`)
+  }
+  const given = (options ?? {}) as Record<string, unknown>
+  for (const key of Object.keys(given)) {
+    if (key !== 'kinds') throw new BadOptionError(`Unknown option \`${key}\` of ${matcher}. Known options: kinds.`)
+  }
+  return given.kinds
 }
 
 /** Validates a `kinds` option: a non-empty array of leak kinds, each once. */

@@ -1,6 +1,6 @@
 import { isAbsolute, relative } from 'node:path'
 import { BadOptionError } from '../src/errors.js'
-import { LEAK_KINDS, type HeapTotals, type LeakRecord, type LeakSummary, type RunJson } from '../src/model/types.js'
+import { LEAK_KINDS, type HeapTotals, type LeakRecord, type LeakSummary, type MemoryError, type RunJson } from '../src/model/types.js'
 
 /** What a matcher checks, whichever form it was given in: a whole run or one test case's slice. */
 export interface HeapSubject {
@@ -14,6 +14,8 @@ export interface HeapSubject {
   leakSummary: LeakSummary
   /** The loss records of the run, or of the test case. */
   leaks: LeakRecord[]
+  /** The memory errors of the run, or of the test case. */
+  errors: MemoryError[]
   /** Why heapspec could not see the whole run: no leak verdict holds then. */
   incomplete: string | undefined
 }
@@ -81,6 +83,7 @@ export function toSubject(received: unknown, matcher: string): HeapSubject {
         totals: json.totals,
         leakSummary: json.leakSummary,
         leaks: json.leaks,
+        errors: Array.isArray(json.errors) ? json.errors : [],
         incomplete: typeof json.incomplete === 'string' ? json.incomplete : undefined,
       }
     }
@@ -92,6 +95,8 @@ export function toSubject(received: unknown, matcher: string): HeapSubject {
         totals: received.totals,
         leakSummary: received.leakSummary,
         leaks: received.leaks as LeakRecord[],
+        // a slice made by a heapspec without memory errors has none to show
+        errors: Array.isArray(received.errors) ? (received.errors as MemoryError[]) : [],
         incomplete: typeof received.incomplete === 'string' ? received.incomplete : undefined,
       }
     }

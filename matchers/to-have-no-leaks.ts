@@ -1,7 +1,6 @@
-import { BadOptionError } from '../src/errors.js'
 import { announceCheck } from '../src/run-events.js'
-import { exactAmount, failure, humanBytes, isDefaultKinds, kindsOption, kindsPhrase, leakedAmount, matcherHint, plural, recordLines, recordsOf } from './format.js'
-import { shortValue, toSubject } from './subject.js'
+import { exactAmount, failure, humanBytes, isDefaultKinds, kindsOnlyOptions, kindsOption, kindsPhrase, leakedAmount, matcherHint, plural, recordLines, recordsOf } from './format.js'
+import { toSubject } from './subject.js'
 import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
 
 const NAME = 'toHaveNoLeaks'
@@ -12,14 +11,7 @@ const NAME = 'toHaveNoLeaks'
  */
 export function toHaveNoLeaks(this: HeapMatcherContext, received: unknown, options?: unknown): HeapMatcherResult {
   const subject = toSubject(received, NAME)
-  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options))) {
-    throw new BadOptionError(`Expected the options of ${NAME} to be an object { kinds? }, got ${shortValue(options)}.`)
-  }
-  const given = (options ?? {}) as Record<string, unknown>
-  for (const key of Object.keys(given)) {
-    if (key !== 'kinds') throw new BadOptionError(`Unknown option \`${key}\` of ${NAME}. Known options: kinds.`)
-  }
-  const kinds = kindsOption(given.kinds, NAME)
+  const kinds = kindsOption(kindsOnlyOptions(options, NAME), NAME)
   const leaked = leakedAmount(subject, kinds)
   const isNot = Boolean(this?.isNot)
   // the reporters learn which leaks the test allowed and which failed it

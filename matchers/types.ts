@@ -1,4 +1,4 @@
-import type { Amount, LeakKind } from '../src/model/types.js'
+import type { Amount, LeakKind, MemoryErrorKind } from '../src/model/types.js'
 
 /** Options of `toHaveNoLeaks`. */
 export interface HaveNoLeaksOptions {
@@ -8,6 +8,16 @@ export interface HaveNoLeaksOptions {
    * @example expect(run).toHaveNoLeaks({ kinds: ['definite'] })
    */
   kinds?: LeakKind[]
+}
+
+/** Options of `toHaveNoMemoryErrors`. */
+export interface HaveNoMemoryErrorsOptions {
+  /**
+   * The memory error kinds that fail, memcheck's names in kebab case.
+   * @default every kind
+   * @example expect(run).toHaveNoMemoryErrors({ kinds: ['invalid-free', 'mismatched-free'] })
+   */
+  kinds?: MemoryErrorKind[]
 }
 
 /** Limits of `toLeakAtMost`: give at least one of `bytes` and `blocks`. */
@@ -49,6 +59,12 @@ export interface HeapMatchers<R> {
    * @example expect(run).toHaveNoLeaks()
    */
   toHaveNoLeaks(options?: HaveNoLeaksOptions): R
+  /**
+   * No memory errors of the failing kinds (by default every kind): invalid and mismatched frees,
+   * invalid reads and writes, uninitialised values, overlapping copies, ...
+   * @example expect(run.test('parse_big')).toHaveNoMemoryErrors()
+   */
+  toHaveNoMemoryErrors(options?: HaveNoMemoryErrorsOptions): R
   /**
    * Leaks of the failing kinds stay within the limits.
    * @example expect(run.test('parse_big')).toLeakAtMost({ bytes: 1024 })

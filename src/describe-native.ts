@@ -52,12 +52,12 @@ function globalApi(): TestFrameworkApi {
   return g as TestFrameworkApi
 }
 
-/** Asserts no leaks through the framework's expect, so the failure reads like any heapspec matcher's. */
+/** Asserts no leaks and no memory errors through the framework's expect, so the failure reads like any heapspec matcher's. */
 function expectNoLeaks(api: TestFrameworkApi, subject: TestCaseRun): void {
-  const assertion = api.expect(subject) as { toHaveNoLeaks?: () => void }
+  const assertion = api.expect(subject) as { toHaveNoLeaks?: () => void; toHaveNoMemoryErrors?: () => void }
   let registered = false
   try {
-    registered = typeof assertion.toHaveNoLeaks === 'function'
+    registered = typeof assertion.toHaveNoLeaks === 'function' && typeof assertion.toHaveNoMemoryErrors === 'function'
   } catch {
     // Vitest's expect throws on a property it does not know.
   }
@@ -66,6 +66,7 @@ function expectNoLeaks(api: TestFrameworkApi, subject: TestCaseRun): void {
       "heapspec: describeNative needs heapspec's matchers: add 'heapspec/vitest' to Vitest's setupFiles, or 'heapspec/jest' to Jest's setupFilesAfterEnv.",
     )
   }
+  assertion.toHaveNoMemoryErrors!()
   assertion.toHaveNoLeaks!()
 }
 
@@ -77,7 +78,8 @@ function outsideTests(run: HeapRun): TestCaseRun {
     leakSummary[l.kind].bytes += l.bytes
     leakSummary[l.kind].blocks += l.blocks
   }
-  return { name: OUTSIDE, totals: run.json.totals, leakSummary, leaks, suppressed: { bytes: 0, blocks: 0 } }
+  const errors = run.errors.filter((e) => e.test === null)
+  return { name: OUTSIDE, totals: run.json.totals, leakSummary, leaks, suppressed: { bytes: 0, blocks: 0 }, errors }
 }
 
 /** The program's ending as a failure, when it did not exit 0. */

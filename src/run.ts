@@ -7,8 +7,8 @@ import { inspectProgram, resolveProgram } from './capture/program.js'
 import { testFunctionNames } from './capture/test-functions.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
 import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
-import type { Amount, HeapTotals, LeakRecord, LeakSummary, RunJson, TestCaseSummary } from './model/types.js'
-import { testCaseRecords } from './model/run-records.js'
+import type { Amount, HeapTotals, LeakRecord, LeakSummary, MemoryError, RunJson, TestCaseSummary } from './model/types.js'
+import { testCaseErrors, testCaseRecords } from './model/run-records.js'
 
 /** The backend objects, by name. */
 export function backendFor(name: CaptureBackendName): CaptureBackend {
@@ -78,6 +78,8 @@ export interface TestCaseRun {
   readonly leaks: LeakRecord[]
   /** Its blocks suppressions kept out of `leakSummary` (heapspec's defaults, the user's files). */
   readonly suppressed: Amount
+  /** The memory errors made while it ran (invalid frees, reads, writes, ...), each once with its count there. */
+  readonly errors: MemoryError[]
   /** Why heapspec could not see the whole run, when it could not: the test case's figures may be short. */
   readonly incomplete?: string
 }
@@ -99,6 +101,11 @@ export class HeapRun {
     return this.json.tests
   }
 
+  /** The memory errors of the whole run, each with the test case that made it first. */
+  get errors(): MemoryError[] {
+    return this.json.errors
+  }
+
   /** One test case's slice; throws, listing the known names, when there is no such test case. */
   test(name: string): TestCaseRun {
     const summary = this.json.tests.find((t) => t.name === name)
@@ -112,6 +119,7 @@ export class HeapRun {
       leakSummary: summary.leakSummary,
       leaks: testCaseRecords(this.json, summary),
       suppressed: summary.suppressed ?? { bytes: 0, blocks: 0 },
+      errors: testCaseErrors(this.json, summary),
       ...(this.json.incomplete ? { incomplete: this.json.incomplete } : {}),
     }
   }

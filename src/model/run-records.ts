@@ -1,4 +1,4 @@
-import type { LeakRecord, RunJson, TestCaseSummary } from './types.js'
+import type { LeakRecord, MemoryError, RunJson, TestCaseSummary } from './types.js'
 
 /**
  * A test case's own loss records: those the run carries for it (`tests[].leaks`, what it answers
@@ -6,6 +6,15 @@ import type { LeakRecord, RunJson, TestCaseSummary } from './types.js'
  */
 export function testCaseRecords(run: Pick<RunJson, 'leaks'>, test: Pick<TestCaseSummary, 'name' | 'leaks'>): LeakRecord[] {
   return test.leaks ?? run.leaks.filter((r) => r.test === test.name)
+}
+
+/**
+ * A test case's memory errors: those the run carries for it (`tests[].errors`, repeats of earlier
+ * test cases' errors included), or the run's errors whose `test` names it (a backend that keeps no
+ * per-test list, or a run saved before one was kept).
+ */
+export function testCaseErrors(run: Pick<RunJson, 'errors'>, test: Pick<TestCaseSummary, 'name' | 'errors'>): MemoryError[] {
+  return test.errors ?? (run.errors ?? []).filter((e) => e.test === test.name)
 }
 
 /**

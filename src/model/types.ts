@@ -61,6 +61,11 @@ export interface MemoryError {
    * was allocated ("Block was alloc'd at").
    */
   auxStacks?: { what: string; stack: Frame[] }[]
+  /**
+   * How many times it happened (optional in schema 1): memcheck shows an error once and counts its
+   * repeats. In the run's `errors`, every time; in a test case's `errors`, the times in that test case.
+   */
+  count?: number
 }
 
 /** Per-test-case figures. */
@@ -75,6 +80,12 @@ export interface TestCaseSummary {
   leaks?: LeakRecord[]
   /** Its blocks that suppressions (heapspec's defaults, the user's) kept out of `leakSummary` (optional in schema 1). */
   suppressed?: Amount
+  /**
+   * The memory errors made while it ran (optional in schema 1), each once with its `count` there;
+   * an error it repeated after an earlier test case made it first is here too. Absent: the run's
+   * `errors` whose `test` names it.
+   */
+  errors?: MemoryError[]
 }
 
 /** How the program ended. */

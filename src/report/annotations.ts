@@ -1,12 +1,14 @@
 /**
- * GitHub Actions annotations: one per leak, at the line of the user's code that allocated it: an
- * `::error` for a leak a test's matcher failed on, a `::warning` for one the tests allowed or none
- * checked (answers.ts).
+ * GitHub Actions annotations: one per memory error, an `::error` at the bad call's line in the
+ * user's code; then one per leak, at the line of the user's code that allocated it: an `::error`
+ * for a leak a test's matcher failed on, a `::warning` for one the tests allowed or none checked
+ * (answers.ts).
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Frame, LeakKind } from '../model/types.js'
 import { answerRecords, type LeakStatus } from './answers.js'
+import { errorHeadline, errorStory, memoryErrorRows } from './memory-errors.js'
 import { projectPath, type RecordedRun } from './saved-runs.js'
 import { formatAmount, formatFrame, KIND_WORDS } from './text.js'
 import { printable } from './printable.js'
@@ -56,6 +58,43 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
     return found
   }
   const workspace = options.workspace ?? options.root
+  const inProject = (f: Frame): boolean => {
+    if (!f.file || f.line === null) return false
+    const abs = resolve(options.root, f.file)
+    return projectPath(abs, options.root) !== abs && exists(abs)
+  }
+  /** The frame to annotate (its index, -1: none) and its `file=..,line=..,` property. */
+  const locate = (stack: Frame[]): { at: number; location: string } => {
+    // The user's frames first: a libc frame's `string/strdup.c` may match a file of the project by chance.
+    const user = stack.findIndex((f) => isUserFrame(f) && inProject(f))
+    const at = user >= 0 ? user : stack.findIndex(inProject)
+    const frame = at >= 0 ? stack[at] : undefined
+    // names and paths come from saved runs: no control character of theirs reaches the log
+    return { at, location: frame ? `file=${escapeProperty(printable(projectPath(resolve(options.root, frame.file!), workspace)))},line=${escapeProperty(String(frame.line))},` : '' }
+  }
+  /** From the annotated frame on, the user's frames: libc's start-up frames say nothing here. */
+  const frameLines = (stack: Frame[], at: number): string[] => {
+    const from = stack.slice(Math.max(at, 0))
+    const shown = [from[0], ...from.slice(1).filter(isUserFrame)].filter((f) => f !== undefined).slice(0, MAX_FRAMES)
+    return shown.map((f, i) => `  ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(f))}`)
+  }
+  // Memory errors first: each fails its run, and GitHub shows only the first annotations.
+  const errors = new Map<string, { location: string; title: string; message: string; files: Set<string> }>()
+  for (const { testCase, files, error } of memoryErrorRows(runs)) {
+    const { at, location } = locate(error.stack)
+    const message = [`${printable(errorHeadline(error))} in ${printable(testCase)}`, ...frameLines(error.stack, at), ...errorStory(error).map((line) => `  ${printable(line)}`)].join('\n')
+    const key = JSON.stringify([location, message])
+    let annotation = errors.get(key)
+    if (!annotation) {
+      if (errors.size >= MAX_ANNOTATIONS) continue
+      errors.set(key, (annotation = { location, title: `heapspec: memory error (${printable(error.kind)})`, message, files: new Set() }))
+    }
+    for (const f of files) annotation.files.add(printable(f))
+  }
+  const errorLines = [...errors.values()].map(({ location, title, message, files }) => {
+    const named = [...files].sort()
+    return `::error ${location}title=${escapeProperty(title)}::${escapeData([message, ...(named.length > 0 ? [`Run in: ${named.join(', ')}`] : [])].join('\n'))}`
+  })
   const leaks = new Map<string, { location: string; title: string; message: string; tests: Record<LeakStatus, Set<string>>; runs: Set<number>; lists: Set<string[]> }>()
   // leaks past the ones annotated are only counted
   const unannotated = new Set<string>()
@@ -63,26 +102,13 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
     const { run } = recorded
     for (const { record, status, tests } of answerRecords(recorded)) {
       if (!options.kinds.includes(record.kind)) continue
-      const inProject = (f: Frame): boolean => {
-        if (!f.file || f.line === null) return false
-        const abs = resolve(options.root, f.file)
-        return projectPath(abs, options.root) !== abs && exists(abs)
-      }
-      // The user's frames first: a libc frame's `string/strdup.c` may match a file of the project by chance.
-      const user = record.stack.findIndex((f) => isUserFrame(f) && inProject(f))
-      const at = user >= 0 ? user : record.stack.findIndex(inProject)
-      const frame = at >= 0 ? record.stack[at] : undefined
-      // names and paths come from saved runs: no control character of theirs reaches the log
-      const location = frame ? `file=${escapeProperty(printable(projectPath(resolve(options.root, frame.file!), workspace)))},line=${escapeProperty(String(frame.line))},` : ''
+      const { at, location } = locate(record.stack)
       const head = `${formatAmount(record)} ${record.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[record.kind]}${record.test === null ? '' : ` in test case "${printable(record.test)}"`} of ${printable(run.program.command.join(' '))}`
-      // From the annotated frame on, the user's frames: libc's start-up frames say nothing here.
-      const from = record.stack.slice(Math.max(at, 0))
-      const shown = [from[0], ...from.slice(1).filter(isUserFrame)].filter((f) => f !== undefined).slice(0, MAX_FRAMES)
-      const message = [head, ...shown.map((f, i) => `  ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(f))}`)].join('\n')
+      const message = [head, ...frameLines(record.stack, at)].join('\n')
       const key = JSON.stringify([location, message])
       let leak = leaks.get(key)
       if (!leak) {
-        if (leaks.size >= MAX_ANNOTATIONS) {
+        if (leaks.size + errors.size >= MAX_ANNOTATIONS) {
           unannotated.add(key)
           continue
         }
@@ -112,6 +138,7 @@ export function githubAnnotations(runs: RecordedRun[], options: AnnotationOption
     const command = leak.tests.failed.size > 0 ? 'error' : 'warning'
     return `::${command} ${leak.location}title=${escapeProperty(leak.title)}::${escapeData([leak.message, ...runs, ...tests].join('\n'))}`
   })
+  lines.unshift(...errorLines)
   const more = unannotated.size
   if (more > 0) lines.push(`heapspec: ${more.toLocaleString('en-US')} more leak${more === 1 ? '' : 's'} not annotated (GitHub shows the first ${MAX_ANNOTATIONS}); the HTML report lists them all.`)
   return lines

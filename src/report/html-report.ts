@@ -25,7 +25,7 @@ export function severity(context: Context, bytes: number): string {
 }
 
 /** Anything written into a page, escaped: names, paths and numbers alike come from saved runs. */
-function esc(value: string | number): string {
+export function esc(value: string | number): string {
   return String(value).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;')
 }
 
@@ -50,7 +50,8 @@ ol.stack { margin: .3em 0 .8em; } ol.stack li.system { color: #888; }
 .muted { color: #777; }
 `
 
-function page(title: string, body: string[]): string {
+/** A whole page, in the report's style. */
+export function page(title: string, body: string[]): string {
   return ['<!doctype html>', '<html lang="en">', '<head>', '<meta charset="utf-8">', `<title>${esc(title)}</title>`, `<style>${STYLE}</style>`, '</head>', '<body>', ...body, '</body>', '</html>'].join('\n')
 }
 
@@ -95,7 +96,7 @@ const STATUS_WORDS: Record<TestLeaks['status'], string> = { failed: 'failed the 
 const SOURCE_CONTEXT = 2
 
 /** The site's line with a few lines around it, the site's own marked; nothing when the source has no such line. */
-function sourceContext(source: string[] | undefined, line: number | null): string | undefined {
+export function sourceContext(source: string[] | undefined, line: number | null): string | undefined {
   if (!source || line === null || source[line - 1] === undefined) return undefined
   const first = Math.max(1, line - SOURCE_CONTEXT)
   const last = Math.min(source.length, line + SOURCE_CONTEXT)
@@ -134,6 +135,8 @@ function legend(context: Context, kinds: readonly LeakKind[]): string {
 export interface HtmlReportOptions {
   /** The per-test rows, for the index page. */
   tests: TestLeaks[]
+  /** Lines of HTML the index page shows under its headline (the link to the memory errors' page). */
+  notices?: string[]
 }
 
 /** The HTML report, as an istanbul report visitor over the leak tree. */
@@ -152,6 +155,7 @@ export class HtmlReport extends LeakReportBase {
 
   override onSummary(root: LeakRootNode, context: Context): void {
     const body = ['<h1>heapspec leak report</h1>', `<p>${esc(totals(root.leaked))} &middot; ${esc(root.runs)} run${root.runs === 1 ? '' : 's'}</p>`]
+    body.push(...(this.options.notices ?? []))
     if (root.files.length === 0) body.push('<p>Nothing leaked.</p>')
     else {
       body.push('<h2>Source files</h2>', `<table><thead><tr><th>File</th>${kindHeaders()}<th>Sites</th><th>Tests</th></tr></thead><tbody>`)

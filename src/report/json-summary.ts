@@ -5,6 +5,7 @@ import type { LeakStatus } from './answers.js'
 import type { LeakRootNode, SourceFileNode } from './leak-tree.js'
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
+import { errorStory, type MemoryErrorRow } from './memory-errors.js'
 
 /** The summary's file name. */
 export const JSON_SUMMARY_FILE = 'leak-summary.json'
@@ -36,18 +37,33 @@ export interface LeakSummaryJson {
   }[]
   /** The tests' leaks (answers.ts): failed first, then unchecked, then tolerated, each worst first. */
   tests: TestLeaks[]
+  /** The memory errors (memory-errors.ts), each test case's in the order they ran, then those outside any. */
+  memoryErrors: { testCase: string; files: string[]; kind: string; what: string | null; count: number | null; site: Frame | null; story: string[]; stack: Frame[] }[]
 }
 
 /** The JSON summary, as an istanbul report visitor over the leak tree. */
 export class JsonSummaryReport extends LeakReportBase {
   private summary: LeakSummaryJson | undefined
 
-  constructor(private readonly tests: TestLeaks[]) {
+  constructor(
+    private readonly tests: TestLeaks[],
+    private readonly errors: MemoryErrorRow[] = [],
+  ) {
     super()
   }
 
   override onStart(root: LeakRootNode): void {
-    this.summary = { heapspecLeakSummary: 1, kinds: [...root.kinds], runs: root.runs, leaked: root.leaked, files: [], tests: this.tests }
+    const memoryErrors = this.errors.map(({ testCase, files, error, site }) => ({
+      testCase,
+      files,
+      kind: error.kind,
+      what: error.what ?? null,
+      count: error.count ?? null,
+      site,
+      story: errorStory(error),
+      stack: error.stack,
+    }))
+    this.summary = { heapspecLeakSummary: 1, kinds: [...root.kinds], runs: root.runs, leaked: root.leaked, files: [], tests: this.tests, memoryErrors }
   }
 
   override onDetail(file: SourceFileNode): void {

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs'
 import { isAbsolute, join, relative, sep } from 'node:path'
 import { BadOptionError } from '../errors.js'
-import type { Frame, RunJson } from '../model/types.js'
+import type { Frame, MemoryError, RunJson } from '../model/types.js'
 import { formatMiB, readRegularFile, UnreadableFile } from './bounded-read.js'
 import { printable } from './printable.js'
 import { validateSavedRuns } from './validate-saved-runs.js'
@@ -79,12 +79,15 @@ export function normalizeRun(run: RunJson, root: string): RunJson {
     ...run,
     program: { ...run.program, command: run.program.command.map((word) => projectPath(word, root)) },
     leaks: run.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })),
-    tests: run.tests.map((test) => (test.leaks ? { ...test, leaks: test.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })) } : test)),
-    errors: run.errors.map((error) => ({
-      ...error,
-      stack: error.stack.map(frame),
-      ...(error.auxStacks ? { auxStacks: error.auxStacks.map((aux) => ({ ...aux, stack: aux.stack.map(frame) })) } : {}),
+    tests: run.tests.map((test) => ({
+      ...test,
+      ...(test.leaks ? { leaks: test.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })) } : {}),
+      ...(test.errors ? { errors: test.errors.map(memoryError) } : {}),
     })),
+    errors: run.errors.map(memoryError),
+  }
+  function memoryError(error: MemoryError): MemoryError {
+    return { ...error, stack: error.stack.map(frame), ...(error.auxStacks ? { auxStacks: error.auxStacks.map((aux) => ({ ...aux, stack: aux.stack.map(frame) })) } : {}) }
   }
 }
 

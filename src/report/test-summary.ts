@@ -7,6 +7,7 @@ import { describeEnding, formatAmount, formatFrame, KIND_WORDS } from './text.js
 import { printable, printableLineStart } from './printable.js'
 import { siteFrame } from './user-frame.js'
 import { answerRecords, STATUS_ORDER, type LeakStatus } from './answers.js'
+import { formatErrorSummary, memoryErrorRows } from './memory-errors.js'
 
 /** One test's leaks, by how it stands with them (answers.ts). */
 export interface TestLeaks {
@@ -133,7 +134,8 @@ export function formatTestSummary(rows: TestLeaks[], options: { kinds: readonly 
 
 /**
  * The text report of a set of runs (`heapspec report`, leak-report.txt): the per-test summary, or
- * a line saying nothing leaked, then a line per program that failed and per run with memory errors.
+ * a line saying nothing leaked, then the test cases that made memory errors, then a line per
+ * program that failed.
  */
 export function formatSummaryReport(runs: RecordedRun[], options: { kinds: readonly LeakKind[]; color?: boolean }): string {
   const c = pc.createColors(options.color ?? false)
@@ -142,12 +144,9 @@ export function formatSummaryReport(runs: RecordedRun[], options: { kinds: reado
   for (const { run } of runs) {
     const program = printable(run.program.command.join(' '))
     if (run.program.exitCode !== 0 || run.program.signal !== null) lines.push(c.red(`heapspec: ${program} ${printable(describeEnding(run))}.`) + '\n')
-    if (run.errors.length > 0) {
-      const kinds = printable([...new Set(run.errors.map((e) => e.kind))].join(', '))
-      lines.push(c.red(`heapspec: ${run.errors.length} memory error${run.errors.length === 1 ? '' : 's'} in ${program} (${kinds}).`) + '\n')
-    }
   }
   const more = lines.length - MAX_TESTS_PRINTED
-  if (more > 0) lines.splice(MAX_TESTS_PRINTED, more, `heapspec: ... and ${more.toLocaleString('en-US')} more line${more === 1 ? '' : 's'} like these (failed programs, memory errors).\n`)
-  return [summary || `heapspec: no leaks in ${runs.length} run${runs.length === 1 ? '' : 's'}.\n`, ...lines].join('\n')
+  if (more > 0) lines.splice(MAX_TESTS_PRINTED, more, `heapspec: ... and ${more.toLocaleString('en-US')} more failed program${more === 1 ? '' : 's'}.\n`)
+  const errors = formatErrorSummary(memoryErrorRows(runs), options)
+  return [summary || `heapspec: no leaks in ${runs.length} run${runs.length === 1 ? '' : 's'}.\n`, ...(errors ? [errors] : []), ...lines].join('\n')
 }

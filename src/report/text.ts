@@ -1,5 +1,5 @@
 import pc from 'picocolors'
-import { reportRecords } from '../model/run-records.js'
+import { reportRecords, testCaseErrors } from '../model/run-records.js'
 import type { Amount, Frame, LeakKind, LeakRecord, RunJson } from '../model/types.js'
 import { printable, printableLineStart } from './printable.js'
 
@@ -68,9 +68,16 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
   // what the program named (test cases, functions) is printed so that it cannot end, begin or colour a line
   out.push(c.bold(`heapspec: ${printable(run.program.command.join(' '))} ${printable(describeEnding(run))} (backend: ${printable(run.backend)})`))
   for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${printable(warning)}`))
+  // memcheck's way: the words, the stack, then the address's story with its own stacks
   for (const error of run.errors) {
-    out.push('', c.red(printableLineStart(`${error.kind}${error.what ? `: ${error.what}` : ''}`)))
-    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(frame))}`))
+    const inTest = error.test === null ? '' : ` (in test case "${error.test}")`
+    const times = error.count !== undefined && error.count > 1 ? ` (${n(error.count)} times)` : ''
+    out.push('', c.red(printableLineStart(`${error.kind}${times}${error.what ? `: ${error.what}` : ''}${inTest}`)))
+    error.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(printable(formatFrame(frame))) : printable(formatFrame(frame))}`))
+    for (const aux of error.auxStacks ?? []) {
+      out.push(`  ${printable(aux.what)}`)
+      aux.stack.forEach((frame, i) => out.push(`    ${i === 0 ? 'at' : 'by'} ${printable(formatFrame(frame))}`))
+    }
   }
   // Each test case's own records (what it answers for), in the order the test cases ran; then the rest.
   const records = reportRecords(run)
@@ -95,8 +102,10 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
     for (const t of run.tests) {
       const lost = FAILING_KINDS.reduce((sum, k) => sum + t.leakSummary[k].bytes, 0)
       const suppressed = t.suppressed && t.suppressed.blocks > 0 ? `, ${n(t.suppressed.bytes)} bytes suppressed` : ''
-      const line = `  ${t.name}: ${n(t.allocations)} allocs, ${n(t.frees)} frees, ${n(t.bytesAllocated)} bytes allocated, ${n(lost)} bytes lost${suppressed}`
-      out.push(lost > 0 ? c.red(line) : line)
+      const errors = testCaseErrors(run, t).length
+      const made = errors > 0 ? `, ${n(errors)} memory error${errors === 1 ? '' : 's'}` : ''
+      const line = `  ${t.name}: ${n(t.allocations)} allocs, ${n(t.frees)} frees, ${n(t.bytesAllocated)} bytes allocated, ${n(lost)} bytes lost${suppressed}${made}`
+      out.push(lost > 0 || errors > 0 ? c.red(line) : line)
     }
   }
   if (run.leaks.length > 0) out.push('', c.dim(KIND_LEGEND))

@@ -108,6 +108,27 @@ function lossRecords(value: unknown, path: string): void {
   })
 }
 
+function memoryErrors(value: unknown, path: string): void {
+  array(value, path).forEach((error, i) => {
+    const at = field(path, i)
+    const e = object(error, at)
+    string(e, 'kind', at)
+    optionalString(e, 'what', at)
+    if (e.test !== undefined) nullableString(e, 'test', at)
+    stack(e.stack, field(at, 'stack'))
+    if (e.auxStacks !== undefined) {
+      array(e.auxStacks, field(at, 'auxStacks')).forEach((aux, j) => {
+        const auxAt = field(field(at, 'auxStacks'), j)
+        const a = object(aux, auxAt)
+        string(a, 'what', auxAt)
+        stack(a.stack, field(auxAt, 'stack'))
+      })
+    }
+    // optional in schema 1: how many times it happened
+    if (e.count !== undefined) count(e, 'count', at)
+  })
+}
+
 function run(value: unknown, path: string): RunJson {
   const o = object(value, path)
   if (o.schema !== 1) fail(field(path, 'schema'), '1', o.schema)
@@ -136,23 +157,9 @@ function run(value: unknown, path: string): RunJson {
     // optional in schema 1: the test case's own loss records and what suppressions kept out
     if (t.leaks !== undefined) lossRecords(t.leaks, field(at, 'leaks'))
     if (t.suppressed !== undefined) amount(t.suppressed, field(at, 'suppressed'))
+    if (t.errors !== undefined) memoryErrors(t.errors, field(at, 'errors'))
   })
-  array(o.errors, field(path, 'errors')).forEach((error, i) => {
-    const at = field(field(path, 'errors'), i)
-    const e = object(error, at)
-    string(e, 'kind', at)
-    optionalString(e, 'what', at)
-    if (e.test !== undefined) nullableString(e, 'test', at)
-    stack(e.stack, field(at, 'stack'))
-    if (e.auxStacks !== undefined) {
-      array(e.auxStacks, field(at, 'auxStacks')).forEach((aux, j) => {
-        const auxAt = field(field(at, 'auxStacks'), j)
-        const a = object(aux, auxAt)
-        string(a, 'what', auxAt)
-        stack(a.stack, field(auxAt, 'stack'))
-      })
-    }
-  })
+  memoryErrors(o.errors, field(path, 'errors'))
   if (o.warnings !== undefined) {
     array(o.warnings, field(path, 'warnings')).forEach((w, i) => {
       if (typeof w !== 'string') fail(field(field(path, 'warnings'), i), 'a string', w)

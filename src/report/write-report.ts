@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import { createContext, type ContextOptions, type Watermarks } from 'istanbul-lib-report'
 import { HeapspecError } from '../errors.js'
 import type { LeakKind } from '../model/types.js'
+import { memoryErrorsLink, MEMORY_ERRORS_PAGE, writeMemoryErrorsPage } from './html-errors.js'
 import { HtmlReport, LEAKED_BYTES_WATERMARK } from './html-report.js'
+import { memoryErrorRows } from './memory-errors.js'
 import { JSON_SUMMARY_FILE, JsonSummaryReport } from './json-summary.js'
 import { buildLeakTree } from './leak-tree.js'
 import { readProjectSource } from './project-source.js'
@@ -39,13 +41,15 @@ export interface LeakReportOptions {
 const NO_COVERAGE = { files: () => [] } as unknown as ContextOptions['coverageMap']
 
 /**
- * Writes the report into `dir` (created if missing): index.html and files/*.html, leak-summary.json,
+ * Writes the report into `dir` (created if missing): index.html and files/*.html, memory-errors.html
+ * when the runs made memory errors, leak-summary.json,
  * and as asked heapspec-runs.json and leak-report.txt. Returns the path of index.html. Throws a
  * HeapspecError naming the directory when anything cannot be written.
  */
 export function writeLeakReport(dir: string, runs: RecordedRun[], options: LeakReportOptions): string {
   const tree = buildLeakTree(runs, options.kinds)
   const tests = summarizeTests(runs, options.kinds)
+  const errors = memoryErrorRows(runs)
   try {
     mkdirSync(dir, { recursive: true })
     // Pages of files that no longer leak must not linger from an earlier report in the same place.
@@ -61,8 +65,10 @@ export function writeLeakReport(dir: string, runs: RecordedRun[], options: LeakR
         return text
       },
     })
-    new HtmlReport({ tests }).execute(context, tree)
-    new JsonSummaryReport(tests).execute(context, tree)
+    new HtmlReport({ tests, notices: memoryErrorsLink(errors) }).execute(context, tree)
+    new JsonSummaryReport(tests, errors).execute(context, tree)
+    if (errors.length > 0) writeMemoryErrorsPage(dir, errors, options.root)
+    else rmSync(join(dir, MEMORY_ERRORS_PAGE), { force: true })
     if (options.saveRuns) writeFileSync(join(dir, SAVED_RUNS_FILE), serializeSavedRuns(runs))
     if (options.text !== undefined) writeFileSync(join(dir, TEXT_REPORT_FILE), options.text)
   } catch (error) {

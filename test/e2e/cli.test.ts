@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
+import type { RunJson } from '../../src/model/types.js'
 import { ROOT, processesMentioning, program } from '../support/debugee.js'
 
 const CLI = join(ROOT, 'dist', 'src', 'cli.js')
@@ -105,6 +106,33 @@ describe('heapspec run on real programs', () => {
     expect(merged.stdout).toMatch(/^heapspec: 1 test leaked memory \(definitely, indirectly or possibly lost\)\n\n {2}debugee\/build\/definite\n {4}definitely lost: 600 bytes in 3 blocks\n {4}top allocation site: make \(debugee\/definite\.c:\d+\)\n/)
     expect(merged.stdout).toContain(`heapspec: merged 1 run into ${join(out, 'merged', 'index.html')}`)
     expect(existsSync(join(out, 'merged', 'heapspec-runs.json'))).toBe(true)
+  })
+
+  it('fails on memory errors, each told with the test case that made it; --json keeps them per test case', async () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'heapspec-cli-')), 'run.json')
+    const result = await heapspec(['run', '--backend', 'valgrind', '--json', out, '--', 'debugee/build/errors-tests'])
+    expect(result.exitCode).toBe(1)
+    expect(result.stdout).toBe('errors-tests: done')
+    expect(result.stderr.startsWith('errors-tests: stderr\nheapspec: debugee/build/errors-tests exited with code 0 (backend: valgrind)\n')).toBe(true)
+    expect(result.stderr).toContain('\ninvalid-read: Invalid read of size 4 (in test case "read_past_end")\n    at read_past_end() (debugee/errors-tests.cpp:59)\n')
+    expect(result.stderr).toContain('\ninvalid-read (2 times): Invalid read of size 1 (in test case "repeat_1")\n')
+    expect(result.stderr.endsWith('\n  repeat_2: 1 allocs, 1 frees, 8 bytes allocated, 0 bytes lost, 1 memory error')).toBe(true)
+    expect(result.stderr).toContain('\n  clean: 1 allocs, 1 frees, 40 bytes allocated, 0 bytes lost\n')
+    const run = JSON.parse(readFileSync(out, 'utf8')) as RunJson
+    expect(run.errors.map((e) => e.test)).toEqual([null, 'mismatched', 'double_free', 'read_past_end', 'write_past_end', 'use_after_free', 'uninitialised', 'overlap', 'thread_write', 'repeat_1'])
+    expect(run.tests.map((t) => [t.name, t.errors?.map((e) => e.kind)])).toEqual([
+      ['mismatched', ['mismatched-free']],
+      ['double_free', ['invalid-free']],
+      ['read_past_end', ['invalid-read']],
+      ['write_past_end', ['invalid-write']],
+      ['use_after_free', ['invalid-read']],
+      ['uninitialised', ['uninitialised-value']],
+      ['overlap', ['overlap']],
+      ['thread_write', ['invalid-write']],
+      ['clean', []],
+      ['repeat_1', ['invalid-read']],
+      ['repeat_2', ['invalid-read']],
+    ])
   })
 
   it('heapspec report: bad input gets one clear line and exit 2', async () => {

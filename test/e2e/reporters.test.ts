@@ -114,8 +114,10 @@ beforeAll(async () => {
       const include = (await execa('node_modules/.bin/heapspec', ['include'], { cwd: dir })).stdout.trim()
       await execa('cc', ['-g', '-O0', `-I${include}`, '-o', 'build/list', 'native/list.c'], { cwd: dir })
       await execa('cc', ['-g', '-O0', '-o', 'build/slow', 'native/slow.c'], { cwd: dir })
-      cpSync(join(FIXTURES, 'native', 'six.c'), join(dir, 'native', 'six.c'))
-      await execa('cc', ['-g', '-O0', `-I${include}`, '-o', 'build/six', 'native/six.c'], { cwd: dir })
+      for (const name of ['six', 'overrun']) {
+        cpSync(join(FIXTURES, 'native', `${name}.c`), join(dir, 'native', `${name}.c`))
+        await execa('cc', ['-g', '-O0', `-I${include}`, '-o', `build/${name}`, `native/${name}.c`], { cwd: dir })
+      }
     }),
   )
 }, 300_000)
@@ -247,6 +249,60 @@ describe.each(FRAMEWORKS)('heapspec/reporter/$name in a real $name run', (f) => 
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toMatch(/^::warning file=native\/six\.c,line=10,title=heapspec%3A memory definitely lost::/)
     expect(warnings[0]).toContain(`%0AChecked by no test; made in: scenarios/before-all.test.${f.ext} (outside any test)`)
+  })
+
+  it('with a memory error in a test case: its matcher fails, and the summary, the annotation, the text, JSON and HTML reports name its line', async () => {
+    const { output, exitCode } = await runFramework(f, [], { FIXTURE_SCENARIO: 'memory-errors', FIXTURE_OUT: 'memory-errors', GITHUB_ACTIONS: 'true' })
+    expect(exitCode, output).toBe(1)
+    // the matcher's own message, in the framework's failure
+    expect(output).toContain('Expected no memory errors, found 1 error in test "reads_past_end":')
+    expect(output).toMatch(/  - invalid-read: Invalid read of size 4 at read_past_end \(native\/overrun\.c:11\) <- main \(native\/overrun\.c:18\)\n\s+Address 0x[0-9a-f]+ is 0 bytes after a block of size 16 alloc'd at read_past_end \(native\/overrun\.c:10\) <- main \(native\/overrun\.c:18\)/)
+    const program = 'build/overrun' // as the reports name it: relative to the project
+    const block = [
+      'heapspec: memory errors in 1 test case (or outside any)',
+      '',
+      `  ${program} > reads_past_end (run in scenarios/memory-errors.test.${f.ext})`,
+      '    invalid-read: Invalid read of size 4 at read_past_end (native/overrun.c:11)',
+      "      Address 0x... is 0 bytes after a block of size 16 alloc'd at read_past_end (native/overrun.c:10)",
+    ].join('\n')
+    const start = output.indexOf('heapspec: memory errors in')
+    expect(output.slice(start, output.indexOf('\n\nheapspec: leak report in', start)).replace(/0x[0-9a-f]+/, '0x...')).toBe(block)
+    expect(output).toContain('heapspec: leak report in memory-errors/index.html')
+    const out = join(project(f), 'memory-errors')
+    expect(readFileSync(join(out, 'leak-report.txt'), 'utf8').replace(/0x[0-9a-f]+/, '0x...')).toBe(`heapspec: no leaks in 1 run.\n\n${block}\n`)
+    const json = JSON.parse(readFileSync(join(out, 'leak-summary.json'), 'utf8'))
+    expect(json.memoryErrors).toEqual([
+      {
+        testCase: `${program} > reads_past_end`,
+        files: [`scenarios/memory-errors.test.${f.ext}`],
+        kind: 'invalid-read',
+        what: 'Invalid read of size 4',
+        count: 1,
+        site: { fn: 'read_past_end', file: 'native/overrun.c', line: 11, object: 'build/overrun' },
+        story: [expect.stringMatching(/^Address 0x[0-9a-f]+ is 0 bytes after a block of size 16 alloc'd at read_past_end \(native\/overrun\.c:10\)$/)],
+        stack: [
+          { fn: 'read_past_end', file: 'native/overrun.c', line: 11, object: 'build/overrun' },
+          { fn: 'main', file: 'native/overrun.c', line: 18, object: 'build/overrun' },
+        ],
+      },
+    ])
+    expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('<a href="memory-errors.html">1 memory error</a> in 1 test case (or outside any)')
+    const page = readFileSync(join(out, 'memory-errors.html'), 'utf8')
+    expect(page).toContain('<h2><code>native/overrun.c, line 11</code></h2>')
+    expect(page).toContain('<span class="line site">11 |     sink = p[4];</span>')
+    expect(page).toContain(`<strong>invalid-read: Invalid read of size 4</strong> in <code>${program} &gt; reads_past_end</code>`)
+    const annotations = output.split('\n').filter((l) => l.startsWith('::error'))
+    expect(annotations).toHaveLength(1)
+    expect(annotations[0]!.replace(/0x[0-9a-f]+/, '0x...')).toBe(
+      '::error file=native/overrun.c,line=11,title=heapspec%3A memory error (invalid-read)::' +
+        [
+          `invalid-read: Invalid read of size 4 in ${program} > reads_past_end`,
+          '  at read_past_end (native/overrun.c:11)',
+          '  by main (native/overrun.c:18)',
+          "  Address 0x... is 0 bytes after a block of size 16 alloc'd at read_past_end (native/overrun.c:10)",
+          `Run in: scenarios/memory-errors.test.${f.ext}`,
+        ].join('%0A'),
+    )
   })
 
   it('fails the run when the report cannot be written, and says why', async () => {

@@ -93,6 +93,8 @@ describe('per-test attribution, valgrind backend', () => {
     const run = await runNative([program(name)], { backend: 'valgrind', stdio: 'pipe', ...options })
     expect(run.json.backend).toBe('valgrind')
     expect(figures(run.tests)).toEqual(EXPECTED)
+    // a clean program: every test case says so, none lacks the list
+    expect(run.tests.map((t) => t.errors)).toEqual(EXPECTED.map(() => []))
     expect(run.json.warnings).toBeUndefined()
     // memcheck's own final loss records, each marked with the test case that allocated its blocks
     expect(testSites(run.json)).toEqual(TESTS_C_SITES)
@@ -148,6 +150,22 @@ describe('per-test attribution, valgrind backend', () => {
     }
   })
 
+  it("starts vgdb without the user's shell start-up files (bash reads ~/.bashrc when gdb hands it a socket)", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'heapspec-home-'))
+    try {
+      writeFileSync(join(home, '.bashrc'), 'sleep 30\n')
+      const started = Date.now()
+      // a shell started from no shell (SHLVL unset: CI, an IDE) counts as top level, and reads it
+      const env: Record<string, string | undefined> = { ...process.env, HOME: home, SHELL: '/bin/bash' }
+      delete env.SHLVL
+      const run = await runNative([program('tests')], { backend: 'valgrind', stdio: 'pipe', env })
+      expect(Date.now() - started).toBeLessThan(25_000)
+      expect(run.tests.map((t) => t.name)).toEqual(EXPECTED.map((t) => t.name))
+    } finally {
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+
   it("keeps the program's output its own", async () => {
     const run = await runNative([program('errors')], { backend: 'valgrind', stdio: 'pipe', tests: /^main$/ })
     expect(run.stdout).toBe('errors: done\n')
@@ -155,6 +173,16 @@ describe('per-test attribution, valgrind backend', () => {
     // main is a test function too: everything but libstdc++'s pool, allocated before it and freed at exit
     expect(run.tests.map((t) => [t.name, t.allocations, t.frees, t.bytesAllocated])).toEqual([['main', 5, 5, 50]])
     expect(run.json.errors.map((e) => e.kind)).toEqual(['mismatched-free', 'invalid-free', 'invalid-read', 'invalid-write', 'uninitialised-value', 'overlap'])
+    // made inside main, the --tests function
+    expect(run.json.errors.map((e) => e.test)).toEqual(Array(6).fill('main'))
+    expect(run.test('main').errors.map((e) => [e.kind, e.stack[0]?.line, e.count])).toEqual([
+      ['mismatched-free', 36, 1],
+      ['invalid-free', 43, 1],
+      ['invalid-read', 50, 1],
+      ['invalid-write', 57, 1],
+      ['uninitialised-value', 64, 1],
+      ['overlap', 72, 1],
+    ])
   })
 
   it('pays for gdb only when the program has markers or the tests option is set', () => {

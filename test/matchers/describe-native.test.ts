@@ -88,6 +88,20 @@ describe('describeNative', () => {
     expect(missing.outcomes[0]!.error).toMatch(/^heapspec: cannot run .*no-such-program/)
   })
 
+  it('fails the test cases that made memory errors, and the one outside them for errors made outside any', async () => {
+    const { outcomes } = await runDescribed([program('errors-tests')], { backend: 'valgrind', cases: ['mismatched', 'double_free', 'read_past_end', 'write_past_end', 'use_after_free', 'uninitialised', 'overlap', 'thread_write', 'clean', 'repeat_1', 'repeat_2'] })
+    expect(failed(outcomes)).toEqual(['mismatched', 'double_free', 'read_past_end', 'write_past_end', 'use_after_free', 'uninitialised', 'overlap', 'thread_write', 'repeat_1', 'repeat_2', '(outside any test case): exits cleanly and leaks nothing'])
+    expect(outcomes.find((o) => o.name.startsWith('(outside'))!.error!.replace(/0x[0-9a-f]+/, '0x...')).toBe(
+      [
+        'expect(run.test("(outside any test case)")).toHaveNoMemoryErrors()',
+        '',
+        'Expected no memory errors, found 1 error in test "(outside any test case)":',
+        '  - invalid-read: Invalid read of size 1 at read_before_tests() (debugee/errors-tests.cpp:39) <- main (debugee/errors-tests.cpp:128)',
+        "      Address 0x... is 0 bytes after a block of size 4 alloc'd at read_before_tests() (debugee/errors-tests.cpp:38) <- main (debugee/errors-tests.cpp:128)",
+      ].join('\n'),
+    )
+  })
+
   it('rejects bad options before running anything', async () => {
     await expect(runDescribed([program('tests')], { timeout: -1 })).rejects.toThrow('Expected the `timeout` option to be a positive number of seconds, got `-1` (number).')
     await expect(runDescribed([program('tests')], { cases: 'test_clean' as never })).rejects.toThrow('Expected the `cases` option to be an array of test case names, got `test_clean` (string).')

@@ -95,3 +95,51 @@ export function failureOf(assertion: () => void): string {
   }
   throw new Error('expected the assertion to fail, and it passed')
 }
+
+/**
+ * The parser run with memory errors, as the valgrind backend reports them: one made before any
+ * test case, two in "parses header" (the invalid read twice), one on a thread in "parses empty".
+ */
+export function errorsRun(): HeapRun {
+  const json = parserRun()
+  const read = {
+    kind: 'invalid-read',
+    what: 'Invalid read of size 4',
+    stack: [at('parse_header', 'src/parser.c', 50), at('run_case', 'tests/main.c', 61), at('main', 'tests/main.c', 88), ...START],
+    auxStacks: [
+      {
+        what: "Address 0x4a4f068 is 8 bytes after a block of size 32 alloc'd",
+        stack: [at('malloc', null, null, '/usr/libexec/valgrind/vgpreload_memcheck-amd64-linux.so'), at('parse_header', 'src/parser.c', 41), at('run_case', 'tests/main.c', 61)],
+      },
+    ],
+  }
+  const free = {
+    kind: 'invalid-free',
+    what: 'Invalid free() / delete / delete[] / realloc()',
+    stack: [at('parse_header', 'src/parser.c', 58), at('run_case', 'tests/main.c', 61)],
+    auxStacks: [
+      { what: "Address 0x4a4f100 is 0 bytes inside a block of size 16 free'd", stack: [at('parse_header', 'src/parser.c', 57), at('run_case', 'tests/main.c', 61)] },
+      { what: "Block was alloc'd at", stack: [at('parse_header', 'src/parser.c', 56), at('run_case', 'tests/main.c', 61)] },
+    ],
+  }
+  const write = {
+    kind: 'invalid-write',
+    what: 'Invalid write of size 1',
+    stack: [at('fill_row', 'src/table.cpp', 30), at('start_thread', './nptl/pthread_create.c', 442, LIBC)],
+    auxStacks: [{ what: "Address 0x0 is not stack'd, malloc'd or (recently) free'd", stack: [] }],
+  }
+  const mismatch = { kind: 'mismatched-free', what: 'Mismatched free() / delete / delete []', stack: [at('load_table', 'src/table.cpp', 12), at('main', 'tests/main.c', 80)] }
+  json.errors = [
+    { ...mismatch, test: null, count: 1 },
+    { ...read, test: 'parses header', count: 2 },
+    { ...free, test: 'parses header', count: 1 },
+    { ...write, test: 'parses empty', count: 1 },
+  ]
+  json.tests[0]!.errors = [
+    { ...read, test: 'parses header', count: 2 },
+    { ...free, test: 'parses header', count: 1 },
+  ]
+  json.tests[1]!.errors = [{ ...write, test: 'parses empty', count: 1 }]
+  json.tests.push({ name: 'parses footer', allocations: 0, frees: 0, bytesAllocated: 0, leakSummary: emptyLeakSummary(), errors: [] })
+  return new HeapRun(json)
+}

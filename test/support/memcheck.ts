@@ -98,3 +98,65 @@ export async function memcheck(command: string[], options: { input?: string; cwd
     rmSync(dir, { recursive: true, force: true })
   }
 }
+
+/** One error of plain memcheck's text report: its words, where it happened, its aux story, how often. */
+export interface MemcheckError {
+  what: string
+  /** The first frame outside valgrind's replacement code, as `file:line`. */
+  at: string
+  /** The lines after the stack ("Address 0x... is 8 bytes after a block of size 32 alloc'd", "Block was alloc'd at"). */
+  aux: string[]
+  count: number
+}
+
+/**
+ * Runs `command` under plain memcheck (`-v`, so every error is listed again with its count at the
+ * end) and reads its errors from the text report, in the order memcheck found them: a reader of
+ * memcheck's own words, apart from heapspec's XML reader.
+ */
+export async function memcheckErrors(command: string[], options: { cwd?: string } = {}): Promise<MemcheckError[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'heapspec-memcheck-'))
+  try {
+    const log = join(dir, 'memcheck.log')
+    await execa('valgrind', ['-v', `--log-file=${log}`, ...command], { reject: false, cwd: options.cwd, input: '' })
+    const lines = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => !/^--\d+--/.test(l)) // -v's own chatter
+      .map((l) => l.replace(/^==\d+== ?/, ''))
+    // An error: its words, its stack, then its aux story; blank lines apart. A "Thread N:" line
+    // comes first when another thread made the one before.
+    const read = (block: string[]): Omit<MemcheckError, 'count'> | undefined => {
+      const lines = block.filter((l) => !/^Thread \d+:$/.test(l))
+      // -v's own messages may precede it without a blank line
+      const start = lines.findIndex((l, i) => !/^\s/.test(l) && /^\s+at 0x/.test(lines[i + 1] ?? ''))
+      const body = start < 0 ? [] : lines.slice(start)
+      if (body.length < 2 || /^\s/.test(body[0]!) || !/^\s+at 0x/.test(body[1]!)) return undefined
+      const isFrame = (l: string): boolean => /^\s+(at|by) 0x/.test(l)
+      const first = body.slice(1).find((l) => isFrame(l) && !/vgpreload_|vg_replace_malloc\.c/.test(l)) ?? ''
+      const at = /\(([^():]+):(\d+)\)$/.exec(first)
+      return { what: body[0]!.trim(), at: at ? `${at[1]}:${at[2]}` : '?', aux: body.slice(1).filter((l) => !isFrame(l)).map((l) => l.trim()) }
+    }
+    const key = (e: Omit<MemcheckError, 'count'>): string => JSON.stringify([e.what, e.at, e.aux])
+    const blocks: string[][] = [[]]
+    for (const line of lines) {
+      if (line.trim() === '') blocks.push([])
+      else blocks.at(-1)!.push(line)
+    }
+    const summary = blocks.findIndex((b) => b[0] === 'HEAP SUMMARY:')
+    // -v lists every error again at the end with its count: "N errors in context I of M:" first.
+    const counts = new Map<string, number>()
+    for (const block of blocks.slice(summary)) {
+      const m = /^(\d+) errors? in context \d+ of \d+:$/.exec(block[0] ?? '')
+      const error = m ? read(block.slice(1)) : undefined
+      if (error) counts.set(key(error), Number(m![1]))
+    }
+    const errors: MemcheckError[] = []
+    for (const block of blocks.slice(0, summary)) {
+      const error = read(block)
+      if (error) errors.push({ ...error, count: counts.get(key(error)) ?? 0 })
+    }
+    return errors
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}

@@ -5,14 +5,14 @@ const none = { bytes: 0, blocks: 0 }
 /** A leak summary with the given kinds, the others zero. */
 export const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
 
-/** Test case summaries without their loss records (checked apart, as sites), for exact comparison. */
+/** Test case summaries without their loss records (checked apart, as sites) and memory errors (the valgrind backend's), for exact comparison. */
 export function figures(tests: TestCaseSummary[]): TestCaseSummary[] {
-  return tests.map(({ leaks: _leaks, ...rest }) => rest)
+  return tests.map(({ leaks: _leaks, errors: _errors, ...rest }) => rest)
 }
 
 /** Test case summaries without their loss records and suppressed amounts: the counts and kinds alone. */
 export function counts(tests: TestCaseSummary[]): TestCaseSummary[] {
-  return tests.map(({ leaks: _leaks, suppressed: _suppressed, ...rest }) => rest)
+  return tests.map(({ leaks: _leaks, suppressed: _suppressed, errors: _errors, ...rest }) => rest)
 }
 
 /**

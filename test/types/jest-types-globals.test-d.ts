@@ -7,6 +7,7 @@ test('types', async () => {
   const run = await runNative(['./build/tests'])
   expect(run).toHaveNoLeaks()
   expect(run).not.toHaveNoLeaks({ kinds: ['definite'] })
+  expect(run.test('parse_big')).toHaveNoMemoryErrors({ kinds: ['invalid-write'] })
   expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10, bytes: 4096 })
   expect(run.test('parse_big')).toLeakAtMost({ bytes: 64, blocks: 1 })
   expect(run.test('parse_big')).toMatchAllocationSnapshot()

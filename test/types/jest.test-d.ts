@@ -13,6 +13,10 @@ test('types', async () => {
   expect(run.test('parse_big')).toLeakAtMost({ blocks: 2 })
   expect(run.test('parse_big')).toMatchAllocationSnapshot()
   await expect(Promise.resolve(run)).resolves.toHaveNoLeaks()
+  expect(run).toHaveNoMemoryErrors()
+  expect(run.test('parse_big')).not.toHaveNoMemoryErrors({ kinds: ['invalid-free', 'mismatched-free'] })
+  // @ts-expect-error: kinds is an array
+  expect(run).toHaveNoMemoryErrors({ kinds: 'invalid-free' })
 
   // @ts-expect-error: not a leak kind
   expect(run).toHaveNoLeaks({ kinds: ['lost'] })

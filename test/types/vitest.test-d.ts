@@ -14,6 +14,10 @@ test('types', async () => {
   expect(run.test('parse_big')).toLeakAtMost({ bytes: 1024, blocks: 2 })
   expect(run.test('parse_big')).toMatchAllocationSnapshot()
   expect(run.toJSON() satisfies RunJson).toMatchAllocationSnapshot('as JSON')
+  expect(run).toHaveNoMemoryErrors()
+  expect(run.test('parse_big')).not.toHaveNoMemoryErrors({ kinds: ['invalid-read'] })
+  // @ts-expect-error: kinds is an array
+  expect(run).toHaveNoMemoryErrors({ kinds: 'invalid-read' })
 
   // @ts-expect-error: not a leak kind
   expect(run).toHaveNoLeaks({ kinds: ['lost'] })

@@ -90,6 +90,8 @@ describe('parseMemcheckXml: memory errors (debugee/errors)', () => {
     const xml = await parseMemcheckXml(fixture('errors.xml'), options)
     expect(xml.leaks).toEqual([])
     expect(xml.finished).toBe(true)
+    // each once (memcheck's <errorcounts>)
+    expect(xml.errors.map((e) => e.count)).toEqual([1, 1, 1, 1, 1, 1])
     expect(xml.errors.map((e) => ({ kind: e.kind, what: e.what, at: where(e.stack), aux: e.auxStacks?.map((a) => [a.what, where(a.stack)]) }))).toEqual([
       {
         kind: 'mismatched-free',
@@ -164,6 +166,8 @@ describe('parseMemcheckXml: a crash (debugee/crash)', () => {
         ],
         // An auxiliary line without a stack of its own.
         auxStacks: [{ what: "Address 0x0 is not stack'd, malloc'd or (recently) free'd", stack: [] }],
+        // <errorcounts>: how often it happened
+        count: 1,
       },
     ])
     expect(xml.leaks.map((l) => [l.kind, l.bytes, l.blocks, where(l.stack)[0]])).toEqual([

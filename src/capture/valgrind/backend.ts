@@ -312,6 +312,7 @@ export class ValgrindBackend implements CaptureBackend {
     const leaks = session ? session.attribute(found) : sortRecords(found)
     // memcheck's XML does not count what it suppressed; the listing at the program's end does
     const suppressed = session?.suppressedAtExit(found)
+    const errors = session?.attributeErrors(xml.errors)
     if (session) warnings.unshift(...session.warnings)
     const run = {
       schema: 1,
@@ -328,8 +329,8 @@ export class ValgrindBackend implements CaptureBackend {
       leakSummary: summarize(leaks),
       ...(suppressed ? { suppressed } : {}),
       leaks,
-      tests: session?.tests(found) ?? [],
-      errors: xml.errors,
+      tests: session?.tests(found, errors!.byTest) ?? [],
+      errors: errors?.errors ?? xml.errors,
       ...(warnings.length > 0 ? { warnings } : {}),
     } satisfies RunJson
     return { run, stdout: spec.stdio === 'pipe' ? outcome.stdout : '', stderr }

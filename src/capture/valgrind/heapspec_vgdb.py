@@ -17,6 +17,13 @@ host (TypeScript) turns the points into per-test figures. Lines on file descript
   X                          the program is gone; nothing follows
   W message                  something the user should know
   ! message                  the capture failed here
+  C id found shown shownEnd  memcheck's error counters at point id (`v.info n_errs_found`): the
+                             errors found so far (every occurrence) and shown so far (each
+                             distinct error once, and each loss record a leak search showed
+                             first), at the point's start and after its own leak search
+  A id "text"                before a C: `v.info all_errors` (each distinct error with its count
+                             so far, as JSON text), when errors already shown happened again
+                             since the last point
   T id kind                  objects mode: have the chosen objects' blocks changed since the
                              last listing? The host answers `same` or `list` on the FIFO
                              HEAPSPEC["select"]; a B or Q with `same` has no listing
@@ -34,6 +41,7 @@ Objects mode (HEAPSPEC["objects"], a Node addon inside Node): the report is <dir
 `full`, and `block_list` lists only the records the host names after an S line: Node's whole heap
 would take seconds to list at every point.
 """
+import json
 import os
 import re
 import struct
@@ -74,6 +82,7 @@ def monitor(command):
 
 class State:
     points = 0
+    errors = (0, 0)  # memcheck's errors found and shown at the end of the last point
     pending = []  # (kind, name, registers to clear) in the order the program reached them
     last_listed = None  # xtree totals line at the last listing
 
@@ -182,11 +191,42 @@ class Host:
         return line.split()
 
 
+def from_memcheck(command):
+    """A monitor command's answer, through gdb: small answers only (listings go to the log)."""
+    gdb.execute("monitor v.set mixed_output", to_string=True)
+    try:
+        return gdb.execute("monitor " + command, to_string=True)
+    finally:
+        gdb.execute("monitor v.set log_output", to_string=True)
+
+
+def error_counts():
+    """memcheck's errors found (every occurrence) and shown (each distinct error, or loss record, once)."""
+    m = re.search(r"n_errs_found (\d+) n_errs_shown (\d+)", from_memcheck("v.info n_errs_found"))
+    if m is None:
+        raise RuntimeError("memcheck did not answer v.info n_errs_found")
+    return int(m.group(1)), int(m.group(2))
+
+
 def point(kind, name, registers):
-    """One test-case boundary: the heap totals and, unless nothing changed, the live blocks."""
+    """One test-case boundary: the error counters, the heap totals and, unless nothing changed, the live blocks."""
     clear_registers(registers)
     n = State.points
     State.points += 1
+    found, shown = error_counts()
+    last_found, last_shown = State.errors
+    # An error memcheck had shown happened again (it counts it and shows nothing): only its list
+    # with the counts tells which.
+    if found - last_found > shown - last_shown:
+        emit("A %d %s" % (n, json.dumps(from_memcheck("v.info all_errors"))))
+    listed = point_listing(kind, n)
+    State.errors = error_counts() if listed else (found, shown)
+    emit("C %d %d %d %d" % (n, found, shown, State.errors[1]))
+    emit("%s %d %s %s" % (kind, n, "+" if listed else "=", name))
+
+
+def point_listing(kind, n):
+    """The heap totals at point n and, unless nothing changed since the last listing, the live blocks (True)."""
     xtree = os.path.join(DIR, "xt-%d%s" % (n, ".ms" if OBJECTS else ""))
     monitor("xtmemory %s" % xtree)
     if OBJECTS:
@@ -198,8 +238,7 @@ def point(kind, name, registers):
         totals = totals_line(xtree)
         unchanged = kind == "B" and totals is not None and totals == State.last_listed
     if unchanged:
-        emit("%s %d = %s" % (kind, n, name))
-        return
+        return False
     full = OBJECTS or kind in ("E", "e")
     monitor("v.info n_errs_found heapspec %d %s" % (n, "full" if full else "summary"))
     if full:
@@ -217,7 +256,7 @@ def point(kind, name, registers):
         monitor("block_list 1..999999999")
         State.last_listed = totals
     monitor("v.info n_errs_found heapspec %d end" % n)
-    emit("%s %d + %s" % (kind, n, name))
+    return True
 
 
 # --- Markers from any language: access("/proc/self/heapspec/test-begin/NAME") ----------------

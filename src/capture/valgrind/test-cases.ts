@@ -209,7 +209,7 @@ export class TestCaseAttribution {
         // By name, as the GDB backend groups them: a test case run twice is one in the report.
         const parts = new Map<string | null, { bytes: number; blocks: number }>()
         for (const { block } of sameKind) {
-          const test = this.testName(owner(block.address))
+          const test = this.nameOf(owner(block.address))
           const part = parts.get(test) ?? { bytes: 0, blocks: 0 }
           part.bytes += block.size
           part.blocks++
@@ -220,8 +220,8 @@ export class TestCaseAttribution {
       }
       // The final heap differs from the listing (the program was killed, or a register kept a block
       // reachable at the last stop): attribute the record whole when its stack has one owner.
-      const owners = new Set(candidates.map((c) => this.testName(owner(c.block.address))))
-      if (candidates.length === 0) owners.add(this.testName(this.runningTest()))
+      const owners = new Set(candidates.map((c) => this.nameOf(owner(c.block.address))))
+      if (candidates.length === 0) owners.add(this.nameOf(this.runningTest()))
       if (owners.size === 1) {
         out.push({ ...leak, test: [...owners][0]! })
       } else {
@@ -234,8 +234,14 @@ export class TestCaseAttribution {
     return sortRecords(out)
   }
 
-  private testName(index: number): string | null {
+  /** A test case's name by its index in the order they began (-1, or past the end: null). */
+  nameOf(index: number): string | null {
     return this.model.tests[index]?.name ?? null
+  }
+
+  /** The index of the test case running now (-1: none). */
+  get running(): number {
+    return this.runningTest()
   }
 
   private runningTest(): number {

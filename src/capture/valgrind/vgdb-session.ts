@@ -5,13 +5,14 @@ import { basename, dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { execa } from 'execa'
 import { CannotStartError } from '../../errors.js'
-import type { Amount, HeapTotals, LeakRecord, TestCaseSummary } from '../../model/types.js'
+import type { Amount, HeapTotals, LeakRecord, MemoryError, TestCaseSummary } from '../../model/types.js'
 import { packageRoot } from '../../package-root.js'
 import type { CaptureSpec } from '../backend.js'
 import { killTree, supervise, type Supervised } from '../process.js'
 import { resolveProgram } from '../program.js'
 import { parseBlockListing, parseShownRecords, stripPid, type BlockListing } from './block-list.js'
 import { elfNamesSymbol } from './elf-symbols.js'
+import { ErrorAttribution, type AttributedErrors, type ErrorCounts } from './error-attribution.js'
 import { ObjectCode } from './object-code.js'
 import { TestCaseAttribution } from './test-cases.js'
 import { parseXtreeMassif, parseXtreeTotals } from './xtree.js'
@@ -128,6 +129,9 @@ export class VgdbSession {
   /** memcheck options the session needs, after the user's (later options win). */
   readonly valgrindArgs: string[]
   private readonly attribution = new TestCaseAttribution()
+  private readonly errorAttribution = new ErrorAttribution()
+  /** Each point's error counters and (after repeats) memcheck's error list, until its point line comes. */
+  private readonly errorCounts = new Map<number, { counts?: ErrorCounts; allErrors?: string }>()
   private readonly abort = new AbortController()
   private readonly logLines: string[] = []
   private readonly listings = new Map<number, BlockListing | Error>()
@@ -264,7 +268,10 @@ export class VgdbSession {
     ]
     this.gdbRun = supervise('gdb', args, {
       cwd: this.spec.cwd,
-      env: this.spec.env,
+      // gdb starts vgdb through $SHELL with a socket for stdin, which makes bash read ~/.bashrc:
+      // whatever that runs (pyenv's rehash waits up to 60 s for a lock another shell holds) would
+      // delay every capture. sh reads nothing for -c.
+      env: { ...this.spec.env, SHELL: '/bin/sh' },
       // gdb reports every stop on stdout: only a transcript wants it.
       stdio: ['ignore', this.spec.debug ? 'pipe' : 'ignore', 'pipe', 'pipe'],
       buffer: { stdout: false, stderr: true, fd3: false } as never,
@@ -416,9 +423,19 @@ export class VgdbSession {
     this.answer(recordRanges(chosen.map((r) => r.number)).join(' '))
   }
 
-  /** The test cases, in the order they began; `leaks`: memcheck's final loss records (what it did not suppress). */
-  tests(leaks: LeakRecord[]): TestCaseSummary[] {
-    return this.attribution.summaries(leaks)
+  /**
+   * The test cases, in the order they began; `leaks`: memcheck's final loss records (what it did
+   * not suppress); `errors`: each test case's memory errors (from `attributeErrors`).
+   */
+  tests(leaks: LeakRecord[], errors: AttributedErrors['byTest']): TestCaseSummary[] {
+    return this.attribution.summaries(leaks).map((summary, i) => ({ ...summary, errors: errors.get(i) ?? [] }))
+  }
+
+  /** memcheck's errors (its XML, in order), each with the test case that made it first, and each test case's own. */
+  attributeErrors(errors: MemoryError[]): AttributedErrors {
+    const result = this.errorAttribution.assign(errors, (i) => this.attribution.nameOf(i), this.stopped ? -1 : this.attribution.running)
+    this.notes.push(...result.problems)
+    return result
   }
 
   /** What memcheck's final leak check suppressed (blocks at the end in none of `leaks`), when the end was listed. */
@@ -527,10 +544,26 @@ export class VgdbSession {
       return
     }
     if (this.stopped) return
+    const errors = /^([AC]) (\d+) (.*)$/.exec(line)
+    if (errors) {
+      const id = Number(errors[2])
+      const at = this.errorCounts.get(id) ?? {}
+      if (errors[1] === 'A') at.allErrors = JSON.parse(errors[3]!) as string
+      else {
+        const [found, shown, shownEnd] = errors[3]!.split(' ').map(Number) as [number, number, number]
+        at.counts = { found, shown, shownEnd }
+      }
+      this.errorCounts.set(id, at)
+      return
+    }
     const m = /^([BEeQ]) (\d+) ([=+]) ?(.*)$/.exec(line)
     if (!m) return
     const [, kind, idText, flag, name] = m as unknown as [string, string, string, string, string]
     const id = Number(idText)
+    // The errors since the last point are the running test case's, before this point changes it.
+    const errorsAt = this.errorCounts.get(id)
+    this.errorCounts.delete(id)
+    if (errorsAt?.counts) this.errorAttribution.point(this.attribution.running, errorsAt.counts, errorsAt.allErrors)
     try {
       const totals = await this.totalsAt(id)
       const listing = flag === '=' ? undefined : await this.listing(id)

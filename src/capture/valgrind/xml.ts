@@ -95,6 +95,8 @@ class MemcheckXmlReader {
   private sawRoot = false
   private rootClosed = false
   private readonly result: MemcheckXml = { pid: null, finished: false, complete: false, leaks: [], errors: [], fatalSignal: null }
+  /** Each error's `<unique>` id, for `<errorcounts>`, which closes the document. */
+  private readonly uniques = new Map<string, MemoryError>()
 
   constructor(private readonly options: MemcheckXmlOptions) {
     this.parser.on('opentag', (tag) => this.onOpen(tag.name))
@@ -209,6 +211,13 @@ class MemcheckXmlReader {
       case 'error':
         this.error(node)
         break
+      case 'errorcounts':
+        // How often each error happened: memcheck shows an error once and counts its repeats.
+        for (const pair of node.children.filter((c) => c.name === 'pair')) {
+          const error = this.uniques.get(childText(pair, 'unique') ?? '')
+          if (error) error.count = this.number(child(pair, 'count'), pair, 'count')
+        }
+        break
       default:
         // The preamble, args, error counts, the top-level copy of each suppression: nothing the run needs.
         break
@@ -251,13 +260,16 @@ class MemcheckXmlReader {
       const next = children[i + 1]
       auxStacks.push({ what: text, stack: next?.name === 'stack' ? this.stack(next) : [] })
     }
-    this.result.errors.push({
+    const error: MemoryError = {
       kind: errorKindName(kind),
       ...(what !== undefined ? { what } : {}),
       test: null,
       stack,
       ...(auxStacks.length > 0 ? { auxStacks } : {}),
-    })
+    }
+    const unique = childText(node, 'unique')
+    if (unique !== undefined) this.uniques.set(unique, error)
+    this.result.errors.push(error)
   }
 
   private stack(node: XmlNode): Frame[] {

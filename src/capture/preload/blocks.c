@@ -257,6 +257,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
             g_n_bytes -= g_blocks[at].size;
             tally(g_blocks[at].sid, -1, 0, -(int64_t)g_blocks[at].size);
         }
+        peaks_free(g_blocks[at].sid, g_blocks[at].size, g_test_running && g_blocks[at].seq >= g_test_first_seq, 0);
         g_nblocks--;
     }
     g_blocks[at] = (struct block){addr, size, g_seq++, sid, (uint32_t)me->tid | UNSENT};
@@ -266,6 +267,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     g_n_bytes += size;
     tally(sid, 1, 0, (int64_t)size);
     if (g_test_running) g_test_live++;
+    peaks_alloc(sid, size, g_test_running);
 }
 
 /* Under the lock; p is not NULL. */
@@ -276,7 +278,9 @@ static inline __attribute__((always_inline)) void record_free(struct thread_stat
         uint64_t at = block_slot(addr);
         struct block *b = &g_blocks[at];
         if (b->addr) {
-            if (g_test_running && b->seq >= g_test_first_seq) g_test_live--;
+            int own = g_test_running && b->seq >= g_test_first_seq;
+            if (own) g_test_live--;
+            peaks_free(b->sid, b->size, own, 1);
             if (b->tid & UNSENT) {
                 g_unsent--;
                 g_n_frees++;

@@ -107,6 +107,7 @@ extern void *__libc_stack_end;
 #include "regions.c"
 #include "protocol.c"
 #include "stacks.c"
+#include "peaks.c"
 #include "modules.c"
 #include "cfi.c"
 #include "unwind.c"

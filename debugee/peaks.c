@@ -15,6 +15,7 @@
  *                 make_tail) live at once: 74850 bytes, 37500 of them make_tail's in 150 blocks,
  *                 37350 make_chunk's in 150; then the odd ones freed and 10000 blocks of 50..56
  *                 bytes made and freed, which never reach that peak again
+ *   wide          5000 blocks of 16 bytes live at once (make_tail), then freed: 80000 bytes
  *   after_churn   one block of 100000 bytes: the run's peak
  */
 #include <stdio.h>
@@ -74,12 +75,22 @@ __attribute__((noinline)) static void churn(void)
     for (int i = 0; i < 300; i += 2) free(kept[i]);
 }
 
+__attribute__((noinline)) static void wide(void)
+{
+    static void *kept[5000];
+    for (int i = 0; i < 5000; i++) kept[i] = make_tail(16);
+    for (int i = 0; i < 5000; i++) free(kept[i]);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "churn") == 0) {
         heapspec_test_begin("churn");
         churn();
         heapspec_test_end("churn");
+        heapspec_test_begin("wide");
+        wide();
+        heapspec_test_end("wide");
         heapspec_test_begin("after_churn");
         free(make_chunk(100000));
         heapspec_test_end("after_churn");

@@ -14,8 +14,8 @@ import { peakSites } from '../support/test-cases.js'
 
 const PEAKS_C = 'debugee/peaks.c'
 const at = (line: number): string => `${PEAKS_C}:${line}`
-const MAKE_CHUNK = at(29)
-const MAKE_TAIL = at(36)
+const MAKE_CHUNK = at(30)
+const MAKE_TAIL = at(37)
 
 /** The peaks of a run, sites by first frame, as two backends can agree on them. */
 function peaksOf(run: RunJson): unknown {
@@ -78,11 +78,11 @@ describe.each(['preload', 'gdb'] as const)('peaks on the %s backend', (backend) 
           ],
         },
         // a realloc's old block is freed before its new one counts: 4000, never 2000 + 4000
-        { name: 'grows', bytes: 4000, heapBytes: 4000, sites: [{ bytes: 4000, blocks: 1, at: at(62) }] },
+        { name: 'grows', bytes: 4000, heapBytes: 4000, sites: [{ bytes: 4000, blocks: 1, at: at(63) }] },
       ],
     })
     // whole stacks: the caller chain up to main
-    expect(run.json.peak!.sites[0]!.stack.map((f) => `${f.fn}:${f.line}`)).toEqual(['make_chunk:29', 'four_blocks:44', 'main:90'])
+    expect(run.json.peak!.sites[0]!.stack.map((f) => `${f.fn}:${f.line}`)).toEqual(['make_chunk:30', 'four_blocks:45', 'main:101'])
     // one point per event (24 of them: 12 allocations, 12 frees), and each test case's span
     expect(run.json.heapSeries).toEqual({
       points: [
@@ -98,7 +98,7 @@ describe.each(['preload', 'gdb'] as const)('peaks on the %s backend', (backend) 
     })
   })
 
-  it('peaks churn: a peak followed by 20000 events keeps its sites; the series stays within 512 points', async () => {
+  it('peaks churn: a peak followed by 20000 events keeps its sites, 5000 old blocks freed after one too; the series stays within 512 points', async () => {
     const run = await runNative([program('peaks'), 'churn'], { backend })
     expect(run.json.program.exitCode).toBe(0)
     expect(peaksOf(run.json)).toEqual({
@@ -113,12 +113,14 @@ describe.each(['preload', 'gdb'] as const)('peaks on the %s backend', (backend) 
             { bytes: 37350, blocks: 150, at: MAKE_CHUNK },
           ],
         },
+        // 5000 frees of blocks older than the peak after it: the interposer's log of them grows
+        { name: 'wide', bytes: 80000, heapBytes: 80000, sites: [{ bytes: 80000, blocks: 5000, at: MAKE_TAIL }] },
         { name: 'after_churn', bytes: 100000, heapBytes: 100000, sites: [{ bytes: 100000, blocks: 1, at: MAKE_CHUNK }] },
       ],
     })
     const series = run.json.heapSeries!
-    // 20602 events: six merges of 512 points into 256 leave 322 points 64 events apart
-    expect(series.points).toHaveLength(322)
+    // 30602 events: six merges of 512 points into 256 leave 479 points 64 events apart
+    expect(series.points).toHaveLength(479)
     expect(series.points.slice(0, 3)).toEqual([
       [1, 100 * 64 + (63 * 64) / 2],
       [65, 100 * 128 + (127 * 128) / 2],
@@ -128,7 +130,8 @@ describe.each(['preload', 'gdb'] as const)('peaks on the %s backend', (backend) 
     expect(Math.max(...series.points.map(([, bytes]) => bytes))).toBe(100000)
     expect(series.spans).toEqual([
       { test: 0, from: 0, to: 20600 },
-      { test: 1, from: 20600, to: 20602 },
+      { test: 1, from: 20600, to: 30600 },
+      { test: 2, from: 30600, to: 30602 },
     ])
   })
 })

@@ -47,7 +47,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     me->busy = 1;
     lock();
     send_pending();
-    peaks_send_test(g_test_running);
+    peaks_send_test();
     int image = end && (g_all_events || g_test_live != 0);
     out_str(end ? (image ? "E " : "e ") : "B ");
     out_dec((uint64_t)me->tid);

@@ -86,6 +86,18 @@ export function isDefaultKinds(kinds: readonly LeakKind[]): boolean {
   return kinds.length === FAILING_KINDS.length && FAILING_KINDS.every((k) => kinds.includes(k))
 }
 
+/**
+ * The limits a failure names, each given as [limit, its words after "at most"/"more than"]:
+ * `at most 2 allocations and at most 96 bytes allocated`, or under .not `more than ... or ...`.
+ */
+export function limitsPhrase(isNot: boolean, limits: [number | undefined, (limit: number) => string][]): string {
+  const words = isNot ? 'more than' : 'at most'
+  return limits
+    .filter((l): l is [number, (limit: number) => string] => l[0] !== undefined)
+    .map(([limit, what]) => `${words} ${what(limit)}`)
+    .join(isNot ? ' or ' : ' and ')
+}
+
 /** A matcher's arguments as the user wrote them, for the hint: `{ bytes: 512 }`. */
 function argText(value: unknown): string {
   if (value === undefined) return ''

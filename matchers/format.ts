@@ -1,6 +1,6 @@
 import { BadOptionError } from '../src/errors.js'
 import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakRecord } from '../src/model/types.js'
-import { FAILING_KINDS, formatFrame } from '../src/report/text.js'
+import { FAILING_KINDS, formatFrame, humanBytes } from '../src/report/text.js'
 import { isUserFrame } from '../src/report/user-frame.js'
 import { shortValue, type HeapSubject } from './subject.js'
 
@@ -25,18 +25,8 @@ export function exactBytes(value: number): string {
   return plural(value, 'byte')
 }
 
-/** Bytes for reading: `600 B`, `1.2 KiB`, `3.0 MiB`. */
-export function humanBytes(value: number): string {
-  if (value < 1024) return `${value} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let scaled = value / 1024
-  let unit = 0
-  while (scaled >= 1024 && unit < units.length - 1) {
-    scaled /= 1024
-    unit++
-  }
-  return `${scaled.toFixed(1)} ${units[unit]}`
-}
+/** Bytes for reading: `600 B`, `1.2 KiB`, `3.0 MiB` (the reports' own). */
+export { humanBytes }
 
 /** `600 bytes in 3 blocks` */
 export function exactAmount(amount: Amount): string {

@@ -61,7 +61,7 @@ export function writeLeakReport(dir: string, runs: RecordedRun[], options: LeakR
         return text
       },
     })
-    new HtmlReport({ tests }).execute(context, tree)
+    new HtmlReport({ tests, runs }).execute(context, tree)
     new JsonSummaryReport(tests).execute(context, tree)
     if (options.saveRuns) writeFileSync(join(dir, SAVED_RUNS_FILE), serializeSavedRuns(runs))
     if (options.text !== undefined) writeFileSync(join(dir, TEXT_REPORT_FILE), options.text)

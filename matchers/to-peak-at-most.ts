@@ -19,9 +19,22 @@ export function requirePeak(subject: HeapSubject, matcher: string): SubjectPeak 
   )
 }
 
-/** `  - 768.0 KiB in 3 blocks, allocated at make_chunk (peaks.c:29) <- main (peaks.c:90)`, then what the sites listed leave out. */
+/**
+ * `  - 768.0 KiB in 3 blocks, allocated at make_chunk (peaks.c:29) <- main (peaks.c:90)`, then what
+ * the sites listed leave out. Sites that read alike (calls from one line: `push(push(x))`) are one line.
+ */
 function siteLines(peak: SubjectPeak): string[] {
-  const lines = peak.sites.map((s) => `  - ${humanBytes(s.bytes)} in ${plural(s.blocks, 'block')}, allocated at ${allocationSite(s.stack)}`)
+  const byText = new Map<string, { bytes: number; blocks: number }>()
+  for (const s of peak.sites) {
+    const where = allocationSite(s.stack)
+    const seen = byText.get(where)
+    if (seen) {
+      seen.bytes += s.bytes
+      seen.blocks += s.blocks
+    } else byText.set(where, { bytes: s.bytes, blocks: s.blocks })
+  }
+  const sorted = [...byText].sort(([, a], [, b]) => b.bytes - a.bytes || b.blocks - a.blocks)
+  const lines = sorted.map(([where, s]) => `  - ${humanBytes(s.bytes)} in ${plural(s.blocks, 'block')}, allocated at ${where}`)
   const named = peak.sites.reduce((sum, s) => sum + s.bytes, 0)
   if (peak.sites.length >= MAX_RECORDS && named < peak.bytes) lines.push(`  ...and ${humanBytes(peak.bytes - named)} from other sites`)
   return lines

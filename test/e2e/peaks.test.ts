@@ -140,9 +140,17 @@ describe('peaks beside each other and beside massif', () => {
   it.each([
     ['peaks', [program('peaks')]],
     ['peaks churn', [program('peaks'), 'churn']],
-  ])('%s: preload and gdb give the same peaks, sites (whole stacks) and series', async (_name, command) => {
+  ])('%s: preload (counts, or every event) and gdb give the same peaks, sites (whole stacks) and series', async (_name, command) => {
     const [preload, gdb] = [await runNative(command, { backend: 'preload' }), await runNative(command, { backend: 'gdb' })]
     expect(everything(preload.json)).toEqual(everything(gdb.json))
+    // with memdump.txt the interposer sends every event and the host keeps the peaks, as for gdb
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-memdump-'))
+    try {
+      const everyEvent = await runNative(command, { backend: 'preload', memdump: join(dir, 'memdump.txt') })
+      expect(everything(everyEvent.json)).toEqual(everything(preload.json))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it.each(['peaks', 'tests', 'verdicts', 'cxx', 'libc', 'realloc', 'aligned'])("%s: the run's peak is massif's, on preload and on gdb", async (name) => {

@@ -1,6 +1,6 @@
 import { BadOptionError } from '../src/errors.js'
 import { LEAK_KINDS, type Amount, type Frame, type LeakKind, type LeakRecord, type MemoryError, type MemoryErrorKind } from '../src/model/types.js'
-import { FAILING_KINDS, formatFrame } from '../src/report/text.js'
+import { FAILING_KINDS, formatFrame, humanBytes } from '../src/report/text.js'
 import { isUserFrame } from '../src/report/user-frame.js'
 import { shortValue, type HeapSubject } from './subject.js'
 
@@ -25,18 +25,8 @@ export function exactBytes(value: number): string {
   return plural(value, 'byte')
 }
 
-/** Bytes for reading: `600 B`, `1.2 KiB`, `3.0 MiB`. */
-export function humanBytes(value: number): string {
-  if (value < 1024) return `${value} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let scaled = value / 1024
-  let unit = 0
-  while (scaled >= 1024 && unit < units.length - 1) {
-    scaled /= 1024
-    unit++
-  }
-  return `${scaled.toFixed(1)} ${units[unit]}`
-}
+/** Bytes for reading: `600 B`, `1.2 KiB`, `3.0 MiB` (the reports' own). */
+export { humanBytes }
 
 /** `600 bytes in 3 blocks` */
 export function exactAmount(amount: Amount): string {
@@ -114,6 +104,18 @@ export function kindsPhrase(kinds: readonly string[]): string {
 /** Whether the kinds are the default failing ones (then the message need not name them). */
 export function isDefaultKinds(kinds: readonly LeakKind[]): boolean {
   return kinds.length === FAILING_KINDS.length && FAILING_KINDS.every((k) => kinds.includes(k))
+}
+
+/**
+ * The limits a failure names, each given as [limit, its words after "at most"/"more than"]:
+ * `at most 2 allocations and at most 96 bytes allocated`, or under .not `more than ... or ...`.
+ */
+export function limitsPhrase(isNot: boolean, limits: [number | undefined, (limit: number) => string][]): string {
+  const words = isNot ? 'more than' : 'at most'
+  return limits
+    .filter((l): l is [number, (limit: number) => string] => l[0] !== undefined)
+    .map(([limit, what]) => `${words} ${what(limit)}`)
+    .join(isNot ? ' or ' : ' and ')
 }
 
 /** A matcher's arguments as the user wrote them, for the hint: `{ bytes: 512 }`. */

@@ -1,6 +1,6 @@
 import { isAbsolute, relative } from 'node:path'
 import { BadOptionError } from '../src/errors.js'
-import { LEAK_KINDS, type HeapTotals, type LeakRecord, type LeakSummary, type MemoryError, type RunJson } from '../src/model/types.js'
+import { LEAK_KINDS, type HeapTotals, type LeakRecord, type LeakSummary, type MemoryError, type PeakSite, type RunJson } from '../src/model/types.js'
 
 /** What a matcher checks, whichever form it was given in: a whole run or one test case's slice. */
 export interface HeapSubject {
@@ -18,6 +18,20 @@ export interface HeapSubject {
   errors: MemoryError[]
   /** Why heapspec could not see the whole run: no leak verdict holds then. */
   incomplete: string | undefined
+  /**
+   * The high-water marks of live heap, when the backend keeps them: a test case's own blocks'
+   * (`bytes`) and the whole heap's while it ran (`heapBytes`); for a run both are the run's peak.
+   */
+  peak: SubjectPeak | undefined
+  /** The backend that made the run, when known (for "no peak under valgrind"). */
+  backend: string | undefined
+}
+
+/** A subject's peaks, with the sites live at `bytes`. */
+export interface SubjectPeak {
+  bytes: number
+  heapBytes: number
+  sites: PeakSite[]
 }
 
 type Loose = Record<string, unknown>
@@ -36,6 +50,10 @@ function isTotals(value: unknown): value is HeapTotals {
 
 function isLeakSummary(value: unknown): value is LeakSummary {
   return isObject(value) && LEAK_KINDS.every((kind) => isObject(value[kind]) && isCount((value[kind] as Loose).bytes) && isCount((value[kind] as Loose).blocks))
+}
+
+function isPeak(value: unknown): value is { bytes: number; heapBytes?: number; sites: PeakSite[] } {
+  return isObject(value) && isCount(value.bytes) && (value.heapBytes === undefined || isCount(value.heapBytes)) && Array.isArray(value.sites)
 }
 
 function isRunJson(value: unknown): value is RunJson {
@@ -85,6 +103,8 @@ export function toSubject(received: unknown, matcher: string): HeapSubject {
         leaks: json.leaks,
         errors: Array.isArray(json.errors) ? json.errors : [],
         incomplete: typeof json.incomplete === 'string' ? json.incomplete : undefined,
+        peak: isPeak(json.peak) ? { bytes: json.peak.bytes, heapBytes: json.peak.bytes, sites: json.peak.sites } : undefined,
+        backend: typeof json.backend === 'string' ? json.backend : undefined,
       }
     }
     if (typeof received.name === 'string' && isTotals(received.totals) && isLeakSummary(received.leakSummary) && Array.isArray(received.leaks)) {
@@ -98,6 +118,8 @@ export function toSubject(received: unknown, matcher: string): HeapSubject {
         // a slice made by a heapspec without memory errors has none to show
         errors: Array.isArray(received.errors) ? (received.errors as MemoryError[]) : [],
         incomplete: typeof received.incomplete === 'string' ? received.incomplete : undefined,
+        peak: isPeak(received.peak) ? { bytes: received.peak.bytes, heapBytes: received.peak.heapBytes ?? received.peak.bytes, sites: received.peak.sites } : undefined,
+        backend: undefined,
       }
     }
   }

@@ -1,5 +1,5 @@
 import { announceCheck } from '../src/run-events.js'
-import { exactBytes, failure, limitsOption, matcherHint, plural } from './format.js'
+import { exactBytes, failure, limitsOption, limitsPhrase, matcherHint, plural } from './format.js'
 import { toSubject } from './subject.js'
 import type { HeapMatcherContext, HeapMatcherResult } from './types.js'
 
@@ -19,12 +19,10 @@ export function toAllocateAtMost(this: HeapMatcherContext, received: unknown, li
   return {
     pass: within,
     message: () => {
-      const words = isNot ? 'more than' : 'at most'
-      const parts = [
-        given.allocations === undefined ? undefined : `${words} ${plural(given.allocations, 'allocation')}`,
-        given.bytes === undefined ? undefined : `${words} ${exactBytes(given.bytes)} allocated`,
-      ]
-      const limit = parts.filter(Boolean).join(isNot ? ' or ' : ' and ')
+      const limit = limitsPhrase(isNot, [
+        [given.allocations, (n) => plural(n, 'allocation')],
+        [given.bytes, (n) => `${exactBytes(n)} allocated`],
+      ])
       const found = `found ${plural(allocations, 'allocation')} of ${exactBytes(bytesAllocated)} (${plural(subject.totals.frees, 'free')}) in ${subject.where}.`
       return failure(matcherHint(NAME, subject, isNot, [limits]), [`Expected ${limit}, ${found}`])
     },

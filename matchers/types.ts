@@ -41,12 +41,33 @@ export interface AllocationLimits {
   bytes?: number
 }
 
+/** Limits of `toPeakAtMost`, over the high-water marks of live heap: give at least one. */
+export interface PeakLimits {
+  /** Most bytes live at once: a test case's own blocks, or the whole heap for a run. @example { bytes: 1048576 } */
+  bytes?: number
+  /** Most bytes live at once in the whole heap while the test case ran (a fixture made before it too). @example { heapBytes: 2097152 } */
+  heapBytes?: number
+}
+
+/** Options of `toMatchAllocationSnapshot`. */
+export interface AllocationSnapshotOptions {
+  /**
+   * Pin the peak of live heap too (`peak: { bytes, heapBytes }`; a run's: `{ bytes }`). Not under
+   * valgrind, which keeps no peak.
+   * @default false
+   * @example expect(run.test('parse_big')).toMatchAllocationSnapshot({ peak: true })
+   */
+  peak?: boolean
+}
+
 /** What `toMatchAllocationSnapshot` stores: the counts of a run or test case, by memcheck's rules. */
 export interface AllocationSnapshot {
   allocations: number
   frees: number
   bytesAllocated: number
   leaked: { definite: Amount; indirect: Amount; possible: Amount }
+  /** With `{ peak: true }`: the high-water marks (a run's has `bytes` only). */
+  peak?: { bytes: number; heapBytes?: number }
 }
 
 /**
@@ -76,10 +97,20 @@ export interface HeapMatchers<R> {
    */
   toAllocateAtMost(limits: AllocationLimits): R
   /**
+   * The high-water mark of live heap stays within the limits; a failure names the sites live at the peak.
+   * @example expect(run.test('parse_big')).toPeakAtMost({ bytes: 1024 * 1024 })
+   */
+  toPeakAtMost(limits: PeakLimits): R
+  /**
    * The allocation counts match the framework's stored snapshot (written on first run, updated with -u).
    * @example expect(run.test('parse_big')).toMatchAllocationSnapshot()
    */
   toMatchAllocationSnapshot(hint?: string): R
+  /**
+   * The allocation counts, and with `{ peak: true }` the peak, match the stored snapshot.
+   * @example expect(run.test('parse_big')).toMatchAllocationSnapshot({ peak: true })
+   */
+  toMatchAllocationSnapshot(options: AllocationSnapshotOptions, hint?: string): R
 }
 
 /** The part of Vitest's and Jest's matcher context heapspec's matchers read. */

@@ -7,7 +7,7 @@ import { inspectProgram, resolveProgram } from './capture/program.js'
 import { testFunctionNames } from './capture/test-functions.js'
 import { announceCaptureStart, announceRun } from './run-events.js'
 import { normalizeOptions, type BackendName, type CaptureBackendName, type RunOptions } from './options.js'
-import type { Amount, HeapTotals, LeakRecord, LeakSummary, MemoryError, RunJson, TestCaseSummary } from './model/types.js'
+import type { Amount, HeapTotals, LeakRecord, LeakSummary, MemoryError, RunJson, TestCasePeak, TestCaseSummary } from './model/types.js'
 import { testCaseErrors, testCaseRecords } from './model/run-records.js'
 
 /** The backend objects, by name. */
@@ -82,6 +82,8 @@ export interface TestCaseRun {
   readonly errors: MemoryError[]
   /** Why heapspec could not see the whole run, when it could not: the test case's figures may be short. */
   readonly incomplete?: string
+  /** Its high-water marks of live heap, where the backend keeps them (preload, gdb). */
+  readonly peak?: TestCasePeak
 }
 
 /** A finished capture: the run JSON, with accessors for its test cases. */
@@ -121,6 +123,7 @@ export class HeapRun {
       suppressed: summary.suppressed ?? { bytes: 0, blocks: 0 },
       errors: testCaseErrors(this.json, summary),
       ...(this.json.incomplete ? { incomplete: this.json.incomplete } : {}),
+      ...(summary.peak ? { peak: summary.peak } : {}),
     }
   }
 

@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
+import type { StackAmount } from '../model/peaks.js'
 import { applySuppressions, type Suppression } from '../model/suppressions.js'
 import type { Frame, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
@@ -70,6 +71,12 @@ function signalName(n: number): string {
  *   O bias path                only allocations made by this object are observed (objects mode):
  *                              the rest of the heap is the program's own memory, a root
  *   X exit code / X signal N   how the program ended
+ *   P bytes heapBytes          the running test case's peaks, kept by the observer (preload: the model
+ *                              never sees the blocks freed between boundaries): its own blocks' most
+ *                              live bytes and the whole heap's while it ran; before its end
+ *   Q bytes                    the run's peak (the whole heap's most live bytes), before the exit image
+ *   p sid bytes blocks         after P or Q: the blocks of one stack live at that peak
+ *   G width x y x y...         the observer's heap series: y live bytes from event x (see model/peaks.ts)
  *   I reason                   the observer could not see the whole run (an exec, say): the run fails
  *   ! message                  the observer failed here
  */
@@ -90,6 +97,8 @@ export class EventStream {
   private atExit: Classification | undefined
   private dump: Dump | undefined
   private pendingEnd: string | undefined
+  /** The peak the `p` lines that follow a P or Q line belong to. */
+  private peakSites: StackAmount[] | undefined
   /** Only chosen objects' allocations are observed: untracked heap memory then counts as roots. */
   private partial = false
   /**
@@ -221,6 +230,21 @@ export class EventStream {
       case 'I':
         this.incomplete.push(line.slice(2))
         return
+      case 'P':
+        this.peakSites = model.observedTestPeak(Number(f[0]), Number(f[1]))
+        return
+      case 'Q':
+        this.peakSites = model.observedRunPeak(Number(f[0]))
+        return
+      case 'p':
+        this.peakSites?.push({ stack: Number(f[0]), bytes: Number(f[1]), blocks: Number(f[2]) })
+        return
+      case 'G': {
+        const points: [number, number][] = []
+        for (let i = 1; i + 1 < f.length; i += 2) points.push([Number(f[i]), Number(f[i + 1])])
+        model.observedHeapSeries(points)
+        return
+      }
       default:
         return
     }
@@ -291,10 +315,20 @@ export class EventStream {
     // Symbols came last: each test case's records are built now, from the blocks its end and the exit left it.
     const verdicts = model.testVerdicts(this.atExit)
     const counted = observed ? this.observed!.tallies.totals(observed) : undefined
+    // With only some objects observed the heap held every object's blocks: no peak is theirs alone.
+    const peaks = observed ? undefined : model.peaks()
     const tests = model.testSummaries().map((summary, i): TestCaseSummary => {
       const own = applySuppressions(model.lossSites(keep(verdicts[i]!), this.symbol), suppressions, genSuppressions)
       const totals = counted?.tests.get(i) ?? (counted ? { allocations: 0, frees: 0, bytesAllocated: 0 } : undefined)
-      return { ...summary, ...totals, leakSummary: summarize(own.kept), leaks: own.kept, suppressed: own.suppressed }
+      const peak = peaks?.tests[i]
+      return {
+        ...summary,
+        ...totals,
+        leakSummary: summarize(own.kept),
+        leaks: own.kept,
+        suppressed: own.suppressed,
+        ...(peak ? { peak: { bytes: peak.bytes, heapBytes: peak.heapBytes, sites: model.peakSites(peak.sites, this.symbol) } } : {}),
+      }
     })
     const live = model.live.columns()
     const inUse = { bytes: 0, blocks: 0 }
@@ -319,6 +353,12 @@ export class EventStream {
       leaks,
       tests,
       errors: [],
+      ...(peaks
+        ? {
+            peak: { bytes: peaks.run.bytes, sites: model.peakSites(peaks.run.sites, this.symbol) },
+            heapSeries: { points: peaks.series.points, spans: peaks.series.spans.map((span, test) => ({ test, ...span })) },
+          }
+        : {}),
       ...(this.incomplete.length > 0 ? { incomplete: this.incomplete.join('; ') } : {}),
       ...(warnings.length + this.incomplete.length > 0 ? { warnings: [...this.incomplete, ...warnings] } : {}),
     } satisfies RunJson

@@ -65,6 +65,8 @@ export class BlockTable {
   private slots = allocateColumns(this.capacity)
   private count = 0
   private nextSeq = 0
+  /** The block `delete` removed, or `set` replaced: its size, stack and test case. */
+  readonly removed = { size: 0, stack: 0, test: -1 }
 
   /** How many blocks are live. */
   get size(): number {
@@ -84,18 +86,30 @@ export class BlockTable {
     return at
   }
 
-  /** Adds a block (replacing one at the same address the model never saw freed). */
-  set(addr: number, size: number, stack: number, test: number, realloc: boolean): void {
+  /**
+   * Adds a block (replacing one at the same address the model never saw freed: true then, with
+   * that one in `removed`).
+   */
+  set(addr: number, size: number, stack: number, test: number, realloc: boolean): boolean {
     if ((this.count + 1) * 2 > this.capacity) this.grow()
     const at = this.slot(addr)
     const s = this.slots
-    if (s.starts[at] === EMPTY) this.count++
+    const replaced = s.starts[at] !== EMPTY
+    if (replaced) this.remember(at)
+    else this.count++
     s.starts[at] = addr
     s.sizes[at] = size
     s.stacks[at] = stack
     s.tests[at] = test
     s.reallocs[at] = realloc ? 1 : 0
     s.seqs[at] = this.nextSeq++
+    return replaced
+  }
+
+  private remember(at: number): void {
+    this.removed.size = this.slots.sizes[at]!
+    this.removed.stack = this.slots.stacks[at]!
+    this.removed.test = this.slots.tests[at]!
   }
 
   has(addr: number): boolean {
@@ -108,11 +122,12 @@ export class BlockTable {
     return this.slots.starts[at] === addr ? blockAt(this.slots, at) : undefined
   }
 
-  /** Removes the block at `addr`; false when there was none. */
+  /** Removes the block at `addr` (then in `removed`); false when there was none. */
   delete(addr: number): boolean {
     const keys = this.slots.starts
     let hole = this.slot(addr)
     if (keys[hole] !== addr) return false
+    this.remember(hole)
     const mask = this.capacity - 1
     for (let i = (hole + 1) & mask; keys[i] !== EMPTY; i = (i + 1) & mask) {
       const home = this.home(keys[i]!)

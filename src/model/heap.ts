@@ -1,5 +1,6 @@
 import { blockAt, BlockTable, type BlockColumns, type LiveBlock } from './block-table.js'
 import { classifyBlocks, type MemoryImage } from './leak-scan.js'
+import { HeapSeriesSampler, PeakTracker, type StackAmount } from './peaks.js'
 import {
   emptyLeakSummary,
   LEAK_KINDS,
@@ -8,6 +9,7 @@ import {
   type LeakKind,
   type LeakRecord,
   type LeakSummary,
+  type PeakSite,
   type TestCaseSummary,
 } from './types.js'
 
@@ -54,6 +56,30 @@ interface TestCaseState extends TestCaseSummary {
   atEnd?: ClassifiedBlock[]
 }
 
+/** A test case's peaks as the model keeps them beside its summary. */
+interface TestPeakState {
+  /** Its own blocks' high-water mark, from the events. */
+  own: PeakTracker
+  /** The whole heap's most while it ran, from the events. */
+  heapBytes: number
+  /** The event count (allocations and frees) when it began and ended: its span in the heap series. */
+  from: number
+  to: number | undefined
+  /** The observer's own figures (the preload interposer keeps them): they stand over the events'. */
+  observed?: { bytes: number; heapBytes: number; sites: StackAmount[] }
+}
+
+/** The peaks of a run, by stack id, as the model holds them (sites unresolved). */
+export interface ModelPeaks {
+  run: { bytes: number; sites: StackAmount[] }
+  tests: { bytes: number; heapBytes: number; sites: StackAmount[] }[]
+  /** Live heap bytes by event count, and each test case's span in events. */
+  series: { points: [number, number][]; spans: { from: number; to: number }[] }
+}
+
+/** How many allocation sites a peak names at most (its biggest). */
+export const PEAK_SITES = 10
+
 /** How many frames a stack keeps once allocator frames are gone: memcheck's --num-callers. */
 export const STACK_DEPTH = 12
 
@@ -85,6 +111,13 @@ export class HeapModel {
   unknownFrees = 0
   private readonly stacks: number[][] = []
   private current = -1
+  /** The whole heap's high-water mark and its series, from the events. */
+  private readonly heapPeak = new PeakTracker()
+  private readonly series = new HeapSeriesSampler()
+  private readonly testPeaks: TestPeakState[] = []
+  /** The observer's own run peak and series (preload's), which stand over the events'. */
+  private observedRun: { bytes: number; sites: StackAmount[] } | undefined
+  private observedSeries: [number, number][] | undefined
 
   /** Per test index, the first test case of its name: test cases of one name share records. Grown as tests begin. */
   private readonly firstOfName: number[] = []
@@ -122,7 +155,7 @@ export class HeapModel {
     return pcs
   }
 
-  allocate(addr: number, size: number, stack: number): void {
+  allocate(addr: number, size: number, stack: number, realloc = false): void {
     this.totals.allocations++
     this.totals.bytesAllocated += size
     const test = this.tests[this.current]
@@ -130,7 +163,29 @@ export class HeapModel {
       test.allocations++
       test.bytesAllocated += size
     }
-    this.live.set(addr, size, stack, this.current, false)
+    if (this.live.set(addr, size, stack, this.current, realloc)) {
+      const { size: oldSize, stack: oldStack, test: oldTest } = this.live.removed
+      this.left(oldSize, oldStack, oldTest, false)
+    }
+    this.heapPeak.change(stack, size, 1)
+    const peaks = this.testPeaks[this.current]
+    if (peaks) {
+      if (this.heapPeak.total > peaks.heapBytes) peaks.heapBytes = this.heapPeak.total
+      peaks.own.change(stack, size, 1)
+    }
+    this.series.note(this.heapPeak.total)
+  }
+
+  /** A block leaves the live set (`event`: a free the counts count, not a block replaced unseen). */
+  private left(size: number, stack: number, test: number, event: boolean): void {
+    this.heapPeak.change(stack, -size, -1)
+    if (test >= 0 && test === this.current) this.testPeaks[test]!.own.change(stack, -size, -1)
+    if (event) this.series.note(this.heapPeak.total)
+  }
+
+  /** The allocations and frees counted so far: the heap series' time. */
+  private get events(): number {
+    return this.totals.allocations + this.totals.frees
   }
 
   /**
@@ -158,6 +213,8 @@ export class HeapModel {
     this.totals.frees++
     const test = this.tests[this.current]
     if (test) test.frees++
+    const { size, stack, test: owner } = this.live.removed
+    this.left(size, stack, owner, true)
     return true
   }
 
@@ -168,8 +225,7 @@ export class HeapModel {
       return
     }
     if (old !== 0) this.free(old)
-    this.allocate(addr, size, stack)
-    this.live.set(addr, size, stack, this.current, true)
+    this.allocate(addr, size, stack, true)
   }
 
   /** A test case starts: allocations from now on are its own, whichever thread makes them. */
@@ -178,9 +234,43 @@ export class HeapModel {
       const running = this.tests[this.current]!
       this.warnings.push(`test case "${name}" began while "${running.name}" was still running; "${running.name}" ends here`)
       running.running = false
+      this.testPeaks[this.current]!.to = this.events
     }
     this.tests.push({ name, allocations: 0, frees: 0, bytesAllocated: 0, leakSummary: emptyLeakSummary(), running: true })
+    this.testPeaks.push({ own: new PeakTracker(), heapBytes: this.heapPeak.total, from: this.events, to: undefined })
     this.current = this.tests.length - 1
+  }
+
+  /**
+   * The observer's own peaks for the test case running now (a P line: the preload interposer sees
+   * blocks the model never does); the sites to fill, by stack.
+   */
+  observedTestPeak(bytes: number, heapBytes: number): StackAmount[] {
+    const sites: StackAmount[] = []
+    const peaks = this.testPeaks[this.current]
+    if (peaks) peaks.observed = { bytes, heapBytes, sites }
+    return sites
+  }
+
+  /** The observer's own peak of the whole run (a Q line); the sites to fill, by stack. */
+  observedRunPeak(bytes: number): StackAmount[] {
+    this.observedRun = { bytes, sites: [] }
+    return this.observedRun.sites
+  }
+
+  /** The observer's own heap series (a G line), as [event, bytes] pairs. */
+  observedHeapSeries(points: [number, number][]): void {
+    this.observedSeries = points
+  }
+
+  /** The run's peaks and its heap series: the observer's where it sent them, else the events'. */
+  peaks(): ModelPeaks {
+    const end = this.events
+    return {
+      run: this.observedRun ?? { bytes: this.heapPeak.peak, sites: this.heapPeak.sites() },
+      tests: this.testPeaks.map((t) => t.observed ?? { bytes: t.own.peak, heapBytes: t.heapBytes, sites: t.own.sites() }),
+      series: { points: this.observedSeries ?? this.series.points(), spans: this.testPeaks.map((t) => ({ from: t.from, to: t.to ?? end })) },
+    }
   }
 
   /**
@@ -196,6 +286,7 @@ export class HeapModel {
     }
     if (test.name !== name) this.warnings.push(`test case "${test.name}" ended as "${name}"`)
     test.running = false
+    this.testPeaks[this.current]!.to = this.events
     if (image) {
       test.atEnd = this.classify(image, columns).ofTest(this.current)
       test.leakSummary = emptyLeakSummary()
@@ -238,6 +329,34 @@ export class HeapModel {
 
   /** `lossRecords`, each with the allocator its stack started in (what a suppression's first frame names). */
   lossSites(classified: Iterable<ClassifiedBlock>, symbol: (pc: number) => Frame): LossSite[] {
+    const { frames, site } = this.siteResolver(symbol)
+    const testKey = this.testKeys()
+    const width = (this.tests.length + 1) * LEAK_KIND_COUNT
+    const records = new Map<number, LossSite>()
+    // the allocation order of each record's first block: equal records are listed in it, whatever
+    // order the blocks were classified in (a hash table's)
+    const first = new Map<LossSite, number>()
+    for (const { block, kind } of classified) {
+      const key = site(block.stack) * width + ((testKey[block.test] ?? -1) + 1) * LEAK_KIND_COUNT + KIND_INDEX[kind]
+      const found = records.get(key)
+      if (found) {
+        found.record.bytes += block.size
+        found.record.blocks++
+        if (block.seq < first.get(found)!) first.set(found, block.seq)
+      } else {
+        const { stack, allocator } = frames(block.stack)
+        const test = this.tests[block.test]?.name ?? null
+        const made = { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) }
+        records.set(key, made)
+        first.set(made, block.seq)
+      }
+    }
+    // report order (sortRecords'), ties in allocation order
+    return [...records.values()].sort((a, b) => compareRecords(a.record, b.record) || first.get(a)! - first.get(b)!)
+  }
+
+  /** Stack ids to allocation sites: a stack's frames from the allocator's caller up, and its site's number. */
+  private siteResolver(symbol: (pc: number) => Frame): { frames: (id: number) => { stack: Frame[]; allocator: string | null }; site: (id: number) => number } {
     const resolved = new Map<number, { stack: Frame[]; allocator: string | null }>()
     const frames = (id: number): { stack: Frame[]; allocator: string | null } => {
       let site = resolved.get(id)
@@ -265,29 +384,26 @@ export class HeapModel {
       }
       return index
     }
-    const testKey = this.testKeys()
-    const width = (this.tests.length + 1) * LEAK_KIND_COUNT
-    const records = new Map<number, LossSite>()
-    // the allocation order of each record's first block: equal records are listed in it, whatever
-    // order the blocks were classified in (a hash table's)
-    const first = new Map<LossSite, number>()
-    for (const { block, kind } of classified) {
-      const key = site(block.stack) * width + ((testKey[block.test] ?? -1) + 1) * LEAK_KIND_COUNT + KIND_INDEX[kind]
-      const found = records.get(key)
+    return { frames, site }
+  }
+
+  /**
+   * Stacks by allocation site (their frames from the allocator's caller up): the sites live at a
+   * peak, biggest first, at most `limit` of them (ties in frame order, the same on every backend).
+   */
+  peakSites(amounts: StackAmount[], symbol: (pc: number) => Frame, limit = PEAK_SITES): PeakSite[] {
+    const { frames, site } = this.siteResolver(symbol)
+    const bySite = new Map<number, PeakSite>()
+    for (const { stack, bytes, blocks } of amounts) {
+      const key = site(stack)
+      const found = bySite.get(key)
       if (found) {
-        found.record.bytes += block.size
-        found.record.blocks++
-        if (block.seq < first.get(found)!) first.set(found, block.seq)
-      } else {
-        const { stack, allocator } = frames(block.stack)
-        const test = this.tests[block.test]?.name ?? null
-        const made = { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) }
-        records.set(key, made)
-        first.set(made, block.seq)
-      }
+        found.bytes += bytes
+        found.blocks += blocks
+      } else bySite.set(key, { bytes, blocks, stack: frames(stack).stack })
     }
-    // report order (sortRecords'), ties in allocation order
-    return [...records.values()].sort((a, b) => compareRecords(a.record, b.record) || first.get(a)! - first.get(b)!)
+    const where = (s: PeakSite): string => s.stack.map((f) => `${f.fn}|${f.file}|${f.line}|${f.object}`).join(',')
+    return [...bySite.values()].sort((a, b) => b.bytes - a.bytes || b.blocks - a.blocks || (where(a) < where(b) ? -1 : where(a) > where(b) ? 1 : 0)).slice(0, limit)
   }
 }
 

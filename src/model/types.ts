@@ -68,6 +68,46 @@ export interface MemoryError {
   count?: number
 }
 
+/** One allocation site's blocks live at a peak. */
+export interface PeakSite {
+  bytes: number
+  blocks: number
+  /** The allocation stack, caller of the allocator first. */
+  stack: Frame[]
+}
+
+/**
+ * A test case's high-water marks of live heap, in bytes the program asked for (as memcheck and
+ * massif count them; a realloc frees its old block before its new one counts). Optional in schema 1:
+ * absent where the backend cannot know them exactly (valgrind).
+ */
+export interface TestCasePeak {
+  /** The most bytes live at once in blocks the test case allocated, while it ran. */
+  bytes: number
+  /** The most bytes live at once in the whole heap (a fixture made before it too), while it ran. */
+  heapBytes: number
+  /** Where the test case's blocks live at the moment of `bytes` were allocated, biggest first (at most 10 sites). */
+  sites: PeakSite[]
+}
+
+/** The run's high-water mark of live heap: the most bytes live at once in the whole heap (optional in schema 1). */
+export interface RunPeak {
+  bytes: number
+  /** Where the blocks live at that moment were allocated, biggest first (at most 10 sites). */
+  sites: PeakSite[]
+}
+
+/**
+ * Live heap bytes over the run, sampled (optional in schema 1): time is the count of allocator
+ * events so far (allocations and frees, as `totals` counts them), in at most 512 points.
+ */
+export interface HeapSeries {
+  /** [event, bytes]: from this event to the next point's, the most bytes live at once. */
+  points: [number, number][]
+  /** Each test case's span, in events, in the order of `tests` (their index in it). */
+  spans: { test: number; from: number; to: number }[]
+}
+
 /** Per-test-case figures. */
 export interface TestCaseSummary {
   name: string
@@ -86,6 +126,8 @@ export interface TestCaseSummary {
    * `errors` whose `test` names it.
    */
   errors?: MemoryError[]
+  /** Its high-water marks of live heap (optional in schema 1: not under valgrind). */
+  peak?: TestCasePeak
 }
 
 /** How the program ended. */
@@ -117,6 +159,10 @@ export interface RunJson {
   leaks: LeakRecord[]
   tests: TestCaseSummary[]
   errors: MemoryError[]
+  /** The whole run's high-water mark of live heap (optional in schema 1: not under valgrind). */
+  peak?: RunPeak
+  /** Live heap bytes over the run, for the HTML report's chart (optional in schema 1: not under valgrind). */
+  heapSeries?: HeapSeries
   /**
    * Set when heapspec could not see the whole run (the program exec'd, ended by a raw exit system
    * call, was killed before its image): why. Such a run fails; it never reads as clean.

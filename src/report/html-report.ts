@@ -11,6 +11,8 @@ import { amountOf, type AllocationSite, type LeakRootNode, type SourceFileNode }
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
 import { formatAmount, formatFrame, KIND_WORDS } from './text.js'
+import { heapCharts } from './heap-chart.js'
+import type { RecordedRun } from './saved-runs.js'
 import { isUserFrame } from './user-frame.js'
 
 /** The watermark heapspec sets on istanbul's context: leaked bytes (of the failing kinds) below the first are fine, from the second on bad. */
@@ -137,6 +139,8 @@ export interface HtmlReportOptions {
   tests: TestLeaks[]
   /** Lines of HTML the index page shows under its headline (the link to the memory errors' page). */
   notices?: string[]
+  /** The runs, for the index page's live-heap charts (heap-chart.ts). */
+  runs?: readonly RecordedRun[]
 }
 
 /** The HTML report, as an istanbul report visitor over the leak tree. */
@@ -177,6 +181,7 @@ export class HtmlReport extends LeakReportBase {
       const more = this.options.tests.length - MAX_TESTS_LISTED
       if (more > 0) body.push(`<p class="muted">... and ${esc(more.toLocaleString('en-US'))} more tests (${esc(JSON_SUMMARY_FILE)} lists them all)</p>`)
     }
+    body.push(...heapCharts(this.options.runs ?? []))
     if (root.files.length > 0 || this.options.tests.length > 0) body.push(legend(context, this.kinds))
     const out = context.writer.writeFile('index.html')
     out.println(page('heapspec leak report', body))

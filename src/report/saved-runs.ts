@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs'
 import { isAbsolute, join, relative, sep } from 'node:path'
 import { BadOptionError } from '../errors.js'
-import type { Frame, MemoryError, RunJson } from '../model/types.js'
+import type { Frame, MemoryError, PeakSite, RunJson } from '../model/types.js'
 import { formatMiB, readRegularFile, UnreadableFile } from './bounded-read.js'
 import { printable } from './printable.js'
 import { validateSavedRuns } from './validate-saved-runs.js'
@@ -83,8 +83,13 @@ export function normalizeRun(run: RunJson, root: string): RunJson {
       ...test,
       ...(test.leaks ? { leaks: test.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })) } : {}),
       ...(test.errors ? { errors: test.errors.map(memoryError) } : {}),
+      ...(test.peak ? { peak: { ...test.peak, sites: test.peak.sites.map(site) } } : {}),
     })),
     errors: run.errors.map(memoryError),
+    ...(run.peak ? { peak: { ...run.peak, sites: run.peak.sites.map(site) } } : {}),
+  }
+  function site(s: PeakSite): PeakSite {
+    return { ...s, stack: s.stack.map(frame) }
   }
   function memoryError(error: MemoryError): MemoryError {
     return { ...error, stack: error.stack.map(frame), ...(error.auxStacks ? { auxStacks: error.auxStacks.map((aux) => ({ ...aux, stack: aux.stack.map(frame) })) } : {}) }

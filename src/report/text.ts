@@ -29,6 +29,19 @@ function n(value: number): string {
   return value < 0 ? `-${out}` : out
 }
 
+/** Bytes for reading: `600 B`, `1.2 KiB`, `3.0 MiB`. */
+export function humanBytes(value: number): string {
+  if (value < 1024) return `${value} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let scaled = value / 1024
+  let unit = 0
+  while (scaled >= 1024 && unit < units.length - 1) {
+    scaled /= 1024
+    unit++
+  }
+  return `${scaled.toFixed(1)} ${units[unit]}`
+}
+
 /** `600 bytes in 3 blocks` */
 export function formatAmount(a: Amount): string {
   return `${n(a.bytes)} bytes in ${n(a.blocks)} block${a.blocks === 1 ? '' : 's'}`

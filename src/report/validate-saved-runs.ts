@@ -129,6 +129,47 @@ function memoryErrors(value: unknown, path: string): void {
   })
 }
 
+/** Most points a saved heap series may hold: heapspec writes 512 at most; the chart draws each one. */
+export const MAX_SERIES_POINTS = 4096
+
+/** A peak (`{ bytes, sites }`, with `heapBytes` for a test case's). */
+function peak(value: unknown, path: string, heap: boolean): void {
+  const o = object(value, path)
+  count(o, 'bytes', path)
+  if (heap) count(o, 'heapBytes', path)
+  array(o.sites, field(path, 'sites')).forEach((site, i) => {
+    const at = field(field(path, 'sites'), i)
+    const s = object(site, at)
+    count(s, 'bytes', at)
+    count(s, 'blocks', at)
+    stack(s.stack, field(at, 'stack'))
+  })
+}
+
+/** A heap series: [event, bytes] points in event order, and spans naming test cases by index. */
+function heapSeries(value: unknown, path: string, tests: number): void {
+  const o = object(value, path)
+  const pointsPath = field(path, 'points')
+  const points = array(o.points, pointsPath)
+  if (points.length > MAX_SERIES_POINTS) fail(pointsPath, `at most ${MAX_SERIES_POINTS} points`, `${points.length} points`)
+  let last = -1
+  points.forEach((point, i) => {
+    const at = field(pointsPath, i)
+    const p = array(point, at)
+    if (p.length !== 2 || !p.every((v) => Number.isSafeInteger(v) && (v as number) >= 0)) fail(at, 'a pair [event, bytes] of non-negative integers', point)
+    if ((p[0] as number) <= last) fail(field(at, 0), `an event after the point before's (${last})`, p[0])
+    last = p[0] as number
+  })
+  array(o.spans, field(path, 'spans')).forEach((span, i) => {
+    const at = field(field(path, 'spans'), i)
+    const s = object(span, at)
+    if (!Number.isSafeInteger(s.test) || (s.test as number) < 0 || (s.test as number) >= tests) fail(field(at, 'test'), tests === 0 ? 'absent (the run has no test cases)' : `an index into tests (0 to ${tests - 1})`, s.test)
+    count(s, 'from', at)
+    count(s, 'to', at)
+    if ((s.to as number) < (s.from as number)) fail(field(at, 'to'), `at least from (${s.from as number})`, s.to)
+  })
+}
+
 function run(value: unknown, path: string): RunJson {
   const o = object(value, path)
   if (o.schema !== 1) fail(field(path, 'schema'), '1', o.schema)
@@ -148,7 +189,8 @@ function run(value: unknown, path: string): RunJson {
   lossRecords(o.leaks, field(path, 'leaks'))
   if (o.suppressed !== undefined) amount(o.suppressed, field(path, 'suppressed'))
   optionalString(o, 'incomplete', path)
-  array(o.tests, field(path, 'tests')).forEach((test, i) => {
+  const tests = array(o.tests, field(path, 'tests'))
+  tests.forEach((test, i) => {
     const at = field(field(path, 'tests'), i)
     const t = object(test, at)
     string(t, 'name', at)
@@ -158,7 +200,11 @@ function run(value: unknown, path: string): RunJson {
     if (t.leaks !== undefined) lossRecords(t.leaks, field(at, 'leaks'))
     if (t.suppressed !== undefined) amount(t.suppressed, field(at, 'suppressed'))
     if (t.errors !== undefined) memoryErrors(t.errors, field(at, 'errors'))
+    if (t.peak !== undefined) peak(t.peak, field(at, 'peak'), true)
   })
+  // optional in schema 1: the run's peak and its heap series (not under valgrind)
+  if (o.peak !== undefined) peak(o.peak, field(path, 'peak'), false)
+  if (o.heapSeries !== undefined) heapSeries(o.heapSeries, field(path, 'heapSeries'), tests.length)
   memoryErrors(o.errors, field(path, 'errors'))
   if (o.warnings !== undefined) {
     array(o.warnings, field(path, 'warnings')).forEach((w, i) => {

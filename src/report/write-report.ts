@@ -65,7 +65,7 @@ export function writeLeakReport(dir: string, runs: RecordedRun[], options: LeakR
         return text
       },
     })
-    new HtmlReport({ tests, notices: memoryErrorsLink(errors) }).execute(context, tree)
+    new HtmlReport({ tests, runs, notices: memoryErrorsLink(errors) }).execute(context, tree)
     new JsonSummaryReport(tests, errors).execute(context, tree)
     if (errors.length > 0) writeMemoryErrorsPage(dir, errors, options.root)
     else rmSync(join(dir, MEMORY_ERRORS_PAGE), { force: true })

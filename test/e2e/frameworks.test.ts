@@ -47,6 +47,7 @@ beforeAll(async () => {
 test('the leaky build has no leaks', () => expect(run).toHaveNoLeaks())
 test('test_drop_list leaks at most 16 bytes', () => expect(run.test('test_drop_list')).toLeakAtMost({ bytes: 16 }))
 test('test_push_three allocates at most 5 times', () => expect(run.test('test_push_three')).toAllocateAtMost({ allocations: 5 }))
+test('test_push_three peaks at most 50 bytes', () => expect(run.test('test_push_three')).toPeakAtMost({ bytes: 50 }))
 test('test_push_three leaks nothing', () => expect(run.test('test_push_three')).toHaveNoLeaks())
 describeNative([program, '--leak'], { name: 'list --leak' })
 `,
@@ -70,6 +71,7 @@ beforeAll(async () => {
 test('the leaky build has no leaks', () => expect(run).toHaveNoLeaks())
 test('test_drop_list leaks at most 16 bytes', () => expect(run.test('test_drop_list')).toLeakAtMost({ bytes: 16 }))
 test('test_push_three allocates at most 5 times', () => expect(run.test('test_push_three')).toAllocateAtMost({ allocations: 5 }))
+test('test_push_three peaks at most 50 bytes', () => expect(run.test('test_push_three')).toPeakAtMost({ bytes: 50 }))
 test('test_push_three leaks nothing', () => expect(run.test('test_push_three')).toHaveNoLeaks())
 describeNative([program, '--leak'], { name: 'list --leak' })
 `,
@@ -231,6 +233,7 @@ describe.each(FRAMEWORKS)('the $name example, installed from the packed package'
       // the example itself: all green
       'the list library > leaks nothing': 'passed',
       'the list library > allocates two blocks per item, and nothing for an empty list': 'passed',
+      'the list library > holds three items at most at once: 3 x (16 + 2) bytes': 'passed',
       'the list library > keeps its allocation counts (stored in __snapshots__, updated with -u)': 'passed',
       'the list library with its bug switched on > is caught, in the test case that has it': 'passed',
       'list > test_empty': 'passed',
@@ -241,6 +244,7 @@ describe.each(FRAMEWORKS)('the $name example, installed from the packed package'
       'the leaky build has no leaks': 'failed',
       'test_drop_list leaks at most 16 bytes': 'failed',
       'test_push_three allocates at most 5 times': 'failed',
+      'test_push_three peaks at most 50 bytes': 'failed',
       'test_push_three leaks nothing': 'passed',
       'list --leak > test_empty': 'passed',
       'list --leak > test_push_three': 'passed',
@@ -258,6 +262,13 @@ Expected at most 16 bytes to leak, found 45 bytes in 4 blocks in test "test_drop
     expect(failures['test_push_three allocates at most 5 times']).toBe(`expect(run.test("test_push_three")).toAllocateAtMost({ allocations: 5 })
 
 Expected at most 5 allocations, found 6 allocations of 54 bytes (6 frees) in test "test_push_three".`)
+    // push(push(push(...))): three calls from one line, their sites read as one
+    expect(failures['test_push_three peaks at most 50 bytes']).toBe(`expect(run.test("test_push_three")).toPeakAtMost({ bytes: 50 })
+
+Expected a peak of at most 50 bytes live at once, found 54 bytes live at once in test "test_push_three" (the whole heap's: 54 bytes).
+Live at its peak:
+  - 48 B in 3 blocks, allocated at push (native/list.c:21) <- test_push_three (native/list.c:44) <- main (native/list.c:66)
+  - 6 B in 3 blocks, allocated at push (native/list.c:22) <- test_push_three (native/list.c:44) <- main (native/list.c:66)`)
     // describeNative's failures point at the line of the user's file that called it, not only at heapspec
     expect(stacks['list --leak > test_drop_list']).toMatch(new RegExp(`${f.leakyFile.replaceAll('.', '\\.')}:\\d+:\\d+`))
     expect(failures['list --leak > test_drop_list']).toMatch(/^expect\(run\.test\("test_drop_list"\)\)\.toHaveNoLeaks\(\)\n\nExpected no leaks, found 4 leaks \(45 B\) in test "test_drop_list":\n {2}- definite: 16 B in 1 block, allocated at push \(native\/list\.c:21\)/)

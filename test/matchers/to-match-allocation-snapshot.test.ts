@@ -38,7 +38,7 @@ describe('toMatchAllocationSnapshot', () => {
 
   it('refuses .not, a bad hint, and what is not a run', () => {
     const run = parserHeapRun()
-    expect(failureOf(() => expect(run).not.toMatchAllocationSnapshot())).toMatchInlineSnapshot(`"toMatchAllocationSnapshot cannot be used with .not: a snapshot matches or is updated with -u. For a bound, use toAllocateAtMost or toLeakAtMost."`)
+    expect(failureOf(() => expect(run).not.toMatchAllocationSnapshot())).toMatchInlineSnapshot(`"toMatchAllocationSnapshot cannot be used with .not: a snapshot matches or is updated with -u. For a bound, use toAllocateAtMost, toLeakAtMost or toPeakAtMost."`)
     expect(failureOf(() => expect(run).toMatchAllocationSnapshot(1 as never))).toMatchInlineSnapshot(`"Expected the hint of toMatchAllocationSnapshot to be a string, got \`1\` (number)."`)
     expect(failureOf(() => expect([]).toMatchAllocationSnapshot())).toMatchInlineSnapshot(`"Expected the received value of toMatchAllocationSnapshot to be a heap run (from runNative), a test case (from run.test(name)) or a run JSON (schema 1), got \`[]\` (array)."`)
   })

@@ -1,18 +1,27 @@
-import type { LeakSummary, RunJson, TestCaseSummary } from '../../src/model/types.js'
+import type { LeakSummary, PeakSite, RunJson, TestCaseSummary } from '../../src/model/types.js'
 
 const none = { bytes: 0, blocks: 0 }
 
 /** A leak summary with the given kinds, the others zero. */
 export const summary = (kinds: Partial<LeakSummary>): LeakSummary => ({ definite: none, indirect: none, possible: none, reachable: none, ...kinds })
 
-/** Test case summaries without their loss records (checked apart, as sites) and memory errors (the valgrind backend's), for exact comparison. */
+/** Test case summaries without their loss records (checked apart, as sites), memory errors (the valgrind backend's) and peaks (test/e2e/peaks.test.ts), for exact comparison. */
 export function figures(tests: TestCaseSummary[]): TestCaseSummary[] {
-  return tests.map(({ leaks: _leaks, errors: _errors, ...rest }) => rest)
+  return tests.map(({ leaks: _leaks, errors: _errors, peak: _peak, ...rest }) => rest)
 }
 
-/** Test case summaries without their loss records and suppressed amounts: the counts and kinds alone. */
+/** Test case summaries without their loss records, suppressed amounts and peaks: the counts and kinds alone. */
 export function counts(tests: TestCaseSummary[]): TestCaseSummary[] {
-  return tests.map(({ leaks: _leaks, suppressed: _suppressed, errors: _errors, ...rest }) => rest)
+  return tests.map(({ leaks: _leaks, suppressed: _suppressed, errors: _errors, peak: _peak, ...rest }) => rest)
+}
+
+/**
+ * A peak's sites as two backends can agree on them: bytes, blocks and the first frame's source
+ * line. Their outer frames may be glibc's start-up code (ld.so's own allocations live at a peak),
+ * which the gdb and preload symbolizers name differently (`_dl_start_user`, C++ return types).
+ */
+export function peakSites(sites: PeakSite[]): { bytes: number; blocks: number; at: string }[] {
+  return sites.map((s) => ({ bytes: s.bytes, blocks: s.blocks, at: `${s.stack[0]?.file}:${s.stack[0]?.line}` }))
 }
 
 /**

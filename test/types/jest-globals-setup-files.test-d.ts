@@ -8,6 +8,7 @@ test('types', async () => {
   const run = await runNative(['./build/tests'])
   expect(run).toHaveNoLeaks()
   expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10 })
+  expect(run.test('parse_big')).toPeakAtMost({ bytes: 1048576 })
   expect(run.test('parse_big')).toLeakAtMost({ blocks: 2 })
   expect(run.test('parse_big')).toMatchAllocationSnapshot()
   await expect(Promise.resolve(run)).resolves.toHaveNoLeaks()

@@ -9,6 +9,7 @@ test('types', async () => {
   expect(run).not.toHaveNoLeaks({ kinds: ['definite'] })
   expect(run.test('parse_big')).toHaveNoMemoryErrors({ kinds: ['invalid-write'] })
   expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10, bytes: 4096 })
+  expect(run.test('parse_big')).toPeakAtMost({ bytes: 1048576 })
   expect(run.test('parse_big')).toLeakAtMost({ bytes: 64, blocks: 1 })
   expect(run.test('parse_big')).toMatchAllocationSnapshot()
   await expect(Promise.resolve(run)).resolves.toHaveNoLeaks()

@@ -10,6 +10,14 @@ test('types', async () => {
   expect(run).toHaveNoLeaks({ kinds: ['definite', 'indirect'] })
   expect(run).not.toHaveNoLeaks()
   expect(run.test('parse_empty')).toAllocateAtMost({ allocations: 10 })
+  expect(run.test('parse_big')).toPeakAtMost({ bytes: 1048576 })
+  expect(run).toPeakAtMost({ bytes: 1048576, heapBytes: 2097152 })
+  expect(run.test('parse_big')).toMatchAllocationSnapshot({ peak: true })
+  expect(run.test('parse_big')).toMatchAllocationSnapshot({ peak: true }, 'with its peak')
+  // @ts-expect-error: toPeakAtMost takes bytes and heapBytes
+  expect(run).toPeakAtMost({ blocks: 1 })
+  // @ts-expect-error: peak is a boolean
+  expect(run).toMatchAllocationSnapshot({ peak: 'yes' })
   expect(run.test('parse_empty')).toAllocateAtMost({ bytes: 4096 })
   expect(run.test('parse_big')).toLeakAtMost({ bytes: 1024, blocks: 2 })
   expect(run.test('parse_big')).toMatchAllocationSnapshot()

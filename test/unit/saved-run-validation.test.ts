@@ -44,6 +44,14 @@ describe('a saved run (schema 1) is refused, naming the field', () => {
     ['an error without a stack', (r) => (r.errors = [{ kind: 'invalid-free' }]), 'errors[0].stack must be an array, got nothing (the field is missing)'],
     ['a warning that is no string', (r) => (r.warnings = ['ok', null]), 'warnings[1] must be a string, got null'],
     ['another schema', (r) => (r.schema = '1'), 'schema must be 1, got "1" (string)'],
+    ['a peak given as a string', (r) => (r.peak = { bytes: '1 MiB', sites: [] }), 'peak.bytes must be a non-negative integer, got "1 MiB" (string)'],
+    ['a peak site without a stack', (r) => (r.peak = { bytes: 8, sites: [{ bytes: 8, blocks: 1 }] }), 'peak.sites[0].stack must be an array, got nothing (the field is missing)'],
+    ["a test case's peak without the heap's", (r) => (r.tests[0].peak = { bytes: 8, sites: [] }), 'tests[0].peak.heapBytes must be a non-negative integer, got nothing (the field is missing)'],
+    ['a series point that is no pair', (r) => (r.heapSeries = { points: [[1, 2, 3]], spans: [] }), 'heapSeries.points[0] must be a pair [event, bytes] of non-negative integers, got […] (array)'],
+    ['series points out of order', (r) => (r.heapSeries = { points: [[4, 1], [2, 1]], spans: [] }), "heapSeries.points[1][0] must be an event after the point before's (4), got 2 (number)"],
+    ['a series of too many points', (r) => (r.heapSeries = { points: Array.from({ length: 4097 }, (_, i) => [i, 0]), spans: [] }), 'heapSeries.points must be at most 4096 points, got "4097 points" (string)'],
+    ['a span of a test case the run does not have', (r) => (r.heapSeries = { points: [], spans: [{ test: 2, from: 0, to: 1 }] }), 'heapSeries.spans[0].test must be an index into tests (0 to 1), got 2 (number)'],
+    ['a span that ends before it begins', (r) => (r.heapSeries = { points: [], spans: [{ test: 0, from: 5, to: 1 }] }), 'heapSeries.spans[0].to must be at least from (5), got 1 (number)'],
   ]
   it.each(cases)('%s', (_name, change, problem) => {
     expect(problemOf(change)).toBe(problem)
@@ -62,10 +70,15 @@ describe('a saved run (schema 1) is refused, naming the field', () => {
   it('a valid run passes; frame fields an older writer left out read as null; unknown fields are kept', () => {
     const run = JSON.parse(JSON.stringify(parserRun())) as Loose
     delete run.leaks[0].stack[0].object
-    run.peak = { bytes: 12 }
+    run.future = { bytes: 12 }
+    // the optional peaks and heap series, as the preload and gdb backends write them
+    run.peak = { bytes: 96, sites: [{ bytes: 96, blocks: 2, stack: run.leaks[0].stack }] }
+    run.tests[0].peak = { bytes: 96, heapBytes: 128, sites: [] }
+    run.heapSeries = { points: [[1, 32], [2, 96]], spans: [{ test: 0, from: 0, to: 2 }] }
     const checked = validateSavedRuns(run)
     expect('runs' in checked && checked.runs[0]!.run.leaks[0]!.stack[0]!.object).toBe(null)
-    expect('runs' in checked && (checked.runs[0]!.run as unknown as Loose).peak).toEqual({ bytes: 12 })
+    expect('runs' in checked && (checked.runs[0]!.run as unknown as Loose).future).toEqual({ bytes: 12 })
+    expect('runs' in checked && checked.runs[0]!.run.heapSeries).toEqual(run.heapSeries)
   })
 })
 

@@ -18,6 +18,11 @@ describe('the list library', () => {
     expect(run.test('test_empty')).toAllocateAtMost({ allocations: 0, bytes: 0 })
   })
 
+  test('holds three items at most at once: 3 x (16 + 2) bytes', () => {
+    expect(run.test('test_push_three')).toPeakAtMost({ bytes: 54 })
+    expect(run.test('test_push_three')).not.toPeakAtMost({ bytes: 53 })
+  })
+
   test('keeps its allocation counts (stored in __snapshots__, updated with -u)', () => {
     expect(run.test('test_push_three')).toMatchAllocationSnapshot()
   })

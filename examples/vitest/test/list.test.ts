@@ -19,6 +19,11 @@ describe('the list library', () => {
     expect(run.test('test_empty')).toAllocateAtMost({ allocations: 0, bytes: 0 })
   })
 
+  it('holds three items at most at once: 3 x (16 + 2) bytes', () => {
+    expect(run.test('test_push_three')).toPeakAtMost({ bytes: 54 })
+    expect(run.test('test_push_three')).not.toPeakAtMost({ bytes: 53 })
+  })
+
   it('keeps its allocation counts (stored in __snapshots__, updated with -u)', () => {
     expect(run.test('test_push_three')).toMatchAllocationSnapshot()
   })

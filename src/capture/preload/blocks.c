@@ -240,6 +240,10 @@ static __attribute__((noinline)) void send_free(struct thread_state *me, uint64_
     out_c('\n');
 }
 
+/* peaks.c's, which reads the blocks (defined after this part) */
+static inline void peaks_alloc(uint64_t size, int own);
+static inline void peaks_free(const struct block *b, int own, int event);
+
 /* Under the lock. */
 static inline __attribute__((always_inline)) void record_alloc(struct thread_state *me, void *p, size_t size, uint32_t sid)
 {
@@ -257,6 +261,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
             g_n_bytes -= g_blocks[at].size;
             tally(g_blocks[at].sid, -1, 0, -(int64_t)g_blocks[at].size);
         }
+        peaks_free(&g_blocks[at], g_test_running && g_blocks[at].seq >= g_test_first_seq, 0);
         g_nblocks--;
     }
     g_blocks[at] = (struct block){addr, size, g_seq++, sid, (uint32_t)me->tid | UNSENT};
@@ -266,6 +271,7 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     g_n_bytes += size;
     tally(sid, 1, 0, (int64_t)size);
     if (g_test_running) g_test_live++;
+    peaks_alloc(size, g_test_running);
 }
 
 /* Under the lock; p is not NULL. */
@@ -276,7 +282,9 @@ static inline __attribute__((always_inline)) void record_free(struct thread_stat
         uint64_t at = block_slot(addr);
         struct block *b = &g_blocks[at];
         if (b->addr) {
-            if (g_test_running && b->seq >= g_test_first_seq) g_test_live--;
+            int own = g_test_running && b->seq >= g_test_first_seq;
+            if (own) g_test_live--;
+            peaks_free(b, own, 1);
             if (b->tid & UNSENT) {
                 g_unsent--;
                 g_n_frees++;

@@ -107,6 +107,7 @@ static void init_core(void)
         g_state = DISABLED;
         return;
     }
+    peaks_init(!g_all_events && !g_by_stack);
     if (g_by_stack) {
         g_dirty = region((size_t)STACKS_MAX * sizeof(uint32_t));
         g_empty_sid = g_dirty ? stack_intern(NULL, 0) : UINT32_MAX;

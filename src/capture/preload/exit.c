@@ -42,6 +42,7 @@ static uint64_t exit_floor(const struct entry_regs *r)
 static void final_dump(const char *point, uint64_t sp)
 {
     send_pending();
+    peaks_send_run();
     const uint64_t regs[15] = {0};
     if (g_mods) out_bytes(g_mods, g_modsn);
     dump(point, sp, regs, NULL);

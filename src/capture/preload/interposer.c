@@ -111,6 +111,7 @@ extern void *__libc_stack_end;
 #include "cfi.c"
 #include "unwind.c"
 #include "blocks.c"
+#include "peaks.c"
 #include "config.c"
 #include "hooks.c"
 #include "image.c"

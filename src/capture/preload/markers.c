@@ -47,6 +47,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     me->busy = 1;
     lock();
     send_pending();
+    peaks_send_test();
     int image = end && (g_all_events || g_test_live != 0);
     out_str(end ? (image ? "E " : "e ") : "B ");
     out_dec((uint64_t)me->tid);
@@ -57,6 +58,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     g_test_running = !end;
     g_test_first_seq = g_seq;
     g_test_live = 0;
+    if (!end) peaks_begin_test();
     out_flush();
     unlock();
     me->busy = 0;

@@ -253,6 +253,7 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
     w.cur[7] = (struct val){r->sp + 8, 0, 1, SRC_DERIVED, 0};
     uint32_t n = 0;
     int signal = 0;
+    struct row scratch;
     while (ra && n < depth) {
         if (UNLIKELY(ra == (uint64_t)(uintptr_t)heapspec_test_return)) {
             /* a test function's frame: its real return address is on the shadow stack */
@@ -266,7 +267,7 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
         n++;
         if (n >= depth || !known) break;
         uint64_t key = signal ? ra : ra - 1;
-        const struct row *row = row_for(key);
+        const struct row *row = row_for(key, &scratch);
         if (row->stop && !row->fp) break;
         uint64_t next;
         if (!step(&w, row, ra, &next)) break;
@@ -279,7 +280,13 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
 
 /* The fast path's cache: (return address, stack pointer) at entry -> the stack, with its trace as
  * words to compare. The entry registers the walk used are compared where the stub saved them,
- * which for a given stack pointer is a fixed address too. */
+ * which for a given stack pointer is a fixed address too. An entry is right for any thread whose
+ * words compare equal, but each thread keeps to a shard of its own (by the order threads first
+ * allocated), so threads do not share cache lines or wait for each other: a shard's lock is taken
+ * with a try, and a thread that finds its shard held walks without the cache.
+ * Set-associative: one place in the code (libstdc++'s operator new calling malloc, a wrapper) is
+ * one return address for all its callers, and callers at the same depth share the stack pointer
+ * too; the ways of a set keep several of them. */
 #define MAX_CHECKS (MAX_READS + 6)
 struct cached {
     uint64_t ra, sp;
@@ -287,37 +294,69 @@ struct cached {
     uint64_t max_addr;
     struct { uint64_t addr, value; } checks[MAX_CHECKS];
 };
-#define CACHE_SIZE 4096
-static struct cached *g_cache;
-
-static inline struct cached *cache_slot(uint64_t ra, uint64_t sp)
-{
-    return &g_cache[mix(ra ^ (sp * 0x9E3779B97F4A7C15ull)) & (CACHE_SIZE - 1)];
-}
+#define CACHE_WAYS 4
+#define CACHE_SETS 256
+#define CACHE_SHARDS 64
+struct cache_set {
+    uint32_t victim;    /* the way refilled next when none is free */
+    struct cached way[CACHE_WAYS];
+};
+struct cache_shard {
+    int lock;
+    uint32_t generation; /* g_code_generation when its entries were made */
+    struct cache_set set[CACHE_SETS];
+};
+static struct cache_shard *g_cache;      /* CACHE_SHARDS of them */
+static uint32_t g_code_generation;       /* one more each time code is unloaded */
 
 /* The stack id for an allocator entered with `r`; UINT32_MAX when no stack could be kept. */
-static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, uint64_t ra, struct cached *c);
+static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cached *fill);
 
+/* Runs inside an allocator call, with no lock of ours held on entry or on return. */
 static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
 {
+    struct cache_shard *shard = &g_cache[me->shard & (CACHE_SHARDS - 1)];
+    /* single-threaded (no other thread can exist), no lock; else a try, and no waiting: nobody
+     * waits on a shard, so it is released with a plain store */
+    int locked = !single_threaded();
+    if (locked && UNLIKELY(!mutex_trylock(&shard->lock))) return stack_walked(me, r, NULL);
+    uint32_t generation = __atomic_load_n(&g_code_generation, __ATOMIC_ACQUIRE);
+    if (UNLIKELY(shard->generation != generation)) {
+        memset(shard->set, 0, sizeof shard->set);
+        shard->generation = generation;
+    }
     uint64_t ra = *(const uint64_t *)r->sp;
-    struct cached *c = cache_slot(ra, r->sp);
-    if (LIKELY(c->ra == ra && c->sp == r->sp && c->max_addr + 8 <= thread_hi(me))) {
+    struct cache_set *set = &shard->set[mix(ra ^ (r->sp * 0x9E3779B97F4A7C15ull)) & (CACHE_SETS - 1)];
+    uint64_t hi = thread_hi(me);
+    struct cached *fill = NULL;
+    uint32_t sid = UINT32_MAX;
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        struct cached *c = &set->way[w];
+        if (c->ra != ra || c->sp != r->sp || c->max_addr + 8 > hi) {
+            if (!c->ra) fill = c;
+            continue;
+        }
         uint32_t i = 0;
         while (i < c->nchecks && *(const volatile uint64_t *)c->checks[i].addr == c->checks[i].value) i++;
-        if (LIKELY(i == c->nchecks)) return c->sid;
+        if (LIKELY(i == c->nchecks)) {
+            sid = c->sid;
+            break;
+        }
     }
-    return stack_walked(me, r, ra, c);
+    if (sid == UINT32_MAX) sid = stack_walked(me, r, fill ? fill : &set->way[set->victim++ % CACHE_WAYS]);
+    if (locked) __atomic_store_n(&shard->lock, 0, __ATOMIC_RELEASE);
+    return sid;
 }
 
-/* The slow path: a real walk, and the cache entry refilled. */
-static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, uint64_t ra, struct cached *c)
+/* The slow path: a real walk, and the cache entry `fill` (when given) refilled. */
+static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cached *fill)
 {
     uint64_t pcs[DEPTH];
-    static struct trace t;
+    struct trace t;
     uint32_t n = walk_stack(me, r, pcs, NULL, DEPTH, &t);
     uint32_t sid = stack_intern(pcs, n);
-    if (t.cacheable && sid != UINT32_MAX) {
+    if (fill && t.cacheable && sid != UINT32_MAX) {
+        struct cached *c = fill;
         uint32_t k = 0;
         const uint64_t *entry = &r->rbx; /* rbx rbp r12 r13 r14 r15, where the stub saved them */
         for (int i = 0; i < 6; i++)
@@ -331,7 +370,7 @@ static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, 
             c->checks[k].value = t.reads[i].value;
             k++;
         }
-        c->ra = ra;
+        c->ra = *(const uint64_t *)r->sp;
         c->sp = r->sp;
         c->sid = sid;
         c->nchecks = k;
@@ -340,11 +379,14 @@ static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, 
     return sid;
 }
 
-/* Code was unloaded: rows and cached stacks may describe code that is gone. */
+/* Code was unloaded: rows and cached stacks may describe code that is gone. Walks in progress
+ * keep the rows they found (they stay mapped); new walks see a new index and emptied shards. */
 static void forget_code(void)
 {
-    g_nrows = 0;
-    if (g_row_index) memset(g_row_index, 0, g_row_index_cap * sizeof(uint32_t));
-    if (g_cache) memset(g_cache, 0, CACHE_SIZE * sizeof(struct cached));
+    mutex_lock(&g_unwind_lock);
+    struct row_index *empty = g_row_index ? row_index_new(g_row_index->cap, NULL) : NULL;
+    if (empty) __atomic_store_n(&g_row_index, empty, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&g_code_generation, 1, __ATOMIC_RELEASE);
     g_modules_stale = 1;
+    mutex_unlock(&g_unwind_lock);
 }

@@ -215,6 +215,8 @@ struct row {
     uint8_t cfa_expr;   /* the CFA is an expression (at cfa_off, cfa_len bytes) */
     uint8_t cfa_reg;
     uint8_t fp;         /* no CFI: follow the frame pointer */
+    uint8_t nrules;     /* the registers with a rule (not R_NONE), in rule_reg */
+    uint8_t rule_reg[NREGS];
     uint32_t cfa_len;
     int64_t cfa_off;
     struct rule r[NREGS];
@@ -343,6 +345,9 @@ static void compute_row(uint64_t pc, struct row *row)
     row->cfa_off = s.cfa_off;
     row->cfa_len = s.cfa_len;
     memcpy(row->r, s.r, sizeof s.r);
+    /* compiled once: a step visits only the registers the frame's rules change */
+    for (uint8_t reg = 0; reg < NREGS; reg++)
+        if (s.r[reg].kind != R_NONE) row->rule_reg[row->nrules++] = reg;
     return;
 stop:
     row->stop = 1;

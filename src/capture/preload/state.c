@@ -38,7 +38,7 @@ struct thread_state {
     struct shadow_frame *shadow;
     int nshadow;
     uintptr_t stepping; /* a test function's entry whose first instruction is being single-stepped */
-    uint32_t shard;     /* the stack-cache shard it uses first (unwind.c) */
+    uint32_t shard;     /* which thread to allocate it is, counting from 0: its stack-cache shard (unwind.c) */
 };
 static pthread_key_t g_key;
 static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
@@ -104,7 +104,8 @@ static inline void mutex_unlock(int *m)
 /* The locks, and their order (a thread holding one may take only those after it):
  *   g_lock         orders every event of every thread (the model needs them in one order): the
  *                  block table, the counts, the protocol writer, test-case state, images;
- *   a cache shard  (unwind.c) a stack-cache shard, held across a walk that may fill it;
+ *   a cache shard  (unwind.c) a shared stack-cache shard (threads past the 64th), held across a
+ *                  walk that may fill it;
  *   g_unwind_lock  (cfi.c) adding a rule row, the module table;
  *   g_stacks_lock  (stacks.c) interning a stack.
  * The walk itself takes none: an allocator hook walks its caller's stack before it takes g_lock,

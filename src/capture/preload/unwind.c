@@ -159,13 +159,21 @@ static int evaluate(struct walk *w, const uint8_t *p, uint32_t len, uint64_t pc,
 }
 
 static const int CALLEE_SAVED[6] = {3, 6, 12, 13, 14, 15}; /* rbx rbp r12 r13 r14 r15 */
+static const int CALLER_SAVED[9] = {0, 1, 2, 4, 5, 8, 9, 10, 11}; /* rax rdx rcx rsi rdi r8-r11 */
+
+/* Into the caller's frame, in place: what a call does not preserve is unknown there, the callee-
+ * saved registers and the stack pointer carry over unless a rule says otherwise. */
+static inline void forget_caller_saved(struct walk *w)
+{
+    for (int i = 0; i < 9; i++) w->cur[CALLER_SAVED[i]].known = 0;
+}
 
 /* One frame up: from the frame whose pc is `pc` (row `row`) to its caller. Returns the caller's
- * return address through *ra, 0 when the walk must stop. */
+ * return address through *ra, 0 when the walk must stop (w->cur is then of no further use). The
+ * register file is updated in place: only the registers the row has rules for are computed (from
+ * the callee's values, all of them before any is stored), not a copy of all 17 per frame. */
 static int step(struct walk *w, const struct row *row, uint64_t pc, uint64_t *ra)
 {
-    struct val next[NREGS];
-    memset(next, 0, sizeof next);
     uint64_t cfa;
     if (row->fp) {
         /* no CFI: the frame pointer, if it points up the stack, holds the caller's rbp, then ra */
@@ -173,13 +181,12 @@ static int step(struct walk *w, const struct row *row, uint64_t pc, uint64_t *ra
         if (!rbp->known || rbp->v < w->cur[7].v || !readable(w, rbp->v) || !readable(w, rbp->v + 8)) return 0;
         use(w, rbp);
         uint64_t frame = rbp->v;
-        for (int i = 0; i < 6; i++) next[CALLEE_SAVED[i]] = w->cur[CALLEE_SAVED[i]];
-        load(w, frame, &next[6]);
         struct val r;
         load(w, frame + 8, &r);
         use(w, &r);
-        next[7] = (struct val){frame + 16, 0, 1, SRC_DERIVED, 0};
-        memcpy(w->cur, next, sizeof next);
+        forget_caller_saved(w);
+        load(w, frame, &w->cur[6]);
+        w->cur[7] = (struct val){frame + 16, 0, 1, SRC_DERIVED, 0};
         *ra = r.v;
         return 1;
     }
@@ -191,33 +198,35 @@ static int step(struct walk *w, const struct row *row, uint64_t pc, uint64_t *ra
         use(w, base);
         cfa = base->v + (uint64_t)row->cfa_off;
     }
-    for (int i = 0; i < 6; i++) next[CALLEE_SAVED[i]] = w->cur[CALLEE_SAVED[i]];
-    next[7] = (struct val){cfa, 0, 1, SRC_DERIVED, 0};
-    for (int reg = 0; reg < NREGS; reg++) {
+    struct val fresh[NREGS];
+    for (uint32_t i = 0; i < row->nrules; i++) {
+        uint8_t reg = row->rule_reg[i];
         const struct rule *r = &row->r[reg];
+        struct val *v = &fresh[i];
         uint64_t addr;
+        v->known = 0;
         switch (r->kind) {
-        case R_NONE: break;
-        case R_OFFSET: load(w, cfa + (uint64_t)r->off, &next[reg]); break;
-        case R_VAL_OFFSET: next[reg] = (struct val){cfa + (uint64_t)r->off, 0, 1, SRC_DERIVED, 0}; break;
-        case R_REGISTER: if (r->reg < NREGS) next[reg] = w->cur[r->reg]; else next[reg].known = 0; break;
-        case R_UNDEFINED: next[reg].known = 0; break;
-        case R_SAME: next[reg] = w->cur[reg]; break;
+        case R_OFFSET: load(w, cfa + (uint64_t)r->off, v); break;
+        case R_VAL_OFFSET: *v = (struct val){cfa + (uint64_t)r->off, 0, 1, SRC_DERIVED, 0}; break;
+        case R_REGISTER: if (r->reg < NREGS) *v = w->cur[r->reg]; break;
+        case R_SAME: *v = w->cur[reg]; break;
         case R_EXPR:
-            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) load(w, addr, &next[reg]);
-            else next[reg].known = 0;
+            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) load(w, addr, v);
             break;
         case R_VAL_EXPR:
-            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) next[reg] = (struct val){addr, 0, 1, SRC_DERIVED, 0};
-            else next[reg].known = 0;
+            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) *v = (struct val){addr, 0, 1, SRC_DERIVED, 0};
             break;
+        default: break; /* R_UNDEFINED */
         }
     }
-    if (!next[16].known) return 0;
-    use(w, &next[16]);
-    *ra = next[16].v;
-    next[16].known = 0;
-    memcpy(w->cur, next, sizeof next);
+    forget_caller_saved(w);
+    w->cur[16].known = 0;
+    w->cur[7] = (struct val){cfa, 0, 1, SRC_DERIVED, 0};
+    for (uint32_t i = 0; i < row->nrules; i++) w->cur[row->rule_reg[i]] = fresh[i];
+    if (!w->cur[16].known) return 0;
+    use(w, &w->cur[16]);
+    *ra = w->cur[16].v;
+    w->cur[16].known = 0;
     return 1;
 }
 
@@ -281,9 +290,11 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
 /* The fast path's cache: (return address, stack pointer) at entry -> the stack, with its trace as
  * words to compare. The entry registers the walk used are compared where the stub saved them,
  * which for a given stack pointer is a fixed address too. An entry is right for any thread whose
- * words compare equal, but each thread keeps to a shard of its own (by the order threads first
- * allocated), so threads do not share cache lines or wait for each other: a shard's lock is taken
- * with a try, and a thread that finds its shard held walks without the cache.
+ * words compare equal, but threads keep to shards of their own, so they neither share cache lines
+ * nor wait for each other: the first CACHE_OWN threads to allocate each own a shard outright (no
+ * lock: only its thread uses it, and a signal handler's allocations there run busy, outside the
+ * hooks), later ones share CACHE_SHARED shards, each taken with a try, and a thread that finds
+ * its shard held walks without the cache.
  * Set-associative: one place in the code (libstdc++'s operator new calling malloc, a wrapper) is
  * one return address for all its callers, and callers at the same depth share the stack pointer
  * too; the ways of a set keep several of them. */
@@ -296,7 +307,9 @@ struct cached {
 };
 #define CACHE_WAYS 4
 #define CACHE_SETS 256
-#define CACHE_SHARDS 64
+#define CACHE_OWN 64
+#define CACHE_SHARED 32
+#define CACHE_SHARDS (CACHE_OWN + CACHE_SHARED)
 struct cache_set {
     uint32_t victim;    /* the way refilled next when none is free */
     struct cached way[CACHE_WAYS];
@@ -315,10 +328,10 @@ static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, 
 /* Runs inside an allocator call, with no lock of ours held on entry or on return. */
 static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
 {
-    struct cache_shard *shard = &g_cache[me->shard & (CACHE_SHARDS - 1)];
-    /* single-threaded (no other thread can exist), no lock; else a try, and no waiting: nobody
-     * waits on a shard, so it is released with a plain store */
-    int locked = !single_threaded();
+    /* a shared shard is taken with a try, and no waiting: nobody waits on a shard, so it is
+     * released with a plain store */
+    int locked = me->shard >= CACHE_OWN && !single_threaded();
+    struct cache_shard *shard = &g_cache[me->shard < CACHE_OWN ? me->shard : CACHE_OWN + (me->shard & (CACHE_SHARED - 1))];
     if (locked && UNLIKELY(!mutex_trylock(&shard->lock))) return stack_walked(me, r, NULL);
     uint32_t generation = __atomic_load_n(&g_code_generation, __ATOMIC_ACQUIRE);
     if (UNLIKELY(shard->generation != generation)) {

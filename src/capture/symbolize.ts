@@ -12,10 +12,14 @@ export interface ResolvedPc {
 }
 
 /** The symbolizers heapspec can drive, best first: llvm-symbolizer reads DWARF 5 line tables exactly. */
+const LLVM_SYMBOLIZER = ['--output-style=GNU', '--functions=linkage', '--demangle', '--inlines', '--addresses']
 const TOOLS = [
-  { command: 'llvm-symbolizer', args: (object: string) => ['--obj', object, '--output-style=GNU', '--functions=linkage', '--demangle', '--inlines', '--addresses'] },
+  { command: 'llvm-symbolizer', args: (object: string) => ['--obj', object, ...LLVM_SYMBOLIZER] },
   { command: 'addr2line', args: (object: string) => ['-e', object, '--functions', '--demangle', '--inlines', '--addresses'] },
 ]
+
+/** How many symbolizer processes run at once where each object needs its own. */
+const SYMBOLIZERS = 4
 
 /** glibc's objects: their functions are reported by the name libc exports, as the GDB script reports them. */
 const LIBC = /\/libc[.-][^/]*\.so|\/libc\.so/
@@ -28,10 +32,10 @@ interface ToolFrame {
   inlined: boolean
 }
 
-/** Runs one symbolizer over the addresses (file addresses) of one object; undefined when it is missing. */
-async function runTool(tool: (typeof TOOLS)[number], object: string, addresses: number[]): Promise<ToolFrame[] | undefined> {
-  const result = await execa(tool.command, tool.args(object), {
-    input: addresses.map((a) => `0x${a.toString(16)}`).join('\n') + '\n',
+/** Runs a symbolizer over input lines of one address each; undefined when it is missing. */
+async function runTool(command: string, args: string[], input: string[]): Promise<ToolFrame[] | undefined> {
+  const result = await execa(command, args, {
+    input: input.join('\n') + '\n',
     reject: false,
     timeout: 120_000,
     maxBuffer: 256 * 1024 * 1024,
@@ -65,7 +69,7 @@ async function runTool(tool: (typeof TOOLS)[number], object: string, addresses: 
     current.push({ fn: text === '??' ? null : text, location })
   }
   flush()
-  return frames.length === addresses.length ? frames : undefined
+  return frames.length === input.length ? frames : undefined
 }
 
 /** An ELF file's exported functions (.dynsym): where each starts, how long it is, its names. */
@@ -127,6 +131,35 @@ function exportedName(table: Exported, address: number): string | undefined {
 }
 
 /**
+ * The frames of each object's addresses (file addresses), undefined for an object no symbolizer
+ * could read. One llvm-symbolizer process serves every object (it reads `"object" address` lines):
+ * loading LLVM costs each process more than most lookups do. Without it, addr2line runs per
+ * object, SYMBOLIZERS at a time.
+ */
+async function resolveAll(paths: string[], addresses: number[][]): Promise<(ToolFrame[] | undefined)[]> {
+  const hex = (a: number): string => `0x${a.toString(16)}`
+  if (paths.length > 1 && !paths.some((p) => p.includes('"'))) {
+    const all = await runTool(TOOLS[0]!.command, LLVM_SYMBOLIZER, paths.flatMap((p, g) => addresses[g]!.map((a) => `"${p}" ${hex(a)}`)))
+    if (all) {
+      let at = 0
+      return addresses.map((list) => all.slice(at, (at += list.length)))
+    }
+  }
+  const resolved: (ToolFrame[] | undefined)[] = []
+  let next = 0
+  const worker = async (): Promise<void> => {
+    for (let g = next++; g < paths.length; g = next++) {
+      for (const tool of TOOLS) {
+        resolved[g] = await runTool(tool.command, tool.args(paths[g]!), addresses[g]!.map(hex))
+        if (resolved[g]) break
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(SYMBOLIZERS, paths.length) }, worker))
+  return resolved
+}
+
+/**
  * Resolves return addresses to function, source file and line, object by object, with
  * llvm-symbolizer or binutils' addr2line (each address looked up at pc - 1, inside the call).
  * `program` names the object whose path the dynamic linker leaves empty. Addresses in no known
@@ -149,22 +182,22 @@ export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], 
     group.pcs.push(pc)
     byObject.set(`${path}\0${object.bias}`, group)
   }
+  const groups = [...byObject.values()]
+  const addresses = groups.map(({ object, pcs: list }) => list.map((pc) => pc - 1 - object.bias))
+  const exporting = Promise.all(groups.map(({ object }) => (LIBC.test(object.path) ? exportedFunctions(object.path) : undefined)))
+  const resolved = await resolveAll(groups.map((g) => g.object.path), addresses)
+  const exported = await exporting
   let missingTool = false
-  for (const { object, pcs: list } of byObject.values()) {
-    const addresses = list.map((pc) => pc - 1 - object.bias)
-    let found: ToolFrame[] | undefined
-    for (const tool of TOOLS) {
-      found = await runTool(tool, object.path, addresses)
-      if (found) break
-    }
+  groups.forEach(({ object, pcs: list }, g) => {
+    const found = resolved[g]
+    const table = exported[g]
     if (!found) missingTool = true
-    const exported = LIBC.test(object.path) ? await exportedFunctions(object.path) : undefined
     list.forEach((pc, i) => {
       const frame = found?.[i]
       let fn = frame?.fn ?? null
-      if (exported && frame && !frame.inlined) fn = exportedName(exported, addresses[i]!) ?? fn
+      if (table && frame && !frame.inlined) fn = exportedName(table, addresses[g]![i]!) ?? fn
       frames.push({ pc, fn, file: frame?.file ?? null, line: frame?.line ?? null, object: object.path })
     })
-  }
+  })
   return { frames, missingTool }
 }

@@ -8,35 +8,13 @@
  * Every heapspec figure is checked against what the program does by construction.
  * BENCH_SCALE=1000000,5000000 picks the live-block counts (default 1, 5 and 10 million).
  */
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
+import { check, heapspec, measure, ROOT, type Measured } from './measure.js'
 
-const ROOT = join(import.meta.dirname, '..', '..', '..')
-const CLI = join(ROOT, 'dist', 'src', 'cli.js')
-const TIME = '/usr/bin/time'
 const scales = (process.env.BENCH_SCALE ?? '1000000,5000000,10000000').split(',').map(Number)
-
-interface Measured {
-  seconds: number
-  /** Peak resident memory of the measured process, in MB (GNU time's %M), when known. */
-  mb: number | undefined
-}
-
-/** Runs a command under GNU time when the machine has it: wall seconds and peak memory. */
-async function measure(command: string[], options: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<Measured & { stderr: string }> {
-  const started = process.hrtime.bigint()
-  if (!existsSync(TIME)) {
-    const r = await execa(command[0]!, command.slice(1), { ...options, reject: false })
-    return { seconds: Number(process.hrtime.bigint() - started) / 1e9, mb: undefined, stderr: String(r.stderr) }
-  }
-  const r = await execa(TIME, ['-f', 'heapspec-bench-rss %M', ...command], { ...options, reject: false })
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const stderr = String(r.stderr)
-  const rss = /heapspec-bench-rss (\d+)/.exec(stderr)
-  return { seconds, mb: rss ? Number(rss[1]) / 1024 : undefined, stderr }
-}
 
 function row(name: string, m: Measured, native: number): string {
   return `${name.padEnd(44)} ${m.seconds.toFixed(2).padStart(8)} ${`${(m.seconds / native).toFixed(1)}x`.padStart(10)} ${(m.mb === undefined ? '-' : m.mb.toFixed(0)).padStart(9)}`
@@ -44,17 +22,6 @@ function row(name: string, m: Measured, native: number): string {
 
 function header(title: string): void {
   console.log(`\n${title}\n\n${'run'.padEnd(44)} ${'seconds'.padStart(8)} ${'vs native'.padStart(10)} ${'peak MB'.padStart(9)}`)
-}
-
-/** heapspec's run JSON of `command` under `backend`, timed. */
-async function heapspec(backend: string, command: string[], cwd = ROOT): Promise<Measured & { run: { leakSummary: Record<string, { bytes: number; blocks: number }>; tests: unknown[]; totals: { allocations: number } } }> {
-  const json = join(mkdtempSync(join(tmpdir(), 'heapspec-bench-')), 'run.json')
-  const m = await measure(['node', CLI, 'run', '--backend', backend, '--json', json, '--', ...command], { cwd })
-  return { ...m, run: JSON.parse(readFileSync(json, 'utf8')) }
-}
-
-function check(what: string, got: unknown, want: unknown): void {
-  if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`bench: ${what}: heapspec says ${JSON.stringify(got)}, not ${JSON.stringify(want)}`)
 }
 
 async function liveBlocks(): Promise<void> {

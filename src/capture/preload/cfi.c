@@ -215,6 +215,8 @@ struct row {
     uint8_t cfa_expr;   /* the CFA is an expression (at cfa_off, cfa_len bytes) */
     uint8_t cfa_reg;
     uint8_t fp;         /* no CFI: follow the frame pointer */
+    uint8_t nrules;     /* the registers with a rule (not R_NONE), in rule_reg */
+    uint8_t rule_reg[NREGS];
     uint32_t cfa_len;
     int64_t cfa_off;
     struct rule r[NREGS];
@@ -343,17 +345,28 @@ static void compute_row(uint64_t pc, struct row *row)
     row->cfa_off = s.cfa_off;
     row->cfa_len = s.cfa_len;
     memcpy(row->r, s.r, sizeof s.r);
+    /* compiled once: a step visits only the registers the frame's rules change */
+    for (uint8_t reg = 0; reg < NREGS; reg++)
+        if (s.r[reg].kind != R_NONE) row->rule_reg[row->nrules++] = reg;
     return;
 stop:
     row->stop = 1;
 }
 
-/* Rows, cached by pc: open addressing over an array of row indexes. */
+/* Rows, cached by pc: open addressing over an array of row indexes. Walks read it without a lock,
+ * so it only grows: a row is written whole before its index entry is published (release), an index
+ * is replaced, never changed under a reader (the one it replaces stays mapped: a walk may still be
+ * probing it), and forgetting code starts a new, empty index over the same rows. Adding a row, and
+ * the module table it is computed from, are under g_unwind_lock. */
 #define ROWS_MAX (1u << 18)
+struct row_index {
+    uint32_t cap, used;
+    uint32_t e[];       /* row + 1, 0 empty */
+};
 static struct row *g_rows;
 static uint32_t g_nrows;
-static uint32_t *g_row_index;
-static uint32_t g_row_index_cap;
+static struct row_index *g_row_index;
+static int g_unwind_lock;
 
 static uint64_t mix(uint64_t x)
 {
@@ -363,42 +376,65 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-static int row_index_grow(void)
+/* A new index of `cap` entries holding the rows of `from` (NULL: none). Under g_unwind_lock. */
+static struct row_index *row_index_new(uint32_t cap, const struct row_index *from)
 {
-    uint32_t cap = g_row_index_cap ? g_row_index_cap * 2 : 4096;
-    uint32_t *index = region(cap * sizeof(uint32_t));
-    if (!index) return 0;
-    for (uint32_t i = 0; i < g_nrows; i++) {
-        uint32_t at = (uint32_t)(mix(g_rows[i].pc) & (cap - 1));
-        while (index[at]) at = (at + 1) & (cap - 1);
-        index[at] = i + 1;
+    struct row_index *index = region(sizeof *index + cap * sizeof(uint32_t));
+    if (!index) return NULL;
+    index->cap = cap;
+    index->used = 0;
+    for (uint32_t i = 0; from && i < from->cap; i++) {
+        uint32_t e = from->e[i];
+        if (!e) continue;
+        uint32_t at = (uint32_t)(mix(g_rows[e - 1].pc) & (cap - 1));
+        while (index->e[at]) at = (at + 1) & (cap - 1);
+        index->e[at] = e;
+        index->used++;
     }
-    if (g_row_index) region_free(g_row_index, g_row_index_cap * sizeof(uint32_t));
-    g_row_index = index;
-    g_row_index_cap = cap;
-    return 1;
+    return index;
 }
 
-static const struct row *row_for(uint64_t pc)
+/* The row at pc, if the index has it. No lock. */
+static const struct row *row_cached(uint64_t pc)
 {
-    static struct row scratch;
-    if ((g_nrows + 1) * 2 > g_row_index_cap && !row_index_grow()) {
-        compute_row(pc, &scratch);
-        return &scratch;
-    }
-    uint32_t at = (uint32_t)(mix(pc) & (g_row_index_cap - 1));
-    for (;;) {
-        uint32_t e = g_row_index[at];
-        if (!e) break;
+    const struct row_index *index = __atomic_load_n(&g_row_index, __ATOMIC_ACQUIRE);
+    if (!index) return NULL;
+    uint32_t mask = index->cap - 1;
+    for (uint32_t at = (uint32_t)(mix(pc) & mask);; at = (at + 1) & mask) {
+        uint32_t e = __atomic_load_n(&index->e[at], __ATOMIC_ACQUIRE);
+        if (!e) return NULL;
         if (g_rows[e - 1].pc == pc) return &g_rows[e - 1];
-        at = (at + 1) & (g_row_index_cap - 1);
     }
-    if (g_nrows >= ROWS_MAX) {
-        compute_row(pc, &scratch);
-        return &scratch;
+}
+
+/* The row at pc: from the index, else computed and added (into *scratch when the tables are
+ * full). Runs inside an allocator call: takes g_unwind_lock only for a pc it has not seen. */
+static const struct row *row_for(uint64_t pc, struct row *scratch)
+{
+    const struct row *row = row_cached(pc);
+    if (LIKELY(row != NULL)) return row;
+    mutex_lock(&g_unwind_lock);
+    row = row_cached(pc); /* another thread may have added it meanwhile */
+    if (!row) {
+        struct row_index *index = g_row_index;
+        if (index && (index->used + 1) * 2 > index->cap) {
+            struct row_index *bigger = row_index_new(index->cap * 2, index);
+            if (bigger) __atomic_store_n(&g_row_index, bigger, __ATOMIC_RELEASE);
+            index = g_row_index;
+        }
+        if (!index || (index->used + 1) * 2 > index->cap || g_nrows >= ROWS_MAX) {
+            compute_row(pc, scratch);
+            row = scratch;
+        } else {
+            struct row *fresh = &g_rows[g_nrows++];
+            compute_row(pc, fresh);
+            uint32_t at = (uint32_t)(mix(pc) & (index->cap - 1));
+            while (index->e[at]) at = (at + 1) & (index->cap - 1);
+            index->used++;
+            __atomic_store_n(&index->e[at], (uint32_t)(fresh - g_rows) + 1, __ATOMIC_RELEASE);
+            row = fresh;
+        }
     }
-    struct row *row = &g_rows[g_nrows];
-    compute_row(pc, row);
-    g_row_index[at] = ++g_nrows;
+    mutex_unlock(&g_unwind_lock);
     return row;
 }

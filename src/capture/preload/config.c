@@ -102,8 +102,9 @@ static void init_core(void)
     g_out = region(OUT_SIZE);
     g_stacks = region((size_t)STACKS_MAX * sizeof(struct stack));
     g_rows = region((size_t)ROWS_MAX * sizeof(struct row));
-    g_cache = region(CACHE_SIZE * sizeof(struct cached));
-    if (!g_out || !g_stacks || !g_rows || !g_cache || (!g_all_events && !blocks_grow())) {
+    g_row_index = row_index_new(4096, NULL);
+    g_cache = region(CACHE_SHARDS * sizeof(struct cache_shard));
+    if (!g_out || !g_stacks || !g_rows || !g_row_index || !g_cache || (!g_all_events && !blocks_grow())) {
         g_state = DISABLED;
         return;
     }
@@ -118,7 +119,7 @@ static void init_core(void)
     }
     /* the main thread's stack: the mapping holding the initial stack pointer */
     if (read_maps()) {
-        const char *p = g_maps;
+        const char *p = g_maps_copy.text;
         struct maps_line m;
         while (next_maps_line(&p, &m))
             if (m.start <= (uintptr_t)start && (uintptr_t)start < m.end) g_main_hi = m.end;

@@ -31,11 +31,17 @@ static uint64_t exit_floor(const struct entry_regs *r)
     uint64_t pcs[64], cfas[64];
     uint32_t n = walk_stack(self_state(), r, pcs, cfas, 64, NULL);
     if (n == 0) return r->sp;
+    uint64_t floor = cfas[n - 1];
+    mutex_lock(&g_unwind_lock);
     for (uint32_t i = 0; i < n; i++) {
         struct module *m = module_for(pcs[i]);
-        if (!m || !m->libc) return cfas[i];
+        if (!m || !m->libc) {
+            floor = cfas[i];
+            break;
+        }
     }
-    return cfas[n - 1];
+    mutex_unlock(&g_unwind_lock);
+    return floor;
 }
 
 /* Under the lock, the modules gathered. */

@@ -56,8 +56,8 @@ static inline __attribute__((always_inline)) void scrub(void *p, size_t n)
 static inline __attribute__((always_inline)) void note_alloc(struct thread_state *me, void *p, size_t size, const struct entry_regs *r)
 {
     me->busy = 1;
+    uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
     int locked = hook_lock();
-    uint32_t sid = stack_of(me, r);
     record_alloc(me, p, size, sid);
     hook_unlock(locked);
     me->busy = 0;
@@ -167,8 +167,8 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
     if (keep > n) keep = n;
     if (keep) memcpy(p, old, keep);
     scrub((char *)p + keep, n - keep);
-    locked = hook_lock();
     uint32_t sid = stack_of(me, r);
+    locked = hook_lock();
     if (g_all_events) {
         if (sid != UINT32_MAX) stack_send(sid);
         out_str("R ");

@@ -297,7 +297,7 @@ static void dump(const char *point, uint64_t sp, const uint64_t *regs, const cha
     stop_world();
     uint64_t offset = 0;
     if (read_maps()) {
-        const char *p = g_maps;
+        const char *p = g_maps_copy.text;
         struct maps_line m;
         uintptr_t previous_end = 0;
         char previous_perms[5] = "";

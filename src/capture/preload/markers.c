@@ -89,7 +89,7 @@ static int hex_digit(char c)
 static uint64_t stack_top(uint64_t sp)
 {
     if (!read_maps()) return sp;
-    const char *p = g_maps;
+    const char *p = g_maps_copy.text;
     struct maps_line m;
     while (next_maps_line(&p, &m))
         if (m.start <= sp && sp < m.end) return m.end - 8;

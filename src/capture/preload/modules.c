@@ -17,37 +17,44 @@ static int g_nmodules;
 static int g_modules_stale = 1;
 static uint64_t g_last_scan_ns;
 
-static char *g_maps;           /* a copy of /proc/self/maps */
-static size_t g_maps_cap;
+/* A copy of /proc/self/maps. Two of them: g_maps under g_lock (images, markers, start-up), and the
+ * module table's own under g_unwind_lock (a walk rescans while g_lock's holder reads its copy). */
+struct maps_copy {
+    char *text;
+    size_t cap;
+};
+static struct maps_copy g_maps_copy, g_modules_maps;
 
-static size_t read_maps(void)
+static size_t read_maps_into(struct maps_copy *c)
 {
-    if (!g_maps) {
-        g_maps_cap = 1 << 20;
-        g_maps = region(g_maps_cap);
-        if (!g_maps) return 0;
+    if (!c->text) {
+        c->cap = 1 << 20;
+        c->text = region(c->cap);
+        if (!c->text) return 0;
     }
     int fd = x_open("/proc/self/maps", O_RDONLY, 0);
     if (fd < 0) return 0;
     size_t n = 0;
     for (;;) {
-        if (n + 4096 >= g_maps_cap) {
-            char *bigger = region(g_maps_cap * 2);
+        if (n + 4096 >= c->cap) {
+            char *bigger = region(c->cap * 2);
             if (!bigger) break;
-            memcpy(bigger, g_maps, n);
-            region_free(g_maps, g_maps_cap);
-            g_maps = bigger;
-            g_maps_cap *= 2;
+            memcpy(bigger, c->text, n);
+            region_free(c->text, c->cap);
+            c->text = bigger;
+            c->cap *= 2;
         }
-        long r = x_read(fd, g_maps + n, g_maps_cap - n - 1);
+        long r = x_read(fd, c->text + n, c->cap - n - 1);
         if (r == -EINTR) continue;
         if (r <= 0) break;
         n += (size_t)r;
     }
     x_close(fd);
-    g_maps[n] = 0;
+    c->text[n] = 0;
     return n;
 }
+
+static size_t read_maps(void) { return read_maps_into(&g_maps_copy); }
 
 struct maps_line {
     uintptr_t start, end;
@@ -88,11 +95,12 @@ static int same_name(const struct maps_line *a, const struct maps_line *b)
     return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
 }
 
+/* Under g_unwind_lock. */
 static void scan_modules(void)
 {
-    if (!read_maps()) return;
+    if (!read_maps_into(&g_modules_maps)) return;
     g_nmodules = 0;
-    const char *p = g_maps;
+    const char *p = g_modules_maps.text;
     struct maps_line m;
     while (next_maps_line(&p, &m)) {
         if (m.offset != 0 || m.name_len == 0 || (m.name[0] != '/' && !starts_with(m.name, "[vdso]"))) continue;
@@ -118,7 +126,7 @@ static void scan_modules(void)
             if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X)) continue;
             uintptr_t lo = bias + ph[i].p_vaddr, hi = lo + ph[i].p_memsz;
             /* trust the range only where it is mapped executable under the same name */
-            const char *q = g_maps;
+            const char *q = g_modules_maps.text;
             struct maps_line x;
             int mapped = 0;
             while (next_maps_line(&q, &x))
@@ -141,6 +149,7 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
+/* Under g_unwind_lock. */
 static struct module *module_for(uintptr_t pc)
 {
     for (int pass = 0; pass < 2; pass++) {

@@ -9,22 +9,32 @@
 static struct { uintptr_t lo, hi; } g_ranges[MAX_RANGES];
 static int g_nranges;
 
+/* Walks make regions too (an index that grows) while g_lock's holder may be making others: the
+ * list has a lock of its own, the innermost of all. An image reads it with the world stopped and
+ * without the lock: an entry is whole before the count covers it. */
+static int g_ranges_lock;
+
 static void range_add(uintptr_t lo, uintptr_t hi)
 {
+    mutex_lock(&g_ranges_lock);
     if (g_nranges < MAX_RANGES) {
         g_ranges[g_nranges].lo = lo;
         g_ranges[g_nranges].hi = hi;
-        g_nranges++;
+        __atomic_store_n(&g_nranges, g_nranges + 1, __ATOMIC_RELEASE);
     }
+    mutex_unlock(&g_ranges_lock);
 }
 
 static void range_remove(uintptr_t lo)
 {
+    mutex_lock(&g_ranges_lock);
     for (int i = 0; i < g_nranges; i++)
         if (g_ranges[i].lo == lo) {
-            g_ranges[i] = g_ranges[--g_nranges];
-            return;
+            g_ranges[i] = g_ranges[g_nranges - 1];
+            __atomic_store_n(&g_nranges, g_nranges - 1, __ATOMIC_RELEASE);
+            break;
         }
+    mutex_unlock(&g_ranges_lock);
 }
 
 static void *region(size_t size)

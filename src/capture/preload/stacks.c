@@ -49,8 +49,20 @@ static int stack_index_grow(void)
     return 1;
 }
 
-/* The id of a stack, interning it when new; UINT32_MAX when the tables are full. */
+/* The id of a stack, interning it when new; UINT32_MAX when the tables are full. Walks call it
+ * with no other lock held (or a cache shard's); a stack's pcs never change once it has an id, and
+ * the ids reach g_lock's side through g_lock, so only the table's index needs g_stacks_lock. */
+static int g_stacks_lock;
+static uint32_t stack_find_or_add(const uint64_t *pcs, uint32_t n);
 static uint32_t stack_intern(const uint64_t *pcs, uint32_t n)
+{
+    mutex_lock(&g_stacks_lock);
+    uint32_t sid = stack_find_or_add(pcs, n);
+    mutex_unlock(&g_stacks_lock);
+    return sid;
+}
+
+static uint32_t stack_find_or_add(const uint64_t *pcs, uint32_t n)
 {
     uint64_t h = hash_pcs(pcs, n);
     if ((g_nstacks + 1) * 2 > g_stack_index_cap && !stack_index_grow()) return UINT32_MAX;
@@ -68,7 +80,7 @@ static uint32_t stack_intern(const uint64_t *pcs, uint32_t n)
     s->hash = h;
     s->n = n;
     s->sent = 0;
-    memcpy(s->pcs, pcs, n * sizeof(uint64_t));
+    if (n) memcpy(s->pcs, pcs, n * sizeof(uint64_t));
     g_stack_index[at] = sid + 1;
     return sid;
 }

@@ -38,6 +38,7 @@ struct thread_state {
     struct shadow_frame *shadow;
     int nshadow;
     uintptr_t stepping; /* a test function's entry whose first instruction is being single-stepped */
+    uint32_t shard;     /* which thread to allocate it is, counting from 0: its stack-cache shard (unwind.c) */
 };
 static pthread_key_t g_key;
 static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
@@ -67,6 +68,7 @@ static struct thread_state *new_state(void)
     s->shadow = NULL;
     s->nshadow = 0;
     s->stepping = 0;
+    s->shard = i;
     pthread_setspecific(g_key, s);
     return s;
 }
@@ -78,21 +80,41 @@ static inline struct thread_state *self_state(void)
     return LIKELY(s != NULL) ? s : new_state();
 }
 
-/* One lock orders every event of every thread, as the model needs them in one order. */
-static int g_lock;
-static void lock_slow(void)
+/* A futex mutex: 0 free, 1 held, 2 held with waiters. A waiter sleeps at once: on a machine with
+ * more runnable threads than cores a spinning waiter keeps the holder off its core. */
+static void mutex_lock_slow(int *m)
 {
-    while (__atomic_exchange_n(&g_lock, 2, __ATOMIC_ACQUIRE) != 0) futex_wait(&g_lock, 2, NULL);
+    while (__atomic_exchange_n(m, 2, __ATOMIC_ACQUIRE) != 0) futex_wait(m, 2, NULL);
 }
-static inline void lock(void)
+static inline void mutex_lock(int *m)
 {
     int expected = 0;
-    if (!__atomic_compare_exchange_n(&g_lock, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) lock_slow();
+    if (!__atomic_compare_exchange_n(m, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) mutex_lock_slow(m);
 }
-static inline void unlock(void)
+static inline int mutex_trylock(int *m)
 {
-    if (__atomic_exchange_n(&g_lock, 0, __ATOMIC_RELEASE) == 2) futex_wake(&g_lock, 1);
+    int expected = 0;
+    return __atomic_compare_exchange_n(m, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
+static inline void mutex_unlock(int *m)
+{
+    if (__atomic_exchange_n(m, 0, __ATOMIC_RELEASE) == 2) futex_wake(m, 1);
+}
+
+/* The locks, and their order (a thread holding one may take only those after it):
+ *   g_lock         orders every event of every thread (the model needs them in one order): the
+ *                  block table, the counts, the protocol writer, test-case state, images;
+ *   a cache shard  (unwind.c) a shared stack-cache shard (threads past the 64th), held across a
+ *                  walk that may fill it;
+ *   g_unwind_lock  (cfi.c) adding a rule row, the module table;
+ *   g_stacks_lock  (stacks.c) interning a stack.
+ * The walk itself takes none: an allocator hook walks its caller's stack before it takes g_lock,
+ * so threads walk at the same time and hold g_lock only to record the block. No signal handler
+ * of ours takes any of them while the thread it interrupts may hold it (the hooks run busy, and a
+ * stopped thread holds only locks the stopping one never needs while it holds the world stopped). */
+static int g_lock;
+static inline void lock(void) { mutex_lock(&g_lock); }
+static inline void unlock(void) { mutex_unlock(&g_lock); }
 
 static inline int hook_lock(void)
 {

@@ -159,13 +159,21 @@ static int evaluate(struct walk *w, const uint8_t *p, uint32_t len, uint64_t pc,
 }
 
 static const int CALLEE_SAVED[6] = {3, 6, 12, 13, 14, 15}; /* rbx rbp r12 r13 r14 r15 */
+static const int CALLER_SAVED[9] = {0, 1, 2, 4, 5, 8, 9, 10, 11}; /* rax rdx rcx rsi rdi r8-r11 */
+
+/* Into the caller's frame, in place: what a call does not preserve is unknown there, the callee-
+ * saved registers and the stack pointer carry over unless a rule says otherwise. */
+static inline void forget_caller_saved(struct walk *w)
+{
+    for (int i = 0; i < 9; i++) w->cur[CALLER_SAVED[i]].known = 0;
+}
 
 /* One frame up: from the frame whose pc is `pc` (row `row`) to its caller. Returns the caller's
- * return address through *ra, 0 when the walk must stop. */
+ * return address through *ra, 0 when the walk must stop (w->cur is then of no further use). The
+ * register file is updated in place: only the registers the row has rules for are computed (from
+ * the callee's values, all of them before any is stored), not a copy of all 17 per frame. */
 static int step(struct walk *w, const struct row *row, uint64_t pc, uint64_t *ra)
 {
-    struct val next[NREGS];
-    memset(next, 0, sizeof next);
     uint64_t cfa;
     if (row->fp) {
         /* no CFI: the frame pointer, if it points up the stack, holds the caller's rbp, then ra */
@@ -173,13 +181,12 @@ static int step(struct walk *w, const struct row *row, uint64_t pc, uint64_t *ra
         if (!rbp->known || rbp->v < w->cur[7].v || !readable(w, rbp->v) || !readable(w, rbp->v + 8)) return 0;
         use(w, rbp);
         uint64_t frame = rbp->v;
-        for (int i = 0; i < 6; i++) next[CALLEE_SAVED[i]] = w->cur[CALLEE_SAVED[i]];
-        load(w, frame, &next[6]);
         struct val r;
         load(w, frame + 8, &r);
         use(w, &r);
-        next[7] = (struct val){frame + 16, 0, 1, SRC_DERIVED, 0};
-        memcpy(w->cur, next, sizeof next);
+        forget_caller_saved(w);
+        load(w, frame, &w->cur[6]);
+        w->cur[7] = (struct val){frame + 16, 0, 1, SRC_DERIVED, 0};
         *ra = r.v;
         return 1;
     }
@@ -191,33 +198,35 @@ static int step(struct walk *w, const struct row *row, uint64_t pc, uint64_t *ra
         use(w, base);
         cfa = base->v + (uint64_t)row->cfa_off;
     }
-    for (int i = 0; i < 6; i++) next[CALLEE_SAVED[i]] = w->cur[CALLEE_SAVED[i]];
-    next[7] = (struct val){cfa, 0, 1, SRC_DERIVED, 0};
-    for (int reg = 0; reg < NREGS; reg++) {
+    struct val fresh[NREGS];
+    for (uint32_t i = 0; i < row->nrules; i++) {
+        uint8_t reg = row->rule_reg[i];
         const struct rule *r = &row->r[reg];
+        struct val *v = &fresh[i];
         uint64_t addr;
+        v->known = 0;
         switch (r->kind) {
-        case R_NONE: break;
-        case R_OFFSET: load(w, cfa + (uint64_t)r->off, &next[reg]); break;
-        case R_VAL_OFFSET: next[reg] = (struct val){cfa + (uint64_t)r->off, 0, 1, SRC_DERIVED, 0}; break;
-        case R_REGISTER: if (r->reg < NREGS) next[reg] = w->cur[r->reg]; else next[reg].known = 0; break;
-        case R_UNDEFINED: next[reg].known = 0; break;
-        case R_SAME: next[reg] = w->cur[reg]; break;
+        case R_OFFSET: load(w, cfa + (uint64_t)r->off, v); break;
+        case R_VAL_OFFSET: *v = (struct val){cfa + (uint64_t)r->off, 0, 1, SRC_DERIVED, 0}; break;
+        case R_REGISTER: if (r->reg < NREGS) *v = w->cur[r->reg]; break;
+        case R_SAME: *v = w->cur[reg]; break;
         case R_EXPR:
-            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) load(w, addr, &next[reg]);
-            else next[reg].known = 0;
+            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) load(w, addr, v);
             break;
         case R_VAL_EXPR:
-            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) next[reg] = (struct val){addr, 0, 1, SRC_DERIVED, 0};
-            else next[reg].known = 0;
+            if (evaluate(w, (const uint8_t *)(uintptr_t)r->off, r->len, pc, &cfa, &addr)) *v = (struct val){addr, 0, 1, SRC_DERIVED, 0};
             break;
+        default: break; /* R_UNDEFINED */
         }
     }
-    if (!next[16].known) return 0;
-    use(w, &next[16]);
-    *ra = next[16].v;
-    next[16].known = 0;
-    memcpy(w->cur, next, sizeof next);
+    forget_caller_saved(w);
+    w->cur[16].known = 0;
+    w->cur[7] = (struct val){cfa, 0, 1, SRC_DERIVED, 0};
+    for (uint32_t i = 0; i < row->nrules; i++) w->cur[row->rule_reg[i]] = fresh[i];
+    if (!w->cur[16].known) return 0;
+    use(w, &w->cur[16]);
+    *ra = w->cur[16].v;
+    w->cur[16].known = 0;
     return 1;
 }
 
@@ -253,6 +262,7 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
     w.cur[7] = (struct val){r->sp + 8, 0, 1, SRC_DERIVED, 0};
     uint32_t n = 0;
     int signal = 0;
+    struct row scratch;
     while (ra && n < depth) {
         if (UNLIKELY(ra == (uint64_t)(uintptr_t)heapspec_test_return)) {
             /* a test function's frame: its real return address is on the shadow stack */
@@ -266,7 +276,7 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
         n++;
         if (n >= depth || !known) break;
         uint64_t key = signal ? ra : ra - 1;
-        const struct row *row = row_for(key);
+        const struct row *row = row_for(key, &scratch);
         if (row->stop && !row->fp) break;
         uint64_t next;
         if (!step(&w, row, ra, &next)) break;
@@ -279,7 +289,15 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
 
 /* The fast path's cache: (return address, stack pointer) at entry -> the stack, with its trace as
  * words to compare. The entry registers the walk used are compared where the stub saved them,
- * which for a given stack pointer is a fixed address too. */
+ * which for a given stack pointer is a fixed address too. An entry is right for any thread whose
+ * words compare equal, but threads keep to shards of their own, so they neither share cache lines
+ * nor wait for each other: the first CACHE_OWN threads to allocate each own a shard outright (no
+ * lock: only its thread uses it, and a signal handler's allocations there run busy, outside the
+ * hooks), later ones share CACHE_SHARED shards, each taken with a try, and a thread that finds
+ * its shard held walks without the cache.
+ * Set-associative: one place in the code (libstdc++'s operator new calling malloc, a wrapper) is
+ * one return address for all its callers, and callers at the same depth share the stack pointer
+ * too; the ways of a set keep several of them. */
 #define MAX_CHECKS (MAX_READS + 6)
 struct cached {
     uint64_t ra, sp;
@@ -287,37 +305,71 @@ struct cached {
     uint64_t max_addr;
     struct { uint64_t addr, value; } checks[MAX_CHECKS];
 };
-#define CACHE_SIZE 4096
-static struct cached *g_cache;
-
-static inline struct cached *cache_slot(uint64_t ra, uint64_t sp)
-{
-    return &g_cache[mix(ra ^ (sp * 0x9E3779B97F4A7C15ull)) & (CACHE_SIZE - 1)];
-}
+#define CACHE_WAYS 4
+#define CACHE_SETS 256
+#define CACHE_OWN 64
+#define CACHE_SHARED 32
+#define CACHE_SHARDS (CACHE_OWN + CACHE_SHARED)
+struct cache_set {
+    uint32_t victim;    /* the way refilled next when none is free */
+    struct cached way[CACHE_WAYS];
+};
+struct cache_shard {
+    int lock;
+    uint32_t generation; /* g_code_generation when its entries were made */
+    struct cache_set set[CACHE_SETS];
+};
+static struct cache_shard *g_cache;      /* CACHE_SHARDS of them */
+static uint32_t g_code_generation;       /* one more each time code is unloaded */
 
 /* The stack id for an allocator entered with `r`; UINT32_MAX when no stack could be kept. */
-static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, uint64_t ra, struct cached *c);
+static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cached *fill);
 
+/* Runs inside an allocator call, with no lock of ours held on entry or on return. */
 static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
 {
+    /* a shared shard is taken with a try, and no waiting: nobody waits on a shard, so it is
+     * released with a plain store */
+    int locked = me->shard >= CACHE_OWN && !single_threaded();
+    struct cache_shard *shard = &g_cache[me->shard < CACHE_OWN ? me->shard : CACHE_OWN + (me->shard & (CACHE_SHARED - 1))];
+    if (locked && UNLIKELY(!mutex_trylock(&shard->lock))) return stack_walked(me, r, NULL);
+    uint32_t generation = __atomic_load_n(&g_code_generation, __ATOMIC_ACQUIRE);
+    if (UNLIKELY(shard->generation != generation)) {
+        memset(shard->set, 0, sizeof shard->set);
+        shard->generation = generation;
+    }
     uint64_t ra = *(const uint64_t *)r->sp;
-    struct cached *c = cache_slot(ra, r->sp);
-    if (LIKELY(c->ra == ra && c->sp == r->sp && c->max_addr + 8 <= thread_hi(me))) {
+    struct cache_set *set = &shard->set[mix(ra ^ (r->sp * 0x9E3779B97F4A7C15ull)) & (CACHE_SETS - 1)];
+    uint64_t hi = thread_hi(me);
+    struct cached *fill = NULL;
+    uint32_t sid = UINT32_MAX;
+    for (int w = 0; w < CACHE_WAYS; w++) {
+        struct cached *c = &set->way[w];
+        if (c->ra != ra || c->sp != r->sp || c->max_addr + 8 > hi) {
+            if (!c->ra) fill = c;
+            continue;
+        }
         uint32_t i = 0;
         while (i < c->nchecks && *(const volatile uint64_t *)c->checks[i].addr == c->checks[i].value) i++;
-        if (LIKELY(i == c->nchecks)) return c->sid;
+        if (LIKELY(i == c->nchecks)) {
+            sid = c->sid;
+            break;
+        }
     }
-    return stack_walked(me, r, ra, c);
+    if (sid == UINT32_MAX) sid = stack_walked(me, r, fill ? fill : &set->way[set->victim++ % CACHE_WAYS]);
+    if (locked) __atomic_store_n(&shard->lock, 0, __ATOMIC_RELEASE);
+    return sid;
 }
 
-/* The slow path: a real walk, and the cache entry refilled. */
-static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, uint64_t ra, struct cached *c)
+/* The slow path: a real walk, and the cache entry `fill` (when given) refilled. */
+static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cached *fill)
 {
     uint64_t pcs[DEPTH];
-    static struct trace t;
+    struct trace t;
     uint32_t n = walk_stack(me, r, pcs, NULL, DEPTH, &t);
     uint32_t sid = stack_intern(pcs, n);
-    if (t.cacheable && sid != UINT32_MAX) {
+    if (fill && t.cacheable && sid != UINT32_MAX) {
+        struct cached *c = fill;
         uint32_t k = 0;
         const uint64_t *entry = &r->rbx; /* rbx rbp r12 r13 r14 r15, where the stub saved them */
         for (int i = 0; i < 6; i++)
@@ -331,7 +383,7 @@ static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, 
             c->checks[k].value = t.reads[i].value;
             k++;
         }
-        c->ra = ra;
+        c->ra = *(const uint64_t *)r->sp;
         c->sp = r->sp;
         c->sid = sid;
         c->nchecks = k;
@@ -340,11 +392,14 @@ static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, 
     return sid;
 }
 
-/* Code was unloaded: rows and cached stacks may describe code that is gone. */
+/* Code was unloaded: rows and cached stacks may describe code that is gone. Walks in progress
+ * keep the rows they found (they stay mapped); new walks see a new index and emptied shards. */
 static void forget_code(void)
 {
-    g_nrows = 0;
-    if (g_row_index) memset(g_row_index, 0, g_row_index_cap * sizeof(uint32_t));
-    if (g_cache) memset(g_cache, 0, CACHE_SIZE * sizeof(struct cached));
+    mutex_lock(&g_unwind_lock);
+    struct row_index *empty = g_row_index ? row_index_new(g_row_index->cap, NULL) : NULL;
+    if (empty) __atomic_store_n(&g_row_index, empty, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&g_code_generation, 1, __ATOMIC_RELEASE);
     g_modules_stale = 1;
+    mutex_unlock(&g_unwind_lock);
 }

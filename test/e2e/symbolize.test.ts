@@ -1,0 +1,73 @@
+import { mkdtempSync, statSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { execa } from 'execa'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { symbolize } from '../../src/capture/symbolize.js'
+import { program } from '../support/debugee.js'
+
+// The real symbolizers on real objects: the program (debugee/build/definite: make() and main())
+// and glibc (strdup), as if loaded at the biases below, each address a few bytes into its function
+// as nm gives it (a return address is looked up at pc - 1, inside the call).
+const LIBC = '/lib/x86_64-linux-gnu/libc.so.6'
+const PROGRAM_BIAS = 0x10_0000_0000
+const LIBC_BIAS = 0x20_0000_0000
+const objects = [
+  { lo: PROGRAM_BIAS, hi: PROGRAM_BIAS + statSync(program('definite')).size, bias: PROGRAM_BIAS, path: '' },
+  { lo: LIBC_BIAS, hi: LIBC_BIAS + statSync(LIBC).size, bias: LIBC_BIAS, path: LIBC },
+]
+let pcs: number[] = []
+
+async function symbolAt(args: string[], name: RegExp): Promise<number> {
+  const line = String((await execa('nm', args)).stdout).split('\n').find((l) => name.test(l))
+  if (!line) throw new Error(`nm ${args.join(' ')}: no ${name}`)
+  return parseInt(line.split(' ')[0]!, 16)
+}
+
+beforeAll(async () => {
+  const make = await symbolAt([program('definite')], / t make$/)
+  const main = await symbolAt([program('definite')], / T main$/)
+  const strdup = await symbolAt(['-D', LIBC], / W strdup@@/)
+  pcs = [PROGRAM_BIAS + make + 5, LIBC_BIAS + strdup + 5, PROGRAM_BIAS + main + 5]
+})
+
+describe('symbolize', () => {
+  const path = process.env.PATH
+  afterEach(() => {
+    process.env.PATH = path
+  })
+
+  it('resolves the objects of a report together, each address to its own object and function, libc by its exported name', async () => {
+    const { frames, missingTool } = await symbolize(pcs, objects, program('definite'))
+    expect(missingTool).toBe(false)
+    expect(frames.map((f) => [f.pc, f.fn, f.file?.replace(/.*\//, ''), f.object])).toEqual([
+      [pcs[0], 'make', 'definite.c', program('definite')],
+      [pcs[2], 'main', 'definite.c', program('definite')],
+      [pcs[1], 'strdup', 'strdup.c', LIBC],
+    ])
+  })
+
+  it('without llvm-symbolizer, addr2line object by object gives the same functions', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-symbolize-'))
+    symlinkSync('/usr/bin/addr2line', join(bin, 'addr2line'))
+    process.env.PATH = bin
+    const { frames, missingTool } = await symbolize(pcs, objects, program('definite'))
+    expect(missingTool).toBe(false)
+    expect(frames.map((f) => [f.pc, f.fn, f.object])).toEqual([
+      [pcs[0], 'make', program('definite')],
+      [pcs[2], 'main', program('definite')],
+      [pcs[1], 'strdup', LIBC],
+    ])
+  })
+
+  it('with no symbolizer at all, says so and keeps each frame\'s object', async () => {
+    process.env.PATH = mkdtempSync(join(tmpdir(), 'heapspec-symbolize-'))
+    const { frames, missingTool } = await symbolize(pcs, objects, program('definite'))
+    expect(missingTool).toBe(true)
+    expect(frames.map((f) => [f.fn, f.object])).toEqual([
+      [null, program('definite')],
+      [null, program('definite')],
+      [null, LIBC],
+    ])
+  })
+})

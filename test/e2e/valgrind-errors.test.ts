@@ -67,7 +67,8 @@ describe('memory errors under the valgrind backend, beside plain memcheck', () =
     expect(reference[3]!.aux).toEqual([expect.stringMatching(/^Address 0x[0-9a-f]+ is 8 bytes after a block of size 32 alloc'd$/)])
   })
 
-  it('each error is memcheck\'s (words, first user line, aux story, count), in the test case that made it, on every one of 20 runs', async () => {
+  // 20 captures under memcheck and gdb: a loaded machine takes minutes
+  it('each error is memcheck\'s (words, first user line, aux story, count), in the test case that made it, on every one of 20 runs', { timeout: 900_000 }, async () => {
     const normal = (text: string): string => text.replace(/0x[0-9a-f]+/g, '0x...')
     const expected = reference.map((e) => ({ ...e, aux: e.aux.map(normal) }))
     for (let i = 0; i < 20; i++) {

@@ -2,10 +2,11 @@
 
 Loaded with `gdb -nx -batch -ex 'python HEAPSPEC = {...}' -x heapspec_vgdb.py PROGRAM`, it attaches
 to memcheck's gdbserver through vgdb (valgrind started with --vgdb-error=0 --vgdb-stop-at=exit) and
-stops the program at every test-case boundary. There it asks memcheck for two things: the heap
-totals (`xtmemory`, a file per point) and the live blocks (`leak_check`, then `block_list`), which
-memcheck writes to its log between `heapspec ID SECTION` lines (`monitor v.set log_output`: the log
-is a pipe the host reads; through gdb the same text is twenty times slower). No analysis here: the
+stops the program at every test-case boundary. There it asks memcheck for three things: its error
+counters (`v.info n_errs_found`, answered through gdb), the heap totals (`xtmemory`, a file per
+point) and the live blocks (`leak_check`, then `block_list`), which memcheck writes to its log
+between `heapspec ID SECTION` lines (`monitor v.set log_output` for the listing: the log is a pipe
+the host reads; through gdb the same text is twenty times slower). No analysis here: the
 host (TypeScript) turns the points into per-test figures. Lines on file descriptor HEAPSPEC["fd"]:
 
   H                          attached; the program runs
@@ -76,8 +77,8 @@ def emit(line):
 
 
 def monitor(command):
-    # With `v.set log_output` the answer goes to memcheck's log, not to gdb.
-    gdb.execute("monitor " + command, to_string=True)
+    """A monitor command; its answer, under `v.set mixed_output` (with `log_output` it goes to memcheck's log)."""
+    return gdb.execute("monitor " + command, to_string=True)
 
 
 class State:
@@ -191,18 +192,9 @@ class Host:
         return line.split()
 
 
-def from_memcheck(command):
-    """A monitor command's answer, through gdb: small answers only (listings go to the log)."""
-    gdb.execute("monitor v.set mixed_output", to_string=True)
-    try:
-        return gdb.execute("monitor " + command, to_string=True)
-    finally:
-        gdb.execute("monitor v.set log_output", to_string=True)
-
-
 def error_counts():
     """memcheck's errors found (every occurrence) and shown (each distinct error, or loss record, once)."""
-    m = re.search(r"n_errs_found (\d+) n_errs_shown (\d+)", from_memcheck("v.info n_errs_found"))
+    m = re.search(r"n_errs_found (\d+) n_errs_shown (\d+)", monitor("v.info n_errs_found"))
     if m is None:
         raise RuntimeError("memcheck did not answer v.info n_errs_found")
     return int(m.group(1)), int(m.group(2))
@@ -218,7 +210,7 @@ def point(kind, name, registers):
     # An error memcheck had shown happened again (it counts it and shows nothing): only its list
     # with the counts tells which.
     if found - last_found > shown - last_shown:
-        emit("A %d %s" % (n, json.dumps(from_memcheck("v.info all_errors"))))
+        emit("A %d %s" % (n, json.dumps(monitor("v.info all_errors"))))
     listed = point_listing(kind, n)
     State.errors = error_counts() if listed else (found, shown)
     emit("C %d %d %d %d" % (n, found, shown, State.errors[1]))
@@ -240,6 +232,8 @@ def point_listing(kind, n):
     if unchanged:
         return False
     full = OBJECTS or kind in ("E", "e")
+    # The listing goes to the log, the pipe the host reads (through gdb it is twenty times slower).
+    monitor("v.set log_output")
     monitor("v.info n_errs_found heapspec %d %s" % (n, "full" if full else "summary"))
     if full:
         monitor("leak_check full kinds all heuristics %s any" % HEURISTICS)
@@ -256,6 +250,7 @@ def point_listing(kind, n):
         monitor("block_list 1..999999999")
         State.last_listed = totals
     monitor("v.info n_errs_found heapspec %d end" % n)
+    monitor("v.set mixed_output")
     return True
 
 
@@ -420,10 +415,10 @@ def main():
                 "set remotetimeout 3600"):
         gdb.execute(cmd, to_string=True)
     gdb.execute("target remote | %s" % CFG["vgdb"], to_string=True)
-    # Errors must not stop the program (--vgdb-error=0 only served to stop it before it starts),
-    # and every monitor answer goes to the log.
+    # Errors must not stop the program (--vgdb-error=0 only served to stop it before it starts);
+    # monitor answers come to gdb, but for the listings, which point_listing sends to the log.
     monitor("v.set vgdb-error 999999999")
-    monitor("v.set log_output")
+    monitor("v.set mixed_output")
     gdb.execute("handle all nostop noprint pass", to_string=True)
     # Markers and test functions may live in the libraries the program links: wait for them.
     gdb.execute("set stop-on-solib-events 1", to_string=True)

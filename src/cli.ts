@@ -10,11 +10,14 @@ import { normalizeRun, readSavedRuns } from './report/saved-runs.js'
 import { useColor } from './report/terminal.js'
 import { formatSummaryReport } from './report/test-summary.js'
 import { FAILING_KINDS, formatReport, runFails } from './report/text.js'
-import { writeLeakReport } from './report/write-report.js'
 import { runNative } from './run.js'
 import { BACKENDS, type RunOptions } from './options.js'
 import { checkOutputFile, prepareOutputDir } from './output-paths.js'
 import type { RunJson } from './model/types.js'
+
+/** The HTML and JSON report writer, loaded when a report is written: it brings istanbul-lib-report,
+ * which a plain `run` (most runs) would otherwise load at every start. */
+const reportWriter = (): Promise<typeof import('./report/write-report.js')> => import('./report/write-report.js')
 
 const USAGE = `Usage:
   heapspec run [--backend ${BACKENDS.join('|')}] [--tests REGEX] [--timeout SECONDS] [--json FILE] [--out DIR]
@@ -153,6 +156,7 @@ async function run(argv: string[]): Promise<number> {
   if (args.out) {
     writeFileSync(join(args.out, 'leak-report.txt'), formatReport(json))
     writeFileSync(join(args.out, 'heapspec.json'), JSON.stringify(json, null, 2) + '\n')
+    const { writeLeakReport } = await reportWriter()
     writeLeakReport(args.out, [{ tests: [], run: normalizeRun(json, process.cwd()) }], { root: process.cwd(), kinds: FAILING_KINDS })
   }
   if (interruptedBy) return interruptedBy === 'SIGINT' ? 130 : 143
@@ -160,7 +164,7 @@ async function run(argv: string[]): Promise<number> {
 }
 
 /** `heapspec report`: merges saved runs into one report, the same as one unsharded run would have given. */
-function report(argv: string[]): number {
+async function report(argv: string[]): Promise<number> {
   let out = 'heapspec-report'
   const paths: string[] = []
   for (let i = 0; i < argv.length; i++) {
@@ -180,6 +184,7 @@ function report(argv: string[]): number {
   const root = process.cwd()
   const runs = readSavedRuns(paths, root, [out])
   process.stdout.write(formatSummaryReport(runs, { kinds: FAILING_KINDS, color: useColor(process.stdout) }))
+  const { writeLeakReport } = await reportWriter()
   const index = writeLeakReport(out, runs, { root, kinds: FAILING_KINDS, saveRuns: true, text: formatSummaryReport(runs, { kinds: FAILING_KINDS }) })
   if (process.env.GITHUB_ACTIONS === 'true') {
     for (const line of githubAnnotations(runs, { root, workspace: process.env.GITHUB_WORKSPACE, kinds: FAILING_KINDS })) process.stdout.write(line + '\n')

@@ -12,7 +12,7 @@ import { descendants, programStdio, supervise } from '../process.js'
 import { checkSuppressionFile, defaultSuppressionFile } from '../suppression-files.js'
 import { testFunctionNames } from '../test-functions.js'
 import { resolveProgram } from '../program.js'
-import { parseMemcheckXml, type MemcheckXml } from './xml.js'
+import type { MemcheckXml } from './xml.js'
 import type { ObjectCode } from './object-code.js'
 import { sessionReason, VgdbSession } from './vgdb-session.js'
 import { parseXtreeMassif, parseXtreeTotals, type HeapSummary } from './xtree.js'
@@ -268,6 +268,8 @@ export class ValgrindBackend implements CaptureBackend {
     }
 
     // Streamed: a long run's XML can be large. Stopped before memcheck wrote any, it reads as empty.
+    // loaded here: the XML stream parser (saxes) is for valgrind runs only, not every start-up
+    const { parseMemcheckXml } = await import('./xml.js')
     const xml = await parseMemcheckXml(xmlSize > 0 ? createReadStream(files.xml) : '', { cwd: spec.cwd, source: files.xml, allowTruncated: true })
     if (!xml.complete && !killed) {
       const reason = valgrindReason(stderr, log) ?? describeEnd(outcome)

@@ -103,7 +103,8 @@ static void init_core(void)
     g_stacks = region((size_t)STACKS_MAX * sizeof(struct stack));
     g_rows = region((size_t)ROWS_MAX * sizeof(struct row));
     g_cache = region(CACHE_SIZE * sizeof(struct cached));
-    if (!g_out || !g_stacks || !g_rows || !g_cache || (!g_all_events && !blocks_grow())) {
+    g_freed = region((size_t)FREED_MAX * sizeof(struct freed)); /* without it, no free's story */
+    if (!g_out || !g_stacks || !g_rows || !g_cache || !blocks_grow()) {
         g_state = DISABLED;
         return;
     }

@@ -13,7 +13,7 @@ import { errorShape, memcheckErrors } from '../support/memcheck-errors.js'
 const FREE_ERRORS_TESTS = ['double_free', 'stack_free', 'static_free', 'interior_free', 'realloc_freed', 'threaded', null]
 const MISMATCH_TESTS = ['malloc_delete', 'malloc_delete_array', 'new_free', 'new_delete_array', 'array_free', 'array_delete', 'new_realloc']
 
-describe.each(['preload'] as const)('the %s backend beside memcheck', (backend) => {
+describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (backend) => {
   it('free-errors: 7 invalid frees (double, stack, static, interior, realloc of a freed block, on a second thread, outside any test case), each with memcheck\'s story; the program runs to its end as under memcheck', async () => {
     const command = [program('free-errors')]
     const [reference, figures] = await Promise.all([memcheckErrors(command), memcheck(command)])
@@ -50,6 +50,22 @@ describe.each(['preload'] as const)('the %s backend beside memcheck', (backend) 
       stderr: String(native.stderr),
     })
     expect(run.stdout).toBe('free-mismatch: done\n')
+  })
+
+  it.each([
+    ['cxx', []],
+    ['verdicts-cxx', []],
+    ['threads', []],
+    ['libc', []],
+    ['realloc', []],
+    ['aligned', []],
+    ['gtest-listener', []],
+    ['field/stale-threads', []],
+  ] as const)('%s: memcheck finds no error in it, and neither does heapspec (frees of blocks made before or inside libc are no errors)', async (name, args) => {
+    const command = [program(name), ...args]
+    const [reference, run] = await Promise.all([memcheckErrors(command), runNative(command, { backend, timeout: 120 })])
+    expect(reference.errors.filter((e) => !e.kind.startsWith('leak'))).toEqual([])
+    expect(run.json.errors).toEqual([])
   })
 
   it('a second thread\'s double free is reported the same way on every one of 20 runs', async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
@@ -66,6 +69,21 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
     const [reference, run] = await Promise.all([memcheckErrors(command), runNative(command, { backend, timeout: 120 })])
     expect(reference.errors.filter((e) => !e.kind.startsWith('leak'))).toEqual([])
     expect(run.json.errors).toEqual([])
+  })
+
+  it('a block\'s operator new is its suppressions\' first frame, as memcheck\'s (debugee/cxx: _Znam for new int[10], not _Znwm)', async () => {
+    const generated = await runNative([program('cxx')], { backend, genSuppressions: true })
+    // memcheck's own suppressions for these blocks: test/fixtures/valgrind/cxx.xml
+    expect(generated.json.leaks.map((l) => [l.bytes, l.suppression?.split('\n')[4]?.trim()])).toEqual([
+      [64, 'fun:_ZnwmSt11align_val_t'],
+      [48, 'fun:_Znwm'],
+      [40, 'fun:_Znam'],
+    ])
+    const file = join(mkdtempSync(join(tmpdir(), 'heapspec-supp-')), 'new.supp')
+    writeFileSync(file, '{\n  arrays\n  Memcheck:Leak\n  fun:_Znam\n  ...\n}\n{\n  not-an-array\n  Memcheck:Leak\n  fun:_Znwm\n  fun:make_ints*\n}\n')
+    const run = await runNative([program('cxx')], { backend, suppressions: [file] })
+    expect(run.json.leaks.map((l) => l.bytes)).toEqual([64, 48])
+    expect(run.json.suppressed).toEqual({ bytes: 40, blocks: 1 })
   })
 
   it('a second thread\'s double free is reported the same way on every one of 20 runs', async () => {

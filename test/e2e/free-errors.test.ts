@@ -16,6 +16,19 @@ import { errorShape, memcheckErrors } from '../support/memcheck-errors.js'
 const FREE_ERRORS_TESTS = ['double_free', 'stack_free', 'static_free', 'interior_free', 'realloc_freed', 'threaded', null]
 const MISMATCH_TESTS = ['malloc_delete', 'malloc_delete_array', 'new_free', 'new_delete_array', 'array_free', 'array_delete', 'new_realloc']
 
+describe('the preload backend sending every event (memdump.txt)', () => {
+  it('finds the same errors, with the same figures, as with counts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-memdump-'))
+    for (const [name, tests] of [['free-errors', FREE_ERRORS_TESTS], ['free-mismatch', MISMATCH_TESTS]] as const) {
+      const counted = await runNative([program(name)], { backend: 'preload' })
+      const all = await runNative([program(name)], { backend: 'preload', memdump: join(dir, `${name}.txt`) })
+      expect(all.json.errors.map(errorShape)).toEqual(counted.json.errors.map(errorShape))
+      expect(all.json.errors.map((e) => e.test)).toEqual(tests)
+      expect(all.json.totals).toEqual(counted.json.totals)
+    }
+  })
+})
+
 describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (backend) => {
   it('free-errors: 7 invalid frees (double, stack, static, interior, realloc of a freed block, on a second thread, outside any test case), each with memcheck\'s story; the program runs to its end as under memcheck', async () => {
     const command = [program('free-errors')]

@@ -112,7 +112,7 @@ static void out_block(const char *what, uint64_t base, uint64_t size)
 }
 
 /* Under the lock: a block released by the wrong family. */
-static void report_mismatch(struct thread_state *me, const struct block *b, uint32_t sid)
+static __attribute__((noinline, cold)) void report_mismatch(struct thread_state *me, const struct block *b, uint32_t sid)
 {
     uint32_t alloc_sid = error_sid(b->sid);
     error_head("mismatched-free", me, sid, b->addr);
@@ -203,7 +203,7 @@ static int report_invalid(struct thread_state *me, uint64_t addr, uint32_t sid, 
 
 /* A free or realloc of a pointer that is no live block: the error (its count is the caller's).
  * Takes and drops the lock itself; busy. */
-static void invalid_free(struct thread_state *me, uint64_t addr, uint32_t sid, const struct entry_regs *r)
+static __attribute__((noinline, cold)) void invalid_free(struct thread_state *me, uint64_t addr, uint32_t sid, const struct entry_regs *r)
 {
     int locked = hook_lock();
     int told = report_invalid(me, addr, sid, r);

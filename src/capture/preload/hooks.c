@@ -283,7 +283,7 @@ ENTRY_STUB(free, heapspec_free, "%rsi");
  * the block it makes then gets its family here.
  */
 
-static void *libstdcxx_new(const char *name, size_t n, size_t align, unsigned alloc)
+static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, size_t n, size_t align, unsigned alloc)
 {
     struct thread_state *me = self_state();
     int busy = me->busy;

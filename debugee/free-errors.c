@@ -7,18 +7,19 @@
  *                    "in frame #1, created by stack_free (free-errors.c:N)"
  *   [static_free]    free() of g_static + 8: 8 bytes inside data symbol "g_static"
  *   [interior_free]  free() of a 32-byte block's p + 8 (then the block itself)
- *   [realloc_freed]  realloc() of a freed 24-byte block to 48 (returns NULL)
+ *   [realloc_freed]  realloc() of a freed 24-byte block to 48 (returns NULL), then of a freed
+ *                    20-byte block to 0
  *   [threaded]       a second thread's double free, while the test runs on the first
  *   (no test case)   a double free after the last test case
  * Every block is freed and nothing leaks. stdout "free-errors: done\n", exit code 0.
  *
  * Expected memcheck figures (valgrind 3.19, Debian 12):
- *   total heap usage: 7 allocs, 13 frees, 424 bytes allocated
- *     (the program's 4 blocks of 16, 32 and 24 bytes, the bad realloc's 48 bytes, and the
- *     second thread's 272-byte TLS block; every free() call counts as a free, the bad ones
- *     too, and the bad realloc as an allocation and a free)
+ *   total heap usage: 8 allocs, 15 frees, 444 bytes allocated
+ *     (the program's 5 blocks of 16, 32, 24 and 20 bytes, the first bad realloc's 48 bytes, and
+ *     the second thread's 272-byte TLS block; every free() call counts as a free, the bad ones
+ *     too, a bad realloc as an allocation and a free, and a bad realloc to 0 as a free)
  *   in use at exit: 0 bytes in 0 blocks
- *   errors: 7 InvalidFree, one per case above
+ *   errors: 8 InvalidFree, one per case above (two in realloc_freed)
  *
  * Natively glibc aborts at the first double free ("free(): double free detected in tcache 2");
  * under memcheck, and under heapspec's preload and gdb backends, the bad frees are reported and
@@ -68,6 +69,10 @@ __attribute__((noinline)) static void realloc_freed(void)
     char *p = malloc(24);
     free(p);
     if (realloc(hide(p), 48) != NULL)
+        _exit(3);
+    p = malloc(20);
+    free(p);
+    if (realloc(hide(p), 0) != NULL) /* memcheck's free(p): a free, no allocation */
         _exit(3);
 }
 

@@ -13,7 +13,7 @@ import { errorShape, memcheckErrors } from '../support/memcheck-errors.js'
 // list, error by error, is the reference; the test cases are the programs' own markers (memcheck
 // knows none, so its errors get them from the order the programs make them in).
 
-const FREE_ERRORS_TESTS = ['double_free', 'stack_free', 'static_free', 'interior_free', 'realloc_freed', 'threaded', null]
+const FREE_ERRORS_TESTS = ['double_free', 'stack_free', 'static_free', 'interior_free', 'realloc_freed', 'realloc_freed', 'threaded', null]
 const MISMATCH_TESTS = ['malloc_delete', 'malloc_delete_array', 'new_free', 'new_delete_array', 'array_free', 'array_delete', 'new_realloc']
 
 describe('the preload backend sending every event (memdump.txt)', () => {
@@ -30,16 +30,16 @@ describe('the preload backend sending every event (memdump.txt)', () => {
 })
 
 describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (backend) => {
-  it('free-errors: 7 invalid frees (double, stack, static, interior, realloc of a freed block, on a second thread, outside any test case), each with memcheck\'s story; the program runs to its end as under memcheck', async () => {
+  it('free-errors: 8 invalid frees (double, stack, static, interior, realloc of a freed block to 48 and to 0 bytes, on a second thread, outside any test case), each with memcheck\'s story; the program runs to its end as under memcheck', async () => {
     const command = [program('free-errors')]
     const [reference, figures] = await Promise.all([memcheckErrors(command), memcheck(command)])
     const run = await runNative(command, { backend, timeout: 120 })
     const expected = reference.errors.map((e, i) => errorShape({ ...e, test: FREE_ERRORS_TESTS[i]! }))
     expect(run.json.errors.map(errorShape)).toEqual(expected)
-    expect(expected).toHaveLength(7)
-    // memcheck's own figures: every free() call counts, the bad realloc as an allocation and a free
+    expect(expected).toHaveLength(8)
+    // memcheck's own figures: every free() call counts, a bad realloc as an allocation and a free, one to 0 bytes as a free
     expect(run.json.totals).toEqual(figures.totals)
-    expect(run.json.totals).toEqual({ allocations: 7, frees: 13, bytesAllocated: 424 })
+    expect(run.json.totals).toEqual({ allocations: 8, frees: 15, bytesAllocated: 444 })
     expect(run.json.inUseAtExit).toEqual({ bytes: 0, blocks: 0 })
     expect(run.json.leakSummary).toEqual(figures.leakSummary)
     expect({ exitCode: run.json.program.exitCode, signal: run.json.program.signal, stdout: run.stdout, stderr: run.stderr }).toEqual({
@@ -107,6 +107,6 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
     }
     expect(shapes.size).toBe(1)
     const [only] = [...shapes].map((s) => JSON.parse(s) as { errors: { test: string | null; at: string }[] })
-    expect(only!.errors[5]).toMatchObject({ test: 'threaded', at: 'debugee/free-errors.c:45' })
+    expect(only!.errors[6]).toMatchObject({ test: 'threaded', at: 'debugee/free-errors.c:46' })
   })
 })

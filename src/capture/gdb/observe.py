@@ -296,9 +296,10 @@ class Allocator(gdb.Breakpoint):
         if kind == "R" and arg and State.judge:
             block = Blocks.live.get(arg)
             if block is None:
-                # memcheck counts it as an allocation and a free, and returns NULL
+                # memcheck counts it as an allocation and a free, and returns NULL (realloc(p, 0)
+                # is its free(p): a free only)
                 invalid_free(tid, arg, sid, regs)
-                emit("N 1 1 %d" % size)
+                emit("N 1 1 %d" % size if size else "N 0 1 0")
                 skip_call(regs, 0)
                 return False
             if family(block[2]) != 0:

@@ -3,12 +3,15 @@ import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
+import { OPERATOR_NEW } from '../model/block-table.js'
+import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import type { StackAmount } from '../model/peaks.js'
 import { applySuppressions, type Suppression } from '../model/suppressions.js'
 import type { Frame, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
 import { memoryImage, type DumpedThread } from './memory-image.js'
+import { elfDataSymbolAt } from './valgrind/elf-symbols.js'
 
 /** A loaded object's code range, as an observer reported it for symbolizing after the run. */
 export interface LoadedObject {
@@ -43,14 +46,45 @@ function signalName(n: number): string {
   return `signal ${n}`
 }
 
+/** The story of a Z line's address (its fields after the address). */
+function addressStory(f: string[], addr: number): AddressStory {
+  switch (f[0]) {
+    case 'data': {
+      // the object is still on disk while the run goes on: its symbol tables name the variable
+      const symbol = elfDataSymbolAt(f.slice(2).join(' '), addr - parseInt(f[1]!, 16))
+      return symbol ? { kind: 'data', symbol: symbol.name, offset: symbol.offset } : { kind: 'none' }
+    }
+    case 'freed':
+      return { kind: 'freed', base: parseInt(f[1]!, 16), size: Number(f[2]), freeStack: Number(f[3]), allocStack: Number(f[4]) }
+    case 'alloc':
+      return { kind: 'alloc', base: parseInt(f[1]!, 16), size: Number(f[2]), allocStack: Number(f[3]) }
+    case 'stack':
+      return { kind: 'stack', thread: Number(f[1]), frame: Number(f[2]), entryStack: Number(f[3]) }
+    default:
+      return { kind: 'none' }
+  }
+}
+
 /**
  * The capture protocol, debugger-agnostic: an observer inside or beside the program (GDB's
  * Python script, or any other) writes one line per record; this turns the lines into the heap
  * model and, at the end, the run. The lines (numbers in hex where they are addresses):
  *
  *   S id pc...                 a new stack (raw return addresses), innermost first
- *   A tid addr size sid        an allocation          R tid old new size sid   a realloc
+ *   A tid addr size sid [new]  an allocation (new: made by that operator new, 1 for the first of
+ *                              NEW_OPERATORS; absent for the malloc family)
+ *   R tid old new size sid     a realloc
  *   F tid addr                 a free of a non-NULL pointer
+ *   Z kind tid sid addr story  a memory error (invalid-free, mismatched-free) of the call at stack
+ *                              sid, given addr; it counts nothing (the counts come as N lines). story:
+ *                                freed BASE SIZE FREE_SID ALLOC_SID   inside a recently freed block
+ *                                alloc BASE SIZE ALLOC_SID            inside a live block
+ *                                stack THREAD FRAME ENTRY_SID         on thread THREAD's stack (1: the
+ *                                                                     first), in caller FRAME's frame;
+ *                                                                     its function's entry (+1) is
+ *                                                                     ENTRY_SID's one frame
+ *                                data BIAS PATH                       in an object's data
+ *                                none                                 nowhere memcheck can name
  *   N allocs frees bytes       blocks counted but not sent: each was allocated and freed between
  *                              two test-case boundaries, so only the counts matter (preload)
  *   n sid allocs frees bytes   the same, for the blocks of one stack (when only some objects are
@@ -94,6 +128,8 @@ export class EventStream {
   readonly objects: LoadedObject[] = []
   private readonly objectKeys = new Set<string>()
   private readonly symbols = new Map<number, Frame>()
+  /** Memory errors in the order they happened. */
+  readonly errors: ObservedError[] = []
   private atExit: Classification | undefined
   private dump: Dump | undefined
   private pendingEnd: string | undefined
@@ -143,7 +179,7 @@ export class EventStream {
     switch (line[0]) {
       case 'A':
         this.tallies?.add(model.runningTest, Number(f[3]), 1, 0, Number(f[2]))
-        model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]))
+        model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]), f[4] ? OPERATOR_NEW + Number(f[4]) - 1 : 0)
         break
       case 'F':
         this.tallyFree(parseInt(f[1]!, 16))
@@ -162,6 +198,11 @@ export class EventStream {
         if (addr !== 0) this.tallies?.add(model.runningTest, stack, 1, 0, size)
         model.reallocate(old, addr, size, stack)
         break
+      }
+      case 'Z': {
+        const addr = parseInt(f[3]!, 16)
+        this.errors.push({ kind: f[0]!, test: model.runningTest, stack: Number(f[2]), addr, story: addressStory(f.slice(4), addr) })
+        return
       }
       case 'S':
         model.defineStack(Number(f[0]), f.slice(1).map((pc) => parseInt(pc, 16)))
@@ -352,7 +393,7 @@ export class EventStream {
       suppressed: exit.suppressed,
       leaks,
       tests,
-      errors: [],
+      errors: this.errors.map((e) => describeError(e, model.tests[e.test]?.name ?? null, (id) => model.stack(id).map(this.symbol))),
       ...(peaks
         ? {
             peak: { bytes: peaks.run.bytes, sites: model.peakSites(peaks.run.sites, this.symbol) },

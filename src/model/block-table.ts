@@ -7,6 +7,8 @@ export interface LiveBlock extends ScanBlock {
   test: number
   /** Made by realloc (a suppression's allocator frame is then `realloc`, not any of the malloc family). */
   realloc?: true
+  /** Made by this operator new, where the backend tells (demangled: `operator new[](unsigned long)`). */
+  allocator?: string
   /** Its place in allocation order: the block's identity across memory images. */
   seq: number
 }
@@ -18,14 +20,34 @@ export interface BlockColumns {
   sizes: Float64Array
   stacks: Int32Array
   tests: Int32Array
+  /** 0: the malloc family; REALLOC: realloc; OPERATOR_NEW + i: NEW_OPERATORS[i]. */
   reallocs: Uint8Array
   seqs: Float64Array
 }
 
+/** The operators new a backend may name a block's allocator by, in the capture protocol's order (A lines' 1, 2, ...). */
+export const NEW_OPERATORS = [
+  'operator new(unsigned long)',
+  'operator new[](unsigned long)',
+  'operator new(unsigned long, std::nothrow_t const&)',
+  'operator new[](unsigned long, std::nothrow_t const&)',
+  'operator new(unsigned long, std::align_val_t)',
+  'operator new[](unsigned long, std::align_val_t)',
+  'operator new(unsigned long, std::align_val_t, std::nothrow_t const&)',
+  'operator new[](unsigned long, std::align_val_t, std::nothrow_t const&)',
+] as const
+
+/** A block's allocator as a column holds it. */
+export const REALLOC = 1
+/** The first operator new's code in a column; the others follow in NEW_OPERATORS' order. */
+export const OPERATOR_NEW = 2
+
 /** The block of row `i` of `columns`, as an object (made on demand: most blocks never need one). */
 export function blockAt(columns: BlockColumns, i: number): LiveBlock {
   const block: LiveBlock = { start: columns.starts[i]!, size: columns.sizes[i]!, stack: columns.stacks[i]!, test: columns.tests[i]!, seq: columns.seqs[i]! }
-  if (columns.reallocs[i]) block.realloc = true
+  const allocator = columns.reallocs[i]!
+  if (allocator === REALLOC) block.realloc = true
+  else if (allocator >= OPERATOR_NEW) block.allocator = NEW_OPERATORS[allocator - OPERATOR_NEW]
   return block
 }
 
@@ -88,9 +110,9 @@ export class BlockTable {
 
   /**
    * Adds a block (replacing one at the same address the model never saw freed: true then, with
-   * that one in `removed`).
+   * that one in `removed`); `allocator` as the column holds it.
    */
-  set(addr: number, size: number, stack: number, test: number, realloc: boolean): boolean {
+  set(addr: number, size: number, stack: number, test: number, allocator: number): boolean {
     if ((this.count + 1) * 2 > this.capacity) this.grow()
     const at = this.slot(addr)
     const s = this.slots
@@ -101,7 +123,7 @@ export class BlockTable {
     s.sizes[at] = size
     s.stacks[at] = stack
     s.tests[at] = test
-    s.reallocs[at] = realloc ? 1 : 0
+    s.reallocs[at] = allocator
     s.seqs[at] = this.nextSeq++
     return replaced
   }

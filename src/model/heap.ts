@@ -1,4 +1,4 @@
-import { blockAt, BlockTable, type BlockColumns, type LiveBlock } from './block-table.js'
+import { blockAt, BlockTable, REALLOC, type BlockColumns, type LiveBlock } from './block-table.js'
 import { classifyBlocks, type MemoryImage } from './leak-scan.js'
 import { HeapSeriesSampler, PeakTracker, type StackAmount } from './peaks.js'
 import {
@@ -97,6 +97,20 @@ export const OBSERVED_DEPTH = 16
 const ALLOCATOR_FRAMES = /^(operator new|operator delete|__libc_reallocarray$|reallocarray$|__GI___libc_reallocarray$)/
 
 /**
+ * A stack as memcheck shows it: from the allocator's caller (the allocator frames dropped, the
+ * outermost of them returned), above main, at most STACK_DEPTH frames.
+ */
+export function callerStack(frames: Frame[]): { stack: Frame[]; allocator: string | null } {
+  let stack = frames
+  let allocator: string | null = null
+  while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) {
+    allocator = stack[0]!.fn
+    stack = stack.slice(1)
+  }
+  return { stack: aboveMain(stack).slice(0, STACK_DEPTH), allocator }
+}
+
+/**
  * The heap model: allocation events in, live blocks, totals and per-test figures out. Counting
  * follows memcheck so both backends agree: every successful malloc-family call is an allocation,
  * every free of a live block a free, a realloc one of each (memcheck's realloc always moves the
@@ -155,7 +169,8 @@ export class HeapModel {
     return pcs
   }
 
-  allocate(addr: number, size: number, stack: number, realloc = false): void {
+  /** `allocator`: the block's operator new as a column holds it (OPERATOR_NEW + i), REALLOC, 0 for the malloc family. */
+  allocate(addr: number, size: number, stack: number, allocator = 0): void {
     this.totals.allocations++
     this.totals.bytesAllocated += size
     const test = this.tests[this.current]
@@ -163,7 +178,7 @@ export class HeapModel {
       test.allocations++
       test.bytesAllocated += size
     }
-    if (this.live.set(addr, size, stack, this.current, realloc)) {
+    if (this.live.set(addr, size, stack, this.current, allocator)) {
       const { size: oldSize, stack: oldStack, test: oldTest } = this.live.removed
       this.left(oldSize, oldStack, oldTest, false)
     }
@@ -225,7 +240,7 @@ export class HeapModel {
       return
     }
     if (old !== 0) this.free(old)
-    this.allocate(addr, size, stack, true)
+    this.allocate(addr, size, stack, REALLOC)
   }
 
   /** A test case starts: allocations from now on are its own, whichever thread makes them. */
@@ -346,7 +361,7 @@ export class HeapModel {
       } else {
         const { stack, allocator } = frames(block.stack)
         const test = this.tests[block.test]?.name ?? null
-        const made = { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? (block.realloc ? 'realloc' : null) }
+        const made = { record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? block.allocator ?? (block.realloc ? 'realloc' : null) }
         records.set(key, made)
         first.set(made, block.seq)
       }
@@ -361,11 +376,7 @@ export class HeapModel {
     const frames = (id: number): { stack: Frame[]; allocator: string | null } => {
       let site = resolved.get(id)
       if (!site) {
-        let stack = this.stack(id).map(symbol)
-        let allocator: string | null = null
-        while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) allocator = stack.shift()!.fn
-        stack = aboveMain(stack).slice(0, STACK_DEPTH)
-        site = { stack, allocator }
+        site = callerStack(this.stack(id).map(symbol))
         resolved.set(id, site)
       }
       return site

@@ -63,6 +63,8 @@ const MANGLED_NEW: Record<string, string> = {
   'operator new[](unsigned long, std::nothrow_t const&)': '_ZnamRKSt9nothrow_t',
   'operator new(unsigned long, std::align_val_t)': '_ZnwmSt11align_val_t',
   'operator new[](unsigned long, std::align_val_t)': '_ZnamSt11align_val_t',
+  'operator new(unsigned long, std::align_val_t, std::nothrow_t const&)': '_ZnwmSt11align_val_tRKSt9nothrow_t',
+  'operator new[](unsigned long, std::align_val_t, std::nothrow_t const&)': '_ZnamSt11align_val_tRKSt9nothrow_t',
 }
 
 /**

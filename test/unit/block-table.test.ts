@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { BlockTable } from '../../src/model/block-table.js'
+import { BlockTable, REALLOC } from '../../src/model/block-table.js'
 import { sortedIndices } from '../../src/model/leak-scan.js'
 
 describe('BlockTable', () => {
@@ -10,7 +10,7 @@ describe('BlockTable', () => {
     // addresses 16 apart and far apart, deleted in an order unlike their insertion
     for (let i = 0; i < 50_000; i++) {
       const addr = i % 3 === 0 ? 0x7f0000000000 + i * 4096 : x + i * 16
-      table.set(addr, i, i % 7, -1, false)
+      table.set(addr, i, i % 7, -1, 0)
       reference.set(addr, i)
     }
     let n = 0
@@ -31,9 +31,9 @@ describe('BlockTable', () => {
 
   it('gives a block replaced at its address a new identity (seq)', () => {
     const table = new BlockTable()
-    table.set(0x1000, 8, 1, 0, false)
+    table.set(0x1000, 8, 1, 0, 0)
     const first = table.get(0x1000)!.seq
-    table.set(0x1000, 16, 2, 1, true)
+    table.set(0x1000, 16, 2, 1, REALLOC)
     expect(table.size).toBe(1)
     expect(table.get(0x1000)).toEqual({ start: 0x1000, size: 16, stack: 2, test: 1, realloc: true, seq: first + 1 })
   })

@@ -22,9 +22,11 @@ sys.dont_write_bytecode = True  # nothing written into an installed package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else CFG.get("dir", "."))
 # the modules beside this file, found through the path set just above
 import discovery  # noqa: E402
+import frees  # noqa: E402
 import objects  # noqa: E402
 import observe  # noqa: E402
 import test_cases  # noqa: E402
+from elf import Elf, load_bias  # noqa: E402
 from observe import (  # noqa: E402
     RAX, RDI, RDX, RSI, Allocator, Config, Free, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
     gdb_address_of, inject_call, inject_mmap, symbolize,
@@ -64,6 +66,17 @@ def setup():
                 placed.add(addr)
                 Allocator(addr, kind)
         Free("*%d" % address_of("free"), internal=True)
+        # C++'s operators, where libstdc++ is loaded with the program: only there is a block's
+        # family known (its new[] and delete[] only jump to new and delete, and those to malloc and free)
+        for name, code in frees.NEW_CODES.items():
+            addr = libstdcxx_address(name)
+            if addr is not None:
+                Allocator(addr, "M", code)
+        for name, family in frees.DELETE_FAMILIES.items():
+            addr = libstdcxx_address(name)
+            if addr is not None:
+                Free("*%d" % addr, family, internal=True)
+        State.judge = True
     test_cases.PathMarker("*%d" % address_of("access"), internal=True)
     State.exit_bp = Stopper("*%d" % address_of("_exit"), internal=True)
     gdb.execute("set breakpoint pending on", to_string=True)
@@ -74,6 +87,20 @@ def setup():
             test_cases.TestFunction(source, function)
     else:
         test_cases.GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
+
+
+def libstdcxx_address(name):
+    """The address of libstdc++'s own `name` (its dynamic symbols), when the program loaded it."""
+    for objfile in gdb.objfiles():
+        path = objfile.filename or ""
+        if re.search(r"/libstdc\+\+\.so", path):
+            if path not in LIBSTDCXX:
+                LIBSTDCXX[path] = {n: load_bias(gdb.selected_inferior().pid, path) + v for n, v in Elf(path).defined().items()}
+            return LIBSTDCXX[path].get(name)
+    return None
+
+
+LIBSTDCXX = {}
 
 
 def signal_handled(pid, signo):

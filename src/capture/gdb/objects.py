@@ -136,7 +136,7 @@ class Objects:
                 placed.add(addr)
                 Allocator(addr, kind, gated=True)
         if FreeFilter.base is None:
-            Free("*%d" % address_of("free"), gated=True)
+            Free("*%d" % address_of("free"), gated=True, internal=True)
 
 
 def mappings(pid, path):

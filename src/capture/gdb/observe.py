@@ -17,6 +17,7 @@ import gdb
 
 from discovery import read_c_string
 from elf import Elf, load_bias
+from frees import Blocks, family
 
 
 class Config:
@@ -83,8 +84,9 @@ class State:
     unwinder = None
     ring = None
     stacks = {}
-    pending = {}  # return-time sp -> (tid, kind, arg, size, sid)
+    pending = {}  # return-time sp -> (tid, kind, arg, size, sid, allocator code)
     busy = {}  # tid -> return-time sp of its outstanding allocator call
+    judge = False  # frees are checked against the blocks seen (every allocation is observed)
     # Objects mode (objects.py): the chosen objects' code, and the calls they make out of it.
     chosen = []  # [(lo, hi)] of the chosen objects' mappings
     gates = {}  # tid -> stack pointers at the entries of its calls out of chosen code, still running
@@ -92,6 +94,7 @@ class State:
     on_block = None  # called with each new block's address (objects mode's free filter)
     on_free = None  # called with each freed block's address
     on_drained = None  # called with the ring's count of taken results after each drain
+    freeing = {}  # tid -> (sp, addr) of a delete on its way to free (its nested stops are the same call)
 
 
 def stack_id(pcs):
@@ -212,22 +215,28 @@ def complete(sp, rax):
     call = State.pending.pop(sp, None)
     if call is None:
         return
-    tid, kind, arg, size, sid = call
+    tid, kind, arg, size, sid, code = call
     if State.busy.get(tid) == sp:
         del State.busy[tid]
+    block = 0
     if kind == "R":
         emit("R %d %x %x %d %d" % (tid, arg, rax, size, sid))
-        block = rax
-        if State.on_free and arg != 0 and (rax != 0 or size == 0):
-            State.on_free(arg)
-    elif kind == "P":
-        block = State.mem.word(arg) if rax == 0 else 0
-        if rax == 0:  # posix_memalign returns 0 on success and stores the block at *arg
-            emit("A %d %x %d %d" % (tid, block, size, sid))
-    else:
-        block = rax
+        if arg and (rax != 0 or size == 0):
+            Blocks.released(arg, sid)
+            if State.on_free:
+                State.on_free(arg)
         if rax != 0:
-            emit("A %d %x %d %d" % (tid, rax, size, sid))
+            Blocks.allocated(rax, size, sid, 0)
+            block = rax
+    elif kind == "P":
+        if rax == 0:  # posix_memalign returns 0 on success and stores the block at *arg
+            block = State.mem.word(arg)
+            emit("A %d %x %d %d" % (tid, block, size, sid))
+            Blocks.allocated(block, size, sid, 0)
+    elif rax != 0:
+        emit(("A %d %x %d %d %d" % (tid, rax, size, sid, code)) if code else ("A %d %x %d %d" % (tid, rax, size, sid)))
+        Blocks.allocated(rax, size, sid, code)
+        block = rax
     if State.on_block and block != 0:
         State.on_block(block)
 
@@ -306,14 +315,16 @@ def chosen_on_stack(pcs):
 class Allocator(gdb.Breakpoint):
     """A malloc-family entry point. `kind`: M (size in arg0), C (calloc), A (align, size), P (posix_memalign), R (realloc).
 
+    `code`: an operator new's (frees.NEW_CODES), whose malloc inside is then the same call.
     `gated`: libc's own entry in objects mode, live only while a call out of chosen code runs; it
     keeps the calls with chosen code on the stack (the addon's templates that resolve to Node's
     copy, the libraries it calls), as the preload backend does.
     """
 
-    def __init__(self, addr, kind, gated=False):
+    def __init__(self, addr, kind, code=0, gated=False):
         super().__init__("*%d" % addr, internal=True)
         self.kind = kind
+        self.code = code
         self.gated = gated
         if gated:
             self.enabled = False
@@ -342,7 +353,18 @@ class Allocator(gdb.Breakpoint):
             arg, size = regs[RDI], regs[RSI]
         sp = regs[RSP]
         sid = stack_id(pcs if pcs is not None else walk(regs))
-        State.pending[sp + 8] = (tid, kind, arg, size, sid)
+        if kind == "R" and arg and State.judge:
+            block = Blocks.live.get(arg)
+            if block is None:
+                # memcheck counts it as an allocation and a free, and returns NULL (realloc(p, 0)
+                # is its free(p): a free only)
+                invalid_free(tid, arg, sid, regs)
+                emit("N 1 1 %d" % size if size else "N 0 1 0")
+                skip_call(regs, 0)
+                return False
+            if family(block[2]) != 0:
+                mismatched_free(tid, arg, sid, block)
+        State.pending[sp + 8] = (tid, kind, arg, size, sid, self.code)
         State.busy[tid] = sp + 8
         # calloc's block is zero already; realloc's keeps the program's old contents
         stub = State.ring.stub(State.mem.word(sp), scrub=kind in ("M", "A")) if State.ring and kind != "P" else None
@@ -354,11 +376,13 @@ class Allocator(gdb.Breakpoint):
 
 
 class Free(gdb.Breakpoint):
-    """free (or a chosen object's stub for it). `gated`: libc's own, live while a call out of chosen
-    code runs; a free of a block nobody observed is ignored by the host."""
+    """free, or (`family` 1 or 2) a C++ delete, which libstdc++ makes a jump to free. `gated`:
+    libc's own in objects mode, live while a call out of chosen code runs; a free of a block
+    nobody observed is ignored by the host."""
 
-    def __init__(self, spec, internal=True, gated=False):
-        super().__init__(spec, internal=internal)
+    def __init__(self, spec, family=0, gated=False, **kwargs):
+        super().__init__(spec, **kwargs)
+        self.family = family
         if gated:
             self.enabled = False
             State.gated.append(self)
@@ -367,10 +391,103 @@ class Free(gdb.Breakpoint):
         if State.ring:
             State.ring.drain()
         tid, regs = current()
-        if tid in State.busy or regs[RDI] == 0:
+        addr = regs[RDI]
+        if tid in State.busy or addr == 0:
             return False
-        emit("F %d %x" % (tid, regs[RDI]))
+        sp = regs[RSP]
+        if State.freeing.get(tid) == (sp, addr):  # delete[] -> delete -> free: one call
+            if self.family == 0:
+                del State.freeing[tid]
+            return False
+        if not State.judge:
+            emit("F %d %x" % (tid, addr))
+            return False
+        sid = stack_id(walk(regs))
+        block = Blocks.released(addr, sid)
+        if block is None and inside_libc(State.mem.word(sp)):
+            # libc's own free of memory it never got through malloc (a thread's tcache at its
+            # exit): memcheck, whose malloc has no tcache, never sees it
+            emit("F %d %x" % (tid, addr))
+            return False
+        if block is None:
+            invalid_free(tid, addr, sid, regs)
+            emit("N 0 1 0")  # memcheck counts every free call
+            skip_call(regs)
+            return False
+        if family(block[2]) != self.family:
+            mismatched_free(tid, addr, sid, block)
+        emit("F %d %x" % (tid, addr))
+        if self.family != 0:
+            State.freeing[tid] = (sp, addr)
         return False
+
+
+def inside_libc(pc):
+    return re.search(r"/libc\.so", gdb.current_progspace().solib_name(pc) or "") is not None
+
+
+def skip_call(regs, result=None):
+    """Returns from the function the thread stopped at the entry of, without running it (`result` in rax)."""
+    sp = regs[RSP]
+    if result is not None:
+        gdb.execute("set $rax = %d" % result, to_string=True)
+    gdb.execute("set $rsp = %d" % (sp + 8), to_string=True)
+    gdb.execute("set $pc = %d" % State.mem.word(sp), to_string=True)
+
+
+def mismatched_free(tid, addr, sid, block):
+    size, alloc_sid, _code = block
+    emit("Z mismatched-free %d %d %x alloc %x %d %d" % (tid, sid, addr, addr, size, alloc_sid))
+
+
+def invalid_free(tid, addr, sid, regs):
+    """A free or realloc of `addr`, no live block: the error, with memcheck's story of the address."""
+    story = Blocks.story(addr)
+    if story is not None and story[0] == "freed":
+        text = "freed %x %d %d %d" % story[1:]
+    elif story is not None:
+        text = "alloc %x %d %d" % story[1:]
+    else:
+        text = stack_story(addr, regs) or data_story(addr) or "none"
+    emit("Z invalid-free %d %d %x %s" % (tid, sid, addr, text))
+
+
+def stack_story(addr, regs):
+    """`addr` on this thread's stack: its number, the caller whose frame holds it, that function's entry."""
+    top = stack_top(regs[RSP])
+    if top is None or not regs[RSP] <= addr <= top:
+        return None
+    frame = gdb.newest_frame().older()  # the bad call's caller: frame 0
+    k = 0
+    while frame is not None:
+        older = frame.older()
+        if older is None or int(older.read_register("rsp")) > addr:
+            break
+        frame, k = older, k + 1
+    entry = ()
+    if frame is not None:
+        block = gdb.block_for_pc(frame.pc() - 1)
+        while block is not None and block.function is None:
+            block = block.superblock
+        if block is not None:
+            entry = (block.start + 1,)  # as a return address: the host resolves it to the entry's line
+    return "stack %d %d %d" % (gdb.selected_thread().num, k, stack_id(entry))
+
+
+def data_story(addr):
+    """`addr` inside a loaded object's mapping: the object and its load bias, for the host to name the variable."""
+    pid = gdb.selected_inferior().pid
+    with open("/proc/%d/maps" % pid) as maps:
+        for line in maps:
+            parts = line.split(None, 5)
+            start, end = (int(x, 16) for x in parts[0].split("-"))
+            if start <= addr < end:
+                path = parts[5].strip() if len(parts) > 5 else ""
+                if not path.startswith("/"):
+                    return None
+                bias = load_bias(pid, path)
+                return None if bias is None else "data %x %s" % (bias, path)
+    return None
 
 
 def read_string(addr, limit=512):

@@ -11,9 +11,12 @@ struct block {
     uint64_t size;
     uint64_t seq;    /* allocation order: blocks go out in it, so loss records tie as under gdb */
     uint32_t sid;    /* UINT32_MAX: no stack */
-    uint32_t tid;    /* high bit: not yet sent */
+    uint32_t tid;    /* high bit: not yet sent; bits ALLOC_SHIFT up: the allocator (errors.c) */
 };
 #define UNSENT 0x80000000u
+#define ALLOC_SHIFT 24
+#define ALLOC_BITS 15u
+#define TID_MASK 0x00ffffffu
 
 static struct block *g_blocks;
 static uint64_t g_blocks_cap, g_nblocks, g_unsent;
@@ -105,13 +108,18 @@ static void send_block(struct block *b)
 {
     if (b->sid != UINT32_MAX) stack_send(b->sid);
     out_str("A ");
-    out_dec(b->tid & ~UNSENT);
+    out_dec(b->tid & TID_MASK);
     out_c(' ');
     out_hex(b->addr);
     out_c(' ');
     out_dec(b->size);
     out_c(' ');
     out_dec(b->sid == UINT32_MAX ? 0 : b->sid);
+    unsigned alloc = (b->tid >> ALLOC_SHIFT) & ALLOC_BITS;
+    if (alloc) {
+        out_c(' ');
+        out_dec(alloc);
+    }
     out_c('\n');
 }
 
@@ -217,7 +225,7 @@ static void send_pending(void)
 
 static inline int tid(void) { return self_state()->tid; }
 
-static __attribute__((noinline)) void send_alloc(struct thread_state *me, uint64_t addr, size_t size, uint32_t sid)
+static __attribute__((noinline)) void send_alloc(struct thread_state *me, uint64_t addr, size_t size, uint32_t sid, unsigned alloc)
 {
     if (sid != UINT32_MAX) stack_send(sid);
     out_str("A ");
@@ -228,6 +236,10 @@ static __attribute__((noinline)) void send_alloc(struct thread_state *me, uint64
     out_dec(size);
     out_c(' ');
     out_dec(sid == UINT32_MAX ? 0 : sid);
+    if (alloc) {
+        out_c(' ');
+        out_dec(alloc);
+    }
     out_c('\n');
 }
 
@@ -244,15 +256,15 @@ static __attribute__((noinline)) void send_free(struct thread_state *me, uint64_
 static inline void peaks_alloc(uint64_t size, int own);
 static inline void peaks_free(const struct block *b, int own, int event);
 
-/* Under the lock. */
-static inline __attribute__((always_inline)) void record_alloc(struct thread_state *me, void *p, size_t size, uint32_t sid)
+/* Under the lock. `alloc`: the allocator (errors.c's ALLOC_*). With one line per event the table
+ * is kept too (every block already sent), for the checks of errors.c. */
+static inline __attribute__((always_inline)) void record_alloc(struct thread_state *me, void *p, size_t size, uint32_t sid, unsigned alloc)
 {
     uint64_t addr = (uint64_t)p;
-    if (UNLIKELY(g_all_events)) {
-        send_alloc(me, addr, size, sid);
+    if (UNLIKELY((g_nblocks + 1) * 2 > g_blocks_cap) && !blocks_grow()) {
+        if (g_all_events) send_alloc(me, addr, size, sid, alloc);
         return;
     }
-    if (UNLIKELY((g_nblocks + 1) * 2 > g_blocks_cap) && !blocks_grow()) return;
     uint64_t at = block_slot(addr);
     if (g_blocks[at].addr) { /* the model never saw it freed: keep the newer one */
         if (g_blocks[at].tid & UNSENT) {
@@ -264,7 +276,14 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
         peaks_free(&g_blocks[at], g_test_running && g_blocks[at].seq >= g_test_first_seq, 0);
         g_nblocks--;
     }
-    g_blocks[at] = (struct block){addr, size, g_seq++, sid, (uint32_t)me->tid | UNSENT};
+    uint32_t t = (uint32_t)me->tid | alloc << ALLOC_SHIFT;
+    if (UNLIKELY(g_all_events)) {
+        g_blocks[at] = (struct block){addr, size, g_seq++, sid, t};
+        g_nblocks++;
+        send_alloc(me, addr, size, sid, alloc);
+        return;
+    }
+    g_blocks[at] = (struct block){addr, size, g_seq++, sid, t | UNSENT};
     g_nblocks++;
     g_unsent++;
     g_n_allocs++;
@@ -274,26 +293,32 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     peaks_alloc(size, g_test_running);
 }
 
-/* Under the lock; p is not NULL. */
-static inline __attribute__((always_inline)) void record_free(struct thread_state *me, void *p)
+/* Under the lock, with one line per event: a block the model learns of by its own line (R). */
+static void block_put(struct thread_state *me, void *p, size_t size, uint32_t sid, unsigned alloc)
 {
     uint64_t addr = (uint64_t)p;
-    if (!g_all_events && g_blocks) {
-        uint64_t at = block_slot(addr);
-        struct block *b = &g_blocks[at];
-        if (b->addr) {
-            int own = g_test_running && b->seq >= g_test_first_seq;
-            if (own) g_test_live--;
-            peaks_free(b, own, 1);
-            if (b->tid & UNSENT) {
-                g_unsent--;
-                g_n_frees++;
-                tally(b->sid, 0, 1, 0);
-                block_delete(at);
-                return;
-            }
-            block_delete(at);
-        }
+    if ((g_nblocks + 1) * 2 > g_blocks_cap && !blocks_grow()) return;
+    uint64_t at = block_slot(addr);
+    if (g_blocks[at].addr) g_nblocks--;
+    g_blocks[at] = (struct block){addr, size, g_seq++, sid, (uint32_t)me->tid | alloc << ALLOC_SHIFT};
+    g_nblocks++;
+}
+
+/* Under the lock: the free of the live block in slot `at`. */
+static inline __attribute__((always_inline)) void record_free_at(struct thread_state *me, uint64_t at)
+{
+    struct block *b = &g_blocks[at];
+    uint64_t addr = b->addr;
+    int own = g_test_running && b->seq >= g_test_first_seq;
+    if (own) g_test_live--;
+    peaks_free(b, own, 1);
+    if (b->tid & UNSENT) {
+        g_unsent--;
+        g_n_frees++;
+        tally(b->sid, 0, 1, 0);
+        block_delete(at);
+        return;
     }
+    block_delete(at);
     send_free(me, addr);
 }

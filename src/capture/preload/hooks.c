@@ -53,15 +53,20 @@ static inline __attribute__((always_inline)) void scrub(void *p, size_t n)
     if (!(((const uint64_t *)p)[-1] & 2)) memset(p, 0, n);
 }
 
-static inline __attribute__((always_inline)) void note_alloc(struct thread_state *me, void *p, size_t size, const struct entry_regs *r)
+static inline __attribute__((always_inline)) void note_block(struct thread_state *me, void *p, size_t size, const struct entry_regs *r, unsigned alloc)
 {
     me->busy = 1;
     uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
     int locked = hook_lock();
-    record_alloc(me, p, size, sid);
+    record_alloc(me, p, size, sid, alloc);
     hook_unlock(locked);
     me->busy = 0;
     if (UNLIKELY(g_timeout_pending)) timeout_now();
+}
+
+static inline __attribute__((always_inline)) void note_alloc(struct thread_state *me, void *p, size_t size, const struct entry_regs *r)
+{
+    note_block(me, p, size, r, ALLOC_MALLOC);
 }
 
 HIDDEN __attribute__((used)) void *heapspec_malloc(size_t n, const struct entry_regs *r)
@@ -137,11 +142,34 @@ HIDDEN __attribute__((used)) int heapspec_posix_memalign(void **out, size_t alig
  * lock (or single-threaded). */
 static size_t block_size(void *p)
 {
-    if (!g_all_events && g_blocks) {
+    if (g_blocks) {
         struct block *b = &g_blocks[block_slot((uint64_t)p)];
         if (b->addr == (uint64_t)p) return b->size;
     }
     return malloc_usable_size(p);
+}
+
+/* A free, delete or delete[] (FAMILY) of p: checked against the block table, and kept from glibc
+ * when p is no live block. */
+static inline __attribute__((always_inline)) void release_checked(struct thread_state *me, void *p, int family, const struct entry_regs *r)
+{
+    me->busy = 1;
+    uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
+    int locked = hook_lock();
+    int live = release(me, p, family, sid);
+    hook_unlock(locked);
+    if (UNLIKELY(!live)) invalid_free(me, (uint64_t)p, sid, r);
+    me->busy = 0;
+    if (LIKELY(live)) __libc_free(p);
+    if (UNLIKELY(g_timeout_pending)) timeout_now();
+}
+
+static inline __attribute__((always_inline)) void dealloc(void *p, int family, const struct entry_regs *r)
+{
+    struct thread_state *me;
+    if (!p) return;
+    if ((me = observing())) release_checked(me, p, family, r);
+    else __libc_free(p);
 }
 
 /* realloc always moves the block, as memcheck's does: a new block, the old contents copied, the
@@ -155,19 +183,40 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
     if (!me) return __libc_realloc(old, n);
     if (old && n == 0) {
         /* glibc frees the block and returns NULL */
-        free(old);
+        release_checked(me, old, FAMILY_MALLOC, r);
         return NULL;
     }
-    void *p = __libc_malloc(n);
-    if (!p) return NULL; /* a failed realloc leaves the old block alone; errno is malloc's */
     me->busy = 1;
+    uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
     int locked = hook_lock();
-    size_t keep = old ? block_size(old) : 0;
+    size_t keep = 0;
+    if (old) {
+        struct block *b = g_blocks ? &g_blocks[block_slot((uint64_t)old)] : NULL;
+        if (UNLIKELY(b && !b->addr)) {
+            /* memcheck counts it as an allocation and a free, and returns NULL */
+            g_n_allocs++;
+            g_n_frees++;
+            g_n_bytes += n;
+            hook_unlock(locked);
+            invalid_free(me, (uint64_t)old, sid, r);
+            me->busy = 0;
+            return NULL;
+        }
+        if (UNLIKELY(b && family_of(block_alloc(b)) != FAMILY_MALLOC)) {
+            report_mismatch(me, b, sid);
+            b->tid &= ~(ALLOC_BITS << ALLOC_SHIFT); /* once: its release below is realloc's own */
+        }
+        keep = block_size(old);
+    }
     hook_unlock(locked);
+    void *p = __libc_malloc(n);
+    if (!p) { /* a failed realloc leaves the old block alone; errno is malloc's */
+        me->busy = 0;
+        return NULL;
+    }
     if (keep > n) keep = n;
     if (keep) memcpy(p, old, keep);
     scrub((char *)p + keep, n - keep);
-    uint32_t sid = stack_of(me, r);
     locked = hook_lock();
     if (g_all_events) {
         if (sid != UINT32_MAX) stack_send(sid);
@@ -182,10 +231,19 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
         out_c(' ');
         out_dec(sid == UINT32_MAX ? 0 : sid);
         out_c('\n');
+        /* the table follows, without lines of its own */
+        if (old) {
+            uint64_t at = block_slot((uint64_t)old);
+            if (g_blocks[at].addr) {
+                freed_push((uint64_t)old, g_blocks[at].size, g_blocks[at].sid, sid);
+                block_delete(at);
+            }
+        }
+        block_put(me, p, n, sid, ALLOC_MALLOC);
     } else {
         /* the model's reallocate: a free of the old block and an allocation of the new */
-        if (old) record_free(me, old);
-        record_alloc(me, p, n, sid);
+        if (old) release(me, old, FAMILY_MALLOC, sid);
+        record_alloc(me, p, n, sid, ALLOC_MALLOC);
     }
     hook_unlock(locked);
     me->busy = 0;
@@ -214,16 +272,110 @@ ENTRY_STUB(valloc, heapspec_valloc, "%rsi");
 ENTRY_STUB(pvalloc, heapspec_pvalloc, "%rsi");
 ENTRY_STUB(posix_memalign, heapspec_posix_memalign, "%rcx");
 
-EXPORT void free(void *p)
+HIDDEN __attribute__((used)) void heapspec_free(void *p, const struct entry_regs *r) { dealloc(p, FAMILY_MALLOC, r); }
+
+ENTRY_STUB(free, heapspec_free, "%rsi");
+
+/* ---------------------------------------------------------------------------------------------
+ * C++'s operator new and delete, as memcheck replaces them: libstdc++'s call malloc and free, and
+ * its new[] and delete[] only jump to new and delete, so only here can a block's family be known.
+ * An allocation that fails goes to libstdc++'s own operator (its new-handler loop, its bad_alloc);
+ * the block it makes then gets its family here.
+ */
+
+static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, size_t n, size_t align, unsigned alloc)
 {
-    struct thread_state *me;
-    if (p && (me = observing())) {
-        me->busy = 1;
-        int locked = hook_lock();
-        record_free(me, p);
-        hook_unlock(locked);
-        me->busy = 0;
-        if (UNLIKELY(g_timeout_pending)) timeout_now();
+    struct thread_state *me = self_state();
+    int busy = me->busy;
+    me->busy = 1;
+    void *fn = dlsym(RTLD_NEXT, name);
+    me->busy = busy;
+    void *p = NULL;
+    if (fn) p = align ? ((void *(*)(size_t, size_t))fn)(n, align) : ((void *(*)(size_t))fn)(n);
+    else if (!(alloc == ALLOC_NEW_NT || alloc == ALLOC_NEW_VEC_NT || alloc == ALLOC_NEW_AL_NT || alloc == ALLOC_NEW_VEC_AL_NT)) {
+        static const char msg[] = "heapspec: operator new failed and libstdc++'s, which would throw, is not loaded\n";
+        x_write(2, msg, sizeof msg - 1);
+        x_tgkill(x_getpid(), x_gettid(), SIGABRT);
+        x_exit_group(134);
     }
-    __libc_free(p);
+    if (p && observing()) {
+        int locked = hook_lock();
+        struct block *b = g_blocks ? &g_blocks[block_slot((uint64_t)p)] : NULL;
+        if (b && b->addr) b->tid = (b->tid & ~(ALLOC_BITS << ALLOC_SHIFT)) | alloc << ALLOC_SHIFT;
+        hook_unlock(locked);
+    }
+    return p;
 }
+
+/* memcheck counts the size asked for (new of 0 bytes is a block of 0). */
+static inline __attribute__((always_inline)) void *new_block(size_t n, size_t align, unsigned alloc, const char *name, const struct entry_regs *r)
+{
+    void *p = align ? __libc_memalign(align, n) : __libc_malloc(n);
+    if (UNLIKELY(!p)) return libstdcxx_new(name, n, align, alloc);
+    struct thread_state *me;
+    if ((me = observing())) {
+        scrub(p, n);
+        note_block(me, p, n, r, alloc);
+    }
+    return p;
+}
+
+#define NEW_HOOK(sym, alloc)                                                                              \
+    HIDDEN __attribute__((used)) void *heapspec_##sym(size_t n, const struct entry_regs *r)              \
+    {                                                                                                     \
+        return new_block(n, 0, alloc, #sym, r);                                                           \
+    }                                                                                                     \
+    ENTRY_STUB(sym, heapspec_##sym, "%rsi")
+#define NEW_HOOK_NT(sym, alloc, plain)                                                                    \
+    HIDDEN __attribute__((used)) void *heapspec_##sym(size_t n, const void *nt, const struct entry_regs *r) \
+    {                                                                                                     \
+        (void)nt;                                                                                         \
+        return new_block(n, 0, alloc, #plain, r);                                                         \
+    }                                                                                                     \
+    ENTRY_STUB(sym, heapspec_##sym, "%rdx")
+#define NEW_HOOK_AL(sym, alloc)                                                                           \
+    HIDDEN __attribute__((used)) void *heapspec_##sym(size_t n, size_t align, const struct entry_regs *r) \
+    {                                                                                                     \
+        return new_block(n, align, alloc, #sym, r);                                                       \
+    }                                                                                                     \
+    ENTRY_STUB(sym, heapspec_##sym, "%rdx")
+#define NEW_HOOK_AL_NT(sym, alloc, plain)                                                                 \
+    HIDDEN __attribute__((used)) void *heapspec_##sym(size_t n, size_t align, const void *nt, const struct entry_regs *r) \
+    {                                                                                                     \
+        (void)nt;                                                                                         \
+        return new_block(n, align, alloc, #plain, r);                                                     \
+    }                                                                                                     \
+    ENTRY_STUB(sym, heapspec_##sym, "%rcx")
+
+/* The nothrow forms fall back on the throwing ones' handler loop only through libstdc++'s own
+ * nothrow operator, which returns NULL where the other throws. */
+NEW_HOOK(_Znwm, ALLOC_NEW);
+NEW_HOOK(_Znam, ALLOC_NEW_VEC);
+NEW_HOOK_NT(_ZnwmRKSt9nothrow_t, ALLOC_NEW_NT, _ZnwmRKSt9nothrow_t);
+NEW_HOOK_NT(_ZnamRKSt9nothrow_t, ALLOC_NEW_VEC_NT, _ZnamRKSt9nothrow_t);
+NEW_HOOK_AL(_ZnwmSt11align_val_t, ALLOC_NEW_AL);
+NEW_HOOK_AL(_ZnamSt11align_val_t, ALLOC_NEW_VEC_AL);
+NEW_HOOK_AL_NT(_ZnwmSt11align_val_tRKSt9nothrow_t, ALLOC_NEW_AL_NT, _ZnwmSt11align_val_tRKSt9nothrow_t);
+NEW_HOOK_AL_NT(_ZnamSt11align_val_tRKSt9nothrow_t, ALLOC_NEW_VEC_AL_NT, _ZnamSt11align_val_tRKSt9nothrow_t);
+
+/* Every delete takes the pointer first; the rest (a size, an alignment, nothrow) changes nothing
+ * here but where the stub passes the saved registers. */
+#define DELETE_HOOK(sym, family, regs_arg, ...)                                                  \
+    HIDDEN __attribute__((used)) void heapspec_##sym(void *p, __VA_ARGS__ const struct entry_regs *r) \
+    {                                                                                            \
+        dealloc(p, family, r);                                                                   \
+    }                                                                                            \
+    ENTRY_STUB(sym, heapspec_##sym, regs_arg)
+
+DELETE_HOOK(_ZdlPv, FAMILY_NEW, "%rsi", );
+DELETE_HOOK(_ZdaPv, FAMILY_NEW_VEC, "%rsi", );
+DELETE_HOOK(_ZdlPvm, FAMILY_NEW, "%rdx", size_t a1,);
+DELETE_HOOK(_ZdaPvm, FAMILY_NEW_VEC, "%rdx", size_t a1,);
+DELETE_HOOK(_ZdlPvRKSt9nothrow_t, FAMILY_NEW, "%rdx", const void *a1,);
+DELETE_HOOK(_ZdaPvRKSt9nothrow_t, FAMILY_NEW_VEC, "%rdx", const void *a1,);
+DELETE_HOOK(_ZdlPvSt11align_val_t, FAMILY_NEW, "%rdx", size_t a1,);
+DELETE_HOOK(_ZdaPvSt11align_val_t, FAMILY_NEW_VEC, "%rdx", size_t a1,);
+DELETE_HOOK(_ZdlPvmSt11align_val_t, FAMILY_NEW, "%rcx", size_t a1, size_t a2,);
+DELETE_HOOK(_ZdaPvmSt11align_val_t, FAMILY_NEW_VEC, "%rcx", size_t a1, size_t a2,);
+DELETE_HOOK(_ZdlPvSt11align_val_tRKSt9nothrow_t, FAMILY_NEW, "%rcx", size_t a1, const void *a2,);
+DELETE_HOOK(_ZdaPvSt11align_val_tRKSt9nothrow_t, FAMILY_NEW_VEC, "%rcx", size_t a1, const void *a2,);

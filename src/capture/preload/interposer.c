@@ -10,7 +10,8 @@
  *
  * What it does, and why:
  *  - malloc, calloc, realloc, reallocarray, free, posix_memalign, aligned_alloc, memalign, valloc
- *    and pvalloc are defined here. glibc calls malloc through the PLT everywhere (strdup, stdio,
+ *    and pvalloc are defined here, and C++'s operators new and delete (as memcheck replaces them:
+ *    only there is a block's family known, for errors.c's mismatched frees). glibc calls malloc through the PLT everywhere (strdup, stdio,
  *    libstdc++'s operator new, ld.so's TLS), so every allocation a memcheck run counts comes
  *    through; the real work is done by __libc_malloc and friends, never by dlsym (which may itself
  *    allocate). Each entry point is an assembly stub that saves the callee-saved registers and
@@ -112,6 +113,7 @@ extern void *__libc_stack_end;
 #include "unwind.c"
 #include "blocks.c"
 #include "peaks.c"
+#include "errors.c"
 #include "config.c"
 #include "hooks.c"
 #include "image.c"

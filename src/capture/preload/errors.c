@@ -1,0 +1,246 @@
+/* Part of heapspec's preload interposer: compiled as one unit through interposer.c, which
+ * includes its parts in this order (each may use what the parts before it define). */
+
+/* ---------------------------------------------------------------------------------------------
+ * Memory errors an allocator sees, as memcheck reports them: a free or realloc of a pointer that
+ * is not a live block (a double free, an interior, stack or static pointer: memcheck's
+ * InvalidFree), and a block released by the wrong family (malloc'd and deleted, new'd and freed,
+ * new[]'d and deleted: MismatchedFree).
+ *
+ * A bad free is reported and not passed to glibc, as memcheck ignores it: the program goes on
+ * with its heap intact (glibc would abort on most of them, "free(): double free detected in
+ * tcache 2"), and the run's figures are memcheck's. A mismatched free is reported and done, as
+ * glibc does it natively (every family is glibc's malloc underneath).
+ *
+ * Which allocator made a block rides in the top bits of its table entry's thread id (ALLOC_*: the
+ * operator new it came from, 0 for the malloc family); the host gets it on the block's A line, so a
+ * suppression's `fun:_Znwm` first frame is exact here.
+ *
+ * The story of a bad pointer needs the stack of the free that released it first: every free
+ * records its stack (the cached walk, a few loads) in a ring of the last 65,536 freed blocks
+ * (memcheck's freed-blocks queue holds 20 MB of them, --freelist-vol). glibc reuses freed memory at once where memcheck keeps it in that queue, so a free
+ * through a stale pointer whose address was handed out again frees the new block, as it does
+ * natively: memcheck, whose address is still queued, reports it.
+ *
+ * The line, one per error (ids are stacks already sent):
+ *   Z kind tid sid addr story   kind: invalid-free | mismatched-free; sid: the bad call's stack
+ *   story: freed BASE SIZE FREE_SID ALLOC_SID   inside a recently freed block
+ *          alloc BASE SIZE ALLOC_SID            inside a live block (interior, or the mismatched one)
+ *          stack THREAD FRAME ENTRY_SID         on the stack of thread THREAD (1: the first), in the
+ *                                               frame of the bad call's FRAME-th caller (0: the first),
+ *                                               whose function's entry is ENTRY_SID's one frame
+ *          data BIAS PATH                       inside a loaded object's data (PATH's symbols name it)
+ *          none                                 not stack'd, malloc'd or (recently) free'd
+ */
+
+/* The allocator a block came from (the host's table has the same order). */
+enum {
+    ALLOC_MALLOC,      /* malloc, calloc, realloc, memalign and the rest */
+    ALLOC_NEW,         /* _Znwm */
+    ALLOC_NEW_VEC,     /* _Znam */
+    ALLOC_NEW_NT,      /* _ZnwmRKSt9nothrow_t */
+    ALLOC_NEW_VEC_NT,  /* _ZnamRKSt9nothrow_t */
+    ALLOC_NEW_AL,      /* _ZnwmSt11align_val_t */
+    ALLOC_NEW_VEC_AL,  /* _ZnamSt11align_val_t */
+    ALLOC_NEW_AL_NT,   /* _ZnwmSt11align_val_tRKSt9nothrow_t */
+    ALLOC_NEW_VEC_AL_NT,
+};
+
+/* memcheck's three families: what releases a block must be of the family that made it. */
+enum { FAMILY_MALLOC, FAMILY_NEW, FAMILY_NEW_VEC };
+
+static inline int family_of(unsigned alloc)
+{
+    return alloc == ALLOC_MALLOC ? FAMILY_MALLOC : (alloc & 1) ? FAMILY_NEW : FAMILY_NEW_VEC;
+}
+
+static inline unsigned block_alloc(const struct block *b) { return (b->tid >> ALLOC_SHIFT) & ALLOC_BITS; }
+
+/* Recently freed blocks: the last FREED_MAX frees, a ring. memcheck's freed queue is bounded by
+ * volume (--freelist-vol, 20 MB); this one by count, so a free costs one entry's stores and no
+ * bookkeeping. */
+struct freed {
+    uint64_t addr;
+    uint32_t size, alloc_sid, free_sid, pad;
+};
+#define FREED_MAX (1u << 16)
+static struct freed *g_freed; /* reserved at start-up, touched as it fills */
+static uint64_t g_freed_head; /* frees so far: the newest is at g_freed_head - 1 */
+
+/* Under the lock, inside a free: no allocation. A block past 4 GiB keeps its size's low half
+ * (only a story's words read it). */
+static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid)
+{
+    if (UNLIKELY(!g_freed)) return;
+    g_freed[g_freed_head++ & (FREED_MAX - 1)] = (struct freed){addr, (uint32_t)size, alloc_sid, free_sid, 0};
+}
+
+/* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
+static uint32_t error_sid(uint32_t sid)
+{
+    if (sid == UINT32_MAX) {
+        if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
+        sid = g_empty_sid;
+    }
+    if (sid != UINT32_MAX) stack_send(sid);
+    return sid == UINT32_MAX ? 0 : sid;
+}
+
+static void error_head(const char *kind, struct thread_state *me, uint32_t sid, uint64_t addr)
+{
+    uint32_t s = error_sid(sid);
+    out_str("Z ");
+    out_str(kind);
+    out_c(' ');
+    out_dec((uint64_t)me->tid);
+    out_c(' ');
+    out_dec(s);
+    out_c(' ');
+    out_hex(addr);
+}
+
+/* A story's block: " freed BASE SIZE" or " alloc BASE SIZE". */
+static void out_block(const char *what, uint64_t base, uint64_t size)
+{
+    out_c(' ');
+    out_str(what);
+    out_c(' ');
+    out_hex(base);
+    out_c(' ');
+    out_dec(size);
+    out_c(' ');
+}
+
+/* Under the lock: a block released by the wrong family. */
+static __attribute__((noinline, cold)) void report_mismatch(struct thread_state *me, const struct block *b, uint32_t sid)
+{
+    uint32_t alloc_sid = error_sid(b->sid);
+    error_head("mismatched-free", me, sid, b->addr);
+    out_block("alloc", b->addr, b->size);
+    out_dec(alloc_sid);
+    out_c('\n');
+}
+
+/* Under the lock: a pointer on the calling thread's stack, in the frame of the bad call's caller
+ * number k (its function holds pcs[k], its words lie from its call's stack pointer, cfas[k], up to
+ * its caller's). memcheck names the frame by its function's entry line: a one-frame stack of the
+ * entry (as a return address, one past it) gives the host that line. */
+static int report_on_stack(struct thread_state *me, uint64_t addr, uint32_t sid, const struct entry_regs *r)
+{
+    if (!r || addr < r->sp || addr >= thread_hi(me)) return 0;
+    uint64_t pcs[DEPTH], cfas[DEPTH];
+    uint32_t n = walk_stack(me, r, pcs, cfas, DEPTH, NULL);
+    uint32_t k = 0;
+    while (k + 1 < n && addr >= cfas[k + 1]) k++;
+    struct fde f;
+    uint64_t entry = n && find_fde(pcs[k] - 1, &f) ? f.start + 1 : 0;
+    uint32_t entry_sid = error_sid(stack_intern(&entry, entry ? 1 : 0));
+    error_head("invalid-free", me, sid, addr);
+    out_str(" stack ");
+    out_dec(me == &g_spare_state ? 0 : (uint64_t)(me - g_states) + 1);
+    out_c(' ');
+    out_dec(k);
+    out_c(' ');
+    out_dec(entry_sid);
+    out_c('\n');
+    return 1;
+}
+
+/* A pointer into a loaded object's data: the object and its load bias, for the host to name the
+ * variable from its symbols. Outside the lock (dladdr takes ld.so's, which a thread inside dlopen
+ * may hold while it waits for ours); busy. Returns 0 when no object holds addr. */
+static int data_story(uint64_t addr, uint64_t *bias, char *path, size_t room)
+{
+    Dl_info info;
+    if (!dladdr((void *)(uintptr_t)addr, &info) || !info.dli_fbase) return 0;
+    const Elf64_Ehdr *eh = info.dli_fbase;
+    *bias = eh->e_type == ET_EXEC ? 0 : (uint64_t)(uintptr_t)info.dli_fbase;
+    const char *name = info.dli_fname;
+    if (!name || !*name) { /* the program itself */
+        long n = sys3(SYS_readlink, (long)"/proc/self/exe", (long)path, (long)room - 1);
+        path[n > 0 ? n : 0] = 0;
+    } else {
+        size_t n = x_strlen(name);
+        if (n >= room) n = room - 1;
+        memcpy(path, name, n);
+        path[n] = 0;
+    }
+    return path[0] != 0;
+}
+
+/* Under the lock: a free or realloc of ADDR, no live block, inside a recently freed block or a
+ * live one (an interior pointer), or on this thread's stack. Returns 0 when none of them holds it. */
+static int report_invalid(struct thread_state *me, uint64_t addr, uint32_t sid, const struct entry_regs *r)
+{
+    const uint64_t mask = FREED_MAX - 1;
+    uint64_t oldest = g_freed_head > FREED_MAX ? g_freed_head - FREED_MAX : 0;
+    for (uint64_t i = g_freed_head; g_freed && i-- > oldest;) {
+        const struct freed *f = &g_freed[i & mask];
+        if (addr == f->addr || (addr > f->addr && addr < f->addr + f->size)) {
+            uint32_t fs = error_sid(f->free_sid), as = error_sid(f->alloc_sid);
+            error_head("invalid-free", me, sid, addr);
+            out_block("freed", f->addr, f->size);
+            out_dec(fs);
+            out_c(' ');
+            out_dec(as);
+            out_c('\n');
+            return 1;
+        }
+    }
+    for (uint64_t i = 0; i < g_blocks_cap; i++) {
+        const struct block *b = &g_blocks[i];
+        if (b->addr && addr > b->addr && addr < b->addr + b->size) {
+            uint32_t as = error_sid(b->sid);
+            error_head("invalid-free", me, sid, addr);
+            out_block("alloc", b->addr, b->size);
+            out_dec(as);
+            out_c('\n');
+            return 1;
+        }
+    }
+    return report_on_stack(me, addr, sid, r);
+}
+
+/* A free or realloc of a pointer that is no live block: the error (its count is the caller's).
+ * Takes and drops the lock itself; busy. */
+static __attribute__((noinline, cold)) void invalid_free(struct thread_state *me, uint64_t addr, uint32_t sid, const struct entry_regs *r)
+{
+    int locked = hook_lock();
+    int told = report_invalid(me, addr, sid, r);
+    hook_unlock(locked);
+    if (told) return;
+    uint64_t bias = 0;
+    char path[512];
+    int data = data_story(addr, &bias, path, sizeof path);
+    locked = hook_lock();
+    error_head("invalid-free", me, sid, addr);
+    if (data) {
+        out_str(" data ");
+        out_hex(bias);
+        out_c(' ');
+        out_str(path);
+    } else {
+        out_str(" none");
+    }
+    out_c('\n');
+    hook_unlock(locked);
+}
+
+/* Under the lock: the free of a live block's address by FAMILY: checked, remembered, recorded.
+ * Returns 0 when ADDR is no live block (the caller reports it outside the lock and keeps it from
+ * glibc). */
+static inline __attribute__((always_inline)) int release(struct thread_state *me, void *p, int family, uint32_t sid)
+{
+    uint64_t addr = (uint64_t)p;
+    if (UNLIKELY(!g_blocks)) return 1;
+    uint64_t at = block_slot(addr);
+    struct block *b = &g_blocks[at];
+    if (UNLIKELY(!b->addr)) {
+        g_n_frees++;
+        return 0;
+    }
+    if (UNLIKELY(family_of(block_alloc(b)) != family)) report_mismatch(me, b, sid);
+    freed_push(addr, b->size, b->sid, sid);
+    record_free_at(me, at);
+    return 1;
+}

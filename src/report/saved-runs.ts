@@ -75,11 +75,17 @@ export function projectPath(path: string, root: string): string {
  */
 export function normalizeRun(run: RunJson, root: string): RunJson {
   const frame = ({ fn, file, line, object }: Frame): Frame => ({ fn, file: file === null ? null : projectPath(file, root), line, object: object === null ? null : projectPath(object, root) })
+  const withStacks = <T extends { stack: Frame[] }>(items: T[]): T[] => items.map((item) => ({ ...item, stack: item.stack.map(frame) }))
   return {
     ...run,
     program: { ...run.program, command: run.program.command.map((word) => projectPath(word, root)) },
-    leaks: run.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })),
-    tests: run.tests.map((test) => (test.leaks ? { ...test, leaks: test.leaks.map((record) => ({ ...record, stack: record.stack.map(frame) })) } : test)),
+    leaks: withStacks(run.leaks),
+    tests: run.tests.map((test) => ({
+      ...test,
+      ...(test.leaks ? { leaks: withStacks(test.leaks) } : {}),
+      ...(test.peak ? { peak: { ...test.peak, sites: withStacks(test.peak.sites) } } : {}),
+    })),
+    ...(run.peak ? { peak: { ...run.peak, sites: withStacks(run.peak.sites) } } : {}),
     errors: run.errors.map((error) => ({
       ...error,
       stack: error.stack.map(frame),

@@ -250,6 +250,7 @@ export class HeapModel {
       this.warnings.push(`test case "${name}" began while "${running.name}" was still running; "${running.name}" ends here`)
       running.running = false
       this.testPeaks[this.current]!.to = this.events
+      this.testPeaks[this.current]!.own.finish()
     }
     this.tests.push({ name, allocations: 0, frees: 0, bytesAllocated: 0, leakSummary: emptyLeakSummary(), running: true })
     this.testPeaks.push({ own: new PeakTracker(), heapBytes: this.heapPeak.total, from: this.events, to: undefined })
@@ -302,6 +303,7 @@ export class HeapModel {
     if (test.name !== name) this.warnings.push(`test case "${test.name}" ended as "${name}"`)
     test.running = false
     this.testPeaks[this.current]!.to = this.events
+    this.testPeaks[this.current]!.own.finish()
     if (image) {
       test.atEnd = this.classify(image, columns).ofTest(this.current)
       test.leakSummary = emptyLeakSummary()

@@ -33,6 +33,10 @@
  *    the blocks still live at a boundary (a test's begin or end, the exit, a crash) go out as `A`
  *    lines with their stacks before it. The figures are the same as one line per event gives
  *    (HEAPSPEC_PRELOAD_EVENTS=all does that, for memdump.txt), at a small fraction of the cost.
+ *  - Peaks (peaks.c): the host never sees the blocks freed between boundaries, so the high-water
+ *    marks of live bytes (the run's, the running test case's own, the heap's while it runs) and a
+ *    sampled series of live bytes are kept here, at a compare or two per event, and sent at each
+ *    test end (P) and at exit (Q, G) with the stacks live at each peak (p lines).
  *  - Threads: one lock orders every event, as the model needs one order; while glibc says the
  *    process has a single thread (__libc_single_threaded) the hooks skip it. Per-thread state lives
  *    in a pthread key, not in TLS: a TLS segment here would change the size of glibc's per-thread

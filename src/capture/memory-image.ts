@@ -148,9 +148,13 @@ function mmappedChunks(m: DumpedMapping, starts: Float64Array): [number, number]
   return chunks
 }
 
-/** The stretches of mapping `m` between the blocks (sorted starts given): what no observed block holds. */
-/** glibc 2.36's struct malloc_state (an arena's header, after the first heap's heap_info of 32 bytes). */
+/** glibc 2.36's struct malloc_state (an arena's header, right after its first heap's heap_info). */
 const MALLOC_STATE_BYTES = 2200
+/**
+ * The sizes of glibc's heap_info, at the start of each heap of a thread's arena: 48 bytes since
+ * glibc 2.35 (a `pagesize` field and its padding), 32 before.
+ */
+const HEAP_INFO_BYTES = [48, 32]
 /** glibc's tcache_perthread_struct in a chunk: 64 two-byte counts, then 64 entry pointers. */
 const TCACHE_CHUNK = 0x290
 
@@ -170,8 +174,12 @@ export function freeChunks(m: DumpedMapping): [number, number][] {
   }
   let first: number
   if (m.name === '[heap]') first = m.start
-  else if (word(m.start) === m.start + 32) first = m.start + 32 + ((MALLOC_STATE_BYTES + 16 + 8) & ~15) - 8
-  else return [] // a later heap of an arena, or not glibc's: its layout is not known here
+  else if (HEAP_INFO_BYTES.some((bytes) => word(m.start) === m.start + bytes)) {
+    // the arena's first heap: heap_info's ar_ptr points just past it, at the arena's
+    // malloc_state, and the first chunk follows that, placed so its user memory is 16-aligned
+    const after = word(m.start) + MALLOC_STATE_BYTES
+    first = after + ((16 - ((after + 16) % 16)) % 16)
+  } else return [] // a later heap of an arena, or not glibc's: its layout is not known here
   const end = m.start + m.bytes.length
   const chunks: [number, number][] = []
   for (let c = first; ; ) {
@@ -181,10 +189,11 @@ export function freeChunks(m: DumpedMapping): [number, number][] {
     if (c + size + 16 > end) break // the top chunk runs to the heap's end
     c += size
   }
-  // the tcache's key: the word after the link in every chunk a tcache holds (the main thread's
-  // tcache is the main heap's first chunk)
+  // the tcache's key: the word after the link in every chunk a tcache holds (a thread's tcache is
+  // the first chunk of the heap it first allocated in: the main thread's in [heap], another's in
+  // its arena's first heap; the key is one for the whole process)
   let key: number | undefined
-  if (m.name === '[heap]' && chunks[0]![1] - chunks[0]![0] === TCACHE_CHUNK) {
+  if (chunks[0]![1] - chunks[0]![0] === TCACHE_CHUNK) {
     for (let i = 0; i < 64 && key === undefined; i++) {
       const entry = word(first + 16 + 128 + i * 8)
       if (entry > first && entry < end) key = word(entry + 8)
@@ -226,6 +235,7 @@ function firstRangeEndingAfter(ranges: [number, number][], at: number): number {
   return lo
 }
 
+/** The stretches of mapping `m` between the blocks (sorted starts given): what no observed block holds. */
 function outside(m: DumpedMapping, starts: Float64Array, blocks: ScanColumns): MemoryRegion[] {
   const ends = new Map<number, number>()
   for (let i = 0; i < blocks.count; i++) ends.set(blocks.starts[i]!, blocks.starts[i]! + Math.max(blocks.sizes[i]!, 1))

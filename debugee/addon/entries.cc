@@ -13,6 +13,8 @@
  *   shelve(n)      a shelf from libshelf.so, forgotten: 16 bytes definite, 4n indirect
  *   poolLeak(n)    on libuv's thread pool, n bytes malloc'd and forgotten; returns a Promise
  *   churn(n)       n Entries made and deleted: 4n allocations, none live after
+ *   call(fn)       calls fn back: what V8 allocates running it (compiling it, say) has this
+ *                  addon's frame below V8's code on the stack
  *
  * With -O0 and no inlining, every allocation has a frame of this file on its stack.
  */
@@ -119,6 +121,16 @@ static napi_value churn(napi_env env, napi_callback_info info)
     return number(env, n);
 }
 
+static napi_value call(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value fn, global, result;
+    napi_get_cb_info(env, info, &argc, &fn, nullptr, nullptr);
+    napi_get_global(env, &global);
+    napi_call_function(env, global, fn, 0, nullptr, &result);
+    return result;
+}
+
 struct PoolWork {
     napi_async_work work;
     napi_deferred deferred;
@@ -165,6 +177,7 @@ NAPI_MODULE_INIT()
         {"shelve", nullptr, shelve, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"churn", nullptr, churn, nullptr, nullptr, nullptr, napi_default, nullptr},
         {"poolLeak", nullptr, pool_leak, nullptr, nullptr, nullptr, napi_default, nullptr},
+        {"call", nullptr, call, nullptr, nullptr, nullptr, napi_default, nullptr},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     return exports;

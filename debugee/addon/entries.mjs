@@ -15,4 +15,6 @@ testCase('leak', () => check('leak', entries.leak('leaked-one', 5), 5))
 testCase('shelve', () => check('shelve', entries.shelve(10), 10))
 await testCase('poolLeak', async () => check('poolLeak', await entries.poolLeak(100), 100))
 testCase('churn', () => check('churn', entries.churn(churn), churn))
+// V8 compiles this function's body while the addon's call is on the stack
+testCase('callback', () => check('call', entries.call(() => new Function('a', 'b', 'return [a, b, a + b].join("-")')(1, 2)), '1-2-3'))
 console.log(`entries: done (${churn} churned)`)

@@ -224,7 +224,9 @@ describe('per-test attribution, valgrind backend: how a run can end', () => {
     const marker = `heapspec-vgdb-timeout-${process.pid}`
     const started = Date.now()
     const { result, seen, alive } = await survivors(marker, () => runNative([program('hang'), marker], { backend: 'valgrind', stdio: 'pipe', tests: /^main$/, timeout: 3 }))
-    expect(Date.now() - started).toBeLessThan(3_000 + 10_000)
+    // about 7 s on an idle machine (valgrind's start, the 3 s, memcheck's report); the hang itself
+    // never ends, so any bound well short of the test's own timeout proves the stop
+    expect(Date.now() - started).toBeLessThan(3_000 + 30_000)
     expect(result).not.toBeInstanceOf(Error)
     const run = result as Awaited<ReturnType<typeof runNative>>
     expect(run.json.program).toMatchObject({ signal: 'SIGTERM', timedOut: true })

@@ -51,6 +51,9 @@ class _Unsupported(Exception):
 
 
 # What ends a walk quietly: unreadable memory, unsupported or malformed CFI.
+# An address no FDE covers (JIT code, a stripped object): the walk goes on by the frame pointer.
+NO_CFI = ()
+
 _STOP = (OSError, _Unsupported, IndexError, KeyError, ValueError, TypeError, struct.error)
 
 
@@ -348,6 +351,18 @@ class Unwinder:
                 row = rows.get(key)
                 if row is None:
                     row = rows[key] = self._row(key)
+                if row is NO_CFI:
+                    # No CFI (JIT or interpreter code, a stripped object): the frame pointer, if it
+                    # points up the stack, holds the caller's rbp and then the return address, as
+                    # the preload unwinder and memcheck read it (an addon called from V8's code).
+                    rbp, now = cur[6], cur[7]
+                    if rbp is None or now is None or rbp < now:
+                        break
+                    ra = win.word(rbp + 8)
+                    cur = [None, None, None, cur[3], None, None, win.word(rbp), rbp + 16,
+                           None, None, None, None, cur[12], cur[13], cur[14], cur[15], None]
+                    signal = False
+                    continue
                 if not row:
                     break
                 cfa_reg, cfa_off, ra_at, saves, signal, lo, hi = row
@@ -413,11 +428,11 @@ class Unwinder:
     # -- rows -------------------------------------------------------------------------------------
 
     def _row(self, pc):
-        """The compiled unwind row for pc, or False where the walk must stop."""
+        """The compiled unwind row for pc, NO_CFI where no FDE covers it, or False where the walk must stop."""
         try:
             fde = self._fde_for(pc)
             if fde is None:
-                return False
+                return NO_CFI
             cfa, rules = self._execute(fde, pc)
             return self._compile(cfa, rules, fde.cie)
         except _STOP:

@@ -92,13 +92,23 @@ def first_load_address(path):
     return 0
 
 
-def load_bias(pid, path):
-    """What `path`'s link-time addresses are relocated by in process `pid`: where its mapping at
-    file offset 0 starts, less where it was linked to start."""
+def mappings(pid, path):
+    """[(start, end, file offset)] of `path`'s mappings in process `pid`."""
     real = os.path.realpath(path)
+    found = []
     with open("/proc/%d/maps" % pid) as maps:
         for line in maps:
             parts = line.split(None, 5)
-            if len(parts) == 6 and int(parts[2], 16) == 0 and os.path.realpath(parts[5].strip()) == real:
-                return int(parts[0].split("-")[0], 16) - first_load_address(real)
+            if len(parts) == 6 and os.path.realpath(parts[5].strip()) == real:
+                start, end = (int(x, 16) for x in parts[0].split("-"))
+                found.append((start, end, int(parts[2], 16)))
+    return found
+
+
+def load_bias(pid, path):
+    """What `path`'s link-time addresses are relocated by in process `pid`: where its mapping at
+    file offset 0 starts, less where it was linked to start."""
+    for start, _end, offset in mappings(pid, path):
+        if offset == 0:
+            return start - first_load_address(path)
     return None

@@ -5,7 +5,7 @@ import struct
 
 import gdb
 
-from elf import R_X86_64_JUMP_SLOT, Elf, load_bias
+from elf import R_X86_64_JUMP_SLOT, Elf, load_bias, mappings
 from observe import RDI, RSP, Allocator, Free, State, address_of, current, emit, inject_mmap, open_gate
 
 
@@ -51,8 +51,9 @@ class Objects:
         return bool(path) and not path.endswith(".debug") and any(p.search(path) for p in Objects.patterns)
 
     @classmethod
-    def resolve(cls, name, exclude):
-        """Where the dynamic linker binds `name`: the first loaded object that defines it."""
+    def binding(cls, name, exclude):
+        """(object path, address) where the dynamic linker binds `name`: the first loaded object
+        that defines it; None when none does."""
         pid = gdb.selected_inferior().pid
         for objfile in gdb.objfiles():
             path = objfile.filename
@@ -65,24 +66,26 @@ class Objects:
                     cls.definitions[path] = ({}, None)
             symbols, bias = cls.definitions[path]
             if name in symbols and bias is not None:
-                return bias + symbols[name]
+                return path, bias + symbols[name]
         return None
+
+    @classmethod
+    def resolve(cls, name, exclude):
+        """Where the dynamic linker binds `name`, or None."""
+        found = cls.binding(name, exclude)
+        return found[1] if found else None
 
     @classmethod
     def resolve_plain(cls, name, exclude):
         """Where the dynamic linker binds a PLT call to `name`, when that is plain code: None for
         an IFUNC (its symbol is the resolver), a versioned name or data."""
-        target = cls.resolve(name, exclude)
-        if target is None:
+        found = cls.binding(name, exclude)
+        if found is None:
             return None
-        for objfile in gdb.objfiles():
-            path = objfile.filename
-            symbols, bias = cls.definitions.get(path, ({}, None))
-            if bias is not None and name in symbols and bias + symbols[name] == target:
-                if path not in cls.plain:
-                    cls.plain[path] = Elf(path).plain_functions()
-                return target if name in cls.plain[path] else None
-        return None
+        path, target = found
+        if path not in cls.plain:
+            cls.plain[path] = Elf(path).plain_functions()
+        return target if name in cls.plain[path] else None
 
     @classmethod
     def patch_all(cls):
@@ -98,7 +101,7 @@ class Objects:
                 continue
             cls.patched.add(path)
             emit("O %x %s" % (bias, path))
-            State.chosen.extend(mappings(pid, path))
+            State.chosen.extend((lo, hi) for lo, hi, _offset in mappings(pid, path))
             elf = Elf(path)
             calls = elf.got_slots((R_X86_64_JUMP_SLOT,))
             for name, slots in elf.got_slots().items():
@@ -137,19 +140,6 @@ class Objects:
                 Allocator(addr, kind, gated=True)
         if FreeFilter.base is None:
             Free("*%d" % address_of("free"), gated=True, internal=True)
-
-
-def mappings(pid, path):
-    """[(lo, hi)] of `path`'s mappings in process `pid`."""
-    real = os.path.realpath(path)
-    found = []
-    with open("/proc/%d/maps" % pid) as maps:
-        for line in maps:
-            parts = line.split(None, 5)
-            if len(parts) == 6 and os.path.realpath(parts[5].strip()) == real:
-                lo, hi = (int(x, 16) for x in parts[0].split("-"))
-                found.append((lo, hi))
-    return found
 
 
 class FreeFilter:

@@ -168,10 +168,8 @@ const TCACHE_CHUNK = 0x290
  * and stay roots.
  */
 export function freeChunks(m: DumpedMapping): [number, number][] {
-  const word = (at: number): number => {
-    const o = at - m.start
-    return o + 8 <= m.bytes.length ? Number(new DataView(m.bytes.buffer, m.bytes.byteOffset + o, 8).getBigUint64(0, true)) : NaN
-  }
+  const region = [m]
+  const word = (at: number): number => readWord(region, at) ?? NaN
   let first: number
   if (m.name === '[heap]') first = m.start
   else if (HEAP_INFO_BYTES.some((bytes) => word(m.start) === m.start + bytes)) {
@@ -183,7 +181,8 @@ export function freeChunks(m: DumpedMapping): [number, number][] {
   const end = m.start + m.bytes.length
   const chunks: [number, number][] = []
   for (let c = first; ; ) {
-    const size = word(c + 8) - (word(c + 8) % 8)
+    const header = word(c + 8)
+    const size = header - (header % 8)
     if (!(size >= 32 && size % 16 === 0 && c + size <= end)) return []
     chunks.push([c, c + size])
     if (c + size + 16 > end) break // the top chunk runs to the heap's end

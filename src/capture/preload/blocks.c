@@ -127,35 +127,30 @@ static void send_block(struct block *b)
 static struct block **g_order;
 static uint64_t g_order_cap;
 
+/* Moves a[root] down the max-heap of the first n entries (by seq) to its place. */
+static void sift_down(struct block **a, uint64_t root, uint64_t n)
+{
+    for (;;) {
+        uint64_t child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && a[child + 1]->seq > a[child]->seq) child++;
+        if (a[root]->seq >= a[child]->seq) return;
+        struct block *t = a[root];
+        a[root] = a[child];
+        a[child] = t;
+        root = child;
+    }
+}
+
 static void sort_by_seq(struct block **a, uint64_t n)
 {
     /* heapsort: no recursion, no allocation */
-    for (uint64_t start = n / 2; start-- > 0;) {
-        for (uint64_t root = start;;) {
-            uint64_t child = 2 * root + 1;
-            if (child >= n) break;
-            if (child + 1 < n && a[child + 1]->seq > a[child]->seq) child++;
-            if (a[root]->seq >= a[child]->seq) break;
-            struct block *t = a[root];
-            a[root] = a[child];
-            a[child] = t;
-            root = child;
-        }
-    }
+    for (uint64_t start = n / 2; start-- > 0;) sift_down(a, start, n);
     for (uint64_t end = n; end-- > 1;) {
         struct block *t = a[0];
         a[0] = a[end];
         a[end] = t;
-        for (uint64_t root = 0;;) {
-            uint64_t child = 2 * root + 1;
-            if (child >= end) break;
-            if (child + 1 < end && a[child + 1]->seq > a[child]->seq) child++;
-            if (a[root]->seq >= a[child]->seq) break;
-            struct block *x = a[root];
-            a[root] = a[child];
-            a[child] = x;
-            root = child;
-        }
+        sift_down(a, 0, end);
     }
 }
 

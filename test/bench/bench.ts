@@ -13,18 +13,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { runNative, runNode } from '../../src/index.js'
+import { ROOT, timed } from './measure.js'
 import { addonRows } from './node-addon.js'
 
-const ROOT = join(import.meta.dirname, '..', '..', '..')
 const iterations = Number(process.env.BENCH_ITERATIONS ?? 20_000)
 const largeIterations = Number(process.env.BENCH_LARGE_ITERATIONS ?? 20_000_000)
 const bench = join(ROOT, 'debugee', 'build', 'bench')
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint()
-  await fn()
-  return Number(process.hrtime.bigint() - started) / 1e9
-}
 
 /** Runs heapspec and returns its allocation events, checking that it saw every one. */
 async function best(fn: () => Promise<unknown>, times = 3): Promise<number> {

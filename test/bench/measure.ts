@@ -9,6 +9,13 @@ export const ROOT = join(import.meta.dirname, '..', '..', '..')
 const CLI = join(ROOT, 'dist', 'src', 'cli.js')
 const TIME = '/usr/bin/time'
 
+/** Wall seconds `fn` takes. */
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint()
+  await fn()
+  return Number(process.hrtime.bigint() - started) / 1e9
+}
+
 /** One timed run of a command. */
 export interface Measured {
   seconds: number

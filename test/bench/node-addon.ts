@@ -7,15 +7,9 @@
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { runNode } from '../../src/index.js'
+import { ROOT, timed } from './measure.js'
 
-const ROOT = join(import.meta.dirname, '..', '..', '..')
 const SCRIPT = join(ROOT, 'debugee', 'addon', 'entries.mjs')
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint()
-  await fn()
-  return Number(process.hrtime.bigint() - started) / 1e9
-}
 
 /** runNode on the script, checking that the churn test case saw every one of its allocations and frees. */
 async function churn(backend: 'preload' | 'gdb' | 'valgrind', entries: number): Promise<void> {

@@ -3,7 +3,7 @@ import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
-import { OPERATOR_NEW } from '../model/block-table.js'
+import { OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
 import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import type { StackAmount } from '../model/peaks.js'
@@ -293,25 +293,30 @@ export class EventStream {
   }
 
   private async finishDump(d: Dump): Promise<void> {
-    const data = await readFile(d.file)
-    await unlink(d.file)
-    const mappings = d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
     // At the end of the process memcheck scans no registers: its threads are gone.
     const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout' || d.point === 'exec'
     if (final) this.finalImages++
     const columns = this.model.live.columns()
-    const image = memoryImage(mappings, d.threads, columns, !final, this.partial)
-    if (final) this.atExit = this.model.classify(image, columns)
-    if (d.point === 'test' && this.pendingEnd !== undefined) {
-      // Only some objects' blocks count: a test case that left none of theirs live needs no scan
-      // at its end (a Node script's test cases leave V8's and Node's own blocks live at each).
-      const test = this.model.runningTest
-      const observed = this.observedStacks()
-      let theirs = !observed
-      for (let i = 0; !theirs && i < columns.count; i++) theirs = columns.tests[i] === test && observed!(columns.stacks[i]!)
-      this.model.endTest(this.pendingEnd, theirs ? image : undefined, columns)
-      this.pendingEnd = undefined
-    }
+    const ending = d.point === 'test' ? this.pendingEnd : undefined
+    if (d.point === 'test') this.pendingEnd = undefined
+    // Only some objects' blocks count: a test case that left none of theirs live needs no scan
+    // at its end (a Node script's test cases leave V8's and Node's own blocks live at each), so
+    // its image is not even read.
+    const scanned = final || (ending !== undefined && this.leftObservedBlocks(columns))
+    const data = scanned ? await readFile(d.file) : undefined
+    await unlink(d.file)
+    const image = data && memoryImage(d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) })), d.threads, columns, !final, this.partial)
+    if (final) this.atExit = this.model.classify(image!, columns)
+    if (ending !== undefined) this.model.endTest(ending, image, columns)
+  }
+
+  /** Whether the running test case has a block of the observed objects live (always, when every object is). */
+  private leftObservedBlocks(columns: BlockColumns): boolean {
+    const observed = this.observedStacks()
+    if (!observed) return true
+    const test = this.model.runningTest
+    for (let i = 0; i < columns.count; i++) if (columns.tests[i] === test && observed(columns.stacks[i]!)) return true
+    return false
   }
 
   /** Whether a stack is one of the observed objects' (memoized), when only some are observed. */

@@ -159,6 +159,7 @@ class FreeFilter:
     EMPTY, TOMBSTONE = 0, 1
     base = None  # the table; the filter's code follows it
     live = 0
+    full = False  # said once: the table holds no more blocks
 
     @classmethod
     def install(cls):
@@ -247,8 +248,10 @@ class FreeFilter:
     @classmethod
     def add(cls, addr):
         if cls.live >= cls.SLOTS // 2:
-            emit("! more than %d blocks of the chosen objects live at once: the free filter is full, so frees "
-                 "of the rest would go unseen" % (cls.SLOTS // 2))
+            if not cls.full:
+                cls.full = True
+                emit("! more than %d blocks of the chosen objects live at once: the free filter is full, so frees "
+                     "of the rest would go unseen" % (cls.SLOTS // 2))
             return
         for at, word in cls.probe(addr):
             if word == addr:

@@ -31,7 +31,7 @@ class Elf:
     def dynamic_symbols(self):
         """[(name, value, defined)] of .dynsym, in table order (index = symbol number)."""
         if self._symbols is None:
-            self._symbols, self._types = [], []
+            self._symbols, self._types, self._sizes = [], [], []
             for _n, kind, _f, _a, offset, size, link, _i, _al, entsize in self.sections:
                 if kind != SHT_DYNSYM:
                     continue
@@ -40,7 +40,13 @@ class Elf:
                     st_name, info, _other, shndx, value, _size = struct.unpack_from("<IBBHQQ", self.data, at)
                     self._symbols.append((self._string(strtab, st_name), value, shndx != 0 and value != 0))
                     self._types.append(info & 0xF)
+                    self._sizes.append(_size)
         return self._symbols
+
+    def extents(self, names):
+        """[(value, size)] of the defined symbols among `names`."""
+        symbols = self.dynamic_symbols()
+        return [(value, self._sizes[i]) for i, (name, value, defined) in enumerate(symbols) if defined and name in names]
 
     def defined(self):
         """{name: value} of the symbols this object defines (the first definition of a name wins)."""

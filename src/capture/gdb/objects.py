@@ -6,6 +6,7 @@ import struct
 import gdb
 
 from elf import R_X86_64_JUMP_SLOT, Elf, load_bias, mappings
+from frees import NEW_CODES
 from observe import RDI, RSP, Allocator, Free, State, address_of, current, emit, inject_mmap, open_gate
 
 
@@ -43,6 +44,7 @@ def configure(patterns):
 class Objects:
     patterns = []
     patched = set()
+    wrapping = set()  # the libstdc++ objects whose operator new functions are in State.wrappers
     definitions = {}  # objfile path -> its defined dynamic symbols
     plain = {}  # objfile path -> its plain functions (Elf.plain_functions)
 
@@ -94,6 +96,10 @@ class Objects:
         pid = gdb.selected_inferior().pid
         for objfile in gdb.objfiles():
             path = objfile.filename
+            if path and path not in cls.wrapping and re.search(r"/libstdc\+\+\.so", path):
+                cls.wrapping.add(path)
+                bias = load_bias(pid, path) or 0
+                State.wrappers.extend((bias + value, bias + value + size) for value, size in Elf(path).extents(NEW_CODES))
             if path in cls.patched or not cls.chosen(path):
                 continue
             bias = load_bias(pid, path)

@@ -91,6 +91,7 @@ class State:
     chosen = []  # [(lo, hi)] of the chosen objects' mappings
     gates = {}  # tid -> stack pointers at the entries of its calls out of chosen code, still running
     gated = []  # libc's allocator breakpoints, enabled while a call out of chosen code may be running
+    wrappers = []  # [(lo, hi)] of libstdc++'s operator new functions, which call malloc for their callers
     on_block = None  # called with each new block's address (objects mode's free filter)
     on_free = None  # called with each freed block's address
     on_drained = None  # called with the ring's count of taken results after each drain
@@ -274,9 +275,20 @@ def watch_threads():
     gdb.events.new_thread.connect(new_thread)
 
 
-def walk(regs):
+def walk(regs, depth=None):
     sp = regs[RSP]
-    return tuple(State.unwinder.walk(regs[RIP], sp, {6: regs[RBP], 3: regs[RBX], 12: regs[R12], 13: regs[R13], 14: regs[R14], 15: regs[R15], 7: sp}, Config.depth))
+    return tuple(State.unwinder.walk(regs[RIP], sp, {6: regs[RBP], 3: regs[RBX], 12: regs[R12], 13: regs[R13], 14: regs[R14], 15: regs[R15], 7: sp}, depth or Config.depth))
+
+
+def gated_walk(regs):
+    """The stack of a libc allocator stop in objects mode. When libstdc++'s operator new is the
+    caller, its frame is the allocator's, not one of the depth the addon is looked for in (the
+    preload backend replaces operator new, and memcheck names it frame 0 beside --num-callers
+    callers), so the walk goes one frame deeper there."""
+    pcs = walk(regs, Config.depth + 1)
+    if pcs and any(lo <= pcs[0] < hi for lo, hi in State.wrappers):
+        return pcs
+    return pcs[:Config.depth]
 
 
 def open_gate(tid, sp):
@@ -336,7 +348,7 @@ class Allocator(gdb.Breakpoint):
         tid, regs = current()
         if tid in State.busy:
             return False  # a nested call (realloc calling malloc): the outer call is the event
-        pcs = walk(regs) if self.gated else None
+        pcs = gated_walk(regs) if self.gated else None
         if self.gated and not chosen_on_stack(pcs):
             close_gates()
             return False  # Node's or V8's own, with no chosen code on the stack

@@ -1,5 +1,6 @@
 /* Ways a program can end that an observer may not see: `broken raw-exit` (exit_group system call,
- * no exit()), `broken exec` (becomes /bin/true), `broken close-all` (closes every descriptor from 3
+ * no exit()), `broken exec` (becomes /bin/true), `broken raw-exec` (the same by an execve
+ * system call, with an environment of its own, so no LD_PRELOAD reaches /bin/true), `broken close-all` (closes every descriptor from 3
  * up, then exits normally), `broken kill` (SIGKILL to itself). Each first leaks 333 and 444 bytes. */
 #include <signal.h>
 #include <stdlib.h>
@@ -16,6 +17,10 @@ int main(int argc, char **argv)
     a = b = NULL;
     if (strcmp(how, "raw-exit") == 0) syscall(SYS_exit_group, 0);
     if (strcmp(how, "exec") == 0) execl("/bin/true", "true", (char *)NULL);
+    if (strcmp(how, "raw-exec") == 0) {
+        char *args[] = {"true", NULL}, *env[] = {"PATH=/usr/bin:/bin", NULL};
+        syscall(SYS_execve, "/bin/true", args, env);
+    }
     if (strcmp(how, "close-all") == 0) {
         for (int fd = 3; fd < 65536; fd++) close(fd);
         char *c = malloc(555); /* after the descriptors went */

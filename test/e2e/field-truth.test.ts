@@ -84,7 +84,7 @@ describe('a run heapspec could not see whole never reads as clean', () => {
       expect(run.json.leakSummary.definite).toEqual((await memcheck(broken('raw-exit'))).leakSummary.definite)
       expect(run.json.incomplete).toBeUndefined()
     } else {
-      expect(run.json.incomplete).toMatch(/^the program ended without exit\(\): by a raw exit_group system call/)
+      expect(run.json.incomplete).toMatch(/^the program ended without exit\(\): by a raw exit_group or execve system call/)
       expect(run.json.warnings?.[0]).toBe(run.json.incomplete)
     }
   })
@@ -94,6 +94,20 @@ describe('a run heapspec could not see whole never reads as clean', () => {
     expect(run.json.program.exitCode).toBe(0)
     expect(run.json.leakSummary.definite).toEqual({ bytes: 777, blocks: 2 })
     expect(run.json.incomplete).toBe("the program exec'd /bin/true: heapspec classified its leaks at the exec and did not follow the new program")
+  })
+
+  it.each(['preload', 'gdb'] as const)('%s: a raw execve into a program without heapspec never reads as clean', async (backend) => {
+    const run = await runNative(broken('raw-exec'), { backend })
+    expect(run.json.program.exitCode).toBe(0)
+    expect(run.stdout).toBe('')
+    if (backend === 'gdb') {
+      // gdb sees the exec: the first program's leaks, classified there
+      expect(run.json.leakSummary.definite).toEqual({ bytes: 777, blocks: 2 })
+      expect(run.json.incomplete).toBe("the program exec'd /bin/true: heapspec classified its leaks at the exec and did not follow the new program")
+    } else {
+      expect(run.json.leakSummary.definite).toEqual({ bytes: 0, blocks: 0 })
+      expect(run.json.incomplete).toMatch(/^the program ended without exit\(\): by a raw exit_group or execve system call.*: its leaks were not classified/)
+    }
   })
 
   it.each(['preload', 'gdb'] as const)('%s: closing every descriptor leaves the capture whole (memcheck: 1,332 bytes lost)', async (backend) => {

@@ -283,7 +283,7 @@ export class PreloadBackend implements CaptureBackend {
         `I ${
           outcome.signal
             ? `the program was killed by ${outcome.signal} before heapspec could take its image`
-            : 'the program ended without exit(): by a raw exit_group system call, or with heapspec\'s descriptor closed by a raw system call'
+            : 'the program ended without exit(): by a raw exit_group or execve system call, or with heapspec\'s descriptor closed by a raw system call'
         }: its leaks were not classified. Run it with --backend gdb or --backend valgrind, which see system calls`,
       )
     }

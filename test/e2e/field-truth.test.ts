@@ -40,6 +40,10 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
     await expectMemchecks([program('field/stale')], backend)
   })
 
+  it("a stale pointer to a freed block keeps no new block there reachable (memcheck's freed-blocks queue: 56 bytes in 2 blocks definitely lost)", async () => {
+    await expectMemchecks([program('field/freed-reuse')], backend)
+  })
+
   it('six threads leaving stale pointers in reused chunks: 2,016 bytes in 72 blocks definitely lost, on every one of 20 runs', async () => {
     await expectMemchecks([program('field/stale-threads')], backend, 20)
   })

@@ -21,6 +21,11 @@ DELETE_FAMILIES = {
     "_ZdaPvSt11align_val_tRKSt9nothrow_t": 2,
 }
 FREED_MAX = 1 << 16  # recently freed blocks remembered (memcheck's queue holds 20 MB of them)
+# Freed blocks held from glibc, as the preload interposer holds them (see its errors.c): glibc would
+# hand a freed address out again at once, and a stale pointer to it would keep the new block
+# reachable where memcheck, which queues freed blocks, calls it lost. Blocks this big are not held.
+QUARANTINE_BYTES = 1 << 20
+QUARANTINE_BIG = 1000000
 
 
 def family(code):
@@ -43,6 +48,23 @@ class Blocks:
         if block is not None:
             cls.freed.append((addr, block[0], free_sid, block[1]))
         return block
+
+    held = collections.deque()  # (addr, size) of the blocks kept from glibc, oldest first
+    held_bytes = 0
+
+    @classmethod
+    def hold(cls, addr, size):
+        """The program frees the live block at `addr`: what its free call gives glibc instead, the
+        block itself (a big one), the oldest held block when the quarantine is full, or 0 (nothing)."""
+        if size >= QUARANTINE_BIG:
+            return addr
+        cls.held.append((addr, size))
+        cls.held_bytes += size
+        if cls.held_bytes <= QUARANTINE_BYTES:
+            return 0
+        oldest, oldest_size = cls.held.popleft()
+        cls.held_bytes -= oldest_size
+        return oldest
 
     @classmethod
     def story(cls, addr):

@@ -429,8 +429,12 @@ class Free(gdb.Breakpoint):
         if family(block[2]) != self.family:
             mismatched_free(tid, addr, sid, block)
         emit("F %d %x" % (tid, addr))
-        if self.family != 0:
-            State.freeing[tid] = (sp, addr)
+        # the quarantine (frees.py): this call releases another block, or nothing (free(NULL))
+        target = Blocks.hold(addr, block[0])
+        if target != addr:
+            gdb.execute("set $rdi = %d" % target, to_string=True)
+        if self.family != 0 and target:
+            State.freeing[tid] = (sp, target)
         return False
 
 

@@ -17,10 +17,16 @@
  * suppression's `fun:_Znwm` first frame is exact here.
  *
  * The story of a bad pointer needs the stack of the free that released it first: every free
- * records its stack (the cached walk, a few loads) in a ring of the last 65,536 freed blocks
- * (memcheck's freed-blocks queue holds 20 MB of them, --freelist-vol). glibc reuses freed memory at once where memcheck keeps it in that queue, so a free
- * through a stale pointer whose address was handed out again frees the new block, as it does
- * natively: memcheck, whose address is still queued, reports it.
+ * records its stack (the cached walk, a few loads) in a ring of the last 65,536 freed blocks.
+ *
+ * The same ring is a quarantine like memcheck's freed-blocks queue: a freed block goes back to
+ * glibc only once 1 MB of later frees are held (or 65,536 of them). glibc would hand the address
+ * out again at once, and a stale pointer to the freed block (a cache's `last`, a list's removed
+ * node) would then keep the new block reachable where memcheck, whose address is still queued,
+ * calls it lost; and a free through such a pointer would free the new block. memcheck holds 20 MB
+ * (--freelist-vol): past what the caches hold, that would cost the fast path 80% (a block handed
+ * out cold at every malloc), where 1 MB costs under 10% (measured on the bench). As under
+ * memcheck (--freelist-big-blocks), a block of 1,000,000 bytes or more is not held.
  *
  * The line, one per error (ids are stacks already sent):
  *   Z kind tid sid addr story   kind: invalid-free | mismatched-free; sid: the bad call's stack
@@ -56,23 +62,48 @@ static inline int family_of(unsigned alloc)
 
 static inline unsigned block_alloc(const struct block *b) { return (b->tid >> ALLOC_SHIFT) & ALLOC_BITS; }
 
-/* Recently freed blocks: the last FREED_MAX frees, a ring. memcheck's freed queue is bounded by
- * volume (--freelist-vol, 20 MB); this one by count, so a free costs one entry's stores and no
- * bookkeeping. */
+/* Recently freed blocks: the last FREED_MAX frees, a ring; those from g_freed_tail on are still
+ * held from glibc (the quarantine), g_freed_held bytes of them. */
 struct freed {
     uint64_t addr;
-    uint32_t size, alloc_sid, free_sid, pad;
+    uint32_t size, alloc_sid, free_sid, held;
 };
 #define FREED_MAX (1u << 16)
+#define QUARANTINE_BYTES 1048576u /* memcheck's --freelist-vol is 20,000,000 */
+#define QUARANTINE_BIG 1000000u   /* memcheck's --freelist-big-blocks */
 static struct freed *g_freed; /* reserved at start-up, touched as it fills */
 static uint64_t g_freed_head; /* frees so far: the newest is at g_freed_head - 1 */
+static uint64_t g_freed_tail; /* the oldest entry that may still be held */
+static uint64_t g_freed_held;
 
-/* Under the lock, inside a free: no allocation. A block past 4 GiB keeps its size's low half
- * (only a story's words read it). */
+/* Under the lock, inside a free: no allocation. The block at ADDR, freed by the program, is the
+ * ring's now; it goes back to glibc when it is big, or later, when the quarantine is full. A block
+ * past 4 GiB keeps its size's low half (only a story's words read it). */
 static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid)
 {
-    if (UNLIKELY(!g_freed)) return;
-    g_freed[g_freed_head++ & (FREED_MAX - 1)] = (struct freed){addr, (uint32_t)size, alloc_sid, free_sid, 0};
+    if (UNLIKELY(!g_freed) || size >= QUARANTINE_BIG) {
+        __libc_free((void *)addr);
+        if (UNLIKELY(!g_freed)) return;
+    }
+    int held = size < QUARANTINE_BIG;
+    if (UNLIKELY(g_freed_head - g_freed_tail == FREED_MAX)) {
+        /* the entry about to be overwritten */
+        struct freed *f = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
+        if (f->held) {
+            g_freed_held -= f->size;
+            __libc_free((void *)f->addr);
+        }
+    }
+    g_freed[g_freed_head++ & (FREED_MAX - 1)] = (struct freed){addr, (uint32_t)size, alloc_sid, free_sid, (uint32_t)held};
+    if (!held) return;
+    g_freed_held += size;
+    while (g_freed_held > QUARANTINE_BYTES) {
+        struct freed *f = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
+        if (!f->held) continue;
+        f->held = 0;
+        g_freed_held -= f->size;
+        __libc_free((void *)f->addr);
+    }
 }
 
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
@@ -226,13 +257,16 @@ static __attribute__((noinline, cold)) void invalid_free(struct thread_state *me
     hook_unlock(locked);
 }
 
-/* Under the lock: the free of a live block's address by FAMILY: checked, remembered, recorded.
- * Returns 0 when ADDR is no live block (the caller reports it outside the lock and keeps it from
- * glibc). */
+/* Under the lock: the free of a live block's address by FAMILY: checked, remembered, recorded, and
+ * the block given to the quarantine. Returns 0 when ADDR is no live block (the caller reports it
+ * outside the lock and keeps it from glibc). Without a block table glibc gets it back at once. */
 static inline __attribute__((always_inline)) int release(struct thread_state *me, void *p, int family, uint32_t sid)
 {
     uint64_t addr = (uint64_t)p;
-    if (UNLIKELY(!g_blocks)) return 1;
+    if (UNLIKELY(!g_blocks)) {
+        __libc_free(p);
+        return 1;
+    }
     uint64_t at = block_slot(addr);
     struct block *b = &g_blocks[at];
     if (UNLIKELY(!b->addr)) {

@@ -149,8 +149,8 @@ static size_t block_size(void *p)
     return malloc_usable_size(p);
 }
 
-/* A free, delete or delete[] (FAMILY) of p: checked against the block table, and kept from glibc
- * when p is no live block. */
+/* A free, delete or delete[] (FAMILY) of p: checked against the block table, kept from glibc when
+ * p is no live block, else held in the quarantine (errors.c). */
 static inline __attribute__((always_inline)) void release_checked(struct thread_state *me, void *p, int family, const struct entry_regs *r)
 {
     me->busy = 1;
@@ -160,7 +160,6 @@ static inline __attribute__((always_inline)) void release_checked(struct thread_
     hook_unlock(locked);
     if (UNLIKELY(!live)) invalid_free(me, (uint64_t)p, sid, r);
     me->busy = 0;
-    if (LIKELY(live)) __libc_free(p);
     if (UNLIKELY(g_timeout_pending)) timeout_now();
 }
 
@@ -237,6 +236,8 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
             if (g_blocks[at].addr) {
                 freed_push((uint64_t)old, g_blocks[at].size, g_blocks[at].sid, sid);
                 block_delete(at);
+            } else {
+                __libc_free(old);
             }
         }
         block_put(me, p, n, sid, ALLOC_MALLOC);
@@ -247,7 +248,6 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
     }
     hook_unlock(locked);
     me->busy = 0;
-    if (old) __libc_free(old);
     if (UNLIKELY(g_timeout_pending)) timeout_now();
     return p;
 }

@@ -28,7 +28,7 @@ import observe  # noqa: E402
 import test_cases  # noqa: E402
 from elf import Elf, load_bias  # noqa: E402
 from observe import (  # noqa: E402
-    RAX, RDI, RDX, RSI, Allocator, Config, Free, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
+    RAX, RDI, RDX, RSI, Allocator, Config, Free, FreeSwap, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
     gdb_address_of, inject_call, inject_mmap, symbolize,
 )
 
@@ -65,7 +65,8 @@ def setup():
             if addr is not None and addr not in placed:  # aliases (aligned_alloc = memalign) share one breakpoint
                 placed.add(addr)
                 Allocator(addr, kind)
-        Free("*%d" % address_of("free"), internal=True)
+        entry = FreeSwap.install()
+        Free("*%d" % entry, internal=True, swap=entry != address_of("free"))
         # C++'s operators, where libstdc++ is loaded with the program: only there is a block's
         # family known (its new[] and delete[] only jump to new and delete, and those to malloc and free)
         for name, code in frees.NEW_CODES.items():

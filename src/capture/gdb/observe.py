@@ -390,11 +390,13 @@ class Allocator(gdb.Breakpoint):
 class Free(gdb.Breakpoint):
     """free, or (`family` 1 or 2) a C++ delete, which libstdc++ makes a jump to free. `gated`:
     libc's own in objects mode, live while a call out of chosen code runs; a free of a block
-    nobody observed is ignored by the host."""
+    nobody observed is ignored by the host. `swap`: libc's free, stopped in FreeSwap's code, where
+    the freed block goes to the quarantine."""
 
-    def __init__(self, spec, family=0, gated=False, **kwargs):
+    def __init__(self, spec, family=0, gated=False, swap=False, **kwargs):
         super().__init__(spec, **kwargs)
         self.family = family
+        self.swap = swap
         if gated:
             self.enabled = False
             State.gated.append(self)
@@ -407,9 +409,12 @@ class Free(gdb.Breakpoint):
         if tid in State.busy or addr == 0:
             return False
         sp = regs[RSP]
-        if State.freeing.get(tid) == (sp, addr):  # delete[] -> delete -> free: one call
+        pending = State.freeing.get(tid)
+        if pending is not None and pending[:2] == (sp, addr):  # delete[] -> delete -> free: one call
             if self.family == 0:
                 del State.freeing[tid]
+                if self.swap:
+                    FreeSwap.hold(sp, addr, pending[2])
             return False
         if not State.judge:
             emit("F %d %x" % (tid, addr))
@@ -424,18 +429,83 @@ class Free(gdb.Breakpoint):
         if block is None:
             invalid_free(tid, addr, sid, regs)
             emit("N 0 1 0")  # memcheck counts every free call
-            skip_call(regs)
+            if self.swap:
+                FreeSwap.give(sp, addr, 0)
+            else:
+                skip_call(regs)
             return False
         if family(block[2]) != self.family:
             mismatched_free(tid, addr, sid, block)
         emit("F %d %x" % (tid, addr))
-        # the quarantine (frees.py): this call releases another block, or nothing (free(NULL))
-        target = Blocks.hold(addr, block[0])
-        if target != addr:
-            gdb.execute("set $rdi = %d" % target, to_string=True)
-        if self.family != 0 and target:
-            State.freeing[tid] = (sp, target)
+        if self.family != 0:
+            State.freeing[tid] = (sp, addr, block[0])
+        elif self.swap:
+            FreeSwap.hold(sp, addr, block[0])
         return False
+
+
+class FreeSwap:
+    """libc's free, entered through code of ours that lets this script choose the pointer glibc
+    frees: the quarantine (frees.Blocks.hold) keeps a freed block from glibc for a while and gives
+    it an older one instead, or none. Writing a register at a stop costs gdb about a millisecond;
+    a word of memory costs nothing: at the stop the script leaves (MAGIC, the pointer, the one to
+    free instead) in the red zone below the thread's stack pointer, free's own, and the code takes
+    the swap when it finds them there, consuming them. Installed over the free entry it was written
+    for (`test rdi, rdi; je rel32`), else free runs as it is and nothing is held.
+    """
+
+    MAGIC = 0x6865617073706563  # "heapspec"
+
+    @classmethod
+    def install(cls):
+        """The address for free's breakpoint: inside the code, or free itself when it cannot go in."""
+        free = address_of("free")
+        head = State.mem.read(free, 9)
+        if head[:5] != b"\x48\x85\xff\x0f\x84":  # test rdi, rdi; je rel32
+            return free
+        null_target = free + 9 + struct.unpack_from("<i", head, 5)[0]
+        code = inject_mmap(4096)
+        if code is None or abs(code - (free + 5)) >= 1 << 31:
+            return free
+        c = bytearray()
+        c += b"\x48\x85\xff"  # test rdi, rdi
+        null_jump = len(c)
+        c += b"\x74\x00"  # jz null (patched below)
+        stop = len(c)
+        c += b"\x90"  # nop: the breakpoint's place
+        c += b"\x48\xb8" + struct.pack("<Q", cls.MAGIC)  # movabs rax, MAGIC
+        c += b"\x48\x39\x44\x24\xe8"  # cmp [rsp-24], rax
+        plain_jump = len(c)
+        c += b"\x75\x00"  # jne plain (patched below)
+        c += b"\x48\x3b\x7c\x24\xf0"  # cmp rdi, [rsp-16]
+        other_jump = len(c)
+        c += b"\x75\x00"  # jne plain (patched below)
+        c += b"\x48\xc7\x44\x24\xe8\x00\x00\x00\x00"  # mov qword [rsp-24], 0: consumed
+        c += b"\x48\x8b\x7c\x24\xf8"  # mov rdi, [rsp-8]
+        c += b"\x48\x85\xff"  # test rdi, rdi
+        none_jump = len(c)
+        c += b"\x74\x00"  # jz none (patched below)
+        plain = len(c)
+        c += b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", free + 9)  # jmp free's rest
+        none = len(c)
+        c += b"\xc3"  # ret: nothing to free now
+        null = len(c)
+        c += b"\xff\x25\x00\x00\x00\x00" + struct.pack("<Q", null_target)  # free(NULL): as free does
+        for at, to in ((null_jump, null), (plain_jump, plain), (other_jump, plain), (none_jump, none)):
+            c[at + 1] = to - (at + 2)
+        State.mem.write(code, bytes(c))
+        State.mem.write(free, b"\xe9" + struct.pack("<i", code - (free + 5)))  # jmp code
+        return code + stop
+
+    @classmethod
+    def hold(cls, sp, addr, size):
+        cls.give(sp, addr, Blocks.hold(addr, size))
+
+    @classmethod
+    def give(cls, sp, addr, target):
+        """The free stopped at `sp` releases `target` (0: nothing) instead of `addr`."""
+        if target != addr:
+            State.mem.write(sp - 24, struct.pack("<QQQ", cls.MAGIC, addr, target))
 
 
 def inside_libc(pc):

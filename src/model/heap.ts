@@ -162,10 +162,12 @@ export class HeapModel {
     return this.stacks[id] ?? []
   }
 
-  /** Every distinct return address of every stack, for symbolizing once at the end. */
-  allPcs(): Set<number> {
+  /** Every distinct return address of every stack (or of those `keep` keeps), for symbolizing once at the end. */
+  allPcs(keep?: (stack: number) => boolean): Set<number> {
     const pcs = new Set<number>()
-    for (const stack of this.stacks) for (const pc of stack ?? []) pcs.add(pc)
+    this.stacks.forEach((stack, id) => {
+      if (!keep || keep(id)) for (const pc of stack) pcs.add(pc)
+    })
     return pcs
   }
 

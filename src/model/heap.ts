@@ -404,15 +404,23 @@ export class HeapModel {
     }
     // Stacks that differ only inside the allocator are one allocation site: sites are keyed on the
     // frames kept, each stack mapped to its site once; a record is (site, test, kind), by number.
+    // The frames' addresses lead through a tree to their site: no key text is built per stack,
+    // and each address's text is hashed once.
     const siteOf: number[] = []
-    const siteIds = new Map<string, number>()
+    const root: SiteNode = {}
+    let sites = 0
     const site = (id: number): number => {
       let index = siteOf[id]
       if (index === undefined) {
-        const key = frames(id).stack.map((f) => f.pc).join(',')
-        let known = siteIds.get(key)
-        if (known === undefined) siteIds.set(key, (known = siteIds.size))
-        siteOf[id] = index = known
+        let node = root
+        for (const f of frames(id).stack) {
+          node.next ??= new Map()
+          let child = node.next.get(f.pc)
+          if (!child) node.next.set(f.pc, (child = {}))
+          node = child
+        }
+        node.site ??= sites++
+        siteOf[id] = index = node.site
       }
       return index
     }
@@ -573,6 +581,12 @@ function wherePiece(stack: Frame[], p: number): string | undefined {
     default:
       return '|'
   }
+}
+
+/** A node of the site resolver's tree: the site of the frames that lead here, and the frames after them. */
+interface SiteNode {
+  site?: number
+  next?: Map<string | undefined, SiteNode>
 }
 
 /** A stack id's frames from the allocator's caller up, and its allocation site's number. */

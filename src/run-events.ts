@@ -87,7 +87,9 @@ function register(run: RunJson): { id: string; isNew: boolean } {
   const id = randomUUID()
   ids.set(run, id)
   for (const record of reportRecords(run)) owners.set(record, run)
-  for (const record of run.leaks) owners.set(record, run)
+  // the exit's records reportRecords left out: those a test case's own records stand for
+  const own = new Set(run.tests.filter((t) => t.leaks !== undefined).map((t) => t.name))
+  for (const record of run.leaks) if (record.test !== null && own.has(record.test)) owners.set(record, run)
   for (const test of run.tests) owners.set(test.leakSummary, run)
   return { id, isNew: true }
 }

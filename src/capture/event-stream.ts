@@ -331,6 +331,25 @@ export class EventStream {
     }
   }
 
+  /**
+   * The return addresses the run can show, to symbolize: every stack's; with only some objects
+   * observed, those of the stacks through them and of the memory errors (a Node program makes
+   * thousands of stacks of its own that no figure of the run names).
+   */
+  shownPcs(): Set<number> {
+    const observed = this.observedStacks()
+    if (!observed) return this.model.allPcs()
+    const shown = new Set<number>()
+    for (const error of this.errors) {
+      shown.add(error.stack)
+      const story = error.story
+      if (story.kind === 'freed') shown.add(story.freeStack).add(story.allocStack)
+      else if (story.kind === 'alloc') shown.add(story.allocStack)
+      else if (story.kind === 'stack') shown.add(story.entryStack)
+    }
+    return this.model.allPcs((stack) => shown.has(stack) || observed(stack))
+  }
+
   /** A frame for a return address; unresolved ones keep their address. */
   readonly symbol = (pc: number): Frame => this.symbols.get(pc) ?? { fn: null, file: null, line: null, object: null, pc: `0x${pc.toString(16)}` }
 

@@ -24,9 +24,11 @@ let building: Promise<VerifiedLibrary | undefined> | undefined
  * before (what the program forks may then outlive it, and under gdb its argv[0] is absolute).
  */
 export async function launcherPath(): Promise<string | undefined> {
+  // one built or found just now was checked then; one kept from an earlier run is checked again
+  const fresh = building === undefined
   building ??= build()
   const launcher = await building
-  if (launcher === undefined || (await verify(launcher))) return launcher?.path
+  if (launcher === undefined || fresh || (await verify(launcher))) return launcher?.path
   // changed since it was built (something else writes to the cache): built again, once
   building = build()
   return (await building)?.path

@@ -1,5 +1,6 @@
-import { readFile } from 'node:fs/promises'
-import { execa } from 'execa'
+import { realpathSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import { execa, type ResultPromise } from 'execa'
 import type { LoadedObject } from './event-stream.js'
 
 /** A return address resolved: what a `Y` line of the capture protocol carries. */
@@ -40,6 +41,11 @@ async function runTool(command: string, args: string[], input: string[]): Promis
     timeout: 120_000,
     maxBuffer: 256 * 1024 * 1024,
   })
+  return toolFrames(result, input.length)
+}
+
+/** A symbolizer's answers, one frame per address asked (after `skip` answers to drop); undefined when it is missing or failed. */
+function toolFrames(result: { failed: boolean; code?: string; exitCode?: number; stdout: unknown }, count: number, skip = 0): ToolFrame[] | undefined {
   if (result.failed && (result.code === 'ENOENT' || result.exitCode === undefined)) return undefined
   const frames: ToolFrame[] = []
   let current: { fn: string | null; location: string }[] | undefined
@@ -59,7 +65,7 @@ async function runTool(command: string, args: string[], input: string[]): Promis
   }
   for (let i = 0; i < lines.length; i++) {
     const text = lines[i]!
-    if (/^0x[0-9a-f]+$/i.test(text)) {
+    if (text.startsWith('0x') && /^0x[0-9a-f]+$/i.test(text)) {
       flush()
       current = []
       continue
@@ -69,7 +75,66 @@ async function runTool(command: string, args: string[], input: string[]): Promis
     current.push({ fn: text === '??' ? null : text, location })
   }
   flush()
-  return frames.length === input.length ? frames : undefined
+  return frames.length === count + skip ? frames.slice(skip) : undefined
+}
+
+function realPath(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
+  }
+}
+
+/** A path llvm-symbolizer can read from a `"object" address` line. */
+const quotable = (path: string): boolean => path.startsWith('/') && !path.includes('"')
+
+/**
+ * llvm-symbolizer, started before the program runs: loading LLVM and the objects' debug info
+ * then overlaps the run instead of following it (most of what a short run's symbolizing costs).
+ * It is asked once, at the end, with every address; `objects` are loaded ahead, each by a
+ * question whose answer is dropped. Whoever starts one ends it: `resolve`, or `close` unused.
+ */
+export class EarlySymbolizer {
+  private readonly child: ResultPromise<{ stdin: 'pipe'; reject: false; timeout: number; maxBuffer: number }>
+  /** The objects loaded ahead, by their real paths. */
+  private readonly ahead: string[]
+  private used = false
+
+  /** `objects`: the program, and the C library it most likely loads (heapspec's own, hostLibc()). */
+  constructor(objects: string[]) {
+    this.child = execa(TOOLS[0]!.command, LLVM_SYMBOLIZER, { stdin: 'pipe', reject: false, timeout: 120_000, maxBuffer: 256 * 1024 * 1024 })
+    // a missing llvm-symbolizer closes its stdin at once: writing to it then is no error of ours
+    this.child.stdin?.on('error', () => {})
+    this.ahead = [...new Set(objects.map(realPath).filter(quotable))]
+    if (this.ahead.length > 0) this.child.stdin?.write(this.ahead.map((path) => `"${path}" 0x0\n`).join(''))
+  }
+
+  /**
+   * How to name `path` to it: by the path it was loaded ahead under when that is the same file
+   * (the dynamic linker says /lib/... where /proc says /usr/lib/...), else as it is. llvm-symbolizer
+   * keeps each object it read by the name it was given.
+   */
+  nameOf(path: string): string {
+    if (this.ahead.includes(path)) return path
+    const real = realPath(path)
+    return this.ahead.includes(real) ? real : path
+  }
+
+  /** The frames of `"object" address` lines; undefined when llvm-symbolizer is missing or failed. */
+  async resolve(input: string[]): Promise<ToolFrame[] | undefined> {
+    this.used = true
+    this.child.stdin?.end(input.join('\n') + '\n')
+    return toolFrames(await this.child, input.length, this.ahead.length)
+  }
+
+  /** Ends it when it was never asked (no address to resolve, or the capture failed). */
+  async close(): Promise<void> {
+    if (this.used) return
+    this.used = true
+    this.child.kill('SIGKILL')
+    await this.child
+  }
 }
 
 /** An ELF file's exported functions (.dynsym): where each starts, how long it is, its names. */
@@ -79,41 +144,61 @@ interface Exported {
   names: string[][]
 }
 
+/**
+ * Reads an ELF file's exported functions: the section headers, .dynsym and its string table
+ * alone (libc is 2 MB, its dynamic symbols a few hundred KB).
+ */
 async function exportedFunctions(path: string): Promise<Exported | undefined> {
-  let elf: Buffer
+  let file: FileHandle
   try {
-    elf = await readFile(path)
+    file = await open(path, 'r')
   } catch {
     return undefined
   }
-  if (elf.length < 64 || elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2) return undefined
-  const shoff = Number(elf.readBigUInt64LE(0x28))
-  const shentsize = elf.readUInt16LE(0x3a)
-  const shnum = elf.readUInt16LE(0x3c)
-  const byStart = new Map<number, { end: number; names: string[] }>()
-  for (let i = 0; i < shnum; i++) {
-    const sh = shoff + i * shentsize
-    if (elf.readUInt32LE(sh + 4) !== 11 /* SHT_DYNSYM */) continue
-    const offset = Number(elf.readBigUInt64LE(sh + 0x18))
-    const size = Number(elf.readBigUInt64LE(sh + 0x20))
-    const link = elf.readUInt32LE(sh + 0x28)
-    const strtab = Number(elf.readBigUInt64LE(shoff + link * shentsize + 0x18))
-    for (let at = offset; at + 24 <= offset + size; at += 24) {
-      const info = elf[at + 4]!
-      const shndx = elf.readUInt16LE(at + 6)
-      const value = Number(elf.readBigUInt64LE(at + 8))
-      const length = Number(elf.readBigUInt64LE(at + 16))
-      if ((info & 0xf) !== 2 /* STT_FUNC */ || shndx === 0 || value === 0) continue
-      const nameAt = strtab + elf.readUInt32LE(at)
-      const name = elf.toString('latin1', nameAt, elf.indexOf(0, nameAt))
-      const entry = byStart.get(value) ?? { end: value + length, names: [] }
-      if (!entry.names.includes(name)) entry.names.push(name)
-      entry.end = Math.max(entry.end, value + length)
-      byStart.set(value, entry)
+  try {
+    const read = async (at: number, length: number): Promise<Buffer> => {
+      const buffer = Buffer.alloc(length)
+      const { bytesRead } = await file.read(buffer, 0, length, at)
+      return buffer.subarray(0, bytesRead)
     }
+    const header = await read(0, 64)
+    if (header.length < 64 || header.readUInt32BE(0) !== 0x7f454c46 || header[4] !== 2) return undefined
+    const shoff = Number(header.readBigUInt64LE(0x28))
+    const shentsize = header.readUInt16LE(0x3a)
+    const shnum = header.readUInt16LE(0x3c)
+    const sections = await read(shoff, shentsize * shnum)
+    const byStart = new Map<number, { end: number; names: string[] }>()
+    for (let i = 0; (i + 1) * shentsize <= sections.length; i++) {
+      const sh = i * shentsize
+      if (sections.readUInt32LE(sh + 4) !== 11 /* SHT_DYNSYM */) continue
+      const link = sections.readUInt32LE(sh + 0x28)
+      if ((link + 1) * shentsize > sections.length) continue
+      const symbols = await read(Number(sections.readBigUInt64LE(sh + 0x18)), Number(sections.readBigUInt64LE(sh + 0x20)))
+      const strings = await read(Number(sections.readBigUInt64LE(link * shentsize + 0x18)), Number(sections.readBigUInt64LE(link * shentsize + 0x20)))
+      // 64-bit fields read as two halves: BigInt reads cost more than the rest of the loop
+      const u64 = (at: number): number => symbols.readUInt32LE(at) + symbols.readUInt32LE(at + 4) * 2 ** 32
+      for (let at = 0; at + 24 <= symbols.length; at += 24) {
+        if ((symbols[at + 4]! & 0xf) !== 2 /* STT_FUNC */ || symbols.readUInt16LE(at + 6) === 0) continue
+        const value = u64(at + 8)
+        if (value === 0) continue
+        const nameAt = symbols.readUInt32LE(at)
+        const end = strings.indexOf(0, nameAt)
+        const name = strings.toString('latin1', nameAt, end < 0 ? strings.length : end)
+        const entry = byStart.get(value)
+        if (!entry) byStart.set(value, { end: value + u64(at + 16), names: [name] })
+        else {
+          if (!entry.names.includes(name)) entry.names.push(name)
+          entry.end = Math.max(entry.end, value + u64(at + 16))
+        }
+      }
+    }
+    const starts = [...byStart.keys()].sort((a, b) => a - b)
+    return { starts, ends: starts.map((start) => byStart.get(start)!.end), names: starts.map((start) => byStart.get(start)!.names) }
+  } catch {
+    return undefined
+  } finally {
+    await file.close()
   }
-  const sorted = [...byStart.entries()].sort((a, b) => a[0] - b[0])
-  return { starts: sorted.map((e) => e[0]), ends: sorted.map((e) => e[1].end), names: sorted.map((e) => e[1].names) }
 }
 
 /** The exported function containing `address`, by its preferred name: no leading underscore, shortest. */
@@ -136,15 +221,21 @@ function exportedName(table: Exported, address: number): string | undefined {
  * loading LLVM costs each process more than most lookups do. Without it, addr2line runs per
  * object, SYMBOLIZERS at a time.
  */
-async function resolveAll(paths: string[], addresses: number[][]): Promise<(ToolFrame[] | undefined)[]> {
+async function resolveAll(paths: string[], addresses: number[][], early: EarlySymbolizer | undefined): Promise<(ToolFrame[] | undefined)[]> {
   const hex = (a: number): string => `0x${a.toString(16)}`
-  if (paths.length > 1 && !paths.some((p) => p.includes('"'))) {
-    const all = await runTool(TOOLS[0]!.command, LLVM_SYMBOLIZER, paths.flatMap((p, g) => addresses[g]!.map((a) => `"${p}" ${hex(a)}`)))
+  if (paths.length === 0) {
+    await early?.close()
+    return []
+  }
+  if (paths.every(quotable)) {
+    const names = paths.map((p) => early?.nameOf(p) ?? p)
+    const input = names.flatMap((p, g) => addresses[g]!.map((a) => `"${p}" ${hex(a)}`))
+    const all = early ? await early.resolve(input) : paths.length > 1 ? await runTool(TOOLS[0]!.command, LLVM_SYMBOLIZER, input) : undefined
     if (all) {
       let at = 0
       return addresses.map((list) => all.slice(at, (at += list.length)))
     }
-  }
+  } else await early?.close()
   const resolved: (ToolFrame[] | undefined)[] = []
   let next = 0
   const worker = async (): Promise<void> => {
@@ -165,7 +256,7 @@ async function resolveAll(paths: string[], addresses: number[][]): Promise<(Tool
  * `program` names the object whose path the dynamic linker leaves empty. Addresses in no known
  * object, or in one no symbolizer can read, keep only their object (or nothing).
  */
-export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], program: string): Promise<{ frames: ResolvedPc[]; missingTool: boolean }> {
+export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], program: string, early?: EarlySymbolizer): Promise<{ frames: ResolvedPc[]; missingTool: boolean }> {
   const byObject = new Map<string, { object: LoadedObject; pcs: number[] }>()
   const frames: ResolvedPc[] = []
   for (const pc of pcs) {
@@ -185,7 +276,7 @@ export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], 
   const groups = [...byObject.values()]
   const addresses = groups.map(({ object, pcs: list }) => list.map((pc) => pc - 1 - object.bias))
   const exporting = Promise.all(groups.map(({ object }) => (LIBC.test(object.path) ? exportedFunctions(object.path) : undefined)))
-  const resolved = await resolveAll(groups.map((g) => g.object.path), addresses)
+  const resolved = await resolveAll(groups.map((g) => g.object.path), addresses, early)
   const exported = await exporting
   let missingTool = false
   groups.forEach(({ object, pcs: list }, g) => {

@@ -73,9 +73,12 @@ const MANGLED_NEW: Record<string, string> = {
  * the malloc family, which may be any of it.
  */
 export function allocatorFrame(allocator: string | null): MatchFrame {
-  const names = allocator === null ? [...MALLOC_FAMILY] : allocator in MANGLED_NEW ? [MANGLED_NEW[allocator]!, allocator] : [allocator]
+  if (allocator === null) return MALLOC_FRAME
+  const names = allocator in MANGLED_NEW ? [MANGLED_NEW[allocator]!, allocator] : [allocator]
   return { names, object: null, file: null, line: null }
 }
+
+const MALLOC_FRAME: MatchFrame = Object.freeze({ names: Object.freeze([...MALLOC_FAMILY]) as string[], object: null, file: null, line: null })
 
 /** The frames a Leak suppression is matched against: the allocator, then the stack (caller first). */
 export function matchFrames(allocator: string | null, stack: Frame[]): MatchFrame[] {
@@ -106,18 +109,44 @@ export function globMatches(pattern: string, text: string): boolean {
   return p === pattern.length
 }
 
+/**
+ * Each frame line's answers, by the text it was matched against (a name, an object, a file): a
+ * run's records share names and objects, so a glob is matched once per text, not once per record.
+ */
+const answers = new WeakMap<SuppressionFrame, Map<string, boolean>>()
+
+function answersOf(want: SuppressionFrame): Map<string, boolean> {
+  let known = answers.get(want)
+  if (!known) answers.set(want, (known = new Map()))
+  return known
+}
+
 function frameMatches(want: SuppressionFrame, frame: MatchFrame): boolean {
   switch (want.type) {
-    case 'fun':
-      return frame.names.some((name) => globMatches(want.pattern, name) || (want.demangled !== undefined && name === want.demangled))
-    case 'obj':
-      return frame.object !== null && globMatches(want.pattern, frame.object)
+    case 'fun': {
+      const known = answersOf(want)
+      for (const name of frame.names) {
+        let matched = known.get(name)
+        if (matched === undefined) known.set(name, (matched = globMatches(want.pattern, name) || (want.demangled !== undefined && name === want.demangled)))
+        if (matched) return true
+      }
+      return false
+    }
+    case 'obj': {
+      if (frame.object === null) return false
+      const known = answersOf(want)
+      let matched = known.get(frame.object)
+      if (matched === undefined) known.set(frame.object, (matched = globMatches(want.pattern, frame.object)))
+      return matched
+    }
     case 'src': {
-      if (frame.file === null) return false
+      const file = frame.file
+      if (file === null) return false
+      const known = answersOf(want)
+      let matched = known.get(file)
       // memcheck names a source by its file name alone (no directory)
-      const base = frame.file.slice(frame.file.lastIndexOf('/') + 1)
-      const fileOk = globMatches(want.pattern, base) || globMatches(want.pattern, frame.file)
-      return fileOk && (want.line === undefined || want.line === frame.line)
+      if (matched === undefined) known.set(file, (matched = globMatches(want.pattern, file.slice(file.lastIndexOf('/') + 1)) || globMatches(want.pattern, file)))
+      return matched && (want.line === undefined || want.line === frame.line)
     }
     default:
       return false
@@ -137,7 +166,16 @@ function framesMatch(want: SuppressionFrame[], stack: MatchFrame[], i = 0, j = 0
 
 /** The first Leak suppression that matches a loss record of `kind` with these frames (allocator first), if any. */
 export function findSuppression(suppressions: readonly Suppression[], kind: LeakKind, frames: MatchFrame[]): Suppression | undefined {
-  return suppressions.find((s) => /(^|,)Memcheck(,[^:]*)?:Leak$/.test(s.kind) && s.leakKinds.includes(kind) && framesMatch(s.frames, frames))
+  return leakSuppressions(suppressions).find((s) => s.leakKinds.includes(kind) && framesMatch(s.frames, frames))
+}
+
+/** The Leak suppressions of a list, in its order, found once per list. */
+const leakOnes = new WeakMap<readonly Suppression[], readonly Suppression[]>()
+
+function leakSuppressions(suppressions: readonly Suppression[]): readonly Suppression[] {
+  let found = leakOnes.get(suppressions)
+  if (!found) leakOnes.set(suppressions, (found = suppressions.filter((s) => /(^|,)Memcheck(,[^:]*)?:Leak$/.test(s.kind))))
+  return found
 }
 
 function leakKindsLine(value: string, fail: (what: string) => never): LeakKind[] {
@@ -232,6 +270,34 @@ export function formatSuppression(kind: LeakKind, allocator: string | null, stac
   return ['{', '   <insert_a_suppression_name_here>', '   Memcheck:Leak', `   match-leak-kinds: ${kind}`, `   fun:${first}`, ...frames.map((f) => `   ${f}`), '}'].join('\n')
 }
 
+/**
+ * Whether a loss record (its kind, allocator and stack) is suppressed, remembered by what the
+ * suppressions can see of it: its kind, allocator and each frame's function and object, and the
+ * frames' files and lines only when a `src:` line reads them. Many records share that (sites
+ * in one function), and the exit's records and each test case's are matched by one memo.
+ */
+function suppressor(suppressions: readonly Suppression[]): (kind: LeakKind, allocator: string | null, stack: Frame[]) => boolean {
+  let memo = memos.get(suppressions)
+  if (!memo) {
+    const bySource = leakSuppressions(suppressions).some((s) => s.frames.some((f) => f.type === 'src'))
+    memos.set(suppressions, (memo = { bySource, known: new Map() }))
+  }
+  const { bySource, known } = memo
+  return (kind, allocator, stack) => {
+    // \u0001 stands for null: no name, object or file is that character
+    let key = `${kind}\u0000${allocator ?? '\u0001'}`
+    for (const f of stack) {
+      key += `\u0000${f.fn ?? '\u0001'}\u0000${f.object ?? '\u0001'}`
+      if (bySource) key += `\u0000${f.file ?? '\u0001'}\u0000${f.line ?? '\u0001'}`
+    }
+    let found = known.get(key)
+    if (found === undefined) known.set(key, (found = findSuppression(suppressions, kind, matchFrames(allocator, stack)) !== undefined))
+    return found
+  }
+}
+
+const memos = new WeakMap<readonly Suppression[], { bySource: boolean; known: Map<string, boolean> }>()
+
 /** Loss records once suppressions have had their say: what is kept, and how much was suppressed. */
 export interface SuppressedRecords {
   kept: LeakRecord[]
@@ -245,8 +311,9 @@ export interface SuppressedRecords {
 export function applySuppressions(sites: readonly LossSite[], suppressions: readonly Suppression[], generate: boolean): SuppressedRecords {
   const kept: LeakRecord[] = []
   const suppressed: Amount = { bytes: 0, blocks: 0 }
+  const suppress = suppressions.length > 0 ? suppressor(suppressions) : undefined
   for (const { record, allocator } of sites) {
-    if (findSuppression(suppressions, record.kind, matchFrames(allocator, record.stack))) {
+    if (suppress?.(record.kind, allocator, record.stack)) {
       suppressed.bytes += record.bytes
       suppressed.blocks += record.blocks
       continue

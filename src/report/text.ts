@@ -93,10 +93,15 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
     }
   }
   // Each test case's own records (what it answers for), in the order the test cases ran; then the rest.
-  const records = reportRecords(run)
+  const byTest = new Map<string | null, LeakRecord[]>()
+  for (const r of reportRecords(run)) {
+    const list = byTest.get(r.test)
+    if (list) list.push(r)
+    else byTest.set(r.test, [r])
+  }
   const groups = [...new Set([...run.tests.map((t) => t.name), null])]
   for (const test of groups) {
-    const mine = records.filter((r) => r.test === test)
+    const mine = byTest.get(test) ?? []
     if (mine.length === 0) continue
     if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${printable(test)}":`))
     for (const r of mine) out.push('', record(r, c, options.suppressions ?? false))

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { symbolize } from '../../src/capture/symbolize.js'
+import { EarlySymbolizer, symbolize } from '../../src/capture/symbolize.js'
+import { descendants } from '../../src/capture/process.js'
 import { program } from '../support/debugee.js'
 
 // The real symbolizers on real objects: the program (debugee/build/definite: make() and main())
@@ -47,11 +48,32 @@ describe('symbolize', () => {
     ])
   })
 
+  it('started before the run and loaded ahead (libc by the path /proc gives it), answers as one started at the end', async () => {
+    const plain = await symbolize(pcs, objects, program('definite'))
+    // /lib is a link to /usr/lib here: the dynamic linker says one, /proc/self/maps the other
+    const early = new EarlySymbolizer([program('definite'), '/usr/lib/x86_64-linux-gnu/libc.so.6'])
+    const ahead = await symbolize(pcs, objects, program('definite'), early)
+    expect(ahead).toEqual(plain)
+    expect(ahead.frames.map((f) => f.fn)).toEqual(['make', 'main', 'strdup'])
+    expect(descendants(process.pid).length).toBe(0)
+  })
+
+  it('started and never asked (nothing to resolve), is ended and leaves no process', async () => {
+    const early = new EarlySymbolizer([program('definite')])
+    expect(descendants(process.pid).length).toBe(1)
+    expect(await symbolize([], objects, program('definite'), early)).toEqual({ frames: [], missingTool: false })
+    expect(descendants(process.pid).length).toBe(0)
+    const unused = new EarlySymbolizer([])
+    await unused.close()
+    expect(descendants(process.pid).length).toBe(0)
+  })
+
   it('without llvm-symbolizer, addr2line object by object gives the same functions', async () => {
     const bin = mkdtempSync(join(tmpdir(), 'heapspec-symbolize-'))
     symlinkSync('/usr/bin/addr2line', join(bin, 'addr2line'))
     process.env.PATH = bin
-    const { frames, missingTool } = await symbolize(pcs, objects, program('definite'))
+    // one started ahead finds no llvm-symbolizer either: addr2line answers instead
+    const { frames, missingTool } = await symbolize(pcs, objects, program('definite'), new EarlySymbolizer([program('definite')]))
     expect(missingTool).toBe(false)
     expect(frames.map((f) => [f.pc, f.fn, f.object])).toEqual([
       [pcs[0], 'make', program('definite')],

@@ -6,11 +6,11 @@ import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import { packageRoot } from '../../package-root.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
-import { compilers } from '../build-cache.js'
+import { compilers, hostLibc, libcIdentity } from '../build-cache.js'
 import { EventStream } from '../event-stream.js'
 import { makeRunDir } from '../run-dir.js'
 import { programStdio, supervise } from '../process.js'
-import { symbolize } from '../symbolize.js'
+import { EarlySymbolizer, symbolize } from '../symbolize.js'
 import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
 import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, verify, type VerifiedLibrary } from './interposer-cache.js'
 
@@ -53,12 +53,14 @@ const refused = new Set<string>()
  */
 export async function interposerLibrary(): Promise<string> {
   for (let attempt = 0; attempt < 2; attempt++) {
+    // a library built or found just now was checked then; one kept from an earlier run is checked again
+    const fresh = building === undefined
     building ??= build().catch((error: unknown) => {
       building = undefined
       throw error
     })
     const library = await building
-    if (await verify(library)) return library.path
+    if (fresh || (await verify(library))) return library.path
     building = undefined
   }
   throw new CannotStartError(`heapspec: the preload backend's interposer changed after heapspec built it (something else writes to its cache directory). Set XDG_CACHE_HOME to a directory of your own, or use --backend gdb.`)
@@ -71,9 +73,7 @@ async function build(): Promise<VerifiedLibrary> {
   } catch (error) {
     throw new CannotStartError(`heapspec: the preload backend's interposer source is missing (${sourcePath()}): a damaged install? Reinstall heapspec, or use --backend gdb or --backend valgrind.`, { cause: error })
   }
-  // a cache shared between machines (a mounted home) must not hand one glibc another's build
-  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime ?? ''
-  const key = createHash('sha256').update(source).update(JSON.stringify([CFLAGS, LIBS, process.arch, glibc])).digest('hex').slice(0, 16)
+  const key = createHash('sha256').update(source).update(JSON.stringify([CFLAGS, LIBS, process.arch, libcIdentity()])).digest('hex').slice(0, 16)
   const cache = await chooseCacheDir(cacheCandidates())
   for (const line of cache.refusals) {
     if (refused.has(line)) continue
@@ -127,6 +127,15 @@ export function preloadObstacle(program: string): string | undefined {
  * breaks there, the interposer hooks the same two entries).
  */
 export function recognisesGoogleTest(program: string): boolean {
+  let key: string
+  try {
+    const st = statSync(program)
+    key = `${program}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`
+  } catch {
+    return false
+  }
+  const known = googleTestKnown.get(key)
+  if (known !== undefined) return known
   let tables: Buffer[]
   try {
     tables = stringTables(program)
@@ -134,8 +143,16 @@ export function recognisesGoogleTest(program: string): boolean {
     return false
   }
   const has = (text: string): boolean => tables.some((table) => table.includes(text))
-  return (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin')
+  const answer = (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin')
+  googleTestKnown.set(key, answer)
+  return answer
 }
+
+/**
+ * recognisesGoogleTest's answers by file (its device, inode, size and time of change): Node's
+ * string tables are megabytes, read again at every runNode of a test file otherwise.
+ */
+const googleTestKnown = new Map<string, boolean>()
 
 /**
  * The string tables of an ELF file (symbol names, the libraries it needs), read alone: a program
@@ -200,16 +217,28 @@ export class PreloadBackend implements CaptureBackend {
     const display = spec.displayCommand.join(' ')
     const obstacle = preloadObstacle(spec.command[0]!)
     if (obstacle) throw new CannotStartError(`heapspec: the preload backend cannot observe ${spec.displayCommand[0]}: ${obstacle}. Use --backend gdb or --backend valgrind.`)
-    const library = await interposerLibrary()
-    const imageDir = await makeRunDir('heapspec-')
+    // Started first, it is ready (LLVM, the program's and libc's debug info loaded) when the
+    // program ends. With only some objects observed (Node's addons) most runs name no frame of
+    // the program's own: reading Node's symbols ahead would only take the CPU the run needs.
+    const symbolizer = new EarlySymbolizer(spec.objects.length > 0 ? [hostLibc() ?? ''] : [spec.command[0]!, hostLibc() ?? ''])
+    let library: string
+    let imageDir: string
     try {
-      return await this.captureIn(spec, library, imageDir, display)
+      library = await interposerLibrary()
+      imageDir = await makeRunDir('heapspec-')
+    } catch (error) {
+      await symbolizer.close()
+      throw error
+    }
+    try {
+      return await this.captureIn(spec, library, imageDir, display, symbolizer)
     } finally {
+      await symbolizer.close()
       await rm(imageDir, { recursive: true, force: true })
     }
   }
 
-  private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string): Promise<CaptureResult> {
+  private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string, symbolizer: EarlySymbolizer): Promise<CaptureResult> {
     const [program, ...args] = spec.command as [string, ...string[]]
     const hooks = await testHooks(spec, program)
     const testsFile = join(imageDir, 'tests.list')
@@ -288,9 +317,10 @@ export class PreloadBackend implements CaptureBackend {
       )
     }
     if (spec.debug) process.stderr.write(`heapspec: preload capture of ${display} used ${library}\n`)
-    const pcs = stream.model.allPcs()
+    // memdump.txt shows every event's stack, the run's figures only those it can name
+    const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()
     if (pcs.size > 0) {
-      const { frames, missingTool } = await symbolize(pcs, stream.objects, program)
+      const { frames, missingTool } = await symbolize(pcs, stream.objects, program, symbolizer)
       for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
       if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
     }

@@ -67,12 +67,16 @@ struct freed {
 static struct freed *g_freed; /* reserved at start-up, touched as it fills */
 static uint64_t g_freed_head; /* frees so far: the newest is at g_freed_head - 1 */
 
-/* Under the lock, inside a free: no allocation. A block past 4 GiB keeps its size's low half
+/* Under the lock, inside a free: no allocation (the ring is reserved at start-up: without it
+ * heapspec does not start). A block past 4 GiB keeps its size's low half
  * (only a story's words read it). */
 static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid)
 {
-    if (UNLIKELY(!g_freed)) return;
-    g_freed[g_freed_head++ & (FREED_MAX - 1)] = (struct freed){addr, (uint32_t)size, alloc_sid, free_sid, 0};
+    struct freed *f = &g_freed[g_freed_head++ & (FREED_MAX - 1)];
+    f->addr = addr;
+    f->size = (uint32_t)size;
+    f->alloc_sid = alloc_sid;
+    f->free_sid = free_sid; /* not the padding: three stores */
 }
 
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
@@ -232,7 +236,6 @@ static __attribute__((noinline, cold)) void invalid_free(struct thread_state *me
 static inline __attribute__((always_inline)) int release(struct thread_state *me, void *p, int family, uint32_t sid)
 {
     uint64_t addr = (uint64_t)p;
-    if (UNLIKELY(!g_blocks)) return 1;
     uint64_t at = block_slot(addr);
     struct block *b = &g_blocks[at];
     if (UNLIKELY(!b->addr)) {

@@ -335,10 +335,10 @@ static __attribute__((noinline)) uint32_t stack_missed(struct thread_state *me, 
     return stack_walked(me, r, set, w < CACHE_WAYS ? w : (int)(set->victim++ % CACHE_WAYS));
 }
 
-/* A lookup in `shard`, which this thread holds (its own, or a shared one it took). A hit costs
+/* A lookup in `shard`, which this thread holds (its own, or, when `shared`, one it took). A hit costs
  * a multiply for the set, the compare of its keys, and the compare of the words the walk read
  * (four for a program's main): this runs at every malloc and every free. */
-static inline __attribute__((always_inline)) uint32_t cache_lookup(struct thread_state *me, struct cache_shard *shard, const struct entry_regs *r)
+static inline __attribute__((always_inline)) uint32_t cache_lookup(struct thread_state *me, struct cache_shard *shard, const struct entry_regs *r, int shared)
 {
     if (UNLIKELY(shard->generation != __atomic_load_n(&g_code_generation, __ATOMIC_ACQUIRE))) {
         memset(shard->set, 0, sizeof shard->set);
@@ -351,8 +351,9 @@ static inline __attribute__((always_inline)) uint32_t cache_lookup(struct thread
         if (set->ra[w] != ra || set->sp[w] != sp) continue;
         const struct cached *c = &set->way[w];
         /* every word compared, no early exit: the loads run side by side and the loop's one
-         * branch is its count, the same for every call from here */
-        uint64_t differ = c->max_addr + 8 > me->hi;
+         * branch is its count, the same for every call from here; an entry of another thread's
+         * (a shared shard) may have read words past the top of this one's stack */
+        uint64_t differ = shared && c->max_addr + 8 > me->hi;
         for (uint32_t i = 0; i < c->nchecks; i++) differ |= *(const volatile uint64_t *)c->checks[i].addr ^ c->checks[i].value;
         if (LIKELY(!differ)) return c->sid;
     }
@@ -372,7 +373,7 @@ static __attribute__((noinline)) uint32_t stack_of_shared(struct thread_state *m
     struct cache_shard *shard = me->cache;
     int locked = me->shard >= CACHE_OWN && !single_threaded();
     if (locked && !mutex_trylock(&shard->lock)) return stack_walked(me, r, NULL, 0);
-    uint32_t sid = cache_lookup(me, shard, r);
+    uint32_t sid = cache_lookup(me, shard, r, 1);
     if (locked) __atomic_store_n(&shard->lock, 0, __ATOMIC_RELEASE);
     return sid;
 }
@@ -381,7 +382,7 @@ static __attribute__((noinline)) uint32_t stack_of_shared(struct thread_state *m
 static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
 {
     struct cache_shard *own = me->own_cache;
-    return LIKELY(own != NULL) ? cache_lookup(me, own, r) : stack_of_shared(me, r);
+    return LIKELY(own != NULL) ? cache_lookup(me, own, r, 0) : stack_of_shared(me, r);
 }
 
 /* The slow path: a real walk, and way `way` of `set` (when given) refilled. */

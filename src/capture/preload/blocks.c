@@ -19,9 +19,17 @@ struct block {
 #define TID_MASK 0x00ffffffu
 
 static struct block *g_blocks;
-static uint64_t g_blocks_cap, g_nblocks, g_unsent;
+static uint64_t g_blocks_cap, g_nblocks;
 static int g_blocks_shift; /* 64 - log2(capacity) */
-static uint64_t g_n_allocs, g_n_frees, g_n_bytes; /* counts not yet sent */
+/* The counts of the next N line cost the hot path nothing but the bytes: a block recorded since
+ * the last boundary is either live and unsent then (it goes out as an A line), or freed (it is one
+ * of N's allocations and frees), or replaced unseen; so N's counts come from the blocks recorded
+ * since (g_seq - g_seq_mark) less the A lines, with adjustments for the events that are no block
+ * (a bad free or realloc) or a block that is none (one replaced unseen). Likewise the unsent blocks
+ * are the live ones less those the model knows (g_sent_live), which change off the hot path. */
+static uint64_t g_seq_mark, g_sent_live;
+static int64_t g_n_allocs, g_n_frees; /* adjustments to the counts of the next N line */
+static uint64_t g_n_bytes;            /* bytes of its allocations, not yet sent */
 
 /* Only some objects' allocations are the program's figures (a Node addon's, for runNode): every
  * block is still tracked, so the scan sees the whole heap, but counts go out per stack ("n" lines)
@@ -158,10 +166,18 @@ static void sort_by_seq(struct block **a, uint64_t n)
  * (the model's order, as one line per event gives it), and the counts. */
 static void send_pending(void)
 {
-    if (g_unsent) {
-        if (g_order_cap < g_unsent) {
+    uint64_t unsent = g_all_events ? 0 : g_nblocks - g_sent_live;
+    if (!g_all_events) {
+        /* every block recorded since the last boundary that is not sent now was freed or replaced */
+        uint64_t recorded = g_seq - g_seq_mark - unsent;
+        g_n_allocs += (int64_t)recorded;
+        g_n_frees += (int64_t)recorded;
+        g_seq_mark = g_seq;
+    }
+    if (unsent) {
+        if (g_order_cap < unsent) {
             if (g_order) region_free(g_order, g_order_cap * sizeof *g_order);
-            g_order_cap = g_unsent * 2;
+            g_order_cap = unsent * 2;
             g_order = region(g_order_cap * sizeof *g_order);
             if (!g_order) g_order_cap = 0;
         }
@@ -179,11 +195,10 @@ static void send_pending(void)
             }
             send_block(b);
             b->tid &= ~UNSENT;
-            g_n_allocs--;
+            g_sent_live++;
             g_n_bytes -= b->size;
             tally(b->sid, -1, 0, -(int64_t)b->size);
         }
-        g_unsent = 0;
     }
     if (g_by_stack) {
         for (uint32_t i = 0; i < g_ndirty; i++) {
@@ -208,9 +223,9 @@ static void send_pending(void)
     }
     if (g_n_allocs || g_n_frees) {
         out_str("N ");
-        out_dec(g_n_allocs);
+        out_dec((uint64_t)g_n_allocs);
         out_c(' ');
-        out_dec(g_n_frees);
+        out_dec((uint64_t)g_n_frees);
         out_c(' ');
         out_dec(g_n_bytes);
         out_c('\n');
@@ -263,10 +278,12 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     uint64_t at = block_slot(addr);
     if (g_blocks[at].addr) { /* the model never saw it freed: keep the newer one */
         if (g_blocks[at].tid & UNSENT) {
-            g_unsent--;
-            g_n_allocs--;
+            g_n_allocs--; /* neither freed nor sent: the blocks recorded since count it */
+            g_n_frees--;
             g_n_bytes -= g_blocks[at].size;
             tally(g_blocks[at].sid, -1, 0, -(int64_t)g_blocks[at].size);
+        } else {
+            g_sent_live--;
         }
         peaks_free(&g_blocks[at], g_test_running && g_blocks[at].seq >= g_test_first_seq, 0);
         g_nblocks--;
@@ -275,13 +292,12 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     if (UNLIKELY(g_all_events)) {
         g_blocks[at] = (struct block){addr, size, g_seq++, sid, t};
         g_nblocks++;
+        g_sent_live++;
         send_alloc(me, addr, size, sid, alloc);
         return;
     }
     g_blocks[at] = (struct block){addr, size, g_seq++, sid, t | UNSENT};
     g_nblocks++;
-    g_unsent++;
-    g_n_allocs++;
     g_n_bytes += size;
     tally(sid, 1, 0, (int64_t)size);
     if (g_test_running) g_test_live++;
@@ -295,6 +311,7 @@ static void block_put(struct thread_state *me, void *p, size_t size, uint32_t si
     if ((g_nblocks + 1) * 2 > g_blocks_cap && !blocks_grow()) return;
     uint64_t at = block_slot(addr);
     if (g_blocks[at].addr) g_nblocks--;
+    else g_sent_live++;
     g_blocks[at] = (struct block){addr, size, g_seq++, sid, (uint32_t)me->tid | alloc << ALLOC_SHIFT};
     g_nblocks++;
 }
@@ -308,12 +325,11 @@ static inline __attribute__((always_inline)) void record_free_at(struct thread_s
     if (own) g_test_live--;
     peaks_free(b, own, 1);
     if (b->tid & UNSENT) {
-        g_unsent--;
-        g_n_frees++;
         tally(b->sid, 0, 1, 0);
         block_delete(at);
         return;
     }
+    g_sent_live--;
     block_delete(at);
     send_free(me, addr);
 }

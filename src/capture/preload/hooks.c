@@ -37,7 +37,7 @@ static volatile int g_timeout_pending; /* a timeout came while a thread was insi
 static inline struct thread_state *observing(void)
 {
     if (UNLIKELY(g_state != ON) && !ready()) return NULL;
-    struct thread_state *me = self_state();
+    struct thread_state *me = single_threaded() ? g_first : self_state(); /* ON: g_first is set */
     return me->busy ? NULL : me;
 }
 

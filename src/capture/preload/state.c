@@ -39,6 +39,8 @@ struct thread_state {
     int nshadow;
     uintptr_t stepping; /* a test function's entry whose first instruction is being single-stepped */
     uint32_t shard;     /* which thread to allocate it is, counting from 0: its stack-cache shard (unwind.c) */
+    struct cache_shard *cache;     /* its shard, once attached (unwind.c) */
+    struct cache_shard *own_cache; /* the same when no other thread shares it, else NULL */
 };
 static pthread_key_t g_key;
 static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
@@ -69,6 +71,8 @@ static struct thread_state *new_state(void)
     s->nshadow = 0;
     s->stepping = 0;
     s->shard = i;
+    s->cache = NULL;
+    s->own_cache = NULL;
     pthread_setspecific(g_key, s);
     return s;
 }

@@ -300,7 +300,6 @@ static uint32_t walk_stack(struct thread_state *me, const struct entry_regs *r, 
  * too; the ways of a set keep several of them. */
 #define MAX_CHECKS (MAX_READS + 6)
 struct cached {
-    uint64_t ra, sp;
     uint32_t sid, nchecks;
     uint64_t max_addr;
     struct { uint64_t addr, value; } checks[MAX_CHECKS];
@@ -310,7 +309,10 @@ struct cached {
 #define CACHE_OWN 64
 #define CACHE_SHARED 32
 #define CACHE_SHARDS (CACHE_OWN + CACHE_SHARED)
+/* The ways' keys side by side, so a lookup reads one cache line of them before the one way whose
+ * key matches. */
 struct cache_set {
+    uint64_t ra[CACHE_WAYS], sp[CACHE_WAYS]; /* ra 0: an empty way */
     uint32_t victim;    /* the way refilled next when none is free */
     struct cached way[CACHE_WAYS];
 };
@@ -323,53 +325,75 @@ static struct cache_shard *g_cache;      /* CACHE_SHARDS of them */
 static uint32_t g_code_generation;       /* one more each time code is unloaded */
 
 /* The stack id for an allocator entered with `r`; UINT32_MAX when no stack could be kept. */
-static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cached *fill);
+static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cache_set *set, int way);
 
-/* Runs inside an allocator call, with no lock of ours held on entry or on return. */
-static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
+/* The stack of a call `set` holds no entry for: walked, and kept in a free way or the victim. */
+static __attribute__((noinline)) uint32_t stack_missed(struct thread_state *me, const struct entry_regs *r, struct cache_set *set)
 {
-    /* a shared shard is taken with a try, and no waiting: nobody waits on a shard, so it is
-     * released with a plain store */
-    int locked = me->shard >= CACHE_OWN && !single_threaded();
-    struct cache_shard *shard = &g_cache[me->shard < CACHE_OWN ? me->shard : CACHE_OWN + (me->shard & (CACHE_SHARED - 1))];
-    if (locked && UNLIKELY(!mutex_trylock(&shard->lock))) return stack_walked(me, r, NULL);
-    uint32_t generation = __atomic_load_n(&g_code_generation, __ATOMIC_ACQUIRE);
-    if (UNLIKELY(shard->generation != generation)) {
+    int w = 0;
+    while (w < CACHE_WAYS && set->ra[w]) w++;
+    return stack_walked(me, r, set, w < CACHE_WAYS ? w : (int)(set->victim++ % CACHE_WAYS));
+}
+
+/* A lookup in `shard`, which this thread holds (its own, or, when `shared`, one it took). A hit costs
+ * a multiply for the set, the compare of its keys, and the compare of the words the walk read
+ * (four for a program's main): this runs at every malloc and every free. */
+static inline __attribute__((always_inline)) uint32_t cache_lookup(struct thread_state *me, struct cache_shard *shard, const struct entry_regs *r, int shared)
+{
+    if (UNLIKELY(shard->generation != __atomic_load_n(&g_code_generation, __ATOMIC_ACQUIRE))) {
         memset(shard->set, 0, sizeof shard->set);
-        shard->generation = generation;
+        shard->generation = g_code_generation;
     }
-    uint64_t ra = *(const uint64_t *)r->sp;
-    struct cache_set *set = &shard->set[mix(ra ^ (r->sp * 0x9E3779B97F4A7C15ull)) & (CACHE_SETS - 1)];
-    uint64_t hi = thread_hi(me);
-    struct cached *fill = NULL;
-    uint32_t sid = UINT32_MAX;
+    uint64_t sp = r->sp;
+    uint64_t ra = *(const uint64_t *)sp;
+    struct cache_set *set = &shard->set[((ra ^ (sp >> 4)) * 0x9E3779B97F4A7C15ull) >> 56];
     for (int w = 0; w < CACHE_WAYS; w++) {
-        struct cached *c = &set->way[w];
-        if (c->ra != ra || c->sp != r->sp || c->max_addr + 8 > hi) {
-            if (!c->ra) fill = c;
-            continue;
-        }
-        uint32_t i = 0;
-        while (i < c->nchecks && *(const volatile uint64_t *)c->checks[i].addr == c->checks[i].value) i++;
-        if (LIKELY(i == c->nchecks)) {
-            sid = c->sid;
-            break;
-        }
+        if (set->ra[w] != ra || set->sp[w] != sp) continue;
+        const struct cached *c = &set->way[w];
+        /* every word compared, no early exit: the loads run side by side and the loop's one
+         * branch is its count, the same for every call from here; an entry of another thread's
+         * (a shared shard) may have read words past the top of this one's stack */
+        uint64_t differ = shared && c->max_addr + 8 > me->hi;
+        for (uint32_t i = 0; i < c->nchecks; i++) differ |= *(const volatile uint64_t *)c->checks[i].addr ^ c->checks[i].value;
+        if (LIKELY(!differ)) return c->sid;
     }
-    if (sid == UINT32_MAX) sid = stack_walked(me, r, fill ? fill : &set->way[set->victim++ % CACHE_WAYS]);
+    return stack_missed(me, r, set);
+}
+
+/* A thread with no shard of its own: attached first, its shared shard taken with a try, and no
+ * waiting (nobody waits on a shard, so it is released with a plain store); a thread that finds it
+ * held walks without the cache. */
+static __attribute__((noinline)) uint32_t stack_of_shared(struct thread_state *me, const struct entry_regs *r)
+{
+    if (!me->cache) {
+        me->cache = &g_cache[me->shard >= CACHE_OWN ? CACHE_OWN + (me->shard & (CACHE_SHARED - 1)) : me->shard];
+        thread_hi(me);
+        if (me->shard < CACHE_OWN) me->own_cache = me->cache;
+    }
+    struct cache_shard *shard = me->cache;
+    int locked = me->shard >= CACHE_OWN && !single_threaded();
+    if (locked && !mutex_trylock(&shard->lock)) return stack_walked(me, r, NULL, 0);
+    uint32_t sid = cache_lookup(me, shard, r, 1);
     if (locked) __atomic_store_n(&shard->lock, 0, __ATOMIC_RELEASE);
     return sid;
 }
 
-/* The slow path: a real walk, and the cache entry `fill` (when given) refilled. */
-static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cached *fill)
+/* Runs inside an allocator call, with no lock of ours held on entry or on return. */
+static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
+{
+    struct cache_shard *own = me->own_cache;
+    return LIKELY(own != NULL) ? cache_lookup(me, own, r, 0) : stack_of_shared(me, r);
+}
+
+/* The slow path: a real walk, and way `way` of `set` (when given) refilled. */
+static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, const struct entry_regs *r, struct cache_set *set, int way)
 {
     uint64_t pcs[DEPTH];
     struct trace t;
     uint32_t n = walk_stack(me, r, pcs, NULL, DEPTH, &t);
     uint32_t sid = stack_intern(pcs, n);
-    if (fill && t.cacheable && sid != UINT32_MAX) {
-        struct cached *c = fill;
+    if (set && t.cacheable && sid != UINT32_MAX) {
+        struct cached *c = &set->way[way];
         uint32_t k = 0;
         const uint64_t *entry = &r->rbx; /* rbx rbp r12 r13 r14 r15, where the stub saved them */
         for (int i = 0; i < 6; i++)
@@ -383,11 +407,11 @@ static __attribute__((noinline)) uint32_t stack_walked(struct thread_state *me, 
             c->checks[k].value = t.reads[i].value;
             k++;
         }
-        c->ra = *(const uint64_t *)r->sp;
-        c->sp = r->sp;
         c->sid = sid;
         c->nchecks = k;
         c->max_addr = t.max_addr;
+        set->ra[way] = *(const uint64_t *)r->sp;
+        set->sp[way] = r->sp;
     }
     return sid;
 }

@@ -41,6 +41,9 @@ interface Dump {
   threads: DumpedThread[]
 }
 
+/** The bytes of one block in a batch (an L line's). */
+const BATCH_RECORD = 32
+
 function signalName(n: number): string {
   for (const [name, value] of Object.entries(osConstants.signals)) if (value === n) return name
   return `signal ${n}`
@@ -85,6 +88,10 @@ function addressStory(f: string[], addr: number): AddressStory {
  *                                                                     ENTRY_SID's one frame
  *                                data BIAS PATH                       in an object's data
  *                                none                                 nowhere memcheck can name
+ *   L count from to            a batch of `count` allocations, each a binary record of 32 bytes right
+ *                              after this line (little-endian): address, size, seq (u64 each; seq in
+ *                              [from, to): the blocks' allocation order, which the records are not
+ *                              in), stack id, new as in A lines (u32 each)
  *   N allocs frees bytes       blocks counted but not sent: each was allocated and freed between
  *                              two test-case boundaries, so only the counts matter (preload)
  *   n sid allocs frees bytes   the same, for the blocks of one stack (when only some objects are
@@ -132,6 +139,8 @@ export class EventStream {
   readonly errors: ObservedError[] = []
   private atExit: Classification | undefined
   private dump: Dump | undefined
+  /** The batch of blocks being read (an L line's): how many records are still to come, and how to number them. */
+  private batch: { left: number; from: number; base: number } | undefined
   private pendingEnd: string | undefined
   /** The peak the `p` lines that follow a P or Q line belong to. */
   private peakSites: StackAmount[] | undefined
@@ -166,10 +175,54 @@ export class EventStream {
     this.memdump = memdumpRaw ? createWriteStream(memdumpRaw) : undefined
   }
 
-  /** Reads every line of `input` into the model, in order. */
+  /**
+   * Reads every line of `input` into the model, in order, and the binary records of each batch
+   * (an L line's) as they come: a batch of millions of blocks is never held whole.
+   */
   async consume(input: NodeJS.ReadableStream): Promise<void> {
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) await this.line(line)
+    let rest: Buffer | undefined
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      const buffer: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk
+      let at = 0
+      while (at < buffer.length) {
+        if (this.batch) {
+          const records = Math.min(this.batch.left, Math.floor((buffer.length - at) / BATCH_RECORD))
+          if (records === 0) break
+          this.batchBlocks(buffer, at, records)
+          at += records * BATCH_RECORD
+          continue
+        }
+        const newline = buffer.indexOf(10, at)
+        if (newline < 0) break
+        const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
+        await this.line(buffer.toString('utf8', at, end))
+        at = newline + 1
+      }
+      rest = at < buffer.length ? buffer.subarray(at) : undefined
+    }
+    // a last line without its newline still counts, as readline's would
+    if (rest && !this.batch) await this.line(rest.toString('utf8'))
+    if (this.batch) this.failures.push(`the observer's stream ended inside a batch of blocks (${this.batch.left} of them missing)`)
     if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
+  }
+
+  /** `count` records of the batch being read, from `buffer` at `at` (see the L line). */
+  private batchBlocks(buffer: Buffer, at: number, count: number): void {
+    const batch = this.batch!
+    const model = this.model
+    const tallies = this.tallies
+    for (let i = 0, o = at; i < count; i++, o += BATCH_RECORD) {
+      const addr = buffer.readUInt32LE(o + 4) * 0x100000000 + buffer.readUInt32LE(o)
+      const size = buffer.readUInt32LE(o + 12) * 0x100000000 + buffer.readUInt32LE(o + 8)
+      const seq = buffer.readUInt32LE(o + 20) * 0x100000000 + buffer.readUInt32LE(o + 16)
+      const stack = buffer.readUInt32LE(o + 24)
+      const allocator = buffer.readUInt32LE(o + 28)
+      tallies?.add(model.runningTest, stack, 1, 0, size)
+      model.allocate(addr, size, stack, allocator ? OPERATOR_NEW + allocator - 1 : 0, batch.base + (seq - batch.from))
+      this.memdump?.write(`A 0 ${addr.toString(16)} ${size} ${stack}${allocator ? ` ${allocator}` : ''}\n`)
+    }
+    batch.left -= count
+    if (batch.left === 0) this.batch = undefined
   }
 
   async line(line: string): Promise<void> {
@@ -185,6 +238,11 @@ export class EventStream {
         this.tallyFree(parseInt(f[1]!, 16))
         model.free(parseInt(f[1]!, 16))
         break
+      case 'L': {
+        const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
+        if (count > 0) this.batch = { left: count, from, base: model.reserveSeqs(to - from) }
+        return
+      }
       case 'N':
         model.tally(Number(f[0]), Number(f[1]), Number(f[2]))
         return

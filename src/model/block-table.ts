@@ -112,7 +112,7 @@ export class BlockTable {
    * Adds a block (replacing one at the same address the model never saw freed: true then, with
    * that one in `removed`); `allocator` as the column holds it.
    */
-  set(addr: number, size: number, stack: number, test: number, allocator: number): boolean {
+  set(addr: number, size: number, stack: number, test: number, allocator: number, seq = this.nextSeq++): boolean {
     if ((this.count + 1) * 2 > this.capacity) this.grow()
     const at = this.slot(addr)
     const s = this.slots
@@ -124,8 +124,18 @@ export class BlockTable {
     s.stacks[at] = stack
     s.tests[at] = test
     s.reallocs[at] = allocator
-    s.seqs[at] = this.nextSeq++
+    s.seqs[at] = seq
     return replaced
+  }
+
+  /**
+   * Room in the allocation order for `span` blocks an observer numbered itself (a batch): the
+   * first of them is returned, and a block of the batch numbered k there takes that plus k.
+   */
+  reserveSeqs(span: number): number {
+    const first = this.nextSeq
+    this.nextSeq += span
+    return first
   }
 
   private remember(at: number): void {

@@ -169,8 +169,12 @@ export class HeapModel {
     return pcs
   }
 
-  /** `allocator`: the block's operator new as a column holds it (OPERATOR_NEW + i), REALLOC, 0 for the malloc family. */
-  allocate(addr: number, size: number, stack: number, allocator = 0): void {
+  /**
+   * `allocator`: the block's operator new as a column holds it (OPERATOR_NEW + i), REALLOC, 0 for
+   * the malloc family; `seq`: its place in allocation order, when the observer numbered it (see
+   * `reserveSeqs`), else the next.
+   */
+  allocate(addr: number, size: number, stack: number, allocator = 0, seq?: number): void {
     this.totals.allocations++
     this.totals.bytesAllocated += size
     const test = this.tests[this.current]
@@ -178,7 +182,7 @@ export class HeapModel {
       test.allocations++
       test.bytesAllocated += size
     }
-    if (this.live.set(addr, size, stack, this.current, allocator)) {
+    if (this.live.set(addr, size, stack, this.current, allocator, seq)) {
       const { size: oldSize, stack: oldStack, test: oldTest } = this.live.removed
       this.left(oldSize, oldStack, oldTest, false)
     }
@@ -189,6 +193,11 @@ export class HeapModel {
       peaks.own.change(stack, size, 1)
     }
     this.series.note(this.heapPeak.total)
+  }
+
+  /** Places in allocation order for a batch of blocks numbered by the observer (BlockTable.reserveSeqs). */
+  reserveSeqs(span: number): number {
+    return this.live.reserveSeqs(span)
   }
 
   /** A block leaves the live set (`event`: a free the counts count, not a block replaced unseen). */

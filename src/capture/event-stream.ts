@@ -162,8 +162,9 @@ export class EventStream {
   }
 
   private tallyFree(addr: number): void {
-    const block = this.observed && this.model.live.get(addr)
-    if (block) this.observed!.tallies.add(this.model.runningTest, block.stack, 0, 1, 0)
+    if (!this.observed) return
+    const stack = this.model.live.stackOf(addr)
+    if (stack >= 0) this.observed.tallies.add(this.model.runningTest, stack, 0, 1, 0)
   }
   private readonly memdump: WriteStream | undefined
 
@@ -227,6 +228,14 @@ export class EventStream {
 
   async line(line: string): Promise<void> {
     const model = this.model
+    if (line[0] === 'F') {
+      // the commonest line (every free of a block the model knows), read without splitting it
+      const addr = parseInt(line.slice(line.indexOf(' ', 2) + 1), 16)
+      this.tallyFree(addr)
+      model.free(addr)
+      this.memdump?.write(line + '\n')
+      return
+    }
     const f = line.slice(2).split(' ')
     const rest = (from: number): string => f.slice(from).join(' ')
     switch (line[0]) {
@@ -234,13 +243,9 @@ export class EventStream {
         this.tallies?.add(model.runningTest, Number(f[3]), 1, 0, Number(f[2]))
         model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]), f[4] ? OPERATOR_NEW + Number(f[4]) - 1 : 0)
         break
-      case 'F':
-        this.tallyFree(parseInt(f[1]!, 16))
-        model.free(parseInt(f[1]!, 16))
-        break
       case 'L': {
         const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
-        if (count > 0) this.batch = { left: count, from, base: model.reserveSeqs(to - from) }
+        if (count > 0) this.batch = { left: count, from, base: model.reserveBatch(count, to - from) }
         return
       }
       case 'N':
@@ -414,7 +419,7 @@ export class EventStream {
     // With only some objects observed, the scan judged the whole heap; the figures are their blocks'.
     const observed = this.observedStacks()
     const keep = <T extends ClassifiedBlock>(blocks: Iterable<T>): Iterable<T> => (observed ? filtered(blocks, ({ block }) => observed(block.stack)) : blocks)
-    const exit = applySuppressions(this.atExit ? model.lossSites(keep(this.atExit), this.symbol) : [], suppressions, genSuppressions)
+    const exit = applySuppressions(this.atExit ? model.lossSites(this.atExit, this.symbol, observed) : [], suppressions, genSuppressions)
     const leaks = exit.kept
     // Symbols came last: each test case's records are built now, from the blocks its end and the exit left it.
     const verdicts = model.testVerdicts(this.atExit)

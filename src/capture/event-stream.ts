@@ -3,7 +3,7 @@ import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
-import { OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
+import { columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
 import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import type { StackAmount } from '../model/peaks.js'
@@ -37,6 +37,8 @@ export interface StreamEnding {
 interface Dump {
   point: string
   file: string
+  /** The image holds the running test case's own blocks alone (a K line). */
+  own?: boolean
   mappings: { start: number; end: number; offset: number; name: string; guarded: boolean }[]
   threads: DumpedThread[]
 }
@@ -105,6 +107,9 @@ function addressStory(f: string[], addr: number): AddressStory {
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
  *     C tid [reg...]               that thread stands at a call: its caller-saved registers are
  *                                  dead but for those named (rdi: an argument; rax: a result)
+ *     K                            (at a test end) nothing outside the running test case's own
+ *                                  live blocks points into them: the W lines are those blocks'
+ *                                  bytes alone, to be classified among themselves
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
@@ -131,6 +136,8 @@ export class EventStream {
   started = false
   /** Images taken at the end of the process (exit, crash, timeout). */
   finalImages = 0
+  /** Images taken at test ends, and how many of them held the test case's own blocks alone (K). */
+  readonly testImages = { all: 0, own: 0 }
   /** Loaded objects reported with M lines. */
   readonly objects: LoadedObject[] = []
   private readonly objectKeys = new Set<string>()
@@ -288,6 +295,9 @@ export class EventStream {
       case 'T':
         this.dump?.threads.push({ tid: Number(f[0]), sp: parseInt(f[1]!, 16), registers: f.slice(2).map((r) => parseInt(r, 16)) })
         return
+      case 'K':
+        if (this.dump) this.dump.own = true
+        return
       case 'C': {
         const thread = this.dump?.threads.find((t) => t.tid === Number(f[0]))
         if (thread) thread.atCall = f.slice(1)
@@ -361,6 +371,10 @@ export class EventStream {
     if (final) this.finalImages++
     const columns = this.model.live.columns()
     const ending = d.point === 'test' ? this.pendingEnd : undefined
+    if (d.point === 'test') {
+      this.testImages.all++
+      if (d.own) this.testImages.own++
+    }
     if (d.point === 'test') this.pendingEnd = undefined
     // Only some objects' blocks count: a test case that left none of theirs live needs no scan
     // at its end (a Node script's test cases leave V8's and Node's own blocks live at each), so
@@ -368,7 +382,13 @@ export class EventStream {
     const scanned = final || (ending !== undefined && this.leftObservedBlocks(columns))
     const data = scanned ? await readFile(d.file) : undefined
     await unlink(d.file)
-    const image = data && memoryImage(d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) })), d.threads, columns, !final, this.partial)
+    const regions = data && d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
+    if (regions && d.own && ending !== undefined) {
+      // their kinds among themselves: no roots, and no other block to weigh
+      this.model.endTest(ending, { heap: regions, roots: [], registers: [] }, columnsOfTest(columns, this.model.runningTest))
+      return
+    }
+    const image = regions && memoryImage(regions, d.threads, columns, !final, this.partial)
     if (final) this.atExit = this.model.classify(image!, columns)
     if (ending !== undefined) this.model.endTest(ending, image, columns)
   }

@@ -76,6 +76,15 @@ function copyColumns(from: BlockColumns, count: number, n: number): BlockColumns
   return to
 }
 
+/** The rows of `columns` allocated during test case `test` (a copy). */
+export function columnsOfTest(columns: BlockColumns, test: number): BlockColumns {
+  let count = 0
+  for (let i = 0; i < columns.count; i++) if (columns.tests[i] === test) count++
+  const out = allocateColumns(count)
+  for (let i = 0, j = 0; i < columns.count; i++) if (columns.tests[i] === test) copyRow(columns, i, out, j++)
+  return out
+}
+
 /** Copies row `i` of `from` into row `j` of `to`. */
 function copyRow(from: BlockColumns, i: number, to: BlockColumns, j: number): void {
   to.starts[j] = from.starts[i]!

@@ -104,9 +104,12 @@ function regionWords(region: MemoryRegion): RegionWords {
   const skip = (8 - (region.start % 8)) % 8
   const count = Math.max(0, Math.floor((region.bytes.length - skip) / 8))
   const offset = region.bytes.byteOffset + skip
-  // a view where the bytes allow one (a mapping's are page-aligned), else a copy
-  const u32 = offset % 4 === 0 ? new Uint32Array(region.bytes.buffer, offset, count * 2) : new Uint32Array(region.bytes.slice(skip, skip + count * 8).buffer)
-  return { u32, first: region.start + skip, count }
+  // a view where the bytes allow one (a mapping's are page-aligned), else a copy (a Buffer's
+  // slice() is a view, so the copy is made by hand)
+  if (offset % 4 === 0) return { u32: new Uint32Array(region.bytes.buffer, offset, count * 2), first: region.start + skip, count }
+  const copy = new Uint8Array(count * 8)
+  copy.set(region.bytes.subarray(skip, skip + count * 8))
+  return { u32: new Uint32Array(copy.buffer), first: region.start + skip, count }
 }
 
 /**

@@ -103,6 +103,10 @@ describe('classifyBlocks: where the words are', () => {
     // the root at 0x1003 holds one aligned word, at 0x1008 (its offset 5); its other bytes are no word
     const root = region(0x1003, 16, { 5: at(0) })
     expect(classifyBlocks([block(0), block(1)], { heap: [{ start: HEAP, bytes: odd.subarray(1) }], roots: [root], registers: [] })).toEqual(['reachable', 'reachable'])
+    // a Buffer's bytes at an odd offset (as an own image's blocks lie in its file): its slice() is no copy
+    const buffer = Buffer.alloc(heap.bytes.length + 3)
+    buffer.set(heap.bytes, 3)
+    expect(classifyBlocks([block(0), block(1)], { heap: [{ start: HEAP, bytes: buffer.subarray(3) }], roots: [root], registers: [] })).toEqual(['reachable', 'reachable'])
     expect(classifyBlocks([block(0), block(1)], { heap: [region(HEAP, 0x200)], roots: [root], registers: [] })).toEqual(['reachable', 'definite'])
     expect(classifyBlocks([block(0), block(1)], { heap: [heap], roots: [region(0x1003, 16, { 1: at(0) })], registers: [] })).toEqual(['definite', 'indirect'])
   })

@@ -3,7 +3,7 @@ import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
 import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
-import { OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
+import { columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
 import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import type { StackAmount } from '../model/peaks.js'
@@ -37,9 +37,14 @@ export interface StreamEnding {
 interface Dump {
   point: string
   file: string
+  /** The image holds the running test case's own blocks alone (a K line). */
+  own?: boolean
   mappings: { start: number; end: number; offset: number; name: string; guarded: boolean }[]
   threads: DumpedThread[]
 }
+
+/** The bytes of one block in a batch (an L line's). */
+const BATCH_RECORD = 32
 
 function signalName(n: number): string {
   for (const [name, value] of Object.entries(osConstants.signals)) if (value === n) return name
@@ -85,6 +90,10 @@ function addressStory(f: string[], addr: number): AddressStory {
  *                                                                     ENTRY_SID's one frame
  *                                data BIAS PATH                       in an object's data
  *                                none                                 nowhere memcheck can name
+ *   L count from to            a batch of `count` allocations, each a binary record of 32 bytes right
+ *                              after this line (little-endian): address, size, seq (u64 each; seq in
+ *                              [from, to): the blocks' allocation order, which the records are not
+ *                              in), stack id, new as in A lines (u32 each)
  *   N allocs frees bytes       blocks counted but not sent: each was allocated and freed between
  *                              two test-case boundaries, so only the counts matter (preload)
  *   n sid allocs frees bytes   the same, for the blocks of one stack (when only some objects are
@@ -98,6 +107,9 @@ function addressStory(f: string[], addr: number): AddressStory {
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
  *     C tid [reg...]               that thread stands at a call: its caller-saved registers are
  *                                  dead but for those named (rdi: an argument; rax: a result)
+ *     K                            (at a test end) nothing outside the running test case's own
+ *                                  live blocks points into them: the W lines are those blocks'
+ *                                  bytes alone, to be classified among themselves
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
@@ -124,6 +136,8 @@ export class EventStream {
   started = false
   /** Images taken at the end of the process (exit, crash, timeout). */
   finalImages = 0
+  /** Images taken at test ends, and how many of them held the test case's own blocks alone (K). */
+  readonly testImages = { all: 0, own: 0 }
   /** Loaded objects reported with M lines. */
   readonly objects: LoadedObject[] = []
   private readonly objectKeys = new Set<string>()
@@ -132,6 +146,8 @@ export class EventStream {
   readonly errors: ObservedError[] = []
   private atExit: Classification | undefined
   private dump: Dump | undefined
+  /** The batch of blocks being read (an L line's): how many records are still to come, and how to number them. */
+  private batch: { left: number; from: number; base: number } | undefined
   private pendingEnd: string | undefined
   /** The peak the `p` lines that follow a P or Q line belong to. */
   private peakSites: StackAmount[] | undefined
@@ -153,8 +169,9 @@ export class EventStream {
   }
 
   private tallyFree(addr: number): void {
-    const block = this.observed && this.model.live.get(addr)
-    if (block) this.observed!.tallies.add(this.model.runningTest, block.stack, 0, 1, 0)
+    if (!this.observed) return
+    const stack = this.model.live.stackOf(addr)
+    if (stack >= 0) this.observed.tallies.add(this.model.runningTest, stack, 0, 1, 0)
   }
   private readonly memdump: WriteStream | undefined
 
@@ -166,14 +183,66 @@ export class EventStream {
     this.memdump = memdumpRaw ? createWriteStream(memdumpRaw) : undefined
   }
 
-  /** Reads every line of `input` into the model, in order. */
+  /**
+   * Reads every line of `input` into the model, in order, and the binary records of each batch
+   * (an L line's) as they come: a batch of millions of blocks is never held whole.
+   */
   async consume(input: NodeJS.ReadableStream): Promise<void> {
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) await this.line(line)
+    let rest: Buffer | undefined
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      const buffer: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk
+      let at = 0
+      while (at < buffer.length) {
+        if (this.batch) {
+          const records = Math.min(this.batch.left, Math.floor((buffer.length - at) / BATCH_RECORD))
+          if (records === 0) break
+          this.batchBlocks(buffer, at, records)
+          at += records * BATCH_RECORD
+          continue
+        }
+        const newline = buffer.indexOf(10, at)
+        if (newline < 0) break
+        const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
+        await this.line(buffer.toString('utf8', at, end))
+        at = newline + 1
+      }
+      rest = at < buffer.length ? buffer.subarray(at) : undefined
+    }
+    // a last line without its newline still counts, as readline's would
+    if (rest && !this.batch) await this.line(rest.toString('utf8'))
+    if (this.batch) this.failures.push(`the observer's stream ended inside a batch of blocks (${this.batch.left} of them missing)`)
     if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
+  }
+
+  /** `count` records of the batch being read, from `buffer` at `at` (see the L line). */
+  private batchBlocks(buffer: Buffer, at: number, count: number): void {
+    const batch = this.batch!
+    const model = this.model
+    const tallies = this.tallies
+    for (let i = 0, o = at; i < count; i++, o += BATCH_RECORD) {
+      const addr = buffer.readUInt32LE(o + 4) * 0x100000000 + buffer.readUInt32LE(o)
+      const size = buffer.readUInt32LE(o + 12) * 0x100000000 + buffer.readUInt32LE(o + 8)
+      const seq = buffer.readUInt32LE(o + 20) * 0x100000000 + buffer.readUInt32LE(o + 16)
+      const stack = buffer.readUInt32LE(o + 24)
+      const allocator = buffer.readUInt32LE(o + 28)
+      tallies?.add(model.runningTest, stack, 1, 0, size)
+      model.allocate(addr, size, stack, allocator ? OPERATOR_NEW + allocator - 1 : 0, batch.base + (seq - batch.from))
+      this.memdump?.write(`A 0 ${addr.toString(16)} ${size} ${stack}${allocator ? ` ${allocator}` : ''}\n`)
+    }
+    batch.left -= count
+    if (batch.left === 0) this.batch = undefined
   }
 
   async line(line: string): Promise<void> {
     const model = this.model
+    if (line[0] === 'F') {
+      // the commonest line (every free of a block the model knows), read without splitting it
+      const addr = parseInt(line.slice(line.indexOf(' ', 2) + 1), 16)
+      this.tallyFree(addr)
+      model.free(addr)
+      this.memdump?.write(line + '\n')
+      return
+    }
     const f = line.slice(2).split(' ')
     const rest = (from: number): string => f.slice(from).join(' ')
     switch (line[0]) {
@@ -181,10 +250,11 @@ export class EventStream {
         this.tallies?.add(model.runningTest, Number(f[3]), 1, 0, Number(f[2]))
         model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]), f[4] ? OPERATOR_NEW + Number(f[4]) - 1 : 0)
         break
-      case 'F':
-        this.tallyFree(parseInt(f[1]!, 16))
-        model.free(parseInt(f[1]!, 16))
-        break
+      case 'L': {
+        const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
+        if (count > 0) this.batch = { left: count, from, base: model.reserveBatch(count, to - from) }
+        return
+      }
       case 'N':
         model.tally(Number(f[0]), Number(f[1]), Number(f[2]))
         return
@@ -224,6 +294,9 @@ export class EventStream {
         return
       case 'T':
         this.dump?.threads.push({ tid: Number(f[0]), sp: parseInt(f[1]!, 16), registers: f.slice(2).map((r) => parseInt(r, 16)) })
+        return
+      case 'K':
+        if (this.dump) this.dump.own = true
         return
       case 'C': {
         const thread = this.dump?.threads.find((t) => t.tid === Number(f[0]))
@@ -298,6 +371,10 @@ export class EventStream {
     if (final) this.finalImages++
     const columns = this.model.live.columns()
     const ending = d.point === 'test' ? this.pendingEnd : undefined
+    if (d.point === 'test') {
+      this.testImages.all++
+      if (d.own) this.testImages.own++
+    }
     if (d.point === 'test') this.pendingEnd = undefined
     // Only some objects' blocks count: a test case that left none of theirs live needs no scan
     // at its end (a Node script's test cases leave V8's and Node's own blocks live at each), so
@@ -305,7 +382,13 @@ export class EventStream {
     const scanned = final || (ending !== undefined && this.leftObservedBlocks(columns))
     const data = scanned ? await readFile(d.file) : undefined
     await unlink(d.file)
-    const image = data && memoryImage(d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) })), d.threads, columns, !final, this.partial)
+    const regions = data && d.mappings.map((m) => ({ ...m, bytes: data.subarray(m.offset, m.offset + (m.end - m.start)) }))
+    if (regions && d.own && ending !== undefined) {
+      // their kinds among themselves: no roots, and no other block to weigh
+      this.model.endTest(ending, { heap: regions, roots: [], registers: [] }, columnsOfTest(columns, this.model.runningTest))
+      return
+    }
+    const image = regions && memoryImage(regions, d.threads, columns, !final, this.partial)
     if (final) this.atExit = this.model.classify(image!, columns)
     if (ending !== undefined) this.model.endTest(ending, image, columns)
   }
@@ -375,7 +458,7 @@ export class EventStream {
     // With only some objects observed, the scan judged the whole heap; the figures are their blocks'.
     const observed = this.observedStacks()
     const keep = <T extends ClassifiedBlock>(blocks: Iterable<T>): Iterable<T> => (observed ? filtered(blocks, ({ block }) => observed(block.stack)) : blocks)
-    const exit = applySuppressions(this.atExit ? model.lossSites(keep(this.atExit), this.symbol) : [], suppressions, genSuppressions)
+    const exit = applySuppressions(this.atExit ? model.lossSites(this.atExit, this.symbol, observed) : [], suppressions, genSuppressions)
     const leaks = exit.kept
     // Symbols came last: each test case's records are built now, from the blocks its end and the exit left it.
     const verdicts = model.testVerdicts(this.atExit)

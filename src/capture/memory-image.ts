@@ -1,4 +1,4 @@
-import { readWord, scanColumns, type MemoryImage, type MemoryRegion, type ScanBlock, type ScanColumns } from '../model/leak-scan.js'
+import { addressOrder, readWord, scanColumns, type MemoryImage, type MemoryRegion, type ScanBlock, type ScanColumns } from '../model/leak-scan.js'
 
 /** A writable mapping as the GDB script dumped it. */
 export interface DumpedMapping {
@@ -51,7 +51,7 @@ const ARENA_ALIGNMENT = 64 * 1024 * 1024
  */
 export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], given: ScanBlock[] | ScanColumns, withRegisters: boolean, partial = false): MemoryImage {
   const blocks = scanColumns(given)
-  const starts = blocks.starts.slice(0, blocks.count).sort()
+  const { starts } = addressOrder(blocks)
   const holdsBlock = (m: DumpedMapping): boolean => {
     const lo = firstAtOrAbove(starts, m.start)
     return lo < starts.length && starts[lo]! < m.end

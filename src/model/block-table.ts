@@ -51,12 +51,10 @@ export function blockAt(columns: BlockColumns, i: number): LiveBlock {
   return block
 }
 
-const EMPTY = 0
-
-/** Room for `n` rows of columns. */
-function allocateColumns(n: number): BlockColumns {
+/** Room for `n` rows of columns (count: `count`). */
+function allocateColumns(n: number, count = n): BlockColumns {
   return {
-    count: n,
+    count,
     starts: new Float64Array(n),
     sizes: new Float64Array(n),
     stacks: new Int32Array(n),
@@ -64,6 +62,27 @@ function allocateColumns(n: number): BlockColumns {
     reallocs: new Uint8Array(n),
     seqs: new Float64Array(n),
   }
+}
+
+/** The first `count` rows of `from` in columns of room `n`. */
+function copyColumns(from: BlockColumns, count: number, n: number): BlockColumns {
+  const to = allocateColumns(n, count)
+  to.starts.set(from.starts.subarray(0, count))
+  to.sizes.set(from.sizes.subarray(0, count))
+  to.stacks.set(from.stacks.subarray(0, count))
+  to.tests.set(from.tests.subarray(0, count))
+  to.reallocs.set(from.reallocs.subarray(0, count))
+  to.seqs.set(from.seqs.subarray(0, count))
+  return to
+}
+
+/** The rows of `columns` allocated during test case `test` (a copy). */
+export function columnsOfTest(columns: BlockColumns, test: number): BlockColumns {
+  let count = 0
+  for (let i = 0; i < columns.count; i++) if (columns.tests[i] === test) count++
+  const out = allocateColumns(count)
+  for (let i = 0, j = 0; i < columns.count; i++) if (columns.tests[i] === test) copyRow(columns, i, out, j++)
+  return out
 }
 
 /** Copies row `i` of `from` into row `j` of `to`. */
@@ -76,17 +95,24 @@ function copyRow(from: BlockColumns, i: number, to: BlockColumns, j: number): vo
   to.seqs[j] = from.seqs[i]!
 }
 
+/** How full the index may get (linear probing stays short well past this). */
+const MAX_LOAD = 0.7
+
 /**
- * The live blocks by address, in typed arrays: an open-addressed hash table (linear probing,
- * deletion by backward shift), so millions of blocks cost tens of bytes each and no object, where a
- * Map of objects costs hundreds and keeps the garbage collector busy. Addresses are never 0; a
- * slot's address is its row's `starts`.
+ * The live blocks in typed arrays: dense rows (a deleted block's row takes the last row) and an
+ * open-addressed index from address to row (linear probing, deletion by backward shift), so
+ * millions of blocks cost about 40 bytes each and no object, where a Map of objects costs hundreds
+ * and keeps the garbage collector busy. `columns()` hands out the rows themselves: the table copies
+ * them before it next changes, so what was handed out stays as it was.
  */
 export class BlockTable {
-  private capacity = 1 << 10
-  private slots = allocateColumns(this.capacity)
+  private rows = allocateColumns(1 << 10, 0)
+  /** Row + 1 of the block whose address hashes here, or 0. */
+  private index = new Int32Array(1 << 11)
   private count = 0
   private nextSeq = 0
+  /** The rows were handed out by `columns()`: copy them before writing. */
+  private shared = false
   /** The block `delete` removed, or `set` replaced: its size, stack and test case. */
   readonly removed = { size: 0, stack: 0, test: -1 }
 
@@ -96,93 +122,154 @@ export class BlockTable {
   }
 
   private home(addr: number): number {
-    // addresses are 16-byte aligned: mix the bits above, then keep as many as the table has slots
+    // addresses are 16-byte aligned: mix the bits above, then keep as many as the index has slots
     const x = Math.imul((addr / 16) | 0, 0x9e3779b1) ^ Math.imul(Math.floor(addr / 0x1000000000) | 0, 0x85ebca6b)
-    return (x >>> 0) & (this.capacity - 1)
+    return (x >>> 0) & (this.index.length - 1)
   }
 
+  /** The index slot of `addr`: the one holding its row, or the empty one where it would go. */
   private slot(addr: number): number {
-    const keys = this.slots.starts
+    const index = this.index
+    const starts = this.rows.starts
+    const mask = index.length - 1
     let at = this.home(addr)
-    while (keys[at] !== EMPTY && keys[at] !== addr) at = (at + 1) & (this.capacity - 1)
+    for (let row = index[at]!; row !== 0 && starts[row - 1] !== addr; row = index[at]!) at = (at + 1) & mask
     return at
+  }
+
+  /** Makes room for `more` blocks beyond those live (an observer's batch says how many come). */
+  reserve(more: number): void {
+    const need = this.count + more
+    if (need > this.rows.starts.length) this.resizeRows(need)
+    if (need > this.index.length * MAX_LOAD) this.resizeIndex(need)
+  }
+
+  private writable(): BlockColumns {
+    if (this.shared) {
+      this.rows = copyColumns(this.rows, this.count, this.rows.starts.length)
+      this.shared = false
+    }
+    return this.rows
+  }
+
+  private resizeRows(need: number): void {
+    this.rows = copyColumns(this.rows, this.count, Math.max(need, Math.ceil(this.rows.starts.length * 1.5)))
+    this.shared = false
+  }
+
+  private resizeIndex(need: number): void {
+    let size = this.index.length
+    while (need > size * MAX_LOAD) size *= 2
+    this.index = new Int32Array(size)
+    const starts = this.rows.starts
+    for (let row = 0; row < this.count; row++) this.index[this.slot(starts[row]!)] = row + 1
   }
 
   /**
    * Adds a block (replacing one at the same address the model never saw freed: true then, with
-   * that one in `removed`); `allocator` as the column holds it.
+   * that one in `removed`); `allocator` as the column holds it; `seq` its place in allocation
+   * order (by default the next).
    */
-  set(addr: number, size: number, stack: number, test: number, allocator: number): boolean {
-    if ((this.count + 1) * 2 > this.capacity) this.grow()
+  set(addr: number, size: number, stack: number, test: number, allocator: number, seq = this.nextSeq++): boolean {
+    if (this.count + 1 > this.rows.starts.length) this.resizeRows(this.count + 1)
+    if (this.count + 1 > this.index.length * MAX_LOAD) this.resizeIndex(this.count + 1)
+    const s = this.writable()
     const at = this.slot(addr)
-    const s = this.slots
-    const replaced = s.starts[at] !== EMPTY
-    if (replaced) this.remember(at)
-    else this.count++
-    s.starts[at] = addr
-    s.sizes[at] = size
-    s.stacks[at] = stack
-    s.tests[at] = test
-    s.reallocs[at] = allocator
-    s.seqs[at] = this.nextSeq++
+    let row = this.index[at]! - 1
+    const replaced = row >= 0
+    if (replaced) this.remember(row)
+    else {
+      row = this.count++
+      this.index[at] = row + 1
+    }
+    s.starts[row] = addr
+    s.sizes[row] = size
+    s.stacks[row] = stack
+    s.tests[row] = test
+    s.reallocs[row] = allocator
+    s.seqs[row] = seq
     return replaced
   }
 
-  private remember(at: number): void {
-    this.removed.size = this.slots.sizes[at]!
-    this.removed.stack = this.slots.stacks[at]!
-    this.removed.test = this.slots.tests[at]!
+  /**
+   * Room in the allocation order for `span` blocks an observer numbered itself (a batch): the
+   * first of them is returned, and a block of the batch numbered k there takes that plus k.
+   */
+  reserveSeqs(span: number): number {
+    const first = this.nextSeq
+    this.nextSeq += span
+    return first
+  }
+
+  private remember(row: number): void {
+    this.removed.size = this.rows.sizes[row]!
+    this.removed.stack = this.rows.stacks[row]!
+    this.removed.test = this.rows.tests[row]!
   }
 
   has(addr: number): boolean {
-    return this.slots.starts[this.slot(addr)] === addr
+    return this.index[this.slot(addr)] !== 0
+  }
+
+  /** The stack id of the block at `addr`, or -1 when there is none. */
+  stackOf(addr: number): number {
+    const row = this.index[this.slot(addr)]! - 1
+    return row >= 0 ? this.rows.stacks[row]! : -1
   }
 
   /** The block at `addr`, as an object, or undefined. */
   get(addr: number): LiveBlock | undefined {
-    const at = this.slot(addr)
-    return this.slots.starts[at] === addr ? blockAt(this.slots, at) : undefined
+    const row = this.index[this.slot(addr)]! - 1
+    return row >= 0 ? blockAt(this.rows, row) : undefined
   }
 
   /** Removes the block at `addr` (then in `removed`); false when there was none. */
   delete(addr: number): boolean {
-    const keys = this.slots.starts
     let hole = this.slot(addr)
-    if (keys[hole] !== addr) return false
-    this.remember(hole)
-    const mask = this.capacity - 1
-    for (let i = (hole + 1) & mask; keys[i] !== EMPTY; i = (i + 1) & mask) {
-      const home = this.home(keys[i]!)
+    const index = this.index
+    const row = index[hole]! - 1
+    if (row < 0) return false
+    this.remember(row)
+    const s = this.writable()
+    const mask = index.length - 1
+    for (let i = (hole + 1) & mask; index[i] !== 0; i = (i + 1) & mask) {
+      const home = this.home(s.starts[index[i]! - 1]!)
       // move i into the hole unless its home lies cyclically in (hole, i]
       if (i > hole ? home <= hole || home > i : home <= hole && home > i) {
-        copyRow(this.slots, i, this.slots, hole)
+        index[hole] = index[i]!
         hole = i
       }
     }
-    keys[hole] = EMPTY
-    this.count--
+    index[hole] = 0
+    const last = --this.count
+    if (row !== last) {
+      // the last row fills the one freed, and its address's slot follows it
+      copyRow(s, last, s, row)
+      index[this.slot(s.starts[row]!)] = row + 1
+    }
     return true
   }
 
-  private grow(): void {
-    const old = this.slots
-    const oldCapacity = this.capacity
-    this.capacity *= 2
-    this.slots = allocateColumns(this.capacity)
-    for (let i = 0; i < oldCapacity; i++) if (old.starts[i] !== EMPTY) copyRow(old, i, this.slots, this.slot(old.starts[i]!))
-  }
-
-  /** The live blocks as columns (a copy: the table may change while they are read). */
+  /** The live blocks as columns: a view that stays as it is while the table changes (see the class). */
   columns(): BlockColumns {
-    const out = allocateColumns(this.count)
-    let j = 0
-    for (let i = 0; i < this.capacity; i++) if (this.slots.starts[i] !== EMPTY) copyRow(this.slots, i, out, j++)
-    return out
+    this.shared = true
+    const r = this.rows
+    const n = this.count
+    return {
+      count: n,
+      starts: r.starts.subarray(0, n),
+      sizes: r.sizes.subarray(0, n),
+      stacks: r.stacks.subarray(0, n),
+      tests: r.tests.subarray(0, n),
+      reallocs: r.reallocs.subarray(0, n),
+      seqs: r.seqs.subarray(0, n),
+    }
   }
 
   /** The addresses of the live blocks. */
   *keysOf(): IterableIterator<number> {
-    for (let i = 0; i < this.capacity; i++) if (this.slots.starts[i] !== EMPTY) yield this.slots.starts[i]!
+    const columns = this.columns()
+    for (let i = 0; i < columns.count; i++) yield columns.starts[i]!
   }
 
   /** The live blocks, as objects: for the few places that want them all (tests, small runs). */

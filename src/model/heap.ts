@@ -1,5 +1,5 @@
-import { blockAt, BlockTable, REALLOC, type BlockColumns, type LiveBlock } from './block-table.js'
-import { classifyBlocks, type MemoryImage } from './leak-scan.js'
+import { blockAt, BlockTable, NEW_OPERATORS, OPERATOR_NEW, REALLOC, type BlockColumns, type LiveBlock } from './block-table.js'
+import { classifyColumns, type MemoryImage } from './leak-scan.js'
 import { HeapSeriesSampler, PeakTracker, type StackAmount } from './peaks.js'
 import {
   emptyLeakSummary,
@@ -28,17 +28,26 @@ export interface ClassifiedBlock {
 export class Classification implements Iterable<ClassifiedBlock> {
   constructor(
     readonly columns: BlockColumns,
-    readonly kinds: LeakKind[],
+    /** Each row's kind, as its index in LEAK_KINDS. */
+    readonly codes: Uint8Array,
   ) {}
 
   *[Symbol.iterator](): Iterator<ClassifiedBlock> {
-    for (let i = 0; i < this.columns.count; i++) yield { block: blockAt(this.columns, i), kind: this.kinds[i]! }
+    for (let i = 0; i < this.columns.count; i++) yield { block: blockAt(this.columns, i), kind: LEAK_KINDS[this.codes[i]!]! }
   }
 
   /** The blocks one test case allocated, as objects. */
   ofTest(test: number): ClassifiedBlock[] {
     const out: ClassifiedBlock[] = []
-    for (let i = 0; i < this.columns.count; i++) if (this.columns.tests[i] === test) out.push({ block: blockAt(this.columns, i), kind: this.kinds[i]! })
+    for (let i = 0; i < this.columns.count; i++) if (this.columns.tests[i] === test) out.push({ block: blockAt(this.columns, i), kind: LEAK_KINDS[this.codes[i]!]! })
+    return out
+  }
+
+  /** The blocks allocated inside a test case (of the first `count`), as objects: a fixture made outside them costs none. */
+  inTests(count: number): ClassifiedBlock[] {
+    const out: ClassifiedBlock[] = []
+    const tests = this.columns.tests
+    for (let i = 0; i < this.columns.count; i++) if (tests[i]! >= 0 && tests[i]! < count) out.push({ block: blockAt(this.columns, i), kind: LEAK_KINDS[this.codes[i]!]! })
     return out
   }
 }
@@ -171,8 +180,12 @@ export class HeapModel {
     return pcs
   }
 
-  /** `allocator`: the block's operator new as a column holds it (OPERATOR_NEW + i), REALLOC, 0 for the malloc family. */
-  allocate(addr: number, size: number, stack: number, allocator = 0): void {
+  /**
+   * `allocator`: the block's operator new as a column holds it (OPERATOR_NEW + i), REALLOC, 0 for
+   * the malloc family; `seq`: its place in allocation order, when the observer numbered it (see
+   * `reserveSeqs`), else the next.
+   */
+  allocate(addr: number, size: number, stack: number, allocator = 0, seq?: number): void {
     this.totals.allocations++
     this.totals.bytesAllocated += size
     const test = this.tests[this.current]
@@ -180,7 +193,7 @@ export class HeapModel {
       test.allocations++
       test.bytesAllocated += size
     }
-    if (this.live.set(addr, size, stack, this.current, allocator)) {
+    if (this.live.set(addr, size, stack, this.current, allocator, seq)) {
       const { size: oldSize, stack: oldStack, test: oldTest } = this.live.removed
       this.left(oldSize, oldStack, oldTest, false)
     }
@@ -191,6 +204,15 @@ export class HeapModel {
       peaks.own.change(stack, size, 1)
     }
     this.series.note(this.heapPeak.total)
+  }
+
+  /**
+   * A batch of `count` blocks is coming, numbered by the observer over `span` places: room for
+   * them, and the first place in allocation order (see BlockTable.reserveSeqs).
+   */
+  reserveBatch(count: number, span: number): number {
+    this.live.reserve(count)
+    return this.live.reserveSeqs(span)
   }
 
   /** A block leaves the live set (`event`: a free the counts count, not a block replaced unseen). */
@@ -325,12 +347,13 @@ export class HeapModel {
    */
   testVerdicts(atExit: Iterable<ClassifiedBlock> | undefined): ClassifiedBlock[][] {
     // a block's objects differ from one image to the next: it is known by its allocation order
-    return testVerdicts(this.tests.length, this.tests.map((t) => t.atEnd), atExit, (block) => block.seq)
+    const exit = atExit instanceof Classification ? atExit.inTests(this.tests.length) : atExit
+    return testVerdicts(this.tests.length, this.tests.map((t) => t.atEnd), exit, (block) => block.seq)
   }
 
   /** The kind of every live block, given the memory image at this moment. */
   classify(image: MemoryImage, columns = this.live.columns()): Classification {
-    return new Classification(columns, classifyBlocks(columns, image))
+    return new Classification(columns, classifyColumns(columns, image))
   }
 
   /** The test case summaries, in the order the test cases began. */
@@ -346,35 +369,54 @@ export class HeapModel {
     return this.lossSites(classified, symbol).map((s) => s.record)
   }
 
-  /** `lossRecords`, each with the allocator its stack started in (what a suppression's first frame names). */
-  lossSites(classified: Iterable<ClassifiedBlock>, symbol: (pc: number) => Frame): LossSite[] {
+  /**
+   * `lossRecords`, each with the allocator its stack started in (what a suppression's first frame
+   * names). A Classification is grouped from its columns, with no object per block; `keep` then
+   * picks the stacks that count.
+   */
+  lossSites(classified: Iterable<ClassifiedBlock> | Classification, symbol: (pc: number) => Frame, keep?: (stack: number) => boolean): LossSite[] {
     const { frames, site } = this.siteResolver(symbol)
     const testKey = this.testKeys()
     const width = (this.tests.length + 1) * LEAK_KIND_COUNT
-    // each record by its key's number, and the allocation order of its first block: equal records
-    // are listed in it, whatever order the blocks were classified in (a hash table's)
-    const index = new Map<number, number>()
+    const records = new Map<number, number>()
     const made: LossSite[] = []
-    const firstSeq: number[] = []
-    for (const { block, kind } of classified) {
-      const key = site(block.stack) * width + ((testKey[block.test] ?? -1) + 1) * LEAK_KIND_COUNT + KIND_INDEX[kind]
-      const at = index.get(key)
-      if (at !== undefined) {
-        const record = made[at]!.record
-        record.bytes += block.size
+    // the allocation order of each record's first block: equal records are listed in it, whatever
+    // order the blocks were classified in (a hash table's)
+    const first: number[] = []
+    // blocks in a row mostly share their record: the last one's is tried first
+    let last = { stack: -1, test: 0, code: 0, found: 0 }
+    const add = (stack: number, test: number, code: number, size: number, seq: number, allocator: number): void => {
+      const same = stack === last.stack && test === last.test && code === last.code
+      const found = same ? last.found : records.get(site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code)
+      if (found !== undefined) {
+        if (!same) last = { stack, test, code, found }
+        const record = made[found]!.record
+        record.bytes += size
         record.blocks++
-        if (block.seq < firstSeq[at]!) firstSeq[at] = block.seq
-      } else {
-        const { stack, allocator } = frames(block.stack)
-        const test = this.tests[block.test]?.name ?? null
-        index.set(key, made.length)
-        firstSeq.push(block.seq)
-        made.push({ record: { kind, bytes: block.size, blocks: 1, test, stack }, allocator: allocator ?? block.allocator ?? (block.realloc ? 'realloc' : null) })
+        if (seq < first[found]!) first[found] = seq
+        return
+      }
+      const resolved = frames(stack)
+      const name = this.tests[test]?.name ?? null
+      const allocatorName = resolved.allocator ?? (allocator === REALLOC ? 'realloc' : allocator >= OPERATOR_NEW ? NEW_OPERATORS[allocator - OPERATOR_NEW]! : null)
+      records.set(site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code, made.length)
+      last = { stack, test, code, found: made.length }
+      made.push({ record: { kind: LEAK_KINDS[code]!, bytes: size, blocks: 1, test: name, stack: resolved.stack }, allocator: allocatorName })
+      first.push(seq)
+    }
+    if (classified instanceof Classification) {
+      const { columns: c, codes } = classified
+      for (let i = 0; i < c.count; i++) if (!keep || keep(c.stacks[i]!)) add(c.stacks[i]!, c.tests[i]!, codes[i]!, c.sizes[i]!, c.seqs[i]!, c.reallocs[i]!)
+    } else {
+      for (const { block, kind } of classified) {
+        if (keep && !keep(block.stack)) continue
+        const allocator = block.realloc ? REALLOC : block.allocator ? OPERATOR_NEW + NEW_OPERATORS.indexOf(block.allocator as never) : 0
+        add(block.stack, block.test, KIND_INDEX[kind], block.size, block.seq, allocator)
       }
     }
     // report order (sortRecords'), ties in allocation order
     const order = made.map((_, i) => i)
-    order.sort((a, b) => compareRecords(made[a]!.record, made[b]!.record) || firstSeq[a]! - firstSeq[b]!)
+    order.sort((a, b) => compareRecords(made[a]!.record, made[b]!.record) || first[a]! - first[b]!)
     return order.map((i) => made[i]!)
   }
 

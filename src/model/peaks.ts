@@ -42,7 +42,9 @@ export class PeakTracker {
     this.total += bytes
     if (this.total > this.peak) {
       this.peak = this.total
-      this.log = []
+      // a growing heap sets a peak at nearly every allocation: the log is emptied, not made anew
+      if (this.log) this.log.length = 0
+      else this.log = []
       return
     }
     if (!this.log) return

@@ -32,7 +32,7 @@ async function liveBlocks(): Promise<void> {
     console.log(row('native', native, native.seconds))
     const preload = await heapspec('preload', [program, String(n)])
     check(`many-blocks ${n} definitely lost`, preload.run.leakSummary.definite, { bytes: (n / 1000) * 32, blocks: n / 1000 })
-    console.log(row('heapspec (preload; peak: the heapspec process)', preload, native.seconds))
+    console.log(row('heapspec (preload; peak: its biggest process)', preload, native.seconds))
     const memcheck = await measure(['valgrind', '-q', '--leak-check=full', program, String(n)])
     console.log(row('valgrind --leak-check=full (plain)', memcheck, native.seconds))
   }

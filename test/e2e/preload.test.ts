@@ -201,3 +201,28 @@ describe('preload backend: the process side', () => {
     expect(processesMentioning('hang-preload-interrupt')).toEqual([])
   })
 })
+
+describe("preload: a test end whose own blocks nothing else points into sends their bytes alone", () => {
+  it("debugee/tests: 2 of its 4 test-end images are the test case's own blocks, and every test case's figures are memcheck's", async () => {
+    const json = join(mkdtempSync(join(tmpdir(), 'heapspec-own-')), 'run.json')
+    const cli = await execa('node', [CLI, 'run', '--backend', 'preload', '--json', json, '--', program('tests')], { reject: false, env: { HEAPSPEC_DEBUG: '1' } })
+    expect(cli.exitCode).toBe(1) // leaks found; the program itself exits 0
+    expect(cli.stdout).toBe('')
+    // test_leaks_two's and test_indirect's lost blocks are pointed at from nowhere else (their
+    // own images); test_thread_leak's helper thread and test_keeps' global still point at theirs
+    expect(cli.stderr).toMatch(/; 4 test-end images, 2 of them the test case's own blocks alone\n/)
+    const run = JSON.parse(readFileSync(json, 'utf8')) as RunJson
+    expect(run.program.exitCode).toBe(0)
+    const memcheck = await runNative([program('tests')], { backend: 'valgrind' })
+    const perTest = (r: RunJson) => r.tests.map((t) => [t.name, t.allocations, t.frees, t.leakSummary])
+    expect(perTest(run)).toEqual(perTest(memcheck.json))
+    expect(run.tests.map((t) => [t.name, t.leakSummary.definite.bytes, t.leakSummary.indirect.bytes])).toEqual([
+      ['test_clean', 0, 0],
+      ['test_leaks_two', 96, 0],
+      ['test_indirect', 32, 64],
+      ['test_thread_leak', 64, 0],
+      ['test_keeps', 0, 0],
+      ['test_frees_kept', 0, 0],
+    ])
+  })
+})

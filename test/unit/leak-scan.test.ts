@@ -82,3 +82,32 @@ describe('classifyBlocks (memcheck leak kinds)', () => {
     expect(classifyBlocks([{ start: HEAP, size: 24 }], { ...image, allocatorRoots: [] })).toEqual(['possible'])
   })
 })
+
+describe('classifyBlocks: where the words are', () => {
+  it('finds a pointer into a block that spans pages, and none in a page no block covers', () => {
+    // block 0: 3 pages from 0x100000, pointed at (interior) in its last page; block 1 far above
+    // it; a root word between them, on a page no block covers, points at nothing
+    const big = { start: 0x100000, size: 0x3000 }
+    const far = { start: 0x200000, size: 32 }
+    const heap = [region(0x100000, 0x3000, { 0x10: far.start }), region(0x200000, 32)]
+    const roots = [region(0x1000, 24, { 0: 0x102ff0, 8: 0x150000, 16: far.start + 8 })]
+    expect(classifyBlocks([big, far], { heap, roots, registers: [] })).toEqual(['possible', 'possible'])
+    expect(classifyBlocks([big, far], { heap, roots: [region(0x1000, 8, { 0: 0x100000 })], registers: [] })).toEqual(['reachable', 'reachable'])
+  })
+
+  it('reads regions whose bytes sit at an odd offset of their buffer, and regions that start off a word', () => {
+    // block 0 points at block 1; its bytes one byte into their buffer
+    const heap = region(HEAP, 0x200, { 0: at(1) })
+    const odd = new Uint8Array(heap.bytes.length + 1)
+    odd.set(heap.bytes, 1)
+    // the root at 0x1003 holds one aligned word, at 0x1008 (its offset 5); its other bytes are no word
+    const root = region(0x1003, 16, { 5: at(0) })
+    expect(classifyBlocks([block(0), block(1)], { heap: [{ start: HEAP, bytes: odd.subarray(1) }], roots: [root], registers: [] })).toEqual(['reachable', 'reachable'])
+    // a Buffer's bytes at an odd offset (as an own image's blocks lie in its file): its slice() is no copy
+    const buffer = Buffer.alloc(heap.bytes.length + 3)
+    buffer.set(heap.bytes, 3)
+    expect(classifyBlocks([block(0), block(1)], { heap: [{ start: HEAP, bytes: buffer.subarray(3) }], roots: [root], registers: [] })).toEqual(['reachable', 'reachable'])
+    expect(classifyBlocks([block(0), block(1)], { heap: [region(HEAP, 0x200)], roots: [root], registers: [] })).toEqual(['reachable', 'definite'])
+    expect(classifyBlocks([block(0), block(1)], { heap: [heap], roots: [region(0x1003, 16, { 1: at(0) })], registers: [] })).toEqual(['definite', 'indirect'])
+  })
+})

@@ -316,7 +316,10 @@ export class PreloadBackend implements CaptureBackend {
         }: its leaks were not classified. Run it with --backend gdb or --backend valgrind, which see system calls`,
       )
     }
-    if (spec.debug) process.stderr.write(`heapspec: preload capture of ${display} used ${library}\n`)
+    if (spec.debug) {
+      const { all, own } = stream.testImages
+      process.stderr.write(`heapspec: preload capture of ${display} used ${library}; ${all} test-end images, ${own} of them the test case's own blocks alone\n`)
+    }
     // memdump.txt shows every event's stack, the run's figures only those it can name
     const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()
     if (pcs.size > 0) {

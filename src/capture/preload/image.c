@@ -258,6 +258,130 @@ static void emit_thread(int t, uint64_t sp, const uint64_t *regs)
     out_c('\n');
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * A test case's own image. At a test end the host needs the kinds of the test's own live blocks
+ * alone. When no word outside them (in any writable mapping, a stack from its thread's stack pointer
+ * up, or a register) points into one of them, no chain from the roots reaches them, and no other
+ * block claims them: their kinds are those of the scan among themselves. The image is then their
+ * bytes alone (a K line says so), not a copy of the whole heap. The check reads more than the scan
+ * would (free chunks, allocator headers): a stale word there only costs the whole image.
+ */
+
+#define OWN_MAX 1024 /* more of the test's blocks live: the whole image (the check's sort is quadratic) */
+
+struct own_block {
+    uint64_t lo, hi; /* [address, address + size); a zero-size block is hit by its start */
+};
+static struct own_block *g_own; /* OWN_MAX of them, in our own memory */
+static int g_nown;
+
+/* The test's own live blocks, sorted by address, in g_own; 0 when there are none or too many. */
+static int own_blocks(void)
+{
+    g_nown = 0;
+    if (!g_test_running || g_test_live <= 0 || g_test_live > OWN_MAX) return 0;
+    if (!g_own && !(g_own = region(OWN_MAX * sizeof *g_own))) return 0;
+    for (uint64_t i = 0; i < g_blocks_cap; i++) {
+        struct block *b = &g_blocks[i];
+        if (!b->addr || b->seq < g_test_first_seq) continue;
+        if (g_nown == OWN_MAX) return 0;
+        struct own_block o = {b->addr, b->addr + b->size};
+        int k = g_nown++;
+        while (k > 0 && g_own[k - 1].lo > o.lo) {
+            g_own[k] = g_own[k - 1];
+            k--;
+        }
+        g_own[k] = o;
+    }
+    return g_nown > 0;
+}
+
+/* Whether `w` points into one of the test's own blocks. */
+static int into_own(uint64_t w)
+{
+    int lo = 0, hi = g_nown - 1;
+    if (w < g_own[0].lo || w >= g_own[hi].hi + 1) return 0;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (g_own[mid].lo <= w) lo = mid;
+        else hi = mid - 1;
+    }
+    return g_own[lo].lo <= w && (w < g_own[lo].hi || w == g_own[lo].lo);
+}
+
+static char g_check_buf[1 << 16];
+
+/* Whether a word of [lo, hi) outside the own blocks points into one; -1 when it cannot be read
+ * (then the whole image is taken). Read through process_vm_readv, which fails where a plain read
+ * would fault (a file mapping past its end). */
+static int points_into_own(uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    while (lo + 8 <= hi) {
+        size_t n = hi - lo > sizeof g_check_buf ? sizeof g_check_buf : (hi - lo) & ~(size_t)7;
+        struct iovec local = {g_check_buf, n}, remote = {(void *)lo, n};
+        long got = sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0);
+        if (got != (long)n) return -1;
+        const uint64_t *w = (const uint64_t *)g_check_buf;
+        for (size_t k = 0; k < n / 8; k++) {
+            if (!into_own(w[k])) continue;
+            if (into_own(lo + 8 * k)) continue; /* a word inside an own block: theirs to weigh */
+            return 1;
+        }
+        lo += n;
+    }
+    return 0;
+}
+
+/* Splits [lo, hi) around our own memory, as emit_outside_ours does, and checks the rest. */
+static int outside_ours_points(uintptr_t lo, uintptr_t hi)
+{
+    for (int i = 0; i < g_nranges; i++) {
+        uintptr_t a = g_ranges[i].lo, b = g_ranges[i].hi;
+        if (b <= lo || a >= hi) continue;
+        if (a > lo && outside_ours_points(lo, a)) return 1;
+        return b < hi ? outside_ours_points(b, hi) : 0;
+    }
+    return points_into_own(lo, hi) != 0;
+}
+
+/* Whether the test's own blocks are apart from the rest of the process (see above): the world is
+ * stopped, `sp` and `regs` are this thread's. Under the lock. */
+static int own_apart(uint64_t sp, const uint64_t *regs)
+{
+    if (!own_blocks()) return 0;
+    for (int k = 0; k < 15; k++)
+        if (into_own(regs[k])) return 0;
+    for (int i = 0; i < g_nstopped; i++)
+        for (int k = 0; k < 15; k++)
+            if (g_stopped[i].tid > 0 && into_own(g_stopped[i].regs[k])) return 0;
+    if (!read_maps()) return 0;
+    const char *p = g_maps_copy.text;
+    struct maps_line m;
+    while (next_maps_line(&p, &m)) {
+        if (m.perms[0] != 'r' || m.perms[1] != 'w') continue;
+        if ((m.name_len == 6 && memcmp(m.name, "[vvar]", 6) == 0) || (m.name_len == 10 && memcmp(m.name, "[vsyscall]", 10) == 0)) continue;
+        uintptr_t from = m.start;
+        /* a stack below its thread's stack pointer is dead, as the host's scan has it */
+        if (sp >= m.start && sp < m.end) from = sp;
+        for (int i = 0; i < g_nstopped; i++) {
+            uint64_t tsp = g_stopped[i].sp;
+            if (g_stopped[i].tid > 0 && tsp >= m.start && tsp < m.end) from = tsp;
+        }
+        if (outside_ours_points(from, m.end)) return 0;
+    }
+    return 1;
+}
+
+/* The own image: the test's blocks' bytes, a W line each (K first). */
+static void emit_own(int fd)
+{
+    out_str("K\n");
+    uint64_t offset = 0;
+    for (int i = 0; i < g_nown; i++)
+        emit_mapping(fd, &offset, g_own[i].lo, g_own[i].hi, "rw-p", 0, "", 0);
+}
+
 /* The image. `point`: test, exit, crash, timeout. The current thread's registers are `regs` (15, in
  * T order) with stack pointer `sp`; `at_call`, when not NULL: it stands at a function's entry, and
  * these caller-saved registers are still live there (the rest are dead by the ABI). Under the lock. */
@@ -296,6 +420,13 @@ static void dump(const char *point, uint64_t sp, const uint64_t *regs, const cha
     out_c('\n');
     stop_world();
     uint64_t offset = 0;
+    if (x_strcmp(point, "test") == 0 && own_apart(sp, regs)) {
+        emit_own(fd);
+        x_close(fd);
+        resume_world();
+        out_str("d\n");
+        return;
+    }
     if (read_maps()) {
         const char *p = g_maps_copy.text;
         struct maps_line m;

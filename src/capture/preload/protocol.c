@@ -80,3 +80,22 @@ static void out_failure(const char *what, const char *detail)
     }
     out_c('\n');
 }
+
+/* A batch of blocks: the line "L count from to", then `count` records of 32 bytes, little-endian:
+ * address, size and seq (u64 each; every seq in [from, to)), stack id and allocator (u32 each). */
+static void out_batch_begin(uint64_t count, uint64_t from, uint64_t to)
+{
+    out_str("L ");
+    out_dec(count);
+    out_c(' ');
+    out_dec(from);
+    out_c(' ');
+    out_dec(to);
+    out_c('\n');
+}
+
+static inline void out_batch_block(uint64_t addr, uint64_t size, uint64_t seq, uint32_t sid, uint32_t alloc)
+{
+    uint64_t record[4] = {addr, size, seq, (uint64_t)sid | (uint64_t)alloc << 32};
+    out_bytes((const char *)record, sizeof record);
+}

@@ -24,7 +24,7 @@ FREED_MAX = 1 << 16  # recently freed blocks remembered (memcheck's queue holds 
 # Freed blocks held from glibc, as the preload interposer holds them (see its errors.c): glibc would
 # hand a freed address out again at once, and a stale pointer to it would keep the new block
 # reachable where memcheck, which queues freed blocks, calls it lost. Blocks this big are not held.
-QUARANTINE_BYTES = 1 << 20
+QUARANTINE_BYTES = 1 << 18
 QUARANTINE_BIG = 1000000
 
 

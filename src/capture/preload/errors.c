@@ -20,12 +20,14 @@
  * records its stack (the cached walk, a few loads) in a ring of the last 16,384 freed blocks.
  *
  * The same ring is a quarantine like memcheck's freed-blocks queue: a freed block goes back to
- * glibc only once 1 MB of later frees are held (or 16,384 of them). glibc would hand the address
+ * glibc only once 256 KB of later frees are held (or 16,384 of them). glibc would hand the address
  * out again at once, and a stale pointer to the freed block (a cache's `last`, a list's removed
  * node) would then keep the new block reachable where memcheck, whose address is still queued,
  * calls it lost; and a free through such a pointer would free the new block. memcheck holds 20 MB
  * (--freelist-vol): past what the caches hold, that would cost the fast path 80% (a block handed
- * out cold at every malloc), where 1 MB costs under 10% (measured on the bench). As under
+ * out cold at every malloc), where 256 KB costs a few percent (measured on the bench); and every
+ * held byte is a byte more in each whole-heap image (1 MB made debugee/field/many-tests' 1,000
+ * leaky test ends 40% slower, 256 KB 12%). As under
  * memcheck (--freelist-big-blocks), a block of 1,000,000 bytes or more is not held.
  *
  * The line, one per error (ids are stacks already sent):
@@ -72,7 +74,7 @@ struct freed {
     uint32_t size, alloc_sid, free_sid, held;
 };
 #define FREED_MAX (1u << 14)
-#define QUARANTINE_BYTES 1048576u /* memcheck's --freelist-vol is 20,000,000 */
+#define QUARANTINE_BYTES 262144u /* memcheck's --freelist-vol is 20,000,000 */
 #define QUARANTINE_BIG 1000000u   /* memcheck's --freelist-big-blocks */
 static struct freed *g_freed; /* reserved at start-up, touched as it fills */
 static uint64_t g_freed_head; /* frees so far: the newest is at g_freed_head - 1 */

@@ -95,7 +95,7 @@ class State:
     on_block = None  # called with each new block's address (objects mode's free filter)
     on_free = None  # called with each freed block's address
     on_drained = None  # called with the ring's count of taken results after each drain
-    freeing = {}  # tid -> (sp, addr) of a delete on its way to free (its nested stops are the same call)
+    freeing = {}  # tid -> (sp, addr, size) of a delete on its way to free (its nested stops are the same call)
 
 
 def stack_id(pcs):

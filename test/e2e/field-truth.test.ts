@@ -44,6 +44,10 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
     await expectMemchecks([program('field/freed-reuse')], backend)
   })
 
+  it('C++ churn in 4 threads sends freed blocks through the queue by delete and delete[] as by free: 128 bytes definitely lost, 164 indirectly, the same verdict on every run', async () => {
+    await expectMemchecks([program('field/churn-threads')], backend, backend === 'preload' ? 20 : 2)
+  })
+
   it('six threads leaving stale pointers in reused chunks: 2,016 bytes in 72 blocks definitely lost, on every one of 20 runs', async () => {
     await expectMemchecks([program('field/stale-threads')], backend, 20)
   })

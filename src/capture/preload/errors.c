@@ -82,19 +82,22 @@ static uint64_t g_freed_tail; /* the oldest entry that may still be held */
 static uint64_t g_freed_held;
 
 /* Under the lock, inside a free: no allocation (the ring is reserved at start-up: without it
- * heapspec does not start). The block at ADDR, freed by the program, is the ring's now; it goes
+ * heapspec does not start). freed_release_oldest gives glibc back the oldest entry's block if it
+ * is still held. The block at ADDR, freed by the program, is the ring's now; it goes
  * back to glibc at once when it is big, else when the quarantine is full. A block past 4 GiB keeps
  * its size's low half (only a story's words read it). */
+static inline void freed_release_oldest(void)
+{
+    struct freed *oldest = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
+    if (!oldest->held) return;
+    oldest->held = 0;
+    g_freed_held -= oldest->size;
+    __libc_free((void *)oldest->addr);
+}
+
 static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid)
 {
-    if (UNLIKELY(g_freed_head - g_freed_tail == FREED_MAX)) {
-        /* the entry about to be overwritten */
-        struct freed *old = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
-        if (old->held) {
-            g_freed_held -= old->size;
-            __libc_free((void *)old->addr);
-        }
-    }
+    if (UNLIKELY(g_freed_head - g_freed_tail == FREED_MAX)) freed_release_oldest(); /* its entry is overwritten */
     uint32_t held = size < QUARANTINE_BIG;
     struct freed *f = &g_freed[g_freed_head++ & (FREED_MAX - 1)];
     f->addr = addr;
@@ -107,13 +110,7 @@ static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, 
         return;
     }
     g_freed_held += size;
-    while (g_freed_held > QUARANTINE_BYTES) {
-        struct freed *oldest = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
-        if (!oldest->held) continue;
-        oldest->held = 0;
-        g_freed_held -= oldest->size;
-        __libc_free((void *)oldest->addr);
-    }
+    while (g_freed_held > QUARANTINE_BYTES) freed_release_oldest();
 }
 
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */

@@ -122,9 +122,12 @@ export class BlockTable {
   }
 
   private home(addr: number): number {
-    // addresses are 16-byte aligned: mix the bits above, then keep as many as the index has slots
-    const x = Math.imul((addr / 16) | 0, 0x9e3779b1) ^ Math.imul(Math.floor(addr / 0x1000000000) | 0, 0x85ebca6b)
-    return (x >>> 0) & (this.index.length - 1)
+    // a page's place is hashed and its blocks (16-byte aligned) follow in address order: a batch
+    // comes page by page (the interposer's table keeps pages together too), so the index is
+    // written a few cache lines at a time instead of one cold line a block
+    const page = Math.floor(addr / 4096)
+    const x = Math.imul(page | 0, 0x9e3779b1) ^ Math.imul((page / 0x100000000) | 0, 0x85ebca6b)
+    return ((x >>> 0) + ((addr / 16) & 255)) & (this.index.length - 1)
   }
 
   /** The index slot of `addr`: the one holding its row, or the empty one where it would go. */
@@ -209,6 +212,11 @@ export class BlockTable {
 
   has(addr: number): boolean {
     return this.index[this.slot(addr)] !== 0
+  }
+
+  /** The row of the block at `addr` in the columns `columns()` hands out until the table next changes, or -1. */
+  rowOf(addr: number): number {
+    return this.index[this.slot(addr)]! - 1
   }
 
   /** The stack id of the block at `addr`, or -1 when there is none. */

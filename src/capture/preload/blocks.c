@@ -65,7 +65,14 @@ static inline void tally(uint32_t sid, int64_t allocs, int64_t frees, int64_t by
 }
 static uint64_t g_seq;
 
-static inline uint64_t block_hash(uint64_t addr) { return (addr >> 4) * 0x9E3779B97F4A7C15ull; }
+/* A block's home slot keeps the blocks of one page together: a page's place is hashed and its
+ * blocks follow in address order, so a run of allocations touches a few cache lines of the table
+ * instead of one cold line each (at 5,000,000 live blocks the probe's cache miss was most of a
+ * malloc's cost). */
+static inline uint64_t block_home(uint64_t addr, int shift, uint64_t cap)
+{
+    return (((addr >> 12) * 0x9E3779B97F4A7C15ull >> shift) + ((addr >> 4) & 255)) & (cap - 1);
+}
 
 static int blocks_grow(void)
 {
@@ -75,7 +82,7 @@ static int blocks_grow(void)
     int bits = __builtin_ctzll(cap);
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         if (!g_blocks[i].addr) continue;
-        uint64_t at = block_hash(g_blocks[i].addr) >> (64 - bits);
+        uint64_t at = block_home(g_blocks[i].addr, 64 - bits, cap);
         while (tab[at].addr) at = (at + 1) & (cap - 1);
         tab[at] = g_blocks[i];
     }
@@ -88,7 +95,7 @@ static int blocks_grow(void)
 
 static inline uint64_t block_slot(uint64_t addr)
 {
-    uint64_t at = block_hash(addr) >> g_blocks_shift;
+    uint64_t at = block_home(addr, g_blocks_shift, g_blocks_cap);
     while (g_blocks[at].addr && g_blocks[at].addr != addr) at = (at + 1) & (g_blocks_cap - 1);
     return at;
 }
@@ -101,7 +108,7 @@ static inline void block_delete(uint64_t at)
     for (;;) {
         i = (i + 1) & mask;
         if (!g_blocks[i].addr) break;
-        uint64_t home = block_hash(g_blocks[i].addr) >> g_blocks_shift;
+        uint64_t home = block_home(g_blocks[i].addr, g_blocks_shift, g_blocks_cap);
         /* move i into the hole unless its home lies cyclically in (hole, i] */
         if ((i > hole && (home <= hole || home > i)) || (i < hole && home <= hole && home > i)) {
             g_blocks[hole] = g_blocks[i];

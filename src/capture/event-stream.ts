@@ -2,7 +2,9 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
-import { HeapModel, summarize, type Classification, type ClassifiedBlock } from '../model/heap.js'
+import { Classification, HeapModel, summarize, type ClassifiedBlock } from '../model/heap.js'
+import { kindOfScanState } from '../model/leak-scan.js'
+import { LEAK_KINDS } from '../model/types.js'
 import { columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
 import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
@@ -45,6 +47,18 @@ interface Dump {
 
 /** The bytes of one block in a batch (an L line's). */
 const BATCH_RECORD = 32
+/** The bytes of one block in a verdict (a V line's). */
+const VERDICT_RECORD = 16
+const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
+
+/** The verdict being read (a V line's): the kinds of the blocks that are not reachable. */
+interface Verdict {
+  point: string
+  left: number
+  /** Every live block's kind, as its index in LEAK_KINDS, by row of `columns`. */
+  codes: Uint8Array
+  columns: BlockColumns
+}
 
 function signalName(n: number): string {
   for (const [name, value] of Object.entries(osConstants.signals)) if (value === n) return name
@@ -110,6 +124,11 @@ function addressStory(f: string[], addr: number): AddressStory {
  *     K                            (at a test end) nothing outside the running test case's own
  *                                  live blocks points into them: the W lines are those blocks'
  *                                  bytes alone, to be classified among themselves
+ *   V point count              the observer scanned the heap itself (point as for D): `count` binary
+ *                              records of 16 bytes follow (little-endian u64 each), the address of a
+ *                              block that is not reachable and its scan state (0 definite, 1
+ *                              possible, 3 indirect); every other live block is reachable. At a test
+ *                              end, the records are the running test case's blocks alone
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
@@ -136,8 +155,13 @@ export class EventStream {
   started = false
   /** Images taken at the end of the process (exit, crash, timeout). */
   finalImages = 0
-  /** Images taken at test ends, and how many of them held the test case's own blocks alone (K). */
-  readonly testImages = { all: 0, own: 0 }
+  /**
+   * Images taken at test ends, how many of them held the test case's own blocks alone (K), and the
+   * test ends the observer scanned itself (V).
+   */
+  readonly testImages = { all: 0, own: 0, scanned: 0 }
+  /** The end of the process was scanned by the observer itself (a V line), not sent as an image. */
+  finalScanned = false
   /** Loaded objects reported with M lines. */
   readonly objects: LoadedObject[] = []
   private readonly objectKeys = new Set<string>()
@@ -148,6 +172,7 @@ export class EventStream {
   private dump: Dump | undefined
   /** The batch of blocks being read (an L line's): how many records are still to come, and how to number them. */
   private batch: { left: number; from: number; base: number } | undefined
+  private verdict: Verdict | undefined
   private pendingEnd: string | undefined
   /** The peak the `p` lines that follow a P or Q line belong to. */
   private peakSites: StackAmount[] | undefined
@@ -200,6 +225,13 @@ export class EventStream {
           at += records * BATCH_RECORD
           continue
         }
+        if (this.verdict) {
+          const records = Math.min(this.verdict.left, Math.floor((buffer.length - at) / VERDICT_RECORD))
+          if (records === 0) break
+          this.verdictBlocks(buffer, at, records)
+          at += records * VERDICT_RECORD
+          continue
+        }
         const newline = buffer.indexOf(10, at)
         if (newline < 0) break
         const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
@@ -209,8 +241,9 @@ export class EventStream {
       rest = at < buffer.length ? buffer.subarray(at) : undefined
     }
     // a last line without its newline still counts, as readline's would
-    if (rest && !this.batch) await this.line(rest.toString('utf8'))
+    if (rest && !this.batch && !this.verdict) await this.line(rest.toString('utf8'))
     if (this.batch) this.failures.push(`the observer's stream ended inside a batch of blocks (${this.batch.left} of them missing)`)
+    if (this.verdict) this.failures.push(`the observer's stream ended inside its scan's verdict (${this.verdict.left} blocks missing)`)
     if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
   }
 
@@ -231,6 +264,50 @@ export class EventStream {
     }
     batch.left -= count
     if (batch.left === 0) this.batch = undefined
+  }
+
+  /** `count` records of the verdict being read, from `buffer` at `at` (see the V line). */
+  private verdictBlocks(buffer: Buffer, at: number, count: number): void {
+    const verdict = this.verdict!
+    const live = this.model.live
+    for (let i = 0, o = at; i < count; i++, o += VERDICT_RECORD) {
+      const addr = buffer.readUInt32LE(o + 4) * 0x100000000 + buffer.readUInt32LE(o)
+      const code = kindOfScanState(buffer.readUInt32LE(o + 8))
+      const row = live.rowOf(addr)
+      if (row < 0 || code < 0) {
+        this.failures.push(`the observer's scan named a block the model does not know (0x${addr.toString(16)}, state ${buffer.readUInt32LE(o + 8)})`)
+        continue
+      }
+      verdict.codes[row] = code
+    }
+    verdict.left -= count
+    if (verdict.left === 0) {
+      this.verdict = undefined
+      this.finishVerdict(verdict)
+    }
+  }
+
+  /** Images and verdicts alike: what a point of the run (a test end, the exit) counts. */
+  private pointReached(point: string, own = false, scanned = false): { final: boolean; ending: string | undefined } {
+    // At the end of the process memcheck scans no registers: its threads are gone.
+    const final = point === 'exit' || point === 'crash' || point === 'timeout' || point === 'exec'
+    if (final) this.finalImages++
+    const ending = point === 'test' ? this.pendingEnd : undefined
+    if (point === 'test') {
+      if (scanned) this.testImages.scanned++
+      else this.testImages.all++
+      if (own) this.testImages.own++
+      this.pendingEnd = undefined
+    }
+    return { final, ending }
+  }
+
+  private finishVerdict(v: Verdict): void {
+    const { final, ending } = this.pointReached(v.point, false, true)
+    if (final) this.finalScanned = true
+    const classification = new Classification(v.columns, v.codes)
+    if (final) this.atExit = classification
+    if (ending !== undefined) this.model.endTest(ending, classification)
   }
 
   async line(line: string): Promise<void> {
@@ -289,6 +366,13 @@ export class EventStream {
       case 'D':
         this.dump = { point: f[0]!, file: rest(1), mappings: [], threads: [] }
         return
+      case 'V': {
+        const columns = this.model.live.columns()
+        const verdict = { point: f[0]!, left: Number(f[1]), codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
+        if (verdict.left > 0) this.verdict = verdict
+        else this.finishVerdict(verdict)
+        return
+      }
       case 'W':
         this.dump?.mappings.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), guarded: f[2]!.endsWith('g'), offset: Number(f[3]), name: rest(4) })
         return
@@ -366,16 +450,8 @@ export class EventStream {
   }
 
   private async finishDump(d: Dump): Promise<void> {
-    // At the end of the process memcheck scans no registers: its threads are gone.
-    const final = d.point === 'exit' || d.point === 'crash' || d.point === 'timeout' || d.point === 'exec'
-    if (final) this.finalImages++
+    const { final, ending } = this.pointReached(d.point, d.own)
     const columns = this.model.live.columns()
-    const ending = d.point === 'test' ? this.pendingEnd : undefined
-    if (d.point === 'test') {
-      this.testImages.all++
-      if (d.own) this.testImages.own++
-    }
-    if (d.point === 'test') this.pendingEnd = undefined
     // Only some objects' blocks count: a test case that left none of theirs live needs no scan
     // at its end (a Node script's test cases leave V8's and Node's own blocks live at each), so
     // its image is not even read.

@@ -318,7 +318,7 @@ export class HeapModel {
    * against the exit scan. `image` is the memory at this moment; without one (left by longjmp)
    * the test's leaks are those of the exit scan alone.
    */
-  endTest(name: string, image: MemoryImage | undefined, columns?: BlockColumns): void {
+  endTest(name: string, image: MemoryImage | Classification | undefined, columns?: BlockColumns): void {
     const test = this.tests[this.current]
     if (!test) {
       this.warnings.push(`test case "${name}" ended but never began`)
@@ -329,7 +329,7 @@ export class HeapModel {
     this.testPeaks[this.current]!.to = this.events
     this.testPeaks[this.current]!.own.finish()
     if (image) {
-      test.atEnd = this.classify(image, columns).ofTest(this.current)
+      test.atEnd = (image instanceof Classification ? image : this.classify(image, columns)).ofTest(this.current)
       test.leakSummary = emptyLeakSummary()
       for (const { block, kind } of test.atEnd) {
         test.leakSummary[kind].bytes += block.size

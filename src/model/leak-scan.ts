@@ -66,6 +66,11 @@ const INDIRECT = 3
 /** A scan state's kind, as its index in LEAK_KINDS (the code `classifyColumns` returns). */
 const KIND_OF_STATE = Uint8Array.from((['definite', 'possible', 'reachable', 'indirect'] as const).map((kind) => LEAK_KINDS.indexOf(kind)))
 
+/** The code in LEAK_KINDS of a scan state as the preload interposer's scan sends it (its V records), or -1. */
+export function kindOfScanState(state: number): number {
+  return state >= 0 && state < KIND_OF_STATE.length ? KIND_OF_STATE[state]! : -1
+}
+
 /** Blocks in address order: the indices of their rows and their starts (made once per columns object). */
 interface AddressOrder {
   order: Uint32Array

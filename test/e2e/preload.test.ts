@@ -202,15 +202,21 @@ describe('preload backend: the process side', () => {
   })
 })
 
-describe("preload: a test end whose own blocks nothing else points into sends their bytes alone", () => {
-  it("debugee/tests: 2 of its 4 test-end images are the test case's own blocks, and every test case's figures are memcheck's", async () => {
-    const json = join(mkdtempSync(join(tmpdir(), 'heapspec-own-')), 'run.json')
-    const cli = await execa('node', [CLI, 'run', '--backend', 'preload', '--json', json, '--', program('tests')], { reject: false, env: { HEAPSPEC_DEBUG: '1' } })
-    expect(cli.exitCode).toBe(1) // leaks found; the program itself exits 0
-    expect(cli.stdout).toBe('')
+describe('preload: test ends scanned in the process, or sent as images (HEAPSPEC_SCAN=image)', () => {
+  it.each([
     // test_leaks_two's and test_indirect's lost blocks are pointed at from nowhere else (their
     // own images); test_thread_leak's helper thread and test_keeps' global still point at theirs
-    expect(cli.stderr).toMatch(/; 4 test-end images, 2 of them the test case's own blocks alone\n/)
+    ['image', "0 test ends scanned in the process, 4 test-end images, 2 of them the test case's own blocks alone"],
+    ['scan', "4 test ends and the end scanned in the process, 0 test-end images, 0 of them the test case's own blocks alone"],
+  ])("debugee/tests (HEAPSPEC_SCAN=%s): its 4 test ends, and every test case's figures are memcheck's", async (scan, debugLine) => {
+    const json = join(mkdtempSync(join(tmpdir(), 'heapspec-own-')), 'run.json')
+    const cli = await execa('node', [CLI, 'run', '--backend', 'preload', '--json', json, '--', program('tests')], {
+      reject: false,
+      env: { HEAPSPEC_DEBUG: '1', HEAPSPEC_SCAN: scan },
+    })
+    expect(cli.exitCode).toBe(1) // leaks found; the program itself exits 0
+    expect(cli.stdout).toBe('')
+    expect(cli.stderr).toContain(`; ${debugLine}\n`)
     const run = JSON.parse(readFileSync(json, 'utf8')) as RunJson
     expect(run.program.exitCode).toBe(0)
     const memcheck = await runNative([program('tests')], { backend: 'valgrind' })

@@ -253,6 +253,8 @@ export class PreloadBackend implements CaptureBackend {
       ...(spec.objects.length > 0 ? { HEAPSPEC_PRELOAD_BY_STACK: '1' } : {}),
       // memdump.txt lists every event: the interposer then sends each one instead of counts
       ...(spec.memdumpFile ? { HEAPSPEC_PRELOAD_EVENTS: 'all' } : {}),
+      // the interposer scans the heap itself; HEAPSPEC_SCAN=image has it send images for the host's scan
+      ...(spec.env.HEAPSPEC_SCAN === 'image' ? { HEAPSPEC_PRELOAD_SCAN: 'image' } : {}),
     }
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     if (spec.objects.length > 0) stream.observeOnly(spec.objects)
@@ -317,8 +319,10 @@ export class PreloadBackend implements CaptureBackend {
       )
     }
     if (spec.debug) {
-      const { all, own } = stream.testImages
-      process.stderr.write(`heapspec: preload capture of ${display} used ${library}; ${all} test-end images, ${own} of them the test case's own blocks alone\n`)
+      const { all, own, scanned } = stream.testImages
+      process.stderr.write(
+        `heapspec: preload capture of ${display} used ${library}; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process, ${all} test-end images, ${own} of them the test case's own blocks alone\n`,
+      )
     }
     // memdump.txt shows every event's stack, the run's figures only those it can name
     const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()

@@ -58,12 +58,14 @@ static void init_core(void)
     const char *events = envp ? env_value(envp, "HEAPSPEC_PRELOAD_EVENTS") : NULL;
     const char *by_stack = envp ? env_value(envp, "HEAPSPEC_PRELOAD_BY_STACK") : NULL;
     const char *tests = envp ? env_value(envp, "HEAPSPEC_PRELOAD_TESTS") : NULL;
+    const char *scan = envp ? env_value(envp, "HEAPSPEC_PRELOAD_SCAN") : NULL;
     if (tests && x_strlen(tests) < sizeof g_tests_file) memcpy(g_tests_file, tests, x_strlen(tests) + 1);
     if (!fd_text || !dir) {
         g_state = DISABLED;
         return;
     }
     g_all_events = events && x_strcmp(events, "all") == 0;
+    g_scan_image = scan && x_strcmp(scan, "image") == 0;
     g_by_stack = by_stack && x_strcmp(by_stack, "1") == 0 && !g_all_events;
     size_t dl = x_strlen(dir);
     if (dl >= sizeof g_dir) dl = sizeof g_dir - 1;
@@ -92,6 +94,7 @@ static void init_core(void)
     env_remove(envp, "HEAPSPEC_PRELOAD_EVENTS");
     env_remove(envp, "HEAPSPEC_PRELOAD_BY_STACK");
     env_remove(envp, "HEAPSPEC_PRELOAD_TESTS");
+    env_remove(envp, "HEAPSPEC_PRELOAD_SCAN");
     g_pid = x_getpid();
     g_states = region(STATES_MAX * sizeof(struct thread_state));
     if (!g_states || pthread_key_create(&g_key, NULL) != 0) {

@@ -51,7 +51,7 @@ static void final_dump(const char *point, uint64_t sp)
     peaks_send_run();
     const uint64_t regs[15] = {0};
     if (g_mods) out_bytes(g_mods, g_modsn);
-    dump(point, sp, regs, NULL);
+    heap_verdict(point, sp, regs, NULL);
     out_flush();
 }
 

@@ -258,6 +258,28 @@ static void emit_thread(int t, uint64_t sp, const uint64_t *regs)
     out_c('\n');
 }
 
+/* A walk of the writable mappings an image holds (all but [vvar] and [vsyscall]) in a copy of the
+ * maps, in address order. */
+struct writable_maps {
+    const char *p;
+    uintptr_t previous_end;
+    char previous_perms[5];
+};
+
+/* The next one, and whether it lies right above a PROT_NONE page (how glibc guards a thread's stack). */
+static int next_writable(struct writable_maps *w, struct maps_line *m, int *guarded)
+{
+    while (next_maps_line(&w->p, m)) {
+        *guarded = w->previous_end == m->start && starts_with(w->previous_perms, "---");
+        w->previous_end = m->end;
+        memcpy(w->previous_perms, m->perms, 5);
+        if (m->perms[0] != 'r' || m->perms[1] != 'w') continue;
+        if ((m->name_len == 6 && memcmp(m->name, "[vvar]", 6) == 0) || (m->name_len == 10 && memcmp(m->name, "[vsyscall]", 10) == 0)) continue;
+        return 1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * A test case's own image. At a test end the host needs the kinds of the test's own live blocks
  * alone. When no word outside them (in any writable mapping, a stack from its thread's stack pointer
@@ -356,11 +378,10 @@ static int own_apart(uint64_t sp, const uint64_t *regs)
         for (int k = 0; k < 15; k++)
             if (g_stopped[i].tid > 0 && into_own(g_stopped[i].regs[k])) return 0;
     if (!read_maps()) return 0;
-    const char *p = g_maps_copy.text;
+    struct writable_maps w = {g_maps_copy.text, 0, ""};
     struct maps_line m;
-    while (next_maps_line(&p, &m)) {
-        if (m.perms[0] != 'r' || m.perms[1] != 'w') continue;
-        if ((m.name_len == 6 && memcmp(m.name, "[vvar]", 6) == 0) || (m.name_len == 10 && memcmp(m.name, "[vsyscall]", 10) == 0)) continue;
+    int guarded;
+    while (next_writable(&w, &m, &guarded)) {
         uintptr_t from = m.start;
         /* a stack below its thread's stack pointer is dead, as the host's scan has it */
         if (sp >= m.start && sp < m.end) from = sp;
@@ -428,18 +449,10 @@ static void dump(const char *point, uint64_t sp, const uint64_t *regs, const cha
         return;
     }
     if (read_maps()) {
-        const char *p = g_maps_copy.text;
+        struct writable_maps w = {g_maps_copy.text, 0, ""};
         struct maps_line m;
-        uintptr_t previous_end = 0;
-        char previous_perms[5] = "";
-        while (next_maps_line(&p, &m)) {
-            int guarded = previous_end == m.start && starts_with(previous_perms, "---");
-            previous_end = m.end;
-            memcpy(previous_perms, m.perms, 5);
-            if (m.perms[0] != 'r' || m.perms[1] != 'w') continue;
-            if ((m.name_len == 6 && memcmp(m.name, "[vvar]", 6) == 0) || (m.name_len == 10 && memcmp(m.name, "[vsyscall]", 10) == 0)) continue;
-            emit_outside_ours(fd, &offset, m.start, m.end, m.perms, guarded, m.name, m.name_len);
-        }
+        int guarded;
+        while (next_writable(&w, &m, &guarded)) emit_outside_ours(fd, &offset, m.start, m.end, m.perms, guarded, m.name, m.name_len);
     }
     x_close(fd);
     emit_thread(tid(), sp, regs);

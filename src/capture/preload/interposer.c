@@ -121,6 +121,7 @@ extern void *__libc_stack_end;
 #include "config.c"
 #include "hooks.c"
 #include "image.c"
+#include "scan.c"
 #include "symbols.c"
 #include "patch.c"
 #include "markers.c"

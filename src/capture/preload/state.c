@@ -10,6 +10,7 @@ static volatile int g_state = OFF;
 static int g_fd = -1;              /* the protocol, CLOEXEC, far from the program's descriptors */
 static int g_pid;
 static int g_all_events;           /* one line per event (memdump.txt) instead of counts */
+static int g_scan_image;           /* memory images for the host to scan, not the scan in the process */
 static char g_dir[1024];           /* where memory images go */
 static char g_tests_file[1024];    /* the --tests functions to hook, one "symbol<TAB>name" a line */
 static uintptr_t g_main_hi;        /* top of the main thread's stack mapping */

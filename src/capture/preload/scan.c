@@ -1,0 +1,515 @@
+/* Part of heapspec's preload interposer: compiled as one unit through interposer.c, which
+ * includes its parts in this order (each may use what the parts before it define). */
+
+/* ---------------------------------------------------------------------------------------------
+ * The leak scan, in the process. memcheck's classification of every live block over the memory as
+ * it is now, the world stopped, with the roots the host picks from an image: the host's
+ * src/capture/memory-image.ts (what is heap, what is a root) and src/model/leak-scan.ts (the
+ * marking) are the same rules, and still serve the GDB backend and this backend's image fallback
+ * (HEAPSPEC_SCAN=image). No copy of the heap leaves the process: a V line and a 16-byte record for
+ * each block that is not reachable go to the host. At 5,000,000 live blocks that is what kept the
+ * host copying 280 MB and sorting and marking in JavaScript.
+ */
+
+#define SCAN_UNREACHED 0
+#define SCAN_POSSIBLE 1
+#define SCAN_REACHABLE 2
+#define SCAN_INDIRECT 3
+
+/* glibc maps each non-main arena's heap at a multiple of HEAP_MAX_SIZE (64 MiB on 64-bit). */
+#define ARENA_ALIGNMENT (64ull << 20)
+/* Bytes at the top of a thread's stack mapping that hold glibc's struct pthread. */
+#define THREAD_DESCRIPTOR 2432
+
+struct scan_block {
+    uint64_t lo, hi; /* [address, address + size) */
+};
+
+#define PIECE_HEAP 0
+#define PIECE_ROOT 1
+#define PIECE_LIBC 2 /* a root whose interior pointers to a chunk's end are the allocator's */
+
+struct piece {
+    uint64_t lo, hi;
+    int kind;
+    int file; /* maps a file: some of it may not be readable (past the file's end) */
+};
+
+struct page_slot {
+    uint64_t page; /* page number + 1; 0: empty */
+    uint32_t first, last;
+};
+
+static struct {
+    struct scan_block *b; /* the live blocks in address order */
+    uint64_t n, cap;
+    uint8_t *state;
+    uint32_t *stack; /* blocks marked, not yet scanned: each pushed once per state it reaches */
+    uint64_t depth;
+    uint64_t lowest, highest;
+    struct page_slot *pages;
+    uint64_t pages_mask, pages_bytes;
+    struct piece *pieces;
+    uint32_t npieces, pieces_cap;
+    uint32_t *heap_index; /* the heap pieces, in address order (indices into pieces) */
+    uint32_t nheap;
+} g_scan;
+
+static inline uint64_t page_home(uint64_t page) { return (page * 0x9E3779B97F4A7C15ull) >> 20; }
+
+static struct page_slot *page_find(uint64_t page)
+{
+    uint64_t at = page_home(page) & g_scan.pages_mask;
+    for (;;) {
+        struct page_slot *s = &g_scan.pages[at];
+        if (s->page == page + 1 || s->page == 0) return s;
+        at = (at + 1) & g_scan.pages_mask;
+    }
+}
+
+/* The index of the block holding p (a zero-size block is hit by its start), or -1. */
+static inline int64_t scan_find(uint64_t p)
+{
+    if (p < g_scan.lowest || p > g_scan.highest) return -1;
+    struct page_slot *s = page_find(p >> 12);
+    if (!s->page) return -1;
+    uint64_t lo = s->first, hi = s->last;
+    const struct scan_block *b = g_scan.b;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi + 1) >> 1;
+        if (b[mid].lo <= p) lo = mid;
+        else hi = mid - 1;
+    }
+    if (b[lo].lo > p) return -1;
+    return p < b[lo].hi || p == b[lo].lo ? (int64_t)lo : -1;
+}
+
+/* Sorts the blocks by address: an LSD radix sort over the 48 bits of a user-space address, in
+ * digits of 16 bits (of 8 for a few blocks, a test end's), a pass skipped when every block has the
+ * same digit there. */
+static int scan_sort(struct scan_block *tmp)
+{
+    static uint64_t count[1 << 16];
+    struct scan_block *from = g_scan.b, *to = tmp;
+    uint64_t n = g_scan.n;
+    int bits = n < (1u << 16) ? 8 : 16;
+    uint64_t mask = (1ull << bits) - 1;
+    for (int shift = 0; shift < 48; shift += bits) {
+        memset(count, 0, (mask + 1) * sizeof count[0]);
+        for (uint64_t i = 0; i < n; i++) count[(from[i].lo >> shift) & mask]++;
+        if (count[(from[0].lo >> shift) & mask] == n) continue;
+        uint64_t sum = 0;
+        for (uint64_t d = 0; d <= mask; d++) {
+            uint64_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (uint64_t i = 0; i < n; i++) to[count[(from[i].lo >> shift) & mask]++] = from[i];
+        struct scan_block *t = from;
+        from = to;
+        to = t;
+    }
+    return from != g_scan.b; /* the sorted blocks are in tmp */
+}
+
+/* The pages the blocks cover, each with the first and last block on it (blocks do not overlap, so
+ * the last block starting at or below an address on a page is among that page's). */
+static int scan_pages(void)
+{
+    uint64_t pages = 0;
+    int64_t seen = -1;
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        const struct scan_block *b = &g_scan.b[i];
+        int64_t from = (int64_t)(b->lo >> 12), to = (int64_t)((b->hi > b->lo ? b->hi - 1 : b->lo) >> 12);
+        if (from <= seen) from = seen + 1;
+        if (to >= from) pages += (uint64_t)(to - from + 1);
+        if (to > seen) seen = to;
+    }
+    uint64_t size = 16;
+    while (size < pages * 2) size *= 2;
+    g_scan.pages_bytes = size * sizeof(struct page_slot);
+    g_scan.pages = region(g_scan.pages_bytes);
+    if (!g_scan.pages) return 0;
+    g_scan.pages_mask = size - 1;
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        const struct scan_block *b = &g_scan.b[i];
+        uint64_t last = (b->hi > b->lo ? b->hi - 1 : b->lo) >> 12;
+        for (uint64_t page = b->lo >> 12; page <= last; page++) {
+            struct page_slot *s = page_find(page);
+            if (!s->page) {
+                s->page = page + 1;
+                s->first = (uint32_t)i;
+            }
+            s->last = (uint32_t)i;
+        }
+    }
+    return 1;
+}
+
+static int piece_push(uint64_t lo, uint64_t hi, int kind, int file)
+{
+    if (lo >= hi) return 1;
+    if (g_scan.npieces == g_scan.pieces_cap) {
+        uint32_t cap = g_scan.pieces_cap ? g_scan.pieces_cap * 2 : 1024;
+        struct piece *bigger = region(cap * sizeof *bigger);
+        if (!bigger) return 0;
+        if (g_scan.pieces) {
+            memcpy(bigger, g_scan.pieces, g_scan.npieces * sizeof *bigger);
+            region_free(g_scan.pieces, g_scan.pieces_cap * sizeof *bigger);
+        }
+        g_scan.pieces = bigger;
+        g_scan.pieces_cap = cap;
+    }
+    g_scan.pieces[g_scan.npieces++] = (struct piece){lo, hi, kind, file};
+    return 1;
+}
+
+/* The first block at or above addr. */
+static uint64_t first_block_at(uint64_t addr)
+{
+    uint64_t lo = 0, hi = g_scan.n;
+    while (lo < hi) {
+        uint64_t mid = (lo + hi) >> 1;
+        if (g_scan.b[mid].lo < addr) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Whether the name is libc's (memory-image.ts: /\/libc[.-][^/]*\.so/ or /\/libc\.so/). */
+static int is_libc(const char *name, size_t len)
+{
+    for (size_t i = 0; i + 5 <= len; i++) {
+        if (memcmp(name + i, "/libc", 5) != 0) continue;
+        size_t at = i + 5;
+        if (at + 3 <= len && memcmp(name + at, ".so", 3) == 0) return 1;
+        if (at >= len || (name[at] != '.' && name[at] != '-')) continue;
+        for (size_t k = at + 1; k + 3 <= len && name[k] != '/'; k++)
+            if (memcmp(name + k, ".so", 3) == 0) return 1;
+    }
+    return 0;
+}
+
+/* The stack pointer of the thread running on [lo, hi): this one's first, then the stopped ones', as
+ * the image lists them; 0 when none. */
+static uint64_t piece_thread_sp(uint64_t lo, uint64_t hi, uint64_t sp)
+{
+    if (sp >= lo && sp < hi) return sp;
+    for (int i = 0; i < g_nstopped; i++) {
+        struct stopped *s = &g_stopped[i];
+        if (s->tid <= 0 || (!s->arrived && !s->sp)) continue;
+        if (s->sp >= lo && s->sp < hi) return s->sp;
+    }
+    return 0;
+}
+
+/* Reads a word of our own memory that may not be readable: 0 then. */
+static int read_word(uint64_t addr, uint64_t *w)
+{
+    struct iovec local = {w, 8}, remote = {(void *)addr, 8};
+    return sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0) == 8;
+}
+
+/* memory-image.ts's mmappedChunks: the mmapped malloc chunks holding the blocks in [lo, hi), pushed
+ * as heap with the memory between them as roots; 0 when some block there is no such chunk (then
+ * the whole mapping is malloc's). */
+static int push_mmapped_chunks(uint64_t lo, uint64_t hi, uint64_t first, int file)
+{
+    uint64_t covered = lo;
+    uint32_t mark = g_scan.npieces;
+    for (uint64_t i = first; i < g_scan.n && g_scan.b[i].lo < hi; i++) {
+        uint64_t block = g_scan.b[i].lo, size, padding;
+        if (block < covered || block - 16 < lo || !read_word(block - 8, &size) || !read_word(block - 16, &padding) || (size & 2) == 0) goto none;
+        uint64_t start = block - 16 - padding;
+        uint64_t end = start + (size & ~(uint64_t)7);
+        if (start < covered || end > hi || end <= block || start > block) goto none;
+        if (!piece_push(covered, start, PIECE_ROOT, file) || !piece_push(start, end, PIECE_HEAP, file)) goto none;
+        covered = end;
+    }
+    if (!piece_push(covered, hi, PIECE_ROOT, file)) goto none;
+    return 1;
+none:
+    g_scan.npieces = mark;
+    return 0;
+}
+
+/* One piece of a writable mapping (what is left of it around our own memory): memory-image.ts's
+ * memoryImage decides what it is. */
+static int scan_piece(uint64_t lo, uint64_t hi, int guarded, const struct maps_line *m, uint64_t sp)
+{
+    if (lo >= hi) return 1;
+    int anonymous = m->name_len == 0;
+    int file = m->name_len > 0 && m->name[0] == '/';
+    int arena = (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (anonymous && lo % ARENA_ALIGNMENT == 0);
+    uint64_t first = first_block_at(lo);
+    int holds = first < g_scan.n && g_scan.b[first].lo < hi;
+    if (!arena && holds && push_mmapped_chunks(lo, hi, first, file)) return 1;
+    if (arena || holds) return piece_push(lo, hi, PIECE_HEAP, file);
+    uint64_t tsp = piece_thread_sp(lo, hi, sp);
+    /* a guarded anonymous mapping no thread runs on: a dead thread's stack that glibc keeps for
+     * reuse; only its thread descriptor is a root */
+    uint64_t from = tsp ? tsp : anonymous && guarded ? (hi - lo > THREAD_DESCRIPTOR ? hi - THREAD_DESCRIPTOR : lo) : lo;
+    return piece_push(from, hi, is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT, file);
+}
+
+/* Splits [lo, hi) around our own memory, as emit_outside_ours does. */
+static int scan_outside_ours(uint64_t lo, uint64_t hi, int guarded, const struct maps_line *m, uint64_t sp)
+{
+    for (int i = 0; i < g_nranges; i++) {
+        uintptr_t a = g_ranges[i].lo, b = g_ranges[i].hi;
+        if (b <= lo || a >= hi) continue;
+        if (a > lo && !scan_outside_ours(lo, a, guarded, m, sp)) return 0;
+        return b < hi ? scan_outside_ours(b, hi, 0, m, sp) : 1;
+    }
+    return scan_piece(lo, hi, guarded, m, sp);
+}
+
+/* Whether [lo, hi) lies inside one heap piece (the image would hold its bytes). */
+static int in_heap(uint64_t lo, uint64_t hi)
+{
+    uint32_t a = 0, b = g_scan.nheap;
+    if (!b) return 0;
+    b--;
+    if (lo < g_scan.pieces[g_scan.heap_index[0]].lo) return 0;
+    while (a < b) {
+        uint32_t mid = (a + b + 1) >> 1;
+        if (g_scan.pieces[g_scan.heap_index[mid]].lo <= lo) a = mid;
+        else b = mid - 1;
+    }
+    return hi <= g_scan.pieces[g_scan.heap_index[a]].hi;
+}
+
+/* memcheck's heuristics (all on by default): interior pointers that C++ and common C idioms make. */
+static int heuristic(uint64_t p, const struct scan_block *b)
+{
+    uint64_t size = b->hi - b->lo;
+    const uint64_t *w = (const uint64_t *)b->lo;
+    if (p == b->lo + 24) {
+        /* std::string (old ABI): length, capacity, refcount, then the characters */
+        if (24 + w[1] + 1 == size && w[0] <= w[1]) return 1;
+    }
+    if (p == b->lo + 8) {
+        uint64_t first = w[0];
+        if (first > 0 && (size - 8 == first || (size - 8) % first == 0)) return 1; /* length64, new[] */
+    }
+    return 0;
+}
+
+static inline void scan_reach(uint64_t p, int prior_definite)
+{
+    int64_t i = scan_find(p);
+    if (i < 0) return;
+    uint8_t current = g_scan.state[i];
+    if (current == SCAN_REACHABLE) return;
+    const struct scan_block *b = &g_scan.b[i];
+    int via_start = p == b->lo || heuristic(p, b);
+    if (via_start && prior_definite) {
+        g_scan.state[i] = SCAN_REACHABLE;
+        g_scan.stack[g_scan.depth++] = (uint32_t)i;
+    } else if (current == SCAN_UNREACHED) {
+        g_scan.state[i] = SCAN_POSSIBLE;
+        g_scan.stack[g_scan.depth++] = (uint32_t)i;
+    }
+}
+
+/* The aligned words of [lo, hi): the first, and how many. */
+static inline const uint64_t *words_of(uint64_t lo, uint64_t hi, uint64_t *count)
+{
+    uint64_t first = (lo + 7) & ~(uint64_t)7;
+    *count = hi >= first + 8 ? (hi - first) / 8 : 0;
+    return (const uint64_t *)first;
+}
+
+static void scan_drain(void)
+{
+    while (g_scan.depth > 0) {
+        uint32_t i = g_scan.stack[--g_scan.depth];
+        const struct scan_block *b = &g_scan.b[i];
+        if (!in_heap(b->lo, b->hi)) continue;
+        int definite = g_scan.state[i] == SCAN_REACHABLE;
+        uint64_t count;
+        const uint64_t *w = words_of(b->lo, b->hi, &count);
+        for (uint64_t k = 0; k < count; k++)
+            if (w[k] < (1ull << 48)) scan_reach(w[k], definite);
+    }
+}
+
+/* The chunk end of a block (memory-image.ts's chunkEnd), or 0 when it is mmapped or unknown. */
+static uint64_t chunk_end(const struct scan_block *b)
+{
+    if (!in_heap(b->lo - 8, b->lo)) return 0;
+    uint64_t header = ((const uint64_t *)b->lo)[-1];
+    if (header & 2) return 0;
+    return b->lo - 16 + (header & ~(uint64_t)7);
+}
+
+static char g_scan_buf[1 << 16];
+
+/* Marks from a root piece, read through process_vm_readv (a file mapping past its end faults);
+ * the whole piece is left out when some of it cannot be read, as the image leaves it out. */
+static void scan_root(const struct piece *r)
+{
+    uint64_t lo = (r->lo + 7) & ~(uint64_t)7;
+    /* first whether it can all be read: a page at a time, when it maps a file */
+    for (uint64_t at = lo; r->file && at < r->hi; at = (at | 4095) + 1) {
+        uint64_t w;
+        if (!read_word(at & ~(uint64_t)7, &w)) return;
+    }
+    while (lo + 8 <= r->hi) {
+        size_t n = r->hi - lo > sizeof g_scan_buf ? sizeof g_scan_buf : (r->hi - lo) & ~(size_t)7;
+        struct iovec local = {g_scan_buf, n}, remote = {(void *)lo, n};
+        if (sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0) != (long)n) return;
+        const uint64_t *w = (const uint64_t *)g_scan_buf;
+        for (size_t k = 0; k < n / 8; k++) {
+            uint64_t p = w[k];
+            if (p >= (1ull << 48) || p < g_scan.lowest || p > g_scan.highest) continue;
+            if (r->kind == PIECE_LIBC) {
+                int64_t i = scan_find(p);
+                if (i >= 0 && p != g_scan.b[i].lo && chunk_end(&g_scan.b[i]) == p) continue;
+            }
+            scan_reach(p, 1);
+            if (g_scan.depth) scan_drain();
+        }
+        lo += n;
+    }
+}
+
+/* Cliques: each unreached block, in address order, claims the unreached blocks it points to. */
+static void scan_cliques(void)
+{
+    for (uint64_t leader = 0; leader < g_scan.n; leader++) {
+        if (g_scan.state[leader] != SCAN_UNREACHED) continue;
+        g_scan.depth = 0;
+        g_scan.stack[g_scan.depth++] = (uint32_t)leader;
+        while (g_scan.depth > 0) {
+            const struct scan_block *b = &g_scan.b[g_scan.stack[--g_scan.depth]];
+            if (!in_heap(b->lo, b->hi)) continue;
+            uint64_t count;
+            const uint64_t *w = words_of(b->lo, b->hi, &count);
+            for (uint64_t k = 0; k < count; k++) {
+                if (w[k] >= (1ull << 48)) continue;
+                int64_t j = scan_find(w[k]);
+                if (j < 0 || (uint64_t)j == leader || g_scan.state[j] != SCAN_UNREACHED) continue;
+                g_scan.state[j] = SCAN_INDIRECT;
+                g_scan.stack[g_scan.depth++] = (uint32_t)j;
+            }
+        }
+    }
+}
+
+static void scan_release(uint64_t blocks_cap)
+{
+    if (g_scan.b) region_free(g_scan.b, blocks_cap * sizeof(struct scan_block));
+    if (g_scan.state) region_free(g_scan.state, blocks_cap);
+    if (g_scan.stack) region_free(g_scan.stack, (2 * blocks_cap + 1) * sizeof(uint32_t));
+    if (g_scan.pages) region_free(g_scan.pages, g_scan.pages_bytes);
+    if (g_scan.pieces) region_free(g_scan.pieces, g_scan.pieces_cap * sizeof(struct piece));
+    if (g_scan.heap_index) region_free(g_scan.heap_index, g_scan.pieces_cap * sizeof(uint32_t));
+    memset(&g_scan, 0, sizeof g_scan);
+}
+
+/* The callee-saved registers' places in a T line's order (rbx rbp r12-r15), and the named ones. */
+static int register_live(int k, const char *at_call)
+{
+    static const char *const names[15] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"};
+    if (!at_call) return 1;
+    if (k == 1 || k == 6 || k >= 11) return 1;
+    size_t len = x_strlen(names[k]);
+    for (const char *p = at_call; *p;) {
+        const char *e = p;
+        while (*e && *e != ' ') e++;
+        if ((size_t)(e - p) == len && memcmp(p, names[k], len) == 0) return 1;
+        p = *e ? e + 1 : e;
+    }
+    return 0;
+}
+
+/* The scan and the V line, the world stopped (see dump() for the arguments): 0 when our own memory
+ * for it could not be had (the caller takes the image instead). Under the lock. */
+static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call)
+{
+    int final = x_strcmp(point, "test") != 0;
+    uint64_t cap = g_nblocks + 1;
+    g_scan.b = region(cap * sizeof(struct scan_block));
+    g_scan.state = region(cap);
+    g_scan.stack = region((2 * cap + 1) * sizeof(uint32_t));
+    if (!g_scan.b || !g_scan.state || !g_scan.stack) goto fail;
+    for (uint64_t i = 0; i < g_blocks_cap; i++) {
+        const struct block *b = &g_blocks[i];
+        if (b->addr) g_scan.b[g_scan.n++] = (struct scan_block){b->addr, b->addr + b->size};
+    }
+    if (g_scan.n) {
+        struct scan_block *tmp = region(g_scan.n * sizeof *tmp);
+        if (!tmp) goto fail;
+        if (scan_sort(tmp)) memcpy(g_scan.b, tmp, g_scan.n * sizeof *tmp);
+        region_free(tmp, g_scan.n * sizeof *tmp);
+        g_scan.lowest = g_scan.b[0].lo;
+        for (uint64_t i = 0; i < g_scan.n; i++)
+            if (g_scan.b[i].hi > g_scan.highest) g_scan.highest = g_scan.b[i].hi;
+        if (!scan_pages()) goto fail;
+    }
+    /* every allocation of ours is made: the maps now show what the scan reads */
+    g_scan.pieces_cap = 4096;
+    if (!(g_scan.pieces = region(g_scan.pieces_cap * sizeof(struct piece))) || !read_maps()) goto fail;
+    struct writable_maps w = {g_maps_copy.text, 0, ""};
+    struct maps_line m;
+    int guarded;
+    while (next_writable(&w, &m, &guarded))
+        if (!scan_outside_ours(m.start, m.end, guarded, &m, sp)) goto fail;
+    g_scan.heap_index = region(g_scan.pieces_cap * sizeof(uint32_t));
+    if (!g_scan.heap_index) goto fail;
+    for (uint32_t i = 0; i < g_scan.npieces; i++) /* the maps are in address order, and so the pieces */
+        if (g_scan.pieces[i].kind == PIECE_HEAP) g_scan.heap_index[g_scan.nheap++] = i;
+    if (g_scan.n) {
+        for (uint32_t i = 0; i < g_scan.npieces; i++)
+            if (g_scan.pieces[i].kind != PIECE_HEAP) scan_root(&g_scan.pieces[i]);
+        if (!final) {
+            /* at the end of the process memcheck scans no registers: its threads are gone */
+            for (int k = 0; k < 15; k++)
+                if (register_live(k, at_call) && regs[k] < (1ull << 48)) scan_reach(regs[k], 1);
+            for (int i = 0; i < g_nstopped; i++) {
+                struct stopped *s = &g_stopped[i];
+                if (s->tid <= 0 || (!s->arrived && !s->sp)) continue;
+                for (int k = 0; k < 15; k++)
+                    if (s->regs[k] < (1ull << 48)) scan_reach(s->regs[k], 1);
+            }
+            scan_drain();
+        }
+        scan_cliques();
+    }
+    /* the blocks that are not reachable (at a test end: the running test case's alone) */
+    uint64_t lost = 0;
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        if (g_scan.state[i] == SCAN_REACHABLE) continue;
+        if (!final && g_blocks[block_slot(g_scan.b[i].lo)].seq < g_test_first_seq) g_scan.state[i] = SCAN_REACHABLE;
+        else lost++;
+    }
+    out_str("V ");
+    out_str(point);
+    out_c(' ');
+    out_dec(lost);
+    out_c('\n');
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        if (g_scan.state[i] == SCAN_REACHABLE) continue;
+        uint64_t record[2] = {g_scan.b[i].lo, g_scan.state[i]};
+        out_bytes((const char *)record, sizeof record);
+    }
+    scan_release(cap);
+    return 1;
+fail:
+    scan_release(cap);
+    return 0;
+}
+
+/* What a boundary or the end sends the host of the heap: the scan's verdict, or (HEAPSPEC_SCAN=image,
+ * or when the scan could not get its memory) the memory image. */
+static void heap_verdict(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call)
+{
+    if (!g_scan_image) {
+        stop_world();
+        int done = scan_verdict(point, sp, regs, at_call);
+        resume_world();
+        if (done) return;
+    }
+    dump(point, sp, regs, at_call);
+}

@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
 import { createInterface } from 'node:readline'
-import { Classification, HeapModel, summarize, type ClassifiedBlock } from '../model/heap.js'
+import { Classification, emptyGroups, HeapModel, summarize, type BlockGroups, type ClassifiedBlock } from '../model/heap.js'
 import { kindOfScanState } from '../model/leak-scan.js'
 import { LEAK_KINDS } from '../model/types.js'
 import { columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
@@ -49,6 +49,8 @@ interface Dump {
 const BATCH_RECORD = 32
 /** The bytes of one block in a verdict (a V line's). */
 const VERDICT_RECORD = 16
+/** The bytes of one group of blocks (a U line's). */
+const GROUP_RECORD = 32
 const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
 
 /** The verdict being read (a V line's): the kinds of the blocks that are not reachable. */
@@ -124,6 +126,11 @@ function addressStory(f: string[], addr: number): AddressStory {
  *     K                            (at a test end) nothing outside the running test case's own
  *                                  live blocks points into them: the W lines are those blocks'
  *                                  bytes alone, to be classified among themselves
+ *   U count from to            at the end, before its V line: the blocks the model was never sent,
+ *                              as `count` binary records of 32 bytes (little-endian), each the sum
+ *                              of the blocks of one stack, allocator and kind: stack id (u32), new
+ *                              as in A lines (u16), scan state as in V records (u16), blocks,
+ *                              bytes, and the seq of the first of them (u64 each; seqs as in L)
  *   V point count              the observer scanned the heap itself (point as for D): `count` binary
  *                              records of 16 bytes follow (little-endian u64 each), the address of a
  *                              block that is not reachable and its scan state (0 definite, 1
@@ -173,6 +180,11 @@ export class EventStream {
   /** The batch of blocks being read (an L line's): how many records are still to come, and how to number them. */
   private batch: { left: number; from: number; base: number } | undefined
   private verdict: Verdict | undefined
+  /** The groups of blocks being read (a U line's), and those read, for the verdict that follows. */
+  private grouping: { left: number; from: number; base: number } | undefined
+  private groups: BlockGroups | undefined
+  /** Live blocks held only as groups' sums. */
+  private readonly grouped = { bytes: 0, blocks: 0 }
   private pendingEnd: string | undefined
   /** The peak the `p` lines that follow a P or Q line belong to. */
   private peakSites: StackAmount[] | undefined
@@ -225,6 +237,13 @@ export class EventStream {
           at += records * BATCH_RECORD
           continue
         }
+        if (this.grouping) {
+          const records = Math.min(this.grouping.left, Math.floor((buffer.length - at) / GROUP_RECORD))
+          if (records === 0) break
+          this.groupRecords(buffer, at, records)
+          at += records * GROUP_RECORD
+          continue
+        }
         if (this.verdict) {
           const records = Math.min(this.verdict.left, Math.floor((buffer.length - at) / VERDICT_RECORD))
           if (records === 0) break
@@ -241,7 +260,8 @@ export class EventStream {
       rest = at < buffer.length ? buffer.subarray(at) : undefined
     }
     // a last line without its newline still counts, as readline's would
-    if (rest && !this.batch && !this.verdict) await this.line(rest.toString('utf8'))
+    if (rest && !this.batch && !this.verdict && !this.grouping) await this.line(rest.toString('utf8'))
+    if (this.grouping) this.failures.push(`the observer's stream ended inside its groups of blocks (${this.grouping.left} of them missing)`)
     if (this.batch) this.failures.push(`the observer's stream ended inside a batch of blocks (${this.batch.left} of them missing)`)
     if (this.verdict) this.failures.push(`the observer's stream ended inside its scan's verdict (${this.verdict.left} blocks missing)`)
     if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
@@ -287,6 +307,30 @@ export class EventStream {
     }
   }
 
+  /** `count` records of the groups being read, from `buffer` at `at` (see the U line). */
+  private groupRecords(buffer: Buffer, at: number, count: number): void {
+    const grouping = this.grouping!
+    const groups = (this.groups ??= emptyGroups())
+    for (let i = 0, o = at; i < count; i++, o += GROUP_RECORD) {
+      const allocator = buffer.readUInt16LE(o + 4)
+      const code = kindOfScanState(buffer.readUInt16LE(o + 6))
+      const blocks = buffer.readUInt32LE(o + 12) * 0x100000000 + buffer.readUInt32LE(o + 8)
+      const bytes = buffer.readUInt32LE(o + 20) * 0x100000000 + buffer.readUInt32LE(o + 16)
+      const seq = buffer.readUInt32LE(o + 28) * 0x100000000 + buffer.readUInt32LE(o + 24)
+      groups.stacks.push(buffer.readUInt32LE(o))
+      groups.codes.push(code < 0 ? REACHABLE_CODE : code)
+      groups.bytes.push(bytes)
+      groups.blocks.push(blocks)
+      groups.seqs.push(grouping.base + (seq - grouping.from))
+      groups.allocators.push(allocator ? OPERATOR_NEW + allocator - 1 : 0)
+      groups.tests.push(this.model.allocateGroup(bytes, blocks))
+      this.grouped.bytes += bytes
+      this.grouped.blocks += blocks
+    }
+    grouping.left -= count
+    if (grouping.left === 0) this.grouping = undefined
+  }
+
   /** Images and verdicts alike: what a point of the run (a test end, the exit) counts. */
   private pointReached(point: string, own = false, scanned = false): { final: boolean; ending: string | undefined } {
     // At the end of the process memcheck scans no registers: its threads are gone.
@@ -305,7 +349,7 @@ export class EventStream {
   private finishVerdict(v: Verdict): void {
     const { final, ending } = this.pointReached(v.point, false, true)
     if (final) this.finalScanned = true
-    const classification = new Classification(v.columns, v.codes)
+    const classification = new Classification(v.columns, v.codes, final ? this.groups : undefined)
     if (final) this.atExit = classification
     if (ending !== undefined) this.model.endTest(ending, classification)
   }
@@ -366,6 +410,12 @@ export class EventStream {
       case 'D':
         this.dump = { point: f[0]!, file: rest(1), mappings: [], threads: [] }
         return
+      case 'U': {
+        const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
+        this.groups ??= emptyGroups()
+        if (count > 0) this.grouping = { left: count, from, base: model.reserveBatch(0, to - from) }
+        return
+      }
       case 'V': {
         const columns = this.model.live.columns()
         const verdict = { point: f[0]!, left: Number(f[1]), codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
@@ -555,7 +605,7 @@ export class EventStream {
       }
     })
     const live = model.live.columns()
-    const inUse = { bytes: 0, blocks: 0 }
+    const inUse = { ...this.grouped }
     for (let i = 0; i < live.count; i++) {
       if (observed && !observed(live.stacks[i]!)) continue
       inUse.bytes += live.sizes[i]!

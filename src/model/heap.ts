@@ -22,14 +22,37 @@ export interface ClassifiedBlock {
 }
 
 /**
+ * Live blocks the model never held one by one, summed by stack, allocator, test case and kind: an
+ * observer's scan at the end sends the blocks it had not sent yet so (the preload interposer's U
+ * line). Row i: `blocks[i]` blocks of `bytes[i]` bytes in all, the first allocated at `seqs[i]`.
+ */
+export interface BlockGroups {
+  stacks: number[]
+  tests: number[]
+  codes: number[]
+  bytes: number[]
+  blocks: number[]
+  seqs: number[]
+  /** As BlockColumns' reallocs. */
+  allocators: number[]
+}
+
+export function emptyGroups(): BlockGroups {
+  return { stacks: [], tests: [], codes: [], bytes: [], blocks: [], seqs: [], allocators: [] }
+}
+
+/**
  * Every live block's kind at one moment, as columns: iterating makes each block's object as it
  * goes, so millions of reachable blocks at exit cost no object that outlives its loss record.
+ * `groups` are blocks known only by their sums (no test case's: iterating leaves them out, and
+ * loss records count them).
  */
 export class Classification implements Iterable<ClassifiedBlock> {
   constructor(
     readonly columns: BlockColumns,
     /** Each row's kind, as its index in LEAK_KINDS. */
     readonly codes: Uint8Array,
+    readonly groups?: BlockGroups,
   ) {}
 
   *[Symbol.iterator](): Iterator<ClassifiedBlock> {
@@ -204,6 +227,21 @@ export class HeapModel {
       peaks.own.change(stack, size, 1)
     }
     this.series.note(this.heapPeak.total)
+  }
+
+  /**
+   * `blocks` blocks of `bytes` bytes in all, live, that the model holds only as a sum (BlockGroups):
+   * they count as allocations, of the running test case's when one runs. Returns that test case.
+   */
+  allocateGroup(bytes: number, blocks: number): number {
+    this.totals.allocations += blocks
+    this.totals.bytesAllocated += bytes
+    const test = this.tests[this.current]
+    if (test) {
+      test.allocations += blocks
+      test.bytesAllocated += bytes
+    }
+    return this.current
   }
 
   /**
@@ -385,14 +423,14 @@ export class HeapModel {
     const first: number[] = []
     // blocks in a row mostly share their record: the last one's is tried first
     let last = { stack: -1, test: 0, code: 0, found: 0 }
-    const add = (stack: number, test: number, code: number, size: number, seq: number, allocator: number): void => {
+    const add = (stack: number, test: number, code: number, size: number, seq: number, allocator: number, blocks = 1): void => {
       const same = stack === last.stack && test === last.test && code === last.code
       const found = same ? last.found : records.get(site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code)
       if (found !== undefined) {
         if (!same) last = { stack, test, code, found }
         const record = made[found]!.record
         record.bytes += size
-        record.blocks++
+        record.blocks += blocks
         if (seq < first[found]!) first[found] = seq
         return
       }
@@ -401,12 +439,14 @@ export class HeapModel {
       const allocatorName = resolved.allocator ?? (allocator === REALLOC ? 'realloc' : allocator >= OPERATOR_NEW ? NEW_OPERATORS[allocator - OPERATOR_NEW]! : null)
       records.set(site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code, made.length)
       last = { stack, test, code, found: made.length }
-      made.push({ record: { kind: LEAK_KINDS[code]!, bytes: size, blocks: 1, test: name, stack: resolved.stack }, allocator: allocatorName })
+      made.push({ record: { kind: LEAK_KINDS[code]!, bytes: size, blocks, test: name, stack: resolved.stack }, allocator: allocatorName })
       first.push(seq)
     }
     if (classified instanceof Classification) {
       const { columns: c, codes } = classified
       for (let i = 0; i < c.count; i++) if (!keep || keep(c.stacks[i]!)) add(c.stacks[i]!, c.tests[i]!, codes[i]!, c.sizes[i]!, c.seqs[i]!, c.reallocs[i]!)
+      const g = classified.groups
+      if (g) for (let i = 0; i < g.stacks.length; i++) if (!keep || keep(g.stacks[i]!)) add(g.stacks[i]!, g.tests[i]!, g.codes[i]!, g.bytes[i]!, g.seqs[i]!, g.allocators[i]!, g.blocks[i]!)
     } else {
       for (const { block, kind } of classified) {
         if (keep && !keep(block.stack)) continue

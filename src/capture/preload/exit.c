@@ -47,11 +47,12 @@ static uint64_t exit_floor(const struct entry_regs *r)
 /* Under the lock, the modules gathered. */
 static void final_dump(const char *point, uint64_t sp)
 {
-    send_pending();
+    int grouped = ends_grouped();
+    if (!grouped) send_pending();
     peaks_send_run();
     const uint64_t regs[15] = {0};
     if (g_mods) out_bytes(g_mods, g_modsn);
-    heap_verdict(point, sp, regs, NULL);
+    heap_verdict(point, sp, regs, NULL, grouped);
     out_flush();
 }
 

@@ -54,7 +54,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     out_c(' ');
     out_name(name);
     out_c('\n');
-    if (image) heap_verdict("test", sp, regs, live);
+    if (image) heap_verdict("test", sp, regs, live, 0);
     g_test_running = !end;
     g_test_first_seq = g_seq;
     g_test_live = 0;

@@ -45,12 +45,13 @@ static struct {
     uint64_t n, cap;
     uint8_t *state;
     uint32_t *stack; /* blocks marked, not yet scanned: each pushed once per state it reaches */
-    uint64_t depth;
+    uint64_t depth, stack_cap;
+    int failed;      /* our memory ran out in the middle: the image instead */
     uint64_t lowest, highest;
     struct page_slot *pages;
     uint64_t pages_mask, pages_bytes;
     struct piece *pieces;
-    uint32_t npieces, pieces_cap;
+    uint64_t npieces, pieces_cap;
     uint32_t *heap_index; /* the heap pieces, in address order (indices into pieces) */
     uint32_t nheap;
 } g_scan;
@@ -146,20 +147,26 @@ static int scan_pages(void)
     return 1;
 }
 
+/* Doubles an array in our own memory (`*cap` elements of `size` bytes, `used` of them kept; none
+ * yet: `first` of them); 0 when the memory cannot be had. */
+static int grow_array(void **array, uint64_t *cap, uint64_t used, size_t size, uint64_t first)
+{
+    uint64_t bigger_cap = *cap ? *cap * 2 : first;
+    void *bigger = region(bigger_cap * size);
+    if (!bigger) return 0;
+    if (*array) {
+        memcpy(bigger, *array, used * size);
+        region_free(*array, *cap * size);
+    }
+    *array = bigger;
+    *cap = bigger_cap;
+    return 1;
+}
+
 static int piece_push(uint64_t lo, uint64_t hi, int kind, int file)
 {
     if (lo >= hi) return 1;
-    if (g_scan.npieces == g_scan.pieces_cap) {
-        uint32_t cap = g_scan.pieces_cap ? g_scan.pieces_cap * 2 : 1024;
-        struct piece *bigger = region(cap * sizeof *bigger);
-        if (!bigger) return 0;
-        if (g_scan.pieces) {
-            memcpy(bigger, g_scan.pieces, g_scan.npieces * sizeof *bigger);
-            region_free(g_scan.pieces, g_scan.pieces_cap * sizeof *bigger);
-        }
-        g_scan.pieces = bigger;
-        g_scan.pieces_cap = cap;
-    }
+    if (g_scan.npieces == g_scan.pieces_cap && !grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, g_scan.npieces, sizeof(struct piece), 4096)) return 0;
     g_scan.pieces[g_scan.npieces++] = (struct piece){lo, hi, kind, file};
     return 1;
 }
@@ -216,7 +223,7 @@ static int read_word(uint64_t addr, uint64_t *w)
 static int push_mmapped_chunks(uint64_t lo, uint64_t hi, uint64_t first, int file)
 {
     uint64_t covered = lo;
-    uint32_t mark = g_scan.npieces;
+    uint64_t mark = g_scan.npieces;
     for (uint64_t i = first; i < g_scan.n && g_scan.b[i].lo < hi; i++) {
         uint64_t block = g_scan.b[i].lo, size, padding;
         if (block < covered || block - 16 < lo || !read_word(block - 8, &size) || !read_word(block - 16, &padding) || (size & 2) == 0) goto none;
@@ -295,6 +302,17 @@ static int heuristic(uint64_t p, const struct scan_block *b)
     return 0;
 }
 
+static int scan_stack_grow(void) { return grow_array((void **)&g_scan.stack, &g_scan.stack_cap, g_scan.depth, sizeof(uint32_t), 4096); }
+
+static inline void scan_push(uint64_t i)
+{
+    if (UNLIKELY(g_scan.depth == g_scan.stack_cap) && !scan_stack_grow()) {
+        g_scan.failed = 1;
+        return;
+    }
+    g_scan.stack[g_scan.depth++] = (uint32_t)i;
+}
+
 static inline void scan_reach(uint64_t p, int prior_definite)
 {
     int64_t i = scan_find(p);
@@ -305,10 +323,10 @@ static inline void scan_reach(uint64_t p, int prior_definite)
     int via_start = p == b->lo || heuristic(p, b);
     if (via_start && prior_definite) {
         g_scan.state[i] = SCAN_REACHABLE;
-        g_scan.stack[g_scan.depth++] = (uint32_t)i;
+        scan_push((uint64_t)i);
     } else if (current == SCAN_UNREACHED) {
         g_scan.state[i] = SCAN_POSSIBLE;
-        g_scan.stack[g_scan.depth++] = (uint32_t)i;
+        scan_push((uint64_t)i);
     }
 }
 
@@ -380,7 +398,7 @@ static void scan_cliques(void)
     for (uint64_t leader = 0; leader < g_scan.n; leader++) {
         if (g_scan.state[leader] != SCAN_UNREACHED) continue;
         g_scan.depth = 0;
-        g_scan.stack[g_scan.depth++] = (uint32_t)leader;
+        scan_push(leader);
         while (g_scan.depth > 0) {
             const struct scan_block *b = &g_scan.b[g_scan.stack[--g_scan.depth]];
             if (!in_heap(b->lo, b->hi)) continue;
@@ -391,7 +409,7 @@ static void scan_cliques(void)
                 int64_t j = scan_find(w[k]);
                 if (j < 0 || (uint64_t)j == leader || g_scan.state[j] != SCAN_UNREACHED) continue;
                 g_scan.state[j] = SCAN_INDIRECT;
-                g_scan.stack[g_scan.depth++] = (uint32_t)j;
+                scan_push((uint64_t)j);
             }
         }
     }
@@ -401,7 +419,7 @@ static void scan_release(uint64_t blocks_cap)
 {
     if (g_scan.b) region_free(g_scan.b, blocks_cap * sizeof(struct scan_block));
     if (g_scan.state) region_free(g_scan.state, blocks_cap);
-    if (g_scan.stack) region_free(g_scan.stack, (2 * blocks_cap + 1) * sizeof(uint32_t));
+    if (g_scan.stack) region_free(g_scan.stack, g_scan.stack_cap * sizeof(uint32_t));
     if (g_scan.pages) region_free(g_scan.pages, g_scan.pages_bytes);
     if (g_scan.pieces) region_free(g_scan.pieces, g_scan.pieces_cap * sizeof(struct piece));
     if (g_scan.heap_index) region_free(g_scan.heap_index, g_scan.pieces_cap * sizeof(uint32_t));
@@ -424,16 +442,130 @@ static int register_live(int k, const char *at_call)
     return 0;
 }
 
-/* The scan and the V line, the world stopped (see dump() for the arguments): 0 when our own memory
- * for it could not be had (the caller takes the image instead). Under the lock. */
-static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call)
+/* The blocks the model does not know yet, grouped by stack, allocator and kind (a U line's records). */
+struct group {
+    uint32_t sid;
+    uint16_t alloc;
+    uint16_t state;
+    uint64_t blocks, bytes, first_seq;
+};
+
+static struct {
+    struct group *g;
+    uint32_t *index; /* group + 1, open-addressed by key */
+    uint64_t n, cap; /* cap: a power of two, index slots; at most cap / 2 groups */
+} g_groups;
+
+static void groups_release(void)
+{
+    if (g_groups.g) region_free(g_groups.g, g_groups.cap / 2 * sizeof(struct group));
+    if (g_groups.index) region_free(g_groups.index, g_groups.cap * sizeof(uint32_t));
+    memset(&g_groups, 0, sizeof g_groups);
+}
+
+static int groups_grow(void)
+{
+    uint64_t cap = g_groups.cap ? g_groups.cap * 2 : 4096;
+    struct group *g = region(cap / 2 * sizeof *g);
+    uint32_t *index = region(cap * sizeof *index);
+    if (!g || !index) {
+        if (g) region_free(g, cap / 2 * sizeof *g);
+        if (index) region_free(index, cap * sizeof *index);
+        return 0;
+    }
+    for (uint64_t i = 0; i < g_groups.n; i++) {
+        g[i] = g_groups.g[i];
+        uint64_t key = (uint64_t)g[i].sid << 32 | (uint64_t)g[i].alloc << 16 | g[i].state;
+        uint64_t at = (key * 0x9E3779B97F4A7C15ull) >> 20 & (cap - 1);
+        while (index[at]) at = (at + 1) & (cap - 1);
+        index[at] = (uint32_t)i + 1;
+    }
+    uint64_t n = g_groups.n;
+    groups_release();
+    g_groups.g = g;
+    g_groups.index = index;
+    g_groups.cap = cap;
+    g_groups.n = n;
+    return 1;
+}
+
+static int group_add(const struct block *b, uint8_t state)
+{
+    if (2 * (g_groups.n + 1) > g_groups.cap && !groups_grow()) return 0;
+    uint16_t alloc = (uint16_t)((b->tid >> ALLOC_SHIFT) & ALLOC_BITS);
+    uint64_t key = (uint64_t)b->sid << 32 | (uint64_t)alloc << 16 | state;
+    uint64_t at = (key * 0x9E3779B97F4A7C15ull) >> 20 & (g_groups.cap - 1);
+    for (;; at = (at + 1) & (g_groups.cap - 1)) {
+        uint32_t k = g_groups.index[at];
+        if (!k) break;
+        struct group *g = &g_groups.g[k - 1];
+        if (g->sid == b->sid && g->alloc == alloc && g->state == state) {
+            g->blocks++;
+            g->bytes += b->size;
+            if (b->seq < g->first_seq) g->first_seq = b->seq;
+            return 1;
+        }
+    }
+    g_groups.g[g_groups.n] = (struct group){b->sid, alloc, state, 1, b->size, b->seq};
+    g_groups.index[at] = (uint32_t)++g_groups.n;
+    return 1;
+}
+
+/* The blocks the model does not know, grouped (U line), instead of one record each in a batch: at
+ * the end, with no test case running, the host needs their sums by stack and kind alone. They then
+ * count as sent, and the counts' N line follows. 0 when our memory for it could not be had (nothing
+ * is sent then). */
+static int send_groups(void)
+{
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
+        if (!(b->tid & UNSENT)) continue;
+        if (b->sid == UINT32_MAX) {
+            if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
+            b->sid = g_empty_sid;
+        }
+        if (!group_add(b, g_scan.state[i])) {
+            groups_release();
+            return 0;
+        }
+    }
+    for (uint64_t i = 0; i < g_groups.n; i++) stack_send(g_groups.g[i].sid);
+    out_str("U ");
+    out_dec(g_groups.n);
+    out_c(' ');
+    out_dec(g_batch_from);
+    out_c(' ');
+    out_dec(g_seq);
+    out_c('\n');
+    for (uint64_t i = 0; i < g_groups.n; i++) out_bytes((const char *)&g_groups.g[i], sizeof(struct group));
+    groups_release();
+    /* as the batch would have: they are sent, and the N line counts the rest */
+    uint64_t sent = 0;
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
+        if (!(b->tid & UNSENT)) continue;
+        b->tid &= ~UNSENT;
+        g_sent_live++;
+        g_n_bytes -= b->size;
+        g_scan.state[i] |= 0x80; /* the V line leaves it out: the U line told of it */
+        sent++;
+    }
+    /* send_pending counts the blocks recorded since the last boundary less those unsent: these
+     * were unsent when it would have counted them */
+    g_seq_mark += sent;
+    send_pending();
+    return 1;
+}
+
+/* The scan and the V line, the world stopped (see dump() for the arguments; `grouped`: the blocks
+ * not sent yet go out grouped first, see send_groups): 0 when our own memory for it could not be
+ * had (the caller takes the image instead). Under the lock. */
+static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call, int grouped)
 {
     int final = x_strcmp(point, "test") != 0;
     uint64_t cap = g_nblocks + 1;
     g_scan.b = region(cap * sizeof(struct scan_block));
-    g_scan.state = region(cap);
-    g_scan.stack = region((2 * cap + 1) * sizeof(uint32_t));
-    if (!g_scan.b || !g_scan.state || !g_scan.stack) goto fail;
+    if (!g_scan.b) goto fail;
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         const struct block *b = &g_blocks[i];
         if (b->addr) g_scan.b[g_scan.n++] = (struct scan_block){b->addr, b->addr + b->size};
@@ -448,9 +580,9 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
             if (g_scan.b[i].hi > g_scan.highest) g_scan.highest = g_scan.b[i].hi;
         if (!scan_pages()) goto fail;
     }
+    if (!(g_scan.state = region(cap)) || !scan_stack_grow()) goto fail;
     /* every allocation of ours is made: the maps now show what the scan reads */
-    g_scan.pieces_cap = 4096;
-    if (!(g_scan.pieces = region(g_scan.pieces_cap * sizeof(struct piece))) || !read_maps()) goto fail;
+    if (!grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, 0, sizeof(struct piece), 4096) || !read_maps()) goto fail;
     struct writable_maps w = {g_maps_copy.text, 0, ""};
     struct maps_line m;
     int guarded;
@@ -477,11 +609,14 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
         }
         scan_cliques();
     }
+    if (g_scan.failed) goto fail;
+    if (grouped && !send_groups()) goto fail;
     /* the blocks that are not reachable (at a test end: the running test case's alone) */
     uint64_t lost = 0;
     for (uint64_t i = 0; i < g_scan.n; i++) {
         if (g_scan.state[i] == SCAN_REACHABLE) continue;
-        if (!final && g_blocks[block_slot(g_scan.b[i].lo)].seq < g_test_first_seq) g_scan.state[i] = SCAN_REACHABLE;
+        if (g_scan.state[i] & 0x80) g_scan.state[i] = SCAN_REACHABLE;
+        else if (!final && g_blocks[block_slot(g_scan.b[i].lo)].seq < g_test_first_seq) g_scan.state[i] = SCAN_REACHABLE;
         else lost++;
     }
     out_str("V ");
@@ -501,15 +636,21 @@ fail:
     return 0;
 }
 
+/* Whether the end can send the blocks the model does not know grouped (see send_groups): with no
+ * test case running (its blocks would answer to it one by one), and counts kept here (the peaks). */
+static int ends_grouped(void) { return !g_scan_image && !g_test_running && g_peaks && !g_by_stack && !g_all_events; }
+
 /* What a boundary or the end sends the host of the heap: the scan's verdict, or (HEAPSPEC_SCAN=image,
- * or when the scan could not get its memory) the memory image. */
-static void heap_verdict(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call)
+ * or when the scan could not get its memory) the memory image. `grouped`: the caller left the
+ * blocks not sent yet for the scan to send grouped (ends_grouped). */
+static void heap_verdict(const char *point, uint64_t sp, const uint64_t *regs, const char *at_call, int grouped)
 {
     if (!g_scan_image) {
         stop_world();
-        int done = scan_verdict(point, sp, regs, at_call);
+        int done = scan_verdict(point, sp, regs, at_call, grouped);
         resume_world();
         if (done) return;
     }
+    if (grouped) send_pending();
     dump(point, sp, regs, at_call);
 }

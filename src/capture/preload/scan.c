@@ -85,17 +85,19 @@ static inline int64_t scan_find(uint64_t p)
     return p < b[lo].hi || p == b[lo].lo ? (int64_t)lo : -1;
 }
 
-/* Sorts the blocks by address: an LSD radix sort over the 48 bits of a user-space address, in
- * digits of 16 bits (of 8 for a few blocks, a test end's), a pass skipped when every block has the
- * same digit there. */
-static int scan_sort(struct scan_block *tmp)
+/* Sorts the blocks by address. The block table keeps a page's blocks together and in address order
+ * (blocks.c's block_home), so the blocks come out page by page: an LSD radix sort of their pages
+ * (digits of 16 bits, of 8 for a few blocks at a test end; a pass skipped when every block has the
+ * same digit there), stable, leaves them nearly sorted, and an insertion sort puts right the few a
+ * collision moved within their page. */
+static void scan_sort(struct scan_block *tmp)
 {
     static uint64_t count[1 << 16];
     struct scan_block *from = g_scan.b, *to = tmp;
     uint64_t n = g_scan.n;
     int bits = n < (1u << 16) ? 8 : 16;
     uint64_t mask = (1ull << bits) - 1;
-    for (int shift = 0; shift < 48; shift += bits) {
+    for (int shift = 12; shift < 48; shift += bits) {
         memset(count, 0, (mask + 1) * sizeof count[0]);
         for (uint64_t i = 0; i < n; i++) count[(from[i].lo >> shift) & mask]++;
         if (count[(from[0].lo >> shift) & mask] == n) continue;
@@ -110,7 +112,18 @@ static int scan_sort(struct scan_block *tmp)
         from = to;
         to = t;
     }
-    return from != g_scan.b; /* the sorted blocks are in tmp */
+    if (from != g_scan.b) memcpy(g_scan.b, from, n * sizeof *from);
+    struct scan_block *b = g_scan.b;
+    for (uint64_t i = 1; i < n; i++) {
+        if (b[i - 1].lo <= b[i].lo) continue;
+        struct scan_block x = b[i];
+        uint64_t k = i;
+        while (k > 0 && b[k - 1].lo > x.lo) {
+            b[k] = b[k - 1];
+            k--;
+        }
+        b[k] = x;
+    }
 }
 
 /* The pages the blocks cover, each with the first and last block on it (blocks do not overlap, so
@@ -576,7 +589,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
     if (g_scan.n) {
         struct scan_block *tmp = region(g_scan.n * sizeof *tmp);
         if (!tmp) goto fail;
-        if (scan_sort(tmp)) memcpy(g_scan.b, tmp, g_scan.n * sizeof *tmp);
+        scan_sort(tmp);
         region_free(tmp, g_scan.n * sizeof *tmp);
         g_scan.lowest = g_scan.b[0].lo;
         for (uint64_t i = 0; i < g_scan.n; i++)

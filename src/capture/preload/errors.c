@@ -62,7 +62,6 @@ static inline int family_of(unsigned alloc)
     return alloc == ALLOC_MALLOC ? FAMILY_MALLOC : (alloc & 1) ? FAMILY_NEW : FAMILY_NEW_VEC;
 }
 
-static inline unsigned block_alloc(const struct block *b) { return (b->tid >> ALLOC_SHIFT) & ALLOC_BITS; }
 
 /* Recently freed blocks: the last FREED_MAX frees, a ring; those from g_freed_tail on may still
  * be held from glibc (the quarantine), g_freed_held bytes of them. 16,384 entries are 384 KB,
@@ -175,7 +174,7 @@ static void out_block(const char *what, uint64_t base, uint64_t size)
 /* Under the lock: a block released by the wrong family. */
 static __attribute__((noinline, cold)) void report_mismatch(struct thread_state *me, const struct block *b, uint32_t sid)
 {
-    uint32_t alloc_sid = error_sid(b->sid);
+    uint32_t alloc_sid = error_sid(block_sid(b));
     error_head("mismatched-free", me, sid, b->addr);
     out_block("alloc", b->addr, b->size);
     out_dec(alloc_sid);
@@ -251,7 +250,7 @@ static int report_invalid(struct thread_state *me, uint64_t addr, uint32_t sid, 
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         const struct block *b = &g_blocks[i];
         if (b->addr && addr > b->addr && addr < b->addr + b->size) {
-            uint32_t as = error_sid(b->sid);
+            uint32_t as = error_sid(block_sid(b));
             error_head("invalid-free", me, sid, addr);
             out_block("alloc", b->addr, b->size);
             out_dec(as);
@@ -300,8 +299,8 @@ static inline __attribute__((always_inline)) int release(struct thread_state *me
         g_n_frees++;
         return 0;
     }
-    if (UNLIKELY(family_of(block_alloc(b)) != family)) report_mismatch(me, b, sid);
-    freed_push(addr, b->size, b->sid, sid, out);
+    if (UNLIKELY(family_of(b->alloc) != family)) report_mismatch(me, b, sid);
+    freed_push(addr, b->size, block_sid(b), sid, out);
     record_free_at(me, at);
     return 1;
 }

@@ -204,9 +204,9 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
             me->busy = 0;
             return NULL;
         }
-        if (UNLIKELY(b && family_of(block_alloc(b)) != FAMILY_MALLOC)) {
+        if (UNLIKELY(b && family_of(b->alloc) != FAMILY_MALLOC)) {
             report_mismatch(me, b, sid);
-            b->tid &= ~(ALLOC_BITS << ALLOC_SHIFT); /* once: its release below is realloc's own */
+            b->alloc = ALLOC_MALLOC; /* once: its release below is realloc's own */
         }
         keep = block_size(old);
     }
@@ -239,7 +239,7 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
         if (old) {
             uint64_t at = block_slot((uint64_t)old);
             if (g_blocks[at].addr) {
-                freed_push((uint64_t)old, g_blocks[at].size, g_blocks[at].sid, sid, &out);
+                freed_push((uint64_t)old, g_blocks[at].size, block_sid(&g_blocks[at]), sid, &out);
                 block_delete(at);
             } else {
                 released_add(&out, old);
@@ -307,7 +307,7 @@ static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, siz
     if (p && observing()) {
         int locked = hook_lock();
         struct block *b = g_blocks ? &g_blocks[block_slot((uint64_t)p)] : NULL;
-        if (b && b->addr) b->tid = (b->tid & ~(ALLOC_BITS << ALLOC_SHIFT)) | alloc << ALLOC_SHIFT;
+        if (b && b->addr) b->alloc = alloc;
         hook_unlock(locked);
     }
     return p;

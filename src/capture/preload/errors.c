@@ -62,7 +62,6 @@ static inline int family_of(unsigned alloc)
     return alloc == ALLOC_MALLOC ? FAMILY_MALLOC : (alloc & 1) ? FAMILY_NEW : FAMILY_NEW_VEC;
 }
 
-static inline unsigned block_alloc(const struct block *b) { return (b->tid >> ALLOC_SHIFT) & ALLOC_BITS; }
 
 /* Recently freed blocks: the last FREED_MAX frees, a ring; those from g_freed_tail on may still
  * be held from glibc (the quarantine), g_freed_held bytes of them. 16,384 entries are 384 KB,
@@ -81,23 +80,46 @@ static uint64_t g_freed_head; /* frees so far: the newest is at g_freed_head - 1
 static uint64_t g_freed_tail; /* the oldest entry that may still be held */
 static uint64_t g_freed_held;
 
+/* Blocks leaving the quarantine, gathered under the lock and handed to glibc after it: glibc's
+ * free (a munmap for a big block, its arena's lock when the thread's cache is full) never runs
+ * while heapspec's lock is held. Past RELEASED_MAX in one call (a big block evicting many small
+ * ones) the rest are freed under the lock, which is correct, only slower. */
+#define RELEASED_MAX 16
+struct released {
+    uint32_t n;
+    void *p[RELEASED_MAX];
+};
+
+static inline void released_add(struct released *out, void *p)
+{
+    if (LIKELY(out->n < RELEASED_MAX)) out->p[out->n++] = p;
+    else __libc_free(p);
+}
+
+/* Outside the lock: glibc gets the blocks back. Runs inside an allocator call (busy). */
+static inline void released_free(struct released *out)
+{
+    for (uint32_t i = 0; i < out->n; i++) __libc_free(out->p[i]);
+    out->n = 0;
+}
+
 /* Under the lock, inside a free: no allocation (the ring is reserved at start-up: without it
- * heapspec does not start). freed_release_oldest gives glibc back the oldest entry's block if it
- * is still held. The block at ADDR, freed by the program, is the ring's now; it goes
- * back to glibc at once when it is big, else when the quarantine is full. A block past 4 GiB keeps
- * its size's low half (only a story's words read it). */
-static inline void freed_release_oldest(void)
+ * heapspec does not start). freed_release_oldest takes the oldest entry's block out of the
+ * quarantine if it is still held, into OUT. The block at ADDR, freed by the program, is the ring's
+ * now; it leaves at once (into OUT) when it is big, else when the quarantine is full. A block past
+ * 4 GiB keeps its size's low half (only a story's words read it). */
+static inline void freed_release_oldest(struct released *out)
 {
     struct freed *oldest = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
     if (!oldest->held) return;
     oldest->held = 0;
     g_freed_held -= oldest->size;
-    __libc_free((void *)oldest->addr);
+    released_add(out, (void *)oldest->addr);
 }
 
-static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid)
+static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid, struct released *out)
 {
-    if (UNLIKELY(g_freed_head - g_freed_tail == FREED_MAX)) freed_release_oldest(); /* its entry is overwritten */
+    if (UNLIKELY(g_freed_head - g_freed_tail == FREED_MAX)) freed_release_oldest(out); /* its entry is overwritten */
     uint32_t held = size < QUARANTINE_BIG;
     struct freed *f = &g_freed[g_freed_head++ & (FREED_MAX - 1)];
     f->addr = addr;
@@ -106,11 +128,11 @@ static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, 
     f->free_sid = free_sid;
     f->held = held;
     if (!held) {
-        __libc_free((void *)addr);
+        released_add(out, (void *)addr);
         return;
     }
     g_freed_held += size;
-    while (g_freed_held > QUARANTINE_BYTES) freed_release_oldest();
+    while (g_freed_held > QUARANTINE_BYTES) freed_release_oldest(out);
 }
 
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
@@ -152,7 +174,7 @@ static void out_block(const char *what, uint64_t base, uint64_t size)
 /* Under the lock: a block released by the wrong family. */
 static __attribute__((noinline, cold)) void report_mismatch(struct thread_state *me, const struct block *b, uint32_t sid)
 {
-    uint32_t alloc_sid = error_sid(b->sid);
+    uint32_t alloc_sid = error_sid(block_sid(b));
     error_head("mismatched-free", me, sid, b->addr);
     out_block("alloc", b->addr, b->size);
     out_dec(alloc_sid);
@@ -228,7 +250,7 @@ static int report_invalid(struct thread_state *me, uint64_t addr, uint32_t sid, 
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         const struct block *b = &g_blocks[i];
         if (b->addr && addr > b->addr && addr < b->addr + b->size) {
-            uint32_t as = error_sid(b->sid);
+            uint32_t as = error_sid(block_sid(b));
             error_head("invalid-free", me, sid, addr);
             out_block("alloc", b->addr, b->size);
             out_dec(as);
@@ -265,9 +287,10 @@ static __attribute__((noinline, cold)) void invalid_free(struct thread_state *me
 }
 
 /* Under the lock: the free of a live block's address by FAMILY: checked, remembered, recorded, and
- * the block given to the quarantine. Returns 0 when ADDR is no live block (the caller reports it
- * outside the lock and keeps it from glibc). */
-static inline __attribute__((always_inline)) int release(struct thread_state *me, void *p, int family, uint32_t sid)
+ * the block given to the quarantine (what leaves it goes into OUT, for the caller to free after the
+ * unlock). Returns 0 when ADDR is no live block (the caller reports it outside the lock and keeps
+ * it from glibc). */
+static inline __attribute__((always_inline)) int release(struct thread_state *me, void *p, int family, uint32_t sid, struct released *out)
 {
     uint64_t addr = (uint64_t)p;
     uint64_t at = block_slot(addr);
@@ -276,8 +299,8 @@ static inline __attribute__((always_inline)) int release(struct thread_state *me
         g_n_frees++;
         return 0;
     }
-    if (UNLIKELY(family_of(block_alloc(b)) != family)) report_mismatch(me, b, sid);
-    freed_push(addr, b->size, b->sid, sid);
+    if (UNLIKELY(family_of(b->alloc) != family)) report_mismatch(me, b, sid);
+    freed_push(addr, b->size, block_sid(b), sid, out);
     record_free_at(me, at);
     return 1;
 }

@@ -155,9 +155,12 @@ static inline __attribute__((always_inline)) void release_checked(struct thread_
 {
     me->busy = 1;
     uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
+    struct released out;
+    out.n = 0;
     int locked = hook_lock();
-    int live = release(me, p, family, sid);
+    int live = release(me, p, family, sid, &out);
     hook_unlock(locked);
+    released_free(&out);
     if (UNLIKELY(!live)) invalid_free(me, (uint64_t)p, sid, r);
     me->busy = 0;
     if (UNLIKELY(g_timeout_pending)) timeout_now();
@@ -201,9 +204,9 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
             me->busy = 0;
             return NULL;
         }
-        if (UNLIKELY(b && family_of(block_alloc(b)) != FAMILY_MALLOC)) {
+        if (UNLIKELY(b && family_of(b->alloc) != FAMILY_MALLOC)) {
             report_mismatch(me, b, sid);
-            b->tid &= ~(ALLOC_BITS << ALLOC_SHIFT); /* once: its release below is realloc's own */
+            b->alloc = ALLOC_MALLOC; /* once: its release below is realloc's own */
         }
         keep = block_size(old);
     }
@@ -216,6 +219,8 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
     if (keep > n) keep = n;
     if (keep) memcpy(p, old, keep);
     scrub((char *)p + keep, n - keep);
+    struct released out;
+    out.n = 0;
     locked = hook_lock();
     if (g_all_events) {
         if (sid != UINT32_MAX) stack_send(sid);
@@ -234,19 +239,20 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
         if (old) {
             uint64_t at = block_slot((uint64_t)old);
             if (g_blocks[at].addr) {
-                freed_push((uint64_t)old, g_blocks[at].size, g_blocks[at].sid, sid);
+                freed_push((uint64_t)old, g_blocks[at].size, block_sid(&g_blocks[at]), sid, &out);
                 block_delete(at);
             } else {
-                __libc_free(old);
+                released_add(&out, old);
             }
         }
         block_put(me, p, n, sid, ALLOC_MALLOC);
     } else {
         /* the model's reallocate: a free of the old block and an allocation of the new */
-        if (old) release(me, old, FAMILY_MALLOC, sid);
+        if (old) release(me, old, FAMILY_MALLOC, sid, &out);
         record_alloc(me, p, n, sid, ALLOC_MALLOC);
     }
     hook_unlock(locked);
+    released_free(&out);
     me->busy = 0;
     if (UNLIKELY(g_timeout_pending)) timeout_now();
     return p;
@@ -301,7 +307,7 @@ static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, siz
     if (p && observing()) {
         int locked = hook_lock();
         struct block *b = g_blocks ? &g_blocks[block_slot((uint64_t)p)] : NULL;
-        if (b && b->addr) b->tid = (b->tid & ~(ALLOC_BITS << ALLOC_SHIFT)) | alloc << ALLOC_SHIFT;
+        if (b && b->addr) b->alloc = alloc;
         hook_unlock(locked);
     }
     return p;

@@ -99,7 +99,7 @@ static void peak_freeze(struct peak *p, uint64_t first, int table)
     g_nsite_seen = 0;
     for (uint64_t i = 0; table && i < g_blocks_cap; i++) {
         struct block *b = &g_blocks[i];
-        if (b->addr && b->seq >= first && b->seq < p->peak_seq) site_add(b->sid, b->size);
+        if (b->addr && b->seq >= first && b->seq < p->peak_seq) site_add(block_sid(b), b->size);
     }
     for (uint64_t i = 0; i < p->nlog; i++)
         if (p->log[i].seq >= first) site_add(p->log[i].sid, p->log[i].size);
@@ -154,7 +154,7 @@ static inline __attribute__((always_inline)) void peak_shrink(struct peak *p, co
         peak_log_full(p, first);
         if (p->frozen) return;
     }
-    p->log[p->nlog++] = (struct freed_block){b->seq, b->size, b->sid};
+    p->log[p->nlog++] = (struct freed_block){b->seq, b->size, block_sid(b)};
 }
 
 /* A test case begins: its own blocks start from none, the heap's most from what is live now. */

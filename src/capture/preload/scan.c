@@ -85,35 +85,8 @@ static inline int64_t scan_find(uint64_t p)
     return p < b[lo].hi || p == b[lo].lo ? (int64_t)lo : -1;
 }
 
-/* Sorts the blocks by address. The block table keeps a page's blocks together and in address order
- * (blocks.c's block_home), so the blocks come out page by page: an LSD radix sort of their pages
- * (digits of 16 bits, of 8 for a few blocks at a test end; a pass skipped when every block has the
- * same digit there), stable, leaves them nearly sorted, and an insertion sort puts right the few a
- * collision moved within their page. */
-static void scan_sort(struct scan_block *tmp)
+static void insertion_sort(struct scan_block *b, uint64_t n)
 {
-    static uint64_t count[1 << 16];
-    struct scan_block *from = g_scan.b, *to = tmp;
-    uint64_t n = g_scan.n;
-    int bits = n < (1u << 16) ? 8 : 16;
-    uint64_t mask = (1ull << bits) - 1;
-    for (int shift = 12; shift < 48; shift += bits) {
-        memset(count, 0, (mask + 1) * sizeof count[0]);
-        for (uint64_t i = 0; i < n; i++) count[(from[i].lo >> shift) & mask]++;
-        if (count[(from[0].lo >> shift) & mask] == n) continue;
-        uint64_t sum = 0;
-        for (uint64_t d = 0; d <= mask; d++) {
-            uint64_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (uint64_t i = 0; i < n; i++) to[count[(from[i].lo >> shift) & mask]++] = from[i];
-        struct scan_block *t = from;
-        from = to;
-        to = t;
-    }
-    if (from != g_scan.b) memcpy(g_scan.b, from, n * sizeof *from);
-    struct scan_block *b = g_scan.b;
     for (uint64_t i = 1; i < n; i++) {
         if (b[i - 1].lo <= b[i].lo) continue;
         struct scan_block x = b[i];
@@ -124,6 +97,64 @@ static void scan_sort(struct scan_block *tmp)
         }
         b[k] = x;
     }
+}
+
+/* Sorts b[0 .. n) by the bits of their pages from `shift` up (the bits above are the same for all),
+ * in place: an MSD radix sort of 8-bit digits that swaps each block into its digit's bucket
+ * (American flag sort), then each bucket by the next digit; a bucket of one page, or of a few
+ * blocks, by insertion. */
+static void flag_sort(struct scan_block *b, uint64_t n, int shift)
+{
+    if (n < 32) {
+        insertion_sort(b, n);
+        return;
+    }
+    uint64_t count[256] = {0}, next[256], end[256];
+    for (uint64_t i = 0; i < n; i++) count[(b[i].lo >> shift) & 255]++;
+    uint64_t sum = 0;
+    for (int d = 0; d < 256; d++) {
+        next[d] = sum;
+        sum += count[d];
+        end[d] = sum;
+    }
+    for (int d = 0; d < 256; d++) {
+        while (next[d] < end[d]) {
+            struct scan_block x = b[next[d]];
+            int k = (int)((x.lo >> shift) & 255);
+            while (k != d) {
+                struct scan_block t = b[next[k]];
+                b[next[k]++] = x;
+                x = t;
+                k = (int)((x.lo >> shift) & 255);
+            }
+            b[next[d]++] = x;
+        }
+    }
+    for (int d = 0; d < 256; d++) {
+        struct scan_block *bucket = b + end[d] - count[d];
+        if (shift > 12) flag_sort(bucket, count[d], shift - 8 > 12 ? shift - 8 : 12);
+        else insertion_sort(bucket, count[d]);
+    }
+}
+
+/* Sorts the blocks by address, in their own array (a second one would be 16 bytes more a block, at
+ * the program's peak). The block table keeps a page's blocks together and in address order
+ * (blocks.c's block_home), so the blocks come out page by page and only their pages need sorting;
+ * the insertion sorts put right the few a collision moved within their page. */
+static void scan_sort(void)
+{
+    uint64_t n = g_scan.n, lowest = UINT64_MAX, highest = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (g_scan.b[i].lo < lowest) lowest = g_scan.b[i].lo;
+        if (g_scan.b[i].lo > highest) highest = g_scan.b[i].lo;
+    }
+    uint64_t differ = (lowest ^ highest) >> 12;
+    if (!differ) {
+        insertion_sort(g_scan.b, n);
+        return;
+    }
+    int top = 63 - __builtin_clzll(differ) + 12; /* the highest page bit that differs */
+    flag_sort(g_scan.b, n, top - 7 > 12 ? top - 7 : 12);
 }
 
 /* The pages the blocks cover, each with the first and last block on it (blocks do not overlap, so
@@ -505,21 +536,22 @@ static int groups_grow(void)
 static int group_add(const struct block *b, uint8_t state)
 {
     if (2 * (g_groups.n + 1) > g_groups.cap && !groups_grow()) return 0;
-    uint16_t alloc = (uint16_t)((b->tid >> ALLOC_SHIFT) & ALLOC_BITS);
-    uint64_t key = (uint64_t)b->sid << 32 | (uint64_t)alloc << 16 | state;
+    uint16_t alloc = (uint16_t)b->alloc;
+    uint32_t sid = block_sid(b);
+    uint64_t key = (uint64_t)sid << 32 | (uint64_t)alloc << 16 | state;
     uint64_t at = (key * 0x9E3779B97F4A7C15ull) >> 20 & (g_groups.cap - 1);
     for (;; at = (at + 1) & (g_groups.cap - 1)) {
         uint32_t k = g_groups.index[at];
         if (!k) break;
         struct group *g = &g_groups.g[k - 1];
-        if (g->sid == b->sid && g->alloc == alloc && g->state == state) {
+        if (g->sid == sid && g->alloc == alloc && g->state == state) {
             g->blocks++;
             g->bytes += b->size;
             if (b->seq < g->first_seq) g->first_seq = b->seq;
             return 1;
         }
     }
-    g_groups.g[g_groups.n] = (struct group){b->sid, alloc, state, 1, b->size, b->seq};
+    g_groups.g[g_groups.n] = (struct group){sid, alloc, state, 1, b->size, b->seq};
     g_groups.index[at] = (uint32_t)++g_groups.n;
     return 1;
 }
@@ -532,10 +564,10 @@ static int send_groups(void)
 {
     for (uint64_t i = 0; i < g_scan.n; i++) {
         struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
-        if (!(b->tid & UNSENT)) continue;
-        if (b->sid == UINT32_MAX) {
+        if (!b->unsent) continue;
+        if (b->sid_bits == SID_NONE) {
             if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
-            b->sid = g_empty_sid;
+            b->sid_bits = g_empty_sid;
         }
         if (!group_add(b, g_scan.state[i])) {
             groups_release();
@@ -556,8 +588,8 @@ static int send_groups(void)
     uint64_t sent = 0;
     for (uint64_t i = 0; i < g_scan.n; i++) {
         struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
-        if (!(b->tid & UNSENT)) continue;
-        b->tid &= ~UNSENT;
+        if (!b->unsent) continue;
+        b->unsent = 0;
         g_sent_live++;
         g_n_bytes -= b->size;
         g_scan.state[i] |= 0x80; /* the V line leaves it out: the U line told of it */
@@ -587,10 +619,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
         if (b->addr) g_scan.b[g_scan.n++] = (struct scan_block){b->addr, b->addr + b->size};
     }
     if (g_scan.n) {
-        struct scan_block *tmp = region(g_scan.n * sizeof *tmp);
-        if (!tmp) goto fail;
-        scan_sort(tmp);
-        region_free(tmp, g_scan.n * sizeof *tmp);
+        scan_sort();
         g_scan.lowest = g_scan.b[0].lo;
         for (uint64_t i = 0; i < g_scan.n; i++)
             if (g_scan.b[i].hi > g_scan.highest) g_scan.highest = g_scan.b[i].hi;

@@ -16,7 +16,7 @@ struct stack {
     uint32_t dirty;
 };
 
-#define STACKS_MAX (1u << 21)
+#define STACKS_MAX ((1u << 21) - 1) /* ids fit a block's 21 bits, with one value left for "none" */
 static struct stack *g_stacks;   /* reserved, touched as it grows */
 static uint32_t g_nstacks;
 static uint32_t *g_stack_index;  /* open addressing: sid + 1, 0 empty */

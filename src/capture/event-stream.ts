@@ -417,7 +417,9 @@ export class EventStream {
         return
       }
       case 'V': {
-        const columns = this.model.live.columns()
+        // a test end's kinds are taken as its records arrive, before the table changes; the exit's
+        // are kept for the run, and the program may go on past an exec that failed
+        const columns = f[0] === 'test' ? this.model.live.view() : this.model.live.columns()
         const verdict = { point: f[0]!, left: Number(f[1]), codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
         if (verdict.left > 0) this.verdict = verdict
         else this.finishVerdict(verdict)

@@ -261,6 +261,14 @@ export class BlockTable {
   /** The live blocks as columns: a view that stays as it is while the table changes (see the class). */
   columns(): BlockColumns {
     this.shared = true
+    return this.view()
+  }
+
+  /**
+   * The live blocks as columns, valid only until the table next changes: for a use that is done
+   * before then (a test end's kinds), which then costs no copy of the rows at the next change.
+   */
+  view(): BlockColumns {
     const r = this.rows
     const n = this.count
     return {

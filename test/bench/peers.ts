@@ -4,7 +4,10 @@
  *   - threads allocating: 1, 2 and 8 threads sharing 4 million malloc/free pairs;
  *   - a C++ container workload: std::map inserts in 4 threads, from two callers at one depth;
  *   - deep stacks: trees of depth 30 built with realloc;
- *   - many sites: 100,000 distinct call sites, each losing a block.
+ *   - many sites: 100,000 distinct call sites, each losing a block;
+ *   - millions of live blocks: 5,000,000 live at exit (debugee/field/many-blocks, built so too);
+ *   - many test cases: 10,000 marker test cases, and 300 over a fixture of 100,000 live blocks
+ *     (debugee/field/many-tests; heaptrack and LSan see no test cases, only the same program).
  * Each natively, under heapspec (preload), heaptrack (record, then heaptrack_print), LeakSanitizer
  * and memcheck, printing each one's ratio to native and to LSan. The native, heapspec and LSan rows
  * take a second or less: each is the best of three runs (a shared machine's load comes and goes);
@@ -33,6 +36,9 @@ const workloads: Workload[] = [
   { name: 'map', title: 'std::map inserts in 4 threads (40 rounds of 10,000 keys each), two callers at one depth', program: 'map-threads', args: [] },
   { name: 'deep', title: '20,000 trees of depth 30 built with realloc', program: 'deep-realloc', args: ['20000'] },
   { name: 'sites', title: '100,000 distinct call sites, each losing a 16-byte block', program: 'many-sites', args: [] },
+  { name: 'blocks', title: '5,000,000 blocks live at exit, 5,000 of them lost', program: 'many-blocks', args: ['5000000'] },
+  { name: 'tests', title: '10,000 marker test cases of 100 allocations each, every 10th leaking a block', program: 'many-tests', args: [] },
+  { name: 'fixture', title: '300 marker test cases of 100 allocations over a fixture of 100,000 live blocks', program: 'many-tests', args: ['300', '100000'] },
 ]
 const picked = process.env.BENCH_PEERS?.split(',')
 

@@ -186,8 +186,12 @@ export class HeapModel {
 
   /** Records stack `id` as raw return addresses, innermost first. */
   defineStack(id: number, pcs: number[]): void {
+    if (this.stacks[id] === undefined) this.stackCount++
     this.stacks[id] = pcs
   }
+
+  /** How many stacks the observer defined. */
+  stackCount = 0
 
   /** The raw return addresses of stack `id`. */
   stack(id: number): number[] {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
@@ -251,6 +251,7 @@ export class PreloadBackend implements CaptureBackend {
       HEAPSPEC_PRELOAD_LIB: library,
       ...(hooks ? { HEAPSPEC_PRELOAD_TESTS: testsFile } : {}),
       ...(spec.objects.length > 0 ? { HEAPSPEC_PRELOAD_BY_STACK: '1' } : {}),
+      ...observedEnds(spec.objects, program),
       // memdump.txt lists every event: the interposer then sends each one instead of counts
       ...(spec.memdumpFile ? { HEAPSPEC_PRELOAD_EVENTS: 'all' } : {}),
       // the interposer scans the heap itself; HEAPSPEC_SCAN=image has it send images for the host's scan
@@ -321,7 +322,7 @@ export class PreloadBackend implements CaptureBackend {
     if (spec.debug) {
       const { all, own, scanned } = stream.testImages
       process.stderr.write(
-        `heapspec: preload capture of ${display} used ${library}; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process, ${all} test-end images, ${own} of them the test case's own blocks alone\n`,
+        `heapspec: preload capture of ${display} used ${library}; ${stream.model.stackCount} stacks; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process, ${all} test-end images, ${own} of them the test case's own blocks alone\n`,
       )
     }
     // memdump.txt shows every event's stack, the run's figures only those it can name
@@ -337,6 +338,34 @@ export class PreloadBackend implements CaptureBackend {
     })
     if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.stdout, stderr: outcome.stderr }
+  }
+}
+
+/**
+ * The observed objects as the ends of their paths, for the interposer to take no stacks until one
+ * of them is loaded (a Node script's own start-up allocates hundreds of thousands of times before
+ * its addon is there): only when every pattern is a literal path end (a string, or /\.node$/) and
+ * the program itself is none of them (the dynamic linker lists it unnamed).
+ */
+function observedEnds(objects: RegExp[], program: string): { HEAPSPEC_PRELOAD_OBSERVE?: string } {
+  const ends: string[] = []
+  for (const pattern of objects) {
+    // each character a literal one or an escaped one, then the end of the path
+    const literal = /^((?:\\.|[^.*+?^${}()|[\]\\])+)\$$/.exec(pattern.source)
+    if (pattern.flags !== '' || !literal) return {}
+    const end = literal[1]!.replace(/\\(.)/g, '$1')
+    if (end.includes('\n') || /\\[a-zA-Z0-9]/.test(literal[1]!)) return {} // \d, \n and the like are classes, not characters
+    ends.push(end)
+  }
+  if (ends.length === 0 || objects.some((pattern) => pattern.test(program) || pattern.test(resolvedPath(program)))) return {}
+  return { HEAPSPEC_PRELOAD_OBSERVE: ends.join('\n') }
+}
+
+function resolvedPath(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
   }
 }
 

@@ -48,6 +48,35 @@ static int env_int(const char *s)
     return v;
 }
 
+/* Objects mode: the ends of the observed objects' paths, one a line (HEAPSPEC_PRELOAD_OBSERVE, set
+ * by the host when every pattern is a path's end and the program's own path is none of them). */
+static char g_observe[4096];
+
+/* Whether an observed object is loaded: the dynamic linker's list, as a debugger reads it (the
+ * program itself, unnamed there, is none: the host checked). */
+static int observed_loaded(void)
+{
+    for (const struct link_map *l = _r_debug.r_map; l; l = l->l_next) {
+        if (!l->l_name || !*l->l_name) continue;
+        size_t nl = x_strlen(l->l_name);
+        for (const char *s = g_observe; *s;) {
+            const char *e = s;
+            while (*e && *e != '\n') e++;
+            size_t sl = (size_t)(e - s);
+            if (sl && sl <= nl && memcmp(l->l_name + nl - sl, s, sl) == 0) return 1;
+            s = *e ? e + 1 : e;
+        }
+    }
+    return 0;
+}
+
+/* Opens the walks' gate (g_walks_gated) once an observed object is loaded: before its constructors
+ * run, as the dynamic linker announces it (link_map_changed). */
+static void observed_check(void)
+{
+    if (g_walks_gated && observed_loaded()) g_walks_gated = 0;
+}
+
 static void init_core(void)
 {
     long *start = (long *)__libc_stack_end;
@@ -59,6 +88,7 @@ static void init_core(void)
     const char *by_stack = envp ? env_value(envp, "HEAPSPEC_PRELOAD_BY_STACK") : NULL;
     const char *tests = envp ? env_value(envp, "HEAPSPEC_PRELOAD_TESTS") : NULL;
     const char *scan = envp ? env_value(envp, "HEAPSPEC_PRELOAD_SCAN") : NULL;
+    const char *observe = envp ? env_value(envp, "HEAPSPEC_PRELOAD_OBSERVE") : NULL;
     if (tests && x_strlen(tests) < sizeof g_tests_file) memcpy(g_tests_file, tests, x_strlen(tests) + 1);
     if (!fd_text || !dir) {
         g_state = DISABLED;
@@ -67,6 +97,11 @@ static void init_core(void)
     g_all_events = events && x_strcmp(events, "all") == 0;
     g_scan_image = scan && x_strcmp(scan, "image") == 0;
     g_by_stack = by_stack && x_strcmp(by_stack, "1") == 0 && !g_all_events;
+    if (g_by_stack && observe && *observe && x_strlen(observe) < sizeof g_observe) {
+        memcpy(g_observe, observe, x_strlen(observe) + 1);
+        g_walks_gated = 1;
+        observed_check();
+    }
     size_t dl = x_strlen(dir);
     if (dl >= sizeof g_dir) dl = sizeof g_dir - 1;
     memcpy(g_dir, dir, dl);
@@ -95,6 +130,7 @@ static void init_core(void)
     env_remove(envp, "HEAPSPEC_PRELOAD_BY_STACK");
     env_remove(envp, "HEAPSPEC_PRELOAD_TESTS");
     env_remove(envp, "HEAPSPEC_PRELOAD_SCAN");
+    env_remove(envp, "HEAPSPEC_PRELOAD_OBSERVE");
     g_pid = x_getpid();
     g_states = region(STATES_MAX * sizeof(struct thread_state));
     if (!g_states || pthread_key_create(&g_key, NULL) != 0) {

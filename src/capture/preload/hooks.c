@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) void release_checked(struct thread_
     int live = release(me, p, family, sid, &out);
     hook_unlock(locked);
     released_free(&out);
-    if (UNLIKELY(!live)) invalid_free(me, (uint64_t)p, sid, r);
+    if (UNLIKELY(!live)) invalid_free(me, (uint64_t)p, error_stack(me, r, sid), r);
     me->busy = 0;
     if (UNLIKELY(g_timeout_pending)) timeout_now();
 }
@@ -200,7 +200,7 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
             g_n_frees++;
             g_n_bytes += n;
             hook_unlock(locked);
-            invalid_free(me, (uint64_t)old, sid, r);
+            invalid_free(me, (uint64_t)old, error_stack(me, r, sid), r);
             me->busy = 0;
             return NULL;
         }

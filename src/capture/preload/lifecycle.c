@@ -46,6 +46,7 @@ static void link_map_changed(void)
             g_unloaded = 0;
         }
         hook_markers();
+        observed_check();
         /* When only some objects' blocks count (BY_STACK), the host learns each object's code as it
          * arrives, so at a test end it can tell whether any live block is theirs. */
         if (g_by_stack) gather_modules();

@@ -11,6 +11,10 @@ static int g_fd = -1;              /* the protocol, CLOEXEC, far from the progra
 static int g_pid;
 static int g_all_events;           /* one line per event (memdump.txt) instead of counts */
 static int g_scan_image;           /* memory images for the host to scan, not the scan in the process */
+/* Only blocks allocated with an observed object's frame on the stack are the run's figures (objects
+ * mode), and no observed object is loaded yet: no walk can find one of its frames, so allocations
+ * and frees take no stack (lifecycle.c's observed_check opens the gate as one arrives). */
+static int g_walks_gated;
 static char g_dir[1024];           /* where memory images go */
 static char g_tests_file[1024];    /* the --tests functions to hook, one "symbol<TAB>name" a line */
 static uintptr_t g_main_hi;        /* top of the main thread's stack mapping */

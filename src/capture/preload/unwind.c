@@ -379,10 +379,23 @@ static __attribute__((noinline)) uint32_t stack_of_shared(struct thread_state *m
 }
 
 /* Runs inside an allocator call, with no lock of ours held on entry or on return. */
-static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
+static inline __attribute__((always_inline)) uint32_t stack_walked_now(struct thread_state *me, const struct entry_regs *r)
 {
     struct cache_shard *own = me->own_cache;
     return LIKELY(own != NULL) ? cache_lookup(me, own, r, 0) : stack_of_shared(me, r);
+}
+
+/* The stack of an allocation or a free: none while no observed object is loaded (g_walks_gated). */
+static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
+{
+    if (UNLIKELY(g_walks_gated)) return UINT32_MAX;
+    return stack_walked_now(me, r);
+}
+
+/* The stack of a memory error: walked even while the gate is shut (the error is reported anyway). */
+static uint32_t error_stack(struct thread_state *me, const struct entry_regs *r, uint32_t sid)
+{
+    return sid == UINT32_MAX && g_walks_gated ? stack_walked_now(me, r) : sid;
 }
 
 /* The slow path: a real walk, and way `way` of `set` (when given) refilled. */

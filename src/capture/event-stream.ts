@@ -203,7 +203,9 @@ export class EventStream {
         const newline = buffer.indexOf(10, at)
         if (newline < 0) break
         const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
-        await this.line(buffer.toString('utf8', at, end))
+        // most lines are read at once: only an image's end waits (a microtask a line cost 100,000 stacks ~0.1 s)
+        const pending = this.line(buffer.toString('utf8', at, end))
+        if (pending) await pending
         at = newline + 1
       }
       rest = at < buffer.length ? buffer.subarray(at) : undefined
@@ -233,7 +235,8 @@ export class EventStream {
     if (batch.left === 0) this.batch = undefined
   }
 
-  async line(line: string): Promise<void> {
+  /** Reads one line into the model; a promise only where the line must be waited for (an image's end). */
+  line(line: string): Promise<void> | undefined {
     const model = this.model
     if (line[0] === 'F') {
       // the commonest line (every free of a block the model knows), read without splitting it
@@ -274,9 +277,12 @@ export class EventStream {
         this.errors.push({ kind: f[0]!, test: model.runningTest, stack: Number(f[2]), addr, story: addressStory(f.slice(4), addr) })
         return
       }
-      case 'S':
-        model.defineStack(Number(f[0]), f.slice(1).map((pc) => parseInt(pc, 16)))
+      case 'S': {
+        const pcs = new Array<number>(f.length - 1)
+        for (let i = 1; i < f.length; i++) pcs[i - 1] = parseInt(f[i]!, 16)
+        model.defineStack(Number(f[0]), pcs)
         return
+      }
       case 'B':
         model.beginTest(rest(1))
         break
@@ -303,20 +309,14 @@ export class EventStream {
         if (thread) thread.atCall = f.slice(1)
         return
       }
-      case 'd':
-        if (this.dump) await this.finishDump(this.dump)
+      case 'd': {
+        const dump = this.dump
         this.dump = undefined
-        return
+        return dump && this.finishDump(dump)
+      }
       case 'Y': {
-        const pc = parseInt(f[0]!, 16)
         const [fn, file, lineNo, object] = rest(1).split('|')
-        this.symbols.set(pc, {
-          fn: fn || null,
-          file: file ? sourcePath(null, file, this.cwd) : null,
-          line: lineNo ? Number(lineNo) : null,
-          object: object || null,
-          pc: `0x${pc.toString(16)}`,
-        })
+        this.resolved({ pc: parseInt(f[0]!, 16), fn: fn || null, file: file || null, line: lineNo ? Number(lineNo) : null, object: object || '' })
         return
       }
       case 'O':
@@ -360,9 +360,10 @@ export class EventStream {
         return
       }
       default:
-        return
+        return undefined
     }
     this.memdump?.write(line + '\n')
+    return undefined
   }
 
   private async finishDump(d: Dump): Promise<void> {
@@ -432,6 +433,19 @@ export class EventStream {
     }
     return this.model.allPcs((stack) => shown.has(stack) || observed(stack))
   }
+
+  /** A return address's symbol, as a Y line carries it (for a host that symbolizes itself, without the line). */
+  resolved(symbol: { pc: number; fn: string | null; file: string | null; line: number | null; object: string }): void {
+    let file: string | null = null
+    if (symbol.file) {
+      // the same few files name 100,000 frames: each path is made relative once
+      file = this.sourcePaths.get(symbol.file) ?? null
+      if (file === null) this.sourcePaths.set(symbol.file, (file = sourcePath(null, symbol.file, this.cwd)))
+    }
+    this.symbols.set(symbol.pc, { fn: symbol.fn || null, file, line: symbol.line, object: symbol.object || null, pc: `0x${symbol.pc.toString(16)}` })
+  }
+
+  private readonly sourcePaths = new Map<string, string>()
 
   /** A frame for a return address; unresolved ones keep their address. */
   readonly symbol = (pc: number): Frame => this.symbols.get(pc) ?? { fn: null, file: null, line: null, object: null, pc: `0x${pc.toString(16)}` }

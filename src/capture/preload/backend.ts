@@ -324,7 +324,7 @@ export class PreloadBackend implements CaptureBackend {
     const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()
     if (pcs.size > 0) {
       const { frames, missingTool } = await symbolize(pcs, stream.objects, program, symbolizer)
-      for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
+      for (const f of frames) stream.resolved(f)
       if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
     }
     const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: outcome.stoppedAfterMs ?? 0, signal: 'SIGKILL' } : undefined, {

@@ -304,7 +304,7 @@ export async function symbolize(
       let fn = frame?.fn ?? null
       if (table && frame && !frame.inlined) fn = exportedName(table, addresses[g]![i]!) ?? fn
       frames.push({ pc, fn, file: frame?.file ?? null, line: frame?.line ?? null, object: object.path })
-      if (frame?.file) cache?.set(object.path, addresses[g]![i]!, { fn, file: frame.file, line: frame.line })
+      if (frame) cache?.set(object.path, addresses[g]![i]!, { fn, file: frame.file, line: frame.line })
     })
   })
   cache?.save()

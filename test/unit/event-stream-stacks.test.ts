@@ -30,6 +30,26 @@ describe('the capture stream: stacks (S lines)', () => {
   })
 })
 
+describe('the capture stream: S lines in other forms than the interposer\'s', () => {
+  it.each(['S 5  a', 'S 5 a ', 'S  5 a', 'S 1x 10', 'S 7 ABCDEF abcdef', 'S 8 12345678901234', 'S 8 1234567890123', 'S ', 'S 9 zz', 'S 010 ff', 'S 11'])(
+    '%j reads as its text does',
+    async (text) => {
+      const bytes = new EventStream('/')
+      await bytes.consume(Readable.from([Buffer.from(`${text}\n`)]))
+      const lines = new EventStream('/')
+      await lines.line(text)
+      const seen = (s: EventStream): unknown => [[...s.model.allPcs()], Array.from({ length: 13 }, (_, id) => s.model.stack(id))]
+      expect(seen(bytes)).toEqual(seen(lines))
+    },
+  )
+
+  it('reads the interposer\'s form exactly: a 13-digit address, an id of many digits', async () => {
+    const stream = new EventStream('/')
+    await stream.consume(Readable.from([Buffer.from('S 1234567 7ffffffff000 1\n')]))
+    expect(stream.model.stack(1234567)).toEqual([0x7ffffffff000, 1])
+  })
+})
+
 describe('EventStream.resolved', () => {
   it('keeps a symbol as the symbolizer named it, its file relative to the run\'s directory', () => {
     const stream = new EventStream('/work/project')

@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { execa, type ResultPromise } from 'execa'
 import type { LoadedObject } from './event-stream.js'
+import type { SymbolCache } from './symbol-cache.js'
 
 /** A return address resolved: what a `Y` line of the capture protocol carries. */
 export interface ResolvedPc {
@@ -256,7 +257,13 @@ async function resolveAll(paths: string[], addresses: number[][], early: EarlySy
  * `program` names the object whose path the dynamic linker leaves empty. Addresses in no known
  * object, or in one no symbolizer can read, keep only their object (or nothing).
  */
-export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], program: string, early?: EarlySymbolizer): Promise<{ frames: ResolvedPc[]; missingTool: boolean }> {
+export async function symbolize(
+  pcs: Iterable<number>,
+  objects: LoadedObject[],
+  program: string,
+  early?: EarlySymbolizer,
+  cache?: SymbolCache,
+): Promise<{ frames: ResolvedPc[]; missingTool: boolean }> {
   const byObject = new Map<string, { object: LoadedObject; pcs: number[] }>()
   const frames: ResolvedPc[] = []
   for (const pc of pcs) {
@@ -273,7 +280,16 @@ export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], 
     group.pcs.push(pc)
     byObject.set(`${path}\0${object.bias}`, group)
   }
-  const groups = [...byObject.values()]
+  // what an earlier run was answered goes to no symbolizer
+  const groups = [...byObject.values()].flatMap(({ object, pcs: list }) => {
+    const fresh: number[] = []
+    for (const pc of list) {
+      const known = cache?.get(object.path, pc - 1 - object.bias)
+      if (known) frames.push({ pc, ...known, object: object.path })
+      else fresh.push(pc)
+    }
+    return fresh.length > 0 ? [{ object, pcs: fresh }] : []
+  })
   const addresses = groups.map(({ object, pcs: list }) => list.map((pc) => pc - 1 - object.bias))
   const exporting = Promise.all(groups.map(({ object }) => (LIBC.test(object.path) ? exportedFunctions(object.path) : undefined)))
   const resolved = await resolveAll(groups.map((g) => g.object.path), addresses, early)
@@ -288,7 +304,9 @@ export async function symbolize(pcs: Iterable<number>, objects: LoadedObject[], 
       let fn = frame?.fn ?? null
       if (table && frame && !frame.inlined) fn = exportedName(table, addresses[g]![i]!) ?? fn
       frames.push({ pc, fn, file: frame?.file ?? null, line: frame?.line ?? null, object: object.path })
+      if (frame) cache?.set(object.path, addresses[g]![i]!, { fn, file: frame.file, line: frame.line })
     })
   })
+  cache?.save()
   return { frames, missingTool }
 }

@@ -500,9 +500,15 @@ export class HeapModel {
       if (index === undefined) {
         let node = root
         for (const f of frames(id).stack) {
-          node.next ??= new Map()
-          let child = node.next.get(f.pc)
-          if (!child) node.next.set(f.pc, (child = {}))
+          // most nodes have one child (100,000 sites through one main): it needs no map of its own
+          let child: SiteNode | undefined
+          if (node.only === undefined) node.only = { pc: f.pc, node: (child = {}) }
+          else if (node.only.pc === f.pc) child = node.only.node
+          else {
+            node.next ??= new Map()
+            child = node.next.get(f.pc)
+            if (!child) node.next.set(f.pc, (child = {}))
+          }
           node = child
         }
         node.site ??= sites++
@@ -672,6 +678,8 @@ function wherePiece(stack: Frame[], p: number): string | undefined {
 /** A node of the site resolver's tree: the site of the frames that lead here, and the frames after them. */
 interface SiteNode {
   site?: number
+  /** The first child, by its frame's address; the others are in `next`. */
+  only?: { pc: string | undefined; node: SiteNode }
   next?: Map<string | undefined, SiteNode>
 }
 

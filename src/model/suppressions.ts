@@ -280,15 +280,21 @@ function suppressor(suppressions: readonly Suppression[]): (kind: LeakKind, allo
   let memo = memos.get(suppressions)
   if (!memo) {
     const bySource = leakSuppressions(suppressions).some((s) => s.frames.some((f) => f.type === 'src'))
-    memos.set(suppressions, (memo = { bySource, known: new Map() }))
+    memos.set(suppressions, (memo = { bySource, known: new Map(), names: new Map() }))
   }
-  const { bySource, known } = memo
+  const { bySource, known, names } = memo
+  // each name, object and file by a number: a key is a few numbers, not the stack's text again
+  const number = (text: string | number | null): number => {
+    if (text === null) return 0
+    let n = names.get(text)
+    if (n === undefined) names.set(text, (n = names.size + 1))
+    return n
+  }
   return (kind, allocator, stack) => {
-    // \u0001 stands for null: no name, object or file is that character
-    let key = `${kind}\u0000${allocator ?? '\u0001'}`
+    let key = `${kind} ${number(allocator)}`
     for (const f of stack) {
-      key += `\u0000${f.fn ?? '\u0001'}\u0000${f.object ?? '\u0001'}`
-      if (bySource) key += `\u0000${f.file ?? '\u0001'}\u0000${f.line ?? '\u0001'}`
+      key += ` ${number(f.fn)}:${number(f.object)}`
+      if (bySource) key += `:${number(f.file)}:${number(f.line)}`
     }
     let found = known.get(key)
     if (found === undefined) known.set(key, (found = findSuppression(suppressions, kind, matchFrames(allocator, stack)) !== undefined))
@@ -296,7 +302,7 @@ function suppressor(suppressions: readonly Suppression[]): (kind: LeakKind, allo
   }
 }
 
-const memos = new WeakMap<readonly Suppression[], { bySource: boolean; known: Map<string, boolean> }>()
+const memos = new WeakMap<readonly Suppression[], { bySource: boolean; known: Map<string, boolean>; names: Map<string | number, number> }>()
 
 /** Loss records once suppressions have had their say: what is kept, and how much was suppressed. */
 export interface SuppressedRecords {

@@ -53,14 +53,24 @@ export function formatFrame(frame: Frame): string {
   return `${frame.fn ?? frame.pc ?? '???'}${where ? ` (${where})` : ''}`
 }
 
-function record(r: LeakRecord, c: Colors, suppressions: boolean): string {
+/** Each frame's printed text, by the frame: 100,000 records share their callers' frames. */
+type FrameTexts = Map<Frame, string>
+
+function frameText(frame: Frame, texts: FrameTexts): string {
+  let text = texts.get(frame)
+  if (text === undefined) texts.set(frame, (text = printable(formatFrame(frame))))
+  return text
+}
+
+function record(r: LeakRecord, c: Colors, suppressions: boolean, texts: FrameTexts): string {
   const failing = FAILING_KINDS.includes(r.kind)
   const head = `${formatAmount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
-  const lines = [failing ? c.bold(c.red(head)) : c.yellow(head)]
-  r.stack.forEach((frame, i) => lines.push(`    ${i === 0 ? 'at' : 'by'} ${i === 0 ? c.cyan(printable(formatFrame(frame))) : printable(formatFrame(frame))}`))
-  if (r.stack.length === 0) lines.push('    (no stack)')
-  if (suppressions && r.suppression) lines.push(r.suppression)
-  return lines.join('\n')
+  let text = failing ? c.bold(c.red(head)) : c.yellow(head)
+  const stack = r.stack
+  for (let i = 0; i < stack.length; i++) text += i === 0 ? `\n    at ${c.cyan(frameText(stack[0]!, texts))}` : `\n    by ${frameText(stack[i]!, texts)}`
+  if (stack.length === 0) text += '\n    (no stack)'
+  if (suppressions && r.suppression) text += `\n${r.suppression}`
+  return text
 }
 
 /** How the program ended, in words. */
@@ -100,11 +110,12 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
     else byTest.set(r.test, [r])
   }
   const groups = [...new Set([...run.tests.map((t) => t.name), null])]
+  const texts: FrameTexts = new Map()
   for (const test of groups) {
     const mine = byTest.get(test) ?? []
     if (mine.length === 0) continue
     if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${printable(test)}":`))
-    for (const r of mine) out.push('', record(r, c, options.suppressions ?? false))
+    for (const r of mine) out.push('', record(r, c, options.suppressions ?? false, texts))
   }
   out.push('', c.bold('HEAP SUMMARY:'))
   out.push(`    in use at exit: ${formatAmount(run.inUseAtExit)}`)

@@ -167,7 +167,12 @@ describe('preload backend: the process side', () => {
     const runs = await Promise.all([1, 2, 3].map(() => execa('node', [CLI, 'run', '--backend', 'preload', 'debugee/build/definite'], { cwd: ROOT, reject: false, env: { CI: 'true', XDG_CACHE_HOME: cache } })))
     for (const run of runs) expect(run.stderr).toContain('definitely lost: 600 bytes in 3 blocks')
     // the launcher and the library, each named by its content hash, and the manifests recording those hashes
-    const files = readdirSync(join(cache, 'heapspec')).sort()
+    const all = readdirSync(join(cache, 'heapspec')).sort()
+    // beside them, the symbolizer's answers for the program and libc (no temporary file left)
+    const symbols = all.filter((f) => f.startsWith('heapspec-symbols-'))
+    expect(symbols.length).toBeGreaterThanOrEqual(2)
+    for (const f of symbols) expect(f).toMatch(/^heapspec-symbols-[0-9a-f]{16}\.json$/)
+    const files = all.filter((f) => !symbols.includes(f))
     expect(files).toHaveLength(4)
     expect(files[0]).toMatch(/^heapspec-launch-[0-9a-f]{16}-[0-9a-f]{16}$/)
     expect(files[1]).toMatch(/^heapspec-launch-[0-9a-f]{16}\.json$/)

@@ -1,8 +1,9 @@
-import { mkdtempSync, statSync, symlinkSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { SymbolCache } from '../../src/capture/symbol-cache.js'
 import { EarlySymbolizer, symbolize } from '../../src/capture/symbolize.js'
 import { descendants } from '../../src/capture/process.js'
 import { program } from '../support/debugee.js'
@@ -91,5 +92,64 @@ describe('symbolize', () => {
       [null, program('definite')],
       [null, LIBC],
     ])
+  })
+})
+
+describe('SymbolCache: answers kept from one run to the next', () => {
+  const saved = { PATH: process.env.PATH, XDG_CACHE_HOME: process.env.XDG_CACHE_HOME }
+  afterEach(() => {
+    process.env.PATH = saved.PATH
+    if (saved.XDG_CACHE_HOME === undefined) delete process.env.XDG_CACHE_HOME
+    else process.env.XDG_CACHE_HOME = saved.XDG_CACHE_HOME
+  })
+  const noTools = (): void => {
+    process.env.PATH = mkdtempSync(join(tmpdir(), 'heapspec-symbolize-'))
+  }
+  const cacheHome = (): string => (process.env.XDG_CACHE_HOME = mkdtempSync(join(tmpdir(), 'heapspec-symbol-cache-')))
+
+  it('answers a later run without any symbolizer, as the symbolizer did', async () => {
+    cacheHome()
+    const first = await symbolize(pcs, objects, program('definite'), undefined, await SymbolCache.open())
+    expect(first.frames.map((f) => f.fn)).toEqual(['make', 'main', 'strdup'])
+    const cache = (await SymbolCache.open())!
+    expect(cache.knows(program('definite'))).toBe(true)
+    // the same libc named by the path /proc gives it: one object, one file of answers
+    expect(cache.knows('/usr/lib/x86_64-linux-gnu/libc.so.6')).toBe(true)
+    noTools()
+    const later = await symbolize(pcs, objects, program('definite'), undefined, cache)
+    expect(later.missingTool).toBe(false)
+    const byPc = (r: typeof first): unknown => [...r.frames].sort((a, b) => a.pc - b.pc)
+    expect(byPc(later)).toEqual(byPc(first))
+  })
+
+  it('forgets an object rebuilt (another modification time), and trusts no file another user could write', async () => {
+    const home = cacheHome()
+    const dir = mkdtempSync(join(tmpdir(), 'heapspec-symbolize-'))
+    const copy = join(dir, 'definite')
+    copyFileSync(program('definite'), copy)
+    const own = [objects[0]!]
+    await symbolize([pcs[0]!], own, copy, undefined, await SymbolCache.open())
+    expect((await SymbolCache.open())!.knows(copy)).toBe(true)
+    const files = readdirSync(join(home, 'heapspec')).filter((f) => f.startsWith('heapspec-symbols-'))
+    expect(files).toHaveLength(1)
+    const file = join(home, 'heapspec', files[0]!)
+    expect(statSync(file).mode & 0o777).toBe(0o600)
+    // planted answers in a file the group may write: never read
+    const planted = JSON.parse(readFileSync(file, 'utf8')) as { symbols: Record<string, unknown[]> }
+    for (const address of Object.keys(planted.symbols)) planted.symbols[address] = ['evil', '/evil.c', 1]
+    writeFileSync(file, JSON.stringify(planted))
+    chmodSync(file, 0o620)
+    noTools()
+    const tampered = await symbolize([pcs[0]!], own, copy, undefined, await SymbolCache.open())
+    expect(tampered.missingTool).toBe(true)
+    expect(tampered.frames.map((f) => f.fn)).toEqual([null])
+    process.env.PATH = saved.PATH
+    chmodSync(file, 0o600)
+    expect((await symbolize([pcs[0]!], own, copy, undefined, await SymbolCache.open())).frames.map((f) => f.fn)).toEqual(['evil'])
+    // the program built again: its old answers are not its answers
+    utimesSync(copy, new Date(), new Date(Date.now() + 5000))
+    const rebuilt = (await SymbolCache.open())!
+    expect(rebuilt.knows(copy)).toBe(false)
+    expect((await symbolize([pcs[0]!], own, copy, undefined, rebuilt)).frames.map((f) => f.fn)).toEqual(['make'])
   })
 })

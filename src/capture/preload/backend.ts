@@ -10,6 +10,7 @@ import { compilers, hostLibc, libcIdentity } from '../build-cache.js'
 import { EventStream } from '../event-stream.js'
 import { makeRunDir } from '../run-dir.js'
 import { programStdio, supervise } from '../process.js'
+import { SymbolCache } from '../symbol-cache.js'
 import { EarlySymbolizer, symbolize } from '../symbolize.js'
 import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
 import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, verify, type VerifiedLibrary } from './interposer-cache.js'
@@ -220,25 +221,36 @@ export class PreloadBackend implements CaptureBackend {
     // Started first, it is ready (LLVM, the program's and libc's debug info loaded) when the
     // program ends. With only some objects observed (Node's addons) most runs name no frame of
     // the program's own: reading Node's symbols ahead would only take the CPU the run needs.
-    const symbolizer = new EarlySymbolizer(spec.objects.length > 0 ? [hostLibc() ?? ''] : [spec.command[0]!, hostLibc() ?? ''])
+    const ahead = spec.objects.length > 0 ? [hostLibc() ?? ''] : [spec.command[0]!, hostLibc() ?? '']
+    // A program symbolized in an earlier run most likely needs no symbolizer now: its answers are
+    // kept, and one is started at the end only for an address they lack.
+    const symbols = await SymbolCache.open().catch(() => undefined)
+    const symbolizer = symbols?.knows(ahead[0]!) ? undefined : new EarlySymbolizer(ahead)
     let library: string
     let imageDir: string
     try {
       library = await interposerLibrary()
       imageDir = await makeRunDir('heapspec-')
     } catch (error) {
-      await symbolizer.close()
+      await symbolizer?.close()
       throw error
     }
     try {
-      return await this.captureIn(spec, library, imageDir, display, symbolizer)
+      return await this.captureIn(spec, library, imageDir, display, symbolizer, symbols)
     } finally {
-      await symbolizer.close()
+      await symbolizer?.close()
       await rm(imageDir, { recursive: true, force: true })
     }
   }
 
-  private async captureIn(spec: CaptureSpec, library: string, imageDir: string, display: string, symbolizer: EarlySymbolizer): Promise<CaptureResult> {
+  private async captureIn(
+    spec: CaptureSpec,
+    library: string,
+    imageDir: string,
+    display: string,
+    symbolizer: EarlySymbolizer | undefined,
+    symbols: SymbolCache | undefined,
+  ): Promise<CaptureResult> {
     const [program, ...args] = spec.command as [string, ...string[]]
     const hooks = await testHooks(spec, program)
     const testsFile = join(imageDir, 'tests.list')
@@ -328,8 +340,8 @@ export class PreloadBackend implements CaptureBackend {
     // memdump.txt shows every event's stack, the run's figures only those it can name
     const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()
     if (pcs.size > 0) {
-      const { frames, missingTool } = await symbolize(pcs, stream.objects, program, symbolizer)
-      for (const f of frames) await stream.line(`Y ${f.pc.toString(16)} ${f.fn ?? ''}|${f.file ?? ''}|${f.line ?? ''}|${f.object}`)
+      const { frames, missingTool } = await symbolize(pcs, stream.objects, program, symbolizer, symbols)
+      for (const f of frames) stream.resolved(f)
       if (missingTool) await stream.line('! no symbolizer found (llvm-symbolizer or addr2line): stacks show addresses. Install binutils (apt-get install binutils).')
     }
     const run = stream.run('preload', spec.displayCommand, outcome.timedOut ? { afterMs: outcome.stoppedAfterMs ?? 0, signal: 'SIGKILL' } : undefined, {

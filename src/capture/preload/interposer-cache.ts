@@ -100,7 +100,7 @@ async function unsafeDirectory(dir: string): Promise<string | undefined> {
 }
 
 /** A file heapspec may trust in its private directory: a regular file of the user's that only the user can write. */
-function privateFile(st: Stats): boolean {
+export function privateFile(st: Stats): boolean {
   return st.isFile() && st.uid === uid() && (st.mode & 0o022) === 0
 }
 

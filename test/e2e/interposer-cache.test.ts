@@ -166,7 +166,7 @@ describe('a planted interposer is never loaded', () => {
       expect(heapspecSaid(result), name).toBe('')
       expect(readFileSync(join(cache, names.library)), name).toEqual(genuine)
     }
-    expect(readdirSync(cache).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-')).sort()).toEqual([names.library, names.manifest, names.oldStyle]) // the old-style plant is ignored, never loaded
+    expect(readdirSync(cache).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-')).sort()).toEqual([names.library, names.manifest, names.oldStyle]) // the old-style plant is ignored, never loaded
   })
 
   it('a relative XDG_CACHE_HOME is ignored, as the XDG spec says (the program would read it from its own directory)', async () => {
@@ -174,7 +174,7 @@ describe('a planted interposer is never loaded', () => {
     const result = await heapspecRun({ XDG_CACHE_HOME: 'planted-cache', TMPDIR: tmp, HOME: home })
     expectGenuineRun(result)
     expect(heapspecSaid(result)).toBe('')
-    expect(readdirSync(join(home, '.cache', 'heapspec')).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-')).sort()).toEqual([names.library, names.manifest])
+    expect(readdirSync(join(home, '.cache', 'heapspec')).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-')).sort()).toEqual([names.library, names.manifest])
     expect(existsSync(join(ROOT, 'planted-cache'))).toBe(false)
   })
 
@@ -195,4 +195,29 @@ describe('a planted interposer is never loaded', () => {
       else process.env.XDG_CACHE_HOME = previous
     }
   })
+})
+
+describe('the GoogleTest check kept in the cache directory', () => {
+  const gtestRun = (xdg: string) =>
+    execa('node', [CLI, 'run', '--json', join(xdg, 'run.json'), '--backend', 'preload', 'debugee/build/gtest-plain'], { cwd: ROOT, reject: false, extendEnv: false, env: { PATH: process.env.PATH!, CI: 'true', XDG_CACHE_HOME: xdg } })
+  const testNames = (xdg: string): string[] => (JSON.parse(readFileSync(join(xdg, 'run.json'), 'utf8')) as { tests: { name: string }[] }).tests.map((t) => t.name)
+
+  it('answers a later run from a private file of the user\'s, and ignores one others can write', async () => {
+    const box = sandbox('gtest-check')
+    await gtestRun(box.xdg)
+    expect(testNames(box.xdg)).toHaveLength(5) // recognised: each GoogleTest test a test case
+    const kept = readdirSync(join(box.xdg, 'heapspec')).filter((f) => f.startsWith('heapspec-gtest-'))
+    expect(kept).toHaveLength(1)
+    const file = join(box.xdg, 'heapspec', kept[0]!)
+    expect(readFileSync(file, 'utf8')).toBe('yes')
+    // the next run believes the kept answer: told "no", it sees no test cases
+    writeFileSync(file, 'no')
+    chmodSync(file, 0o600)
+    await gtestRun(box.xdg)
+    expect(testNames(box.xdg)).toEqual([])
+    // a file others can write is never believed: the program is read again
+    chmodSync(file, 0o666)
+    await gtestRun(box.xdg)
+    expect(testNames(box.xdg)).toHaveLength(5)
+  }, 120_000)
 })

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { closeSync, openSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, lstatSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
@@ -13,7 +13,7 @@ import { programStdio, supervise } from '../process.js'
 import { SymbolCache } from '../symbol-cache.js'
 import { EarlySymbolizer, symbolize } from '../symbolize.js'
 import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
-import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, verify, type VerifiedLibrary } from './interposer-cache.js'
+import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, privateFile, verify, type VerifiedLibrary } from './interposer-cache.js'
 
 /** The signal interposer.c takes as the host's timeout request (with a request file in place). */
 const STOP_SIGNAL = 62
@@ -195,11 +195,45 @@ const GTEST_HOOKS = [
  * The functions the interposer hooks for test cases, one `symbol<TAB>name` a line, or undefined
  * for none: the `tests` functions when given, else GoogleTest's event repeater for an unmarked suite.
  */
-async function testHooks(spec: CaptureSpec, program: string): Promise<string | undefined> {
+async function testHooks(spec: CaptureSpec, program: string, cacheDir: string): Promise<string | undefined> {
   const lines = (pairs: readonly (readonly [string, string])[]): string => pairs.map(([symbol, name]) => `${symbol}\t${name}\n`).join('')
   if (spec.tests) return lines(await testFunctionSymbols(program, spec.testFunctions ?? (await testFunctionNames(program, spec.tests))))
-  if (recognisesGoogleTest(program)) return lines(GTEST_HOOKS)
+  if (recognisedBefore(program, cacheDir)) return lines(GTEST_HOOKS)
   return undefined
+}
+
+/**
+ * recognisesGoogleTest's answer, kept in heapspec's cache directory (beside the interposer) by the
+ * program's path, device, inode, size and modification time: Node's string tables are megabytes,
+ * read at every runNode otherwise (25 ms). Only a private regular file of the user's is believed.
+ */
+function recognisedBefore(program: string, cacheDir: string): boolean {
+  let file: string
+  try {
+    const st = statSync(program)
+    const key = createHash('sha256').update(`${realpathSync(program)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)
+    file = join(cacheDir, `heapspec-gtest-${key}`)
+  } catch {
+    return false
+  }
+  try {
+    const st = lstatSync(file)
+    if (privateFile(st)) {
+      const kept = readFileSync(file, 'utf8')
+      if (kept === 'yes' || kept === 'no') return kept === 'yes'
+    }
+  } catch {
+    // not answered before
+  }
+  const answer = recognisesGoogleTest(program)
+  try {
+    const temporary = `${file}.${process.pid}.tmp`
+    writeFileSync(temporary, answer ? 'yes' : 'no', { mode: 0o600, flag: 'wx' })
+    renameSync(temporary, file)
+  } catch {
+    // the answer is only not kept
+  }
+  return answer
 }
 
 /**
@@ -252,7 +286,7 @@ export class PreloadBackend implements CaptureBackend {
     symbols: SymbolCache | undefined,
   ): Promise<CaptureResult> {
     const [program, ...args] = spec.command as [string, ...string[]]
-    const hooks = await testHooks(spec, program)
+    const hooks = await testHooks(spec, program, dirname(library))
     const testsFile = join(imageDir, 'tests.list')
     if (hooks) writeFileSync(testsFile, hooks)
     // The program's only: the interposer removes them (restoring the user's LD_PRELOAD) at start-up.

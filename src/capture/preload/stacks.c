@@ -87,6 +87,8 @@ static uint32_t stack_find_or_add(const uint64_t *pcs, uint32_t n)
 
 static void stack_send(uint32_t sid)
 {
+    /* no stack (the table was full when one was needed): nothing to define, and no slot to read */
+    if (sid >= STACKS_MAX) return;
     struct stack *s = &g_stacks[sid];
     if (s->sent) return;
     s->sent = 1;

@@ -53,13 +53,25 @@ const VERDICT_RECORD = 16
 const GROUP_RECORD = 32
 const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
 
-/** The verdict being read (a V line's): the kinds of the blocks that are not reachable. */
+/** A verdict (a V line's): the kinds of the blocks that are not reachable. */
 interface Verdict {
   point: string
-  left: number
   /** Every live block's kind, as its index in LEAK_KINDS, by row of `columns`. */
   codes: Uint8Array
   columns: BlockColumns
+}
+
+/** Binary records that follow a line (an L, U or V line's), read as they come. */
+interface Records {
+  /** The bytes of one. */
+  size: number
+  /** How many are still to come. */
+  left: number
+  /** What they are, for a stream that ends among them. */
+  what: string
+  read(buffer: Buffer, at: number, count: number): void
+  /** After the last one. */
+  done?(): void
 }
 
 function signalName(n: number): string {
@@ -177,11 +189,9 @@ export class EventStream {
   readonly errors: ObservedError[] = []
   private atExit: Classification | undefined
   private dump: Dump | undefined
-  /** The batch of blocks being read (an L line's): how many records are still to come, and how to number them. */
-  private batch: { left: number; from: number; base: number } | undefined
-  private verdict: Verdict | undefined
-  /** The groups of blocks being read (a U line's), and those read, for the verdict that follows. */
-  private grouping: { left: number; from: number; base: number } | undefined
+  /** The binary records being read (a batch of blocks, groups of blocks, a verdict). */
+  private records: Records | undefined
+  /** The groups of blocks read (U lines), for the verdict that follows. */
   private groups: BlockGroups | undefined
   /** Live blocks held only as groups' sums. */
   private readonly grouped = { bytes: 0, blocks: 0 }
@@ -230,25 +240,17 @@ export class EventStream {
       const buffer: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk
       let at = 0
       while (at < buffer.length) {
-        if (this.batch) {
-          const records = Math.min(this.batch.left, Math.floor((buffer.length - at) / BATCH_RECORD))
-          if (records === 0) break
-          this.batchBlocks(buffer, at, records)
-          at += records * BATCH_RECORD
-          continue
-        }
-        if (this.grouping) {
-          const records = Math.min(this.grouping.left, Math.floor((buffer.length - at) / GROUP_RECORD))
-          if (records === 0) break
-          this.groupRecords(buffer, at, records)
-          at += records * GROUP_RECORD
-          continue
-        }
-        if (this.verdict) {
-          const records = Math.min(this.verdict.left, Math.floor((buffer.length - at) / VERDICT_RECORD))
-          if (records === 0) break
-          this.verdictBlocks(buffer, at, records)
-          at += records * VERDICT_RECORD
+        const records = this.records
+        if (records) {
+          const count = Math.min(records.left, Math.floor((buffer.length - at) / records.size))
+          if (count === 0) break
+          records.read(buffer, at, count)
+          at += count * records.size
+          records.left -= count
+          if (records.left === 0) {
+            this.records = undefined
+            records.done?.()
+          }
           continue
         }
         const newline = buffer.indexOf(10, at)
@@ -265,16 +267,13 @@ export class EventStream {
       rest = at < buffer.length ? buffer.subarray(at) : undefined
     }
     // a last line without its newline still counts, as readline's would
-    if (rest && !this.batch && !this.verdict && !this.grouping) await this.line(rest.toString('utf8'))
-    if (this.grouping) this.failures.push(`the observer's stream ended inside its groups of blocks (${this.grouping.left} of them missing)`)
-    if (this.batch) this.failures.push(`the observer's stream ended inside a batch of blocks (${this.batch.left} of them missing)`)
-    if (this.verdict) this.failures.push(`the observer's stream ended inside its scan's verdict (${this.verdict.left} blocks missing)`)
+    if (rest && !this.records) await this.line(rest.toString('utf8'))
+    if (this.records) this.failures.push(`the observer's stream ended inside ${this.records.what} (${this.records.left} of them missing)`)
     if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
   }
 
-  /** `count` records of the batch being read, from `buffer` at `at` (see the L line). */
-  private batchBlocks(buffer: Buffer, at: number, count: number): void {
-    const batch = this.batch!
+  /** `count` records of a batch, from `buffer` at `at`, numbered from `base` (see the L line). */
+  private batchBlocks(buffer: Buffer, at: number, count: number, batch: { from: number; base: number }): void {
     const model = this.model
     const tallies = this.tallies
     for (let i = 0, o = at; i < count; i++, o += BATCH_RECORD) {
@@ -287,13 +286,10 @@ export class EventStream {
       model.allocate(addr, size, stack, allocator ? OPERATOR_NEW + allocator - 1 : 0, batch.base + (seq - batch.from))
       this.memdump?.write(`A 0 ${addr.toString(16)} ${size} ${stack}${allocator ? ` ${allocator}` : ''}\n`)
     }
-    batch.left -= count
-    if (batch.left === 0) this.batch = undefined
   }
 
-  /** `count` records of the verdict being read, from `buffer` at `at` (see the V line). */
-  private verdictBlocks(buffer: Buffer, at: number, count: number): void {
-    const verdict = this.verdict!
+  /** `count` records of a verdict, from `buffer` at `at` (see the V line). */
+  private verdictBlocks(buffer: Buffer, at: number, count: number, verdict: Verdict): void {
     const live = this.model.live
     for (let i = 0, o = at; i < count; i++, o += VERDICT_RECORD) {
       const addr = buffer.readUInt32LE(o + 4) * 0x100000000 + buffer.readUInt32LE(o)
@@ -305,16 +301,10 @@ export class EventStream {
       }
       verdict.codes[row] = code
     }
-    verdict.left -= count
-    if (verdict.left === 0) {
-      this.verdict = undefined
-      this.finishVerdict(verdict)
-    }
   }
 
-  /** `count` records of the groups being read, from `buffer` at `at` (see the U line). */
-  private groupRecords(buffer: Buffer, at: number, count: number): void {
-    const grouping = this.grouping!
+  /** `count` records of groups of blocks, from `buffer` at `at`, numbered from `base` (see the U line). */
+  private groupRecords(buffer: Buffer, at: number, count: number, grouping: { from: number; base: number }): void {
     const groups = (this.groups ??= emptyGroups())
     for (let i = 0, o = at; i < count; i++, o += GROUP_RECORD) {
       const allocator = buffer.readUInt16LE(o + 4)
@@ -328,12 +318,12 @@ export class EventStream {
       groups.blocks.push(blocks)
       groups.seqs.push(grouping.base + (seq - grouping.from))
       groups.allocators.push(allocator ? OPERATOR_NEW + allocator - 1 : 0)
-      groups.tests.push(this.model.allocateGroup(bytes, blocks))
+      // counted as allocations of the test case running, as an N line's
+      this.model.tally(blocks, 0, bytes)
+      groups.tests.push(this.model.runningTest)
       this.grouped.bytes += bytes
       this.grouped.blocks += blocks
     }
-    grouping.left -= count
-    if (grouping.left === 0) this.grouping = undefined
   }
 
   /** Images and verdicts alike: what a point of the run (a test end, the exit) counts. */
@@ -412,7 +402,9 @@ export class EventStream {
         break
       case 'L': {
         const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
-        if (count > 0) this.batch = { left: count, from, base: model.reserveBatch(count, to - from) }
+        if (count === 0) return
+        const batch = { from, base: model.reserveBatch(count, to - from) }
+        this.records = { size: BATCH_RECORD, left: count, what: 'a batch of blocks', read: (buffer, at, n) => this.batchBlocks(buffer, at, n, batch) }
         return
       }
       case 'N':
@@ -455,16 +447,27 @@ export class EventStream {
       case 'U': {
         const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
         this.groups ??= emptyGroups()
-        if (count > 0) this.grouping = { left: count, from, base: model.reserveBatch(0, to - from) }
+        if (count === 0) return
+        const grouping = { from, base: model.reserveBatch(0, to - from) }
+        this.records = { size: GROUP_RECORD, left: count, what: 'its groups of blocks', read: (buffer, at, n) => this.groupRecords(buffer, at, n, grouping) }
         return
       }
       case 'V': {
         // a test end's kinds are taken as its records arrive, before the table changes; the exit's
         // are kept for the run, and the program may go on past an exec that failed
         const columns = f[0] === 'test' ? this.model.live.view() : this.model.live.columns()
-        const verdict = { point: f[0]!, left: Number(f[1]), codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
-        if (verdict.left > 0) this.verdict = verdict
-        else this.finishVerdict(verdict)
+        const verdict = { point: f[0]!, codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
+        const count = Number(f[1])
+        if (count === 0) this.finishVerdict(verdict)
+        else {
+          this.records = {
+            size: VERDICT_RECORD,
+            left: count,
+            what: "its scan's records of blocks not reachable",
+            read: (buffer, at, n) => this.verdictBlocks(buffer, at, n, verdict),
+            done: () => this.finishVerdict(verdict),
+          }
+        }
         return
       }
       case 'W':

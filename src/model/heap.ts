@@ -234,21 +234,6 @@ export class HeapModel {
   }
 
   /**
-   * `blocks` blocks of `bytes` bytes in all, live, that the model holds only as a sum (BlockGroups):
-   * they count as allocations, of the running test case's when one runs. Returns that test case.
-   */
-  allocateGroup(bytes: number, blocks: number): number {
-    this.totals.allocations += blocks
-    this.totals.bytesAllocated += bytes
-    const test = this.tests[this.current]
-    if (test) {
-      test.allocations += blocks
-      test.bytesAllocated += bytes
-    }
-    return this.current
-  }
-
-  /**
    * A batch of `count` blocks is coming, numbered by the observer over `span` places: room for
    * them, and the first place in allocation order (see BlockTable.reserveSeqs).
    */
@@ -270,8 +255,9 @@ export class HeapModel {
   }
 
   /**
-   * Blocks an observer counted without sending them, because each was freed before the next
-   * test-case boundary: they add to the counts of the test case running now, and need no tracking.
+   * Allocations and frees an observer counted without sending their blocks one by one: blocks
+   * freed before the next test-case boundary (N lines), or live ones sent as sums (U lines). They
+   * add to the counts of the test case running now, and need no tracking.
    */
   tally(allocations: number, frees: number, bytes: number): void {
     this.totals.allocations += allocations

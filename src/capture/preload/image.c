@@ -232,17 +232,36 @@ static void emit_mapping(int fd, uint64_t *offset, uintptr_t lo, uintptr_t hi, c
     *offset += hi - lo;
 }
 
-/* Splits [lo, hi) around our own memory and emits the rest. */
-static void emit_outside_ours(int fd, uint64_t *offset, uintptr_t lo, uintptr_t hi, const char *perms, int guarded, const char *name, size_t name_len)
+/* Visits the pieces of [lo, hi) outside our own memory, in address order (`first`: the piece that
+ * starts at lo, for a mapping's guard page); stops at a visit that answers non-zero, and answers it.
+ * The image, the own-blocks check and the scan all split a mapping so. */
+typedef int (*piece_visit)(uintptr_t lo, uintptr_t hi, int first, void *ctx);
+
+static int outside_ours(uintptr_t lo, uintptr_t hi, int first, piece_visit visit, void *ctx)
 {
+    if (lo >= hi) return 0;
     for (int i = 0; i < g_nranges; i++) {
         uintptr_t a = g_ranges[i].lo, b = g_ranges[i].hi;
         if (b <= lo || a >= hi) continue;
-        if (a > lo) emit_outside_ours(fd, offset, lo, a, perms, guarded, name, name_len);
-        if (b < hi) emit_outside_ours(fd, offset, b, hi, perms, 0, name, name_len);
-        return;
+        int answer = a > lo ? outside_ours(lo, a, first, visit, ctx) : 0;
+        if (answer) return answer;
+        return b < hi ? outside_ours(b, hi, 0, visit, ctx) : 0;
     }
-    emit_mapping(fd, offset, lo, hi, perms, guarded, name, name_len);
+    return visit(lo, hi, first, ctx);
+}
+
+struct emit_ctx {
+    int fd;
+    uint64_t *offset;
+    const struct maps_line *m;
+    int guarded;
+};
+
+static int emit_piece(uintptr_t lo, uintptr_t hi, int first, void *ctx)
+{
+    struct emit_ctx *e = ctx;
+    emit_mapping(e->fd, e->offset, lo, hi, e->m->perms, first && e->guarded, e->m->name, e->m->name_len);
+    return 0;
 }
 
 static void emit_thread(int t, uint64_t sp, const uint64_t *regs)
@@ -355,15 +374,10 @@ static int points_into_own(uintptr_t lo, uintptr_t hi)
     return 0;
 }
 
-/* Splits [lo, hi) around our own memory, as emit_outside_ours does, and checks the rest. */
-static int outside_ours_points(uintptr_t lo, uintptr_t hi)
+static int piece_points_into_own(uintptr_t lo, uintptr_t hi, int first, void *ctx)
 {
-    for (int i = 0; i < g_nranges; i++) {
-        uintptr_t a = g_ranges[i].lo, b = g_ranges[i].hi;
-        if (b <= lo || a >= hi) continue;
-        if (a > lo && outside_ours_points(lo, a)) return 1;
-        return b < hi ? outside_ours_points(b, hi) : 0;
-    }
+    (void)first;
+    (void)ctx;
     return points_into_own(lo, hi) != 0;
 }
 
@@ -389,7 +403,7 @@ static int own_apart(uint64_t sp, const uint64_t *regs)
             uint64_t tsp = g_stopped[i].sp;
             if (g_stopped[i].tid > 0 && tsp >= m.start && tsp < m.end) from = tsp;
         }
-        if (outside_ours_points(from, m.end)) return 0;
+        if (outside_ours(from, m.end, 1, piece_points_into_own, NULL)) return 0;
     }
     return 1;
 }
@@ -452,7 +466,10 @@ static void dump(const char *point, uint64_t sp, const uint64_t *regs, const cha
         struct writable_maps w = {g_maps_copy.text, 0, ""};
         struct maps_line m;
         int guarded;
-        while (next_writable(&w, &m, &guarded)) emit_outside_ours(fd, &offset, m.start, m.end, m.perms, guarded, m.name, m.name_len);
+        while (next_writable(&w, &m, &guarded)) {
+            struct emit_ctx e = {fd, &offset, &m, guarded};
+            outside_ours(m.start, m.end, 1, emit_piece, &e);
+        }
     }
     x_close(fd);
     emit_thread(tid(), sp, regs);

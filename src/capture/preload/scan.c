@@ -303,16 +303,18 @@ static int scan_piece(uint64_t lo, uint64_t hi, int guarded, const struct maps_l
     return piece_push(from, hi, is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT, file);
 }
 
-/* Splits [lo, hi) around our own memory, as emit_outside_ours does. */
-static int scan_outside_ours(uint64_t lo, uint64_t hi, int guarded, const struct maps_line *m, uint64_t sp)
+struct scan_ctx {
+    const struct maps_line *m;
+    int guarded;
+    uint64_t sp;
+};
+
+/* A piece of a writable mapping outside our own memory (outside_ours): non-zero when our memory for
+ * it could not be had. */
+static int scan_visit(uintptr_t lo, uintptr_t hi, int first, void *ctx)
 {
-    for (int i = 0; i < g_nranges; i++) {
-        uintptr_t a = g_ranges[i].lo, b = g_ranges[i].hi;
-        if (b <= lo || a >= hi) continue;
-        if (a > lo && !scan_outside_ours(lo, a, guarded, m, sp)) return 0;
-        return b < hi ? scan_outside_ours(b, hi, 0, m, sp) : 1;
-    }
-    return scan_piece(lo, hi, guarded, m, sp);
+    struct scan_ctx *c = ctx;
+    return !scan_piece(lo, hi, first && c->guarded, c->m, c->sp);
 }
 
 /* Whether [lo, hi) lies inside one heap piece (the image would hold its bytes). */
@@ -632,7 +634,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
     struct maps_line m;
     int guarded;
     while (next_writable(&w, &m, &guarded))
-        if (!scan_outside_ours(m.start, m.end, guarded, &m, sp)) goto fail;
+        if (outside_ours(m.start, m.end, 1, scan_visit, &(struct scan_ctx){&m, guarded, sp})) goto fail;
     g_scan.heap_index = region(g_scan.pieces_cap * sizeof(uint32_t));
     if (!g_scan.heap_index) goto fail;
     for (uint32_t i = 0; i < g_scan.npieces; i++) /* the maps are in address order, and so the pieces */

@@ -564,6 +564,9 @@ static int group_add(const struct block *b, uint8_t state)
  * is sent then). */
 static int send_groups(void)
 {
+    /* each block is counted as sent as it is grouped, as the batch would have (the N line counts
+     * the rest); the V line leaves it out (0x80): the U line tells of it */
+    uint64_t sent = 0;
     for (uint64_t i = 0; i < g_scan.n; i++) {
         struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
         if (!b->unsent) continue;
@@ -571,10 +574,12 @@ static int send_groups(void)
             if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
             b->sid_bits = g_empty_sid;
         }
-        if (!group_add(b, g_scan.state[i])) {
-            groups_release();
-            return 0;
-        }
+        if (!group_add(b, g_scan.state[i])) goto undo;
+        b->unsent = 0;
+        g_sent_live++;
+        g_n_bytes -= b->size;
+        g_scan.state[i] |= 0x80;
+        sent++;
     }
     for (uint64_t i = 0; i < g_groups.n; i++) stack_send(g_groups.g[i].sid);
     out_str("U ");
@@ -586,22 +591,23 @@ static int send_groups(void)
     out_c('\n');
     for (uint64_t i = 0; i < g_groups.n; i++) out_bytes((const char *)&g_groups.g[i], sizeof(struct group));
     groups_release();
-    /* as the batch would have: they are sent, and the N line counts the rest */
-    uint64_t sent = 0;
-    for (uint64_t i = 0; i < g_scan.n; i++) {
-        struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
-        if (!b->unsent) continue;
-        b->unsent = 0;
-        g_sent_live++;
-        g_n_bytes -= b->size;
-        g_scan.state[i] |= 0x80; /* the V line leaves it out: the U line told of it */
-        sent++;
-    }
     /* send_pending counts the blocks recorded since the last boundary less those unsent: these
      * were unsent when it would have counted them */
     g_seq_mark += sent;
     send_pending();
     return 1;
+undo:
+    /* nothing was sent: the blocks counted so far are unsent again, for the image */
+    for (uint64_t i = 0; i < g_scan.n; i++) {
+        if (!(g_scan.state[i] & 0x80)) continue;
+        struct block *b = &g_blocks[block_slot(g_scan.b[i].lo)];
+        b->unsent = 1;
+        g_sent_live--;
+        g_n_bytes += b->size;
+        g_scan.state[i] &= 0x7f;
+    }
+    groups_release();
+    return 0;
 }
 
 /* The scan and the V line, the world stopped (see dump() for the arguments; `grouped`: the blocks

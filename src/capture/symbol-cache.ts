@@ -1,7 +1,7 @@
-import { randomBytes, createHash } from 'node:crypto'
-import { closeSync, lstatSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { closeSync, openSync, readSync, realpathSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { cacheCandidates, chooseCacheDir, privateFile } from './preload/interposer-cache.js'
+import { cacheCandidates, chooseCacheDir, readKept, writeKept } from './preload/interposer-cache.js'
 
 /** One answer kept: the function, source file and line of a file address. */
 export interface CachedSymbol {
@@ -73,14 +73,8 @@ export class SymbolCache {
       if (!object.added) continue
       const symbols: SymbolFile['symbols'] = {}
       for (const [address, s] of object.symbols) symbols[address.toString(16)] = [s.fn, s.file, s.line]
-      const temporary = `${object.path}.${randomBytes(6).toString('hex')}.tmp`
-      try {
-        writeFileSync(temporary, JSON.stringify({ heapspecSymbols: 1, identity: object.identity, symbols } satisfies SymbolFile), { mode: 0o600, flag: 'wx' })
-        renameSync(temporary, object.path)
-        object.added = false
-      } catch {
-        // a cache that cannot be written costs the next run its symbolizer, nothing more
-      }
+      // a cache that cannot be written costs the next run its symbolizer, nothing more
+      if (writeKept(object.path, JSON.stringify({ heapspecSymbols: 1, identity: object.identity, symbols } satisfies SymbolFile))) object.added = false
     }
   }
 
@@ -161,10 +155,11 @@ function buildId(path: string): string | undefined {
 /** The answers of a file heapspec wrote for this identity; none for anything else found there. */
 function readSymbols(file: string, identity: string): Map<number, CachedSymbol> {
   const symbols = new Map<number, CachedSymbol>()
+  const text = readKept(file)
+  if (text === undefined) return symbols
   let data: Partial<SymbolFile>
   try {
-    if (!privateFile(lstatSync(file))) return symbols
-    data = JSON.parse(readFileSync(file, 'utf8')) as Partial<SymbolFile>
+    data = JSON.parse(text) as Partial<SymbolFile>
   } catch {
     return symbols
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { closeSync, lstatSync, openSync, readFileSync, readSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { execa } from 'execa'
@@ -13,7 +13,7 @@ import { programStdio, supervise } from '../process.js'
 import { SymbolCache } from '../symbol-cache.js'
 import { EarlySymbolizer, symbolize } from '../symbolize.js'
 import { testFunctionNames, testFunctionSymbols } from '../test-functions.js'
-import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, privateFile, verify, type VerifiedLibrary } from './interposer-cache.js'
+import { buildDirectory, cacheCandidates, cachedLibrary, chooseCacheDir, installLibrary, readKept, verify, writeKept, type VerifiedLibrary } from './interposer-cache.js'
 
 /** The signal interposer.c takes as the host's timeout request (with a request file in place). */
 const STOP_SIGNAL = 62
@@ -127,31 +127,40 @@ export function preloadObstacle(program: string): string | undefined {
  * of GoogleTest's TestEventRepeater::OnTestStart to the entry of its OnTestEnd (the GDB backend
  * breaks there, the interposer hooks the same two entries).
  */
-export function recognisesGoogleTest(program: string): boolean {
-  let key: string
+export function recognisesGoogleTest(program: string, cacheDir: string): boolean {
+  let identity: string
   try {
     const st = statSync(program)
-    key = `${program}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`
+    identity = `${resolvedPath(program)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`
   } catch {
     return false
   }
-  const known = googleTestKnown.get(key)
+  const known = googleTestKnown.get(identity)
   if (known !== undefined) return known
-  let tables: Buffer[]
-  try {
-    tables = stringTables(program)
-  } catch {
-    return false
+  const file = join(cacheDir, `heapspec-gtest-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}`)
+  const kept = readKept(file)
+  let answer: boolean
+  if (kept === 'yes' || kept === 'no') answer = kept === 'yes'
+  else {
+    let tables: Buffer[]
+    try {
+      tables = stringTables(program)
+    } catch {
+      return false
+    }
+    const has = (text: string): boolean => tables.some((table) => table.includes(text))
+    answer = (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin')
+    writeKept(file, answer ? 'yes' : 'no') // an answer that cannot be kept is only read again next time
   }
-  const has = (text: string): boolean => tables.some((table) => table.includes(text))
-  const answer = (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin')
-  googleTestKnown.set(key, answer)
+  googleTestKnown.set(identity, answer)
   return answer
 }
 
 /**
- * recognisesGoogleTest's answers by file (its device, inode, size and time of change): Node's
- * string tables are megabytes, read again at every runNode of a test file otherwise.
+ * recognisesGoogleTest's answers by file (its real path, device, inode, size and time of change),
+ * in this process and, in `cacheDir`, for the next: Node's string tables are megabytes (25 ms),
+ * read again at every runNode of a test file otherwise. Only a kept file of the user's own
+ * (readKept) is believed.
  */
 const googleTestKnown = new Map<string, boolean>()
 
@@ -198,42 +207,8 @@ const GTEST_HOOKS = [
 async function testHooks(spec: CaptureSpec, program: string, cacheDir: string): Promise<string | undefined> {
   const lines = (pairs: readonly (readonly [string, string])[]): string => pairs.map(([symbol, name]) => `${symbol}\t${name}\n`).join('')
   if (spec.tests) return lines(await testFunctionSymbols(program, spec.testFunctions ?? (await testFunctionNames(program, spec.tests))))
-  if (recognisedBefore(program, cacheDir)) return lines(GTEST_HOOKS)
+  if (recognisesGoogleTest(program, cacheDir)) return lines(GTEST_HOOKS)
   return undefined
-}
-
-/**
- * recognisesGoogleTest's answer, kept in heapspec's cache directory (beside the interposer) by the
- * program's path, device, inode, size and modification time: Node's string tables are megabytes,
- * read at every runNode otherwise (25 ms). Only a private regular file of the user's is believed.
- */
-function recognisedBefore(program: string, cacheDir: string): boolean {
-  let file: string
-  try {
-    const st = statSync(program)
-    const key = createHash('sha256').update(`${realpathSync(program)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`).digest('hex').slice(0, 16)
-    file = join(cacheDir, `heapspec-gtest-${key}`)
-  } catch {
-    return false
-  }
-  try {
-    const st = lstatSync(file)
-    if (privateFile(st)) {
-      const kept = readFileSync(file, 'utf8')
-      if (kept === 'yes' || kept === 'no') return kept === 'yes'
-    }
-  } catch {
-    // not answered before
-  }
-  const answer = recognisesGoogleTest(program)
-  try {
-    const temporary = `${file}.${process.pid}.tmp`
-    writeFileSync(temporary, answer ? 'yes' : 'no', { mode: 0o600, flag: 'wx' })
-    renameSync(temporary, file)
-  } catch {
-    // the answer is only not kept
-  }
-  return answer
 }
 
 /**

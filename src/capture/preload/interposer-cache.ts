@@ -5,8 +5,8 @@
  * directory renamed into place, and a manifest beside the library with its content hash, checked
  * before every use. Anything else found there is never loaded.
  */
-import { createHash } from 'node:crypto'
-import { rmSync, type Stats } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, parse, resolve } from 'node:path'
@@ -100,8 +100,29 @@ async function unsafeDirectory(dir: string): Promise<string | undefined> {
 }
 
 /** A file heapspec may trust in its private directory: a regular file of the user's that only the user can write. */
-export function privateFile(st: Stats): boolean {
+function privateFile(st: Stats): boolean {
   return st.isFile() && st.uid === uid() && (st.mode & 0o022) === 0
+}
+
+/** The text of a file heapspec kept there (a privateFile, not followed if a link), or undefined. */
+export function readKept(path: string): string | undefined {
+  try {
+    return privateFile(lstatSync(path)) ? readFileSync(path, 'utf8') : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Keeps `text` at `path`, by an atomic rename of a private file beside it (concurrent runs: the last one wins); false when it cannot. */
+export function writeKept(path: string, text: string): boolean {
+  const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  try {
+    writeFileSync(temporary, text, { mode: 0o600, flag: 'wx' })
+    renameSync(temporary, path)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The refusal line for one candidate directory. */

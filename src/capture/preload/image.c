@@ -350,35 +350,48 @@ static int into_own(uint64_t w)
     return g_own[lo].lo <= w && (w < g_own[lo].hi || w == g_own[lo].lo);
 }
 
-static char g_check_buf[1 << 16];
+static char g_words_buf[1 << 16];
 
-/* Whether a word of [lo, hi) outside the own blocks points into one; -1 when it cannot be read
- * (then the whole image is taken). Read through process_vm_readv, which fails where a plain read
- * would fault (a file mapping past its end). */
-static int points_into_own(uintptr_t lo, uintptr_t hi)
+/* Reads the aligned words of [lo, hi) of our own memory a buffer at a time, through
+ * process_vm_readv, which fails where a plain read would fault (a file mapping past its end), and
+ * hands each buffer to `visit` (its words, how many, the address of the first); stops at a visit
+ * that answers non-zero, and answers it; -1 when some of it cannot be read. With the world stopped
+ * (one buffer serves every caller). */
+typedef int (*words_visit)(const uint64_t *w, size_t n, uintptr_t at, void *ctx);
+
+static int read_words(uintptr_t lo, uintptr_t hi, words_visit visit, void *ctx)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     while (lo + 8 <= hi) {
-        size_t n = hi - lo > sizeof g_check_buf ? sizeof g_check_buf : (hi - lo) & ~(size_t)7;
-        struct iovec local = {g_check_buf, n}, remote = {(void *)lo, n};
-        long got = sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0);
-        if (got != (long)n) return -1;
-        const uint64_t *w = (const uint64_t *)g_check_buf;
-        for (size_t k = 0; k < n / 8; k++) {
-            if (!into_own(w[k])) continue;
-            if (into_own(lo + 8 * k)) continue; /* a word inside an own block: theirs to weigh */
-            return 1;
-        }
+        size_t n = hi - lo > sizeof g_words_buf ? sizeof g_words_buf : (hi - lo) & ~(size_t)7;
+        struct iovec local = {g_words_buf, n}, remote = {(void *)lo, n};
+        if (sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0) != (long)n) return -1;
+        int answer = visit((const uint64_t *)g_words_buf, n / 8, lo, ctx);
+        if (answer) return answer;
         lo += n;
     }
     return 0;
 }
 
+/* Whether a word outside the own blocks points into one. */
+static int words_point_into_own(const uint64_t *w, size_t n, uintptr_t at, void *ctx)
+{
+    (void)ctx;
+    for (size_t k = 0; k < n; k++) {
+        if (!into_own(w[k])) continue;
+        if (into_own(at + 8 * k)) continue; /* a word inside an own block: theirs to weigh */
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether a word of a piece points into an own block; one that cannot be read counts as one that
+ * does (then the whole image is taken). */
 static int piece_points_into_own(uintptr_t lo, uintptr_t hi, int first, void *ctx)
 {
     (void)first;
     (void)ctx;
-    return points_into_own(lo, hi) != 0;
+    return read_words(lo, hi, words_point_into_own, NULL) != 0;
 }
 
 /* Whether the test's own blocks are apart from the rest of the process (see above): the world is

@@ -42,7 +42,7 @@ struct page_slot {
 
 static struct {
     struct scan_block *b; /* the live blocks in address order */
-    uint64_t n, cap;
+    uint64_t n;
     uint8_t *state;
     uint32_t *stack; /* blocks marked, not yet scanned: each pushed once per state it reaches */
     uint64_t depth, stack_cap;
@@ -210,7 +210,10 @@ static int grow_array(void **array, uint64_t *cap, uint64_t used, size_t size, u
 static int piece_push(uint64_t lo, uint64_t hi, int kind, int file)
 {
     if (lo >= hi) return 1;
-    if (g_scan.npieces == g_scan.pieces_cap && !grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, g_scan.npieces, sizeof(struct piece), 4096)) return 0;
+    if (g_scan.npieces == g_scan.pieces_cap && !grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, g_scan.npieces, sizeof(struct piece), 4096)) {
+        g_scan.failed = 1; /* not a piece of another kind: the image instead */
+        return 0;
+    }
     g_scan.pieces[g_scan.npieces++] = (struct piece){lo, hi, kind, file};
     return 1;
 }
@@ -407,35 +410,34 @@ static uint64_t chunk_end(const struct scan_block *b)
     return b->lo - 16 + (header & ~(uint64_t)7);
 }
 
-static char g_scan_buf[1 << 16];
-
-/* Marks from a root piece, read through process_vm_readv (a file mapping past its end faults);
- * the whole piece is left out when some of it cannot be read, as the image leaves it out. */
-static void scan_root(const struct piece *r)
+/* Marks from a buffer of a root piece's words (read_words; ctx: the piece). */
+static int mark_from_root(const uint64_t *w, size_t n, uintptr_t at, void *ctx)
 {
-    uint64_t lo = (r->lo + 7) & ~(uint64_t)7;
+    (void)at;
+    const struct piece *r = ctx;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t p = w[k];
+        if (p >= (1ull << 48) || p < g_scan.lowest || p > g_scan.highest) continue;
+        if (r->kind == PIECE_LIBC) {
+            int64_t i = scan_find(p);
+            if (i >= 0 && p != g_scan.b[i].lo && chunk_end(&g_scan.b[i]) == p) continue;
+        }
+        scan_reach(p, 1);
+        if (g_scan.depth) scan_drain();
+    }
+    return 0;
+}
+
+/* Marks from a root piece; the whole piece is left out when some of it cannot be read, as the image
+ * leaves it out. */
+static void scan_root(struct piece *r)
+{
     /* first whether it can all be read: a page at a time, when it maps a file */
-    for (uint64_t at = lo; r->file && at < r->hi; at = (at | 4095) + 1) {
+    for (uint64_t at = (r->lo + 7) & ~(uint64_t)7; r->file && at < r->hi; at = (at | 4095) + 1) {
         uint64_t w;
         if (!read_word(at & ~(uint64_t)7, &w)) return;
     }
-    while (lo + 8 <= r->hi) {
-        size_t n = r->hi - lo > sizeof g_scan_buf ? sizeof g_scan_buf : (r->hi - lo) & ~(size_t)7;
-        struct iovec local = {g_scan_buf, n}, remote = {(void *)lo, n};
-        if (sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0) != (long)n) return;
-        const uint64_t *w = (const uint64_t *)g_scan_buf;
-        for (size_t k = 0; k < n / 8; k++) {
-            uint64_t p = w[k];
-            if (p >= (1ull << 48) || p < g_scan.lowest || p > g_scan.highest) continue;
-            if (r->kind == PIECE_LIBC) {
-                int64_t i = scan_find(p);
-                if (i >= 0 && p != g_scan.b[i].lo && chunk_end(&g_scan.b[i]) == p) continue;
-            }
-            scan_reach(p, 1);
-            if (g_scan.depth) scan_drain();
-        }
-        lo += n;
-    }
+    read_words(r->lo, r->hi, mark_from_root, r);
 }
 
 /* Cliques: each unreached block, in address order, claims the unreached blocks it points to. */

@@ -56,6 +56,8 @@ const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
 /** A verdict (a V line's): the kinds of the blocks that are not reachable. */
 interface Verdict {
   point: string
+  /** The observer judged the test case's own blocks alone (`own`: nothing else points into them). */
+  own: boolean
   /** Every live block's kind, as its index in LEAK_KINDS, by row of `columns`. */
   codes: Uint8Array
   columns: BlockColumns
@@ -147,7 +149,9 @@ function addressStory(f: string[], addr: number): AddressStory {
  *                              records of 16 bytes follow (little-endian u64 each), the address of a
  *                              block that is not reachable and its scan state (0 definite, 1
  *                              possible, 3 indirect); every other live block is reachable. At a test
- *                              end, the records are the running test case's blocks alone
+ *                              end, the records are the running test case's blocks alone; `own`
+ *                              after the count: nothing else pointed into them, and they were
+ *                              judged among themselves
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
@@ -175,10 +179,11 @@ export class EventStream {
   /** Images taken at the end of the process (exit, crash, timeout). */
   finalImages = 0
   /**
-   * Images taken at test ends, how many of them held the test case's own blocks alone (K), and the
-   * test ends the observer scanned itself (V).
+   * Images taken at test ends, how many of them held the test case's own blocks alone (K), the
+   * test ends the observer scanned itself (V), and how many of those it judged by the test case's
+   * own blocks alone (V ... own).
    */
-  readonly testImages = { all: 0, own: 0, scanned: 0 }
+  readonly testImages = { all: 0, own: 0, scanned: 0, ownScanned: 0 }
   /** The end of the process was scanned by the observer itself (a V line), not sent as an image. */
   finalScanned = false
   /** Loaded objects reported with M lines. */
@@ -335,14 +340,15 @@ export class EventStream {
     if (point === 'test') {
       if (scanned) this.testImages.scanned++
       else this.testImages.all++
-      if (own) this.testImages.own++
+      if (own && scanned) this.testImages.ownScanned++
+      else if (own) this.testImages.own++
       this.pendingEnd = undefined
     }
     return { final, ending }
   }
 
   private finishVerdict(v: Verdict): void {
-    const { final, ending } = this.pointReached(v.point, false, true)
+    const { final, ending } = this.pointReached(v.point, v.own, true)
     if (final) this.finalScanned = true
     const classification = new Classification(v.columns, v.codes, final ? this.groups : undefined)
     if (final) this.atExit = classification
@@ -456,7 +462,7 @@ export class EventStream {
         // a test end's kinds are taken as its records arrive, before the table changes; the exit's
         // are kept for the run, and the program may go on past an exec that failed
         const columns = f[0] === 'test' ? this.model.live.view() : this.model.live.columns()
-        const verdict = { point: f[0]!, codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
+        const verdict = { point: f[0]!, own: f[2] === 'own', codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
         const count = Number(f[1])
         if (count === 0) this.finishVerdict(verdict)
         else {

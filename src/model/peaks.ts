@@ -8,6 +8,10 @@ export interface StackAmount {
 /** Below this many logged changes the log is kept whatever the number of stacks. */
 const LOG_MIN = 4096
 
+// a tracker's columns before its first change and after its last: never written (grow replaces them)
+const NO_NUMBERS = new Float64Array(0)
+const NO_FLAGS = new Uint8Array(0)
+
 /**
  * A high-water mark of live bytes, and the stacks that held them at that moment. A growing heap
  * sets a new peak at nearly every allocation, so nothing is copied then: the tracker keeps each
@@ -20,10 +24,11 @@ const LOG_MIN = 4096
 export class PeakTracker {
   total = 0
   peak = 0
-  // by stack id (dense, from the observer): typed columns, as a Map per event costs ten times more
-  private bytes = new Float64Array(64)
-  private blocks = new Float64Array(64)
-  private isUsed = new Uint8Array(64)
+  // by stack id (dense, from the observer): typed columns, as a Map per event costs ten times more;
+  // made at the first change (a test case's tracker goes unused where the observer keeps its peaks)
+  private bytes = NO_NUMBERS
+  private blocks = NO_NUMBERS
+  private isUsed = NO_FLAGS
   /** The stacks with any change, in first-change order. */
   private readonly used: number[] = []
   /** Changes since the peak (stack, bytes, blocks), or undefined once the snapshot is made. */
@@ -96,9 +101,9 @@ export class PeakTracker {
    */
   finish(): void {
     this.freeze()
-    this.bytes = new Float64Array(0)
-    this.blocks = new Float64Array(0)
-    this.isUsed = new Uint8Array(0)
+    this.bytes = NO_NUMBERS
+    this.blocks = NO_NUMBERS
+    this.isUsed = NO_FLAGS
     this.used.length = 0
   }
 }

@@ -275,8 +275,9 @@ export class PreloadBackend implements CaptureBackend {
       ...observedEnds(spec.objects, program),
       // memdump.txt lists every event: the interposer then sends each one instead of counts
       ...(spec.memdumpFile ? { HEAPSPEC_PRELOAD_EVENTS: 'all' } : {}),
-      // the interposer scans the heap itself; HEAPSPEC_SCAN=image has it send images for the host's scan
-      ...(spec.env.HEAPSPEC_SCAN === 'image' ? { HEAPSPEC_PRELOAD_SCAN: 'image' } : {}),
+      // the interposer scans the heap itself; HEAPSPEC_SCAN=image has it send images for the host's
+      // scan, and HEAPSPEC_SCAN=whole scans the whole heap at every test end (the tests' reference)
+      ...(spec.env.HEAPSPEC_SCAN === 'image' || spec.env.HEAPSPEC_SCAN === 'whole' ? { HEAPSPEC_PRELOAD_SCAN: spec.env.HEAPSPEC_SCAN } : {}),
     }
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     if (spec.objects.length > 0) stream.observeOnly(spec.objects)
@@ -341,9 +342,9 @@ export class PreloadBackend implements CaptureBackend {
       )
     }
     if (spec.debug) {
-      const { all, own, scanned } = stream.testImages
+      const { all, own, scanned, ownScanned } = stream.testImages
       process.stderr.write(
-        `heapspec: preload capture of ${display} used ${library}; ${stream.model.stackCount} stacks; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process, ${all} test-end images, ${own} of them the test case's own blocks alone\n`,
+        `heapspec: preload capture of ${display} used ${library}; ${stream.model.stackCount} stacks; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process (${ownScanned} of them by the test case's own blocks alone), ${all} test-end images, ${own} of them the test case's own blocks alone\n`,
       )
     }
     // memdump.txt shows every event's stack, the run's figures only those it can name

@@ -138,6 +138,36 @@ static inline void block_delete(uint64_t at)
 /* The seq of the first block allocated since the last batch: every unsent block's is at or above it. */
 static uint64_t g_batch_from;
 
+/* The addresses allocated since the last batch, while they fit: the unsent blocks, and a test end's
+ * own blocks, are found among them rather than in the whole table (300 test cases over a fixture
+ * of 100,000 live blocks read 6 MB of table three times at each leaky end). g_nrecent counts on
+ * past RECENT_MAX: then the table is read. An address allocated twice is listed twice. */
+#define RECENT_MAX 4096
+static uint64_t g_recent[RECENT_MAX];
+static uint64_t g_nrecent;
+
+/* Whether g_recent lists every block allocated since the seq `from`. */
+static inline int recent_covers(uint64_t from) { return !g_all_events && g_nrecent <= RECENT_MAX && g_batch_from == from; }
+
+/* A block about to go out in a batch: its stack's S line goes first. */
+static inline void batch_stack(struct block *b)
+{
+    if (b->sid_bits == SID_NONE) {
+        if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
+        b->sid_bits = g_empty_sid;
+    }
+    stack_send(block_sid(b));
+}
+
+/* A block's record in the batch: the model knows it from now on. */
+static inline void batch_sent(const struct block *b)
+{
+    out_batch_block(b->addr, b->size, b->seq, block_sid(b), b->alloc);
+    g_sent_live++;
+    g_n_bytes -= b->size;
+    tally(block_sid(b), -1, 0, -(int64_t)b->size);
+}
+
 /* Before a boundary: every block the model does not know yet, and the counts. The blocks go out as
  * one binary batch (protocol.c's out_batch_*), in the table's order with their seqs, which give
  * the host the allocation order: no sort here, and no text line per block (5 million blocks were
@@ -152,30 +182,37 @@ static void send_pending(void)
         g_n_frees += (int64_t)recorded;
         g_seq_mark = g_seq;
     }
-    if (unsent) {
+    if (unsent && recent_covers(g_batch_from)) {
+        /* the listed blocks still unsent, each once (its slot in place of its address) */
+        uint64_t n = 0;
+        for (uint64_t i = 0; i < g_nrecent; i++) {
+            uint64_t at = block_slot(g_recent[i]);
+            struct block *b = &g_blocks[at];
+            if (!b->addr || !b->unsent) continue;
+            batch_stack(b);
+            b->unsent = 0;
+            g_recent[n++] = at;
+        }
+        out_batch_begin(n, g_batch_from, g_seq);
+        for (uint64_t i = 0; i < n; i++) batch_sent(&g_blocks[g_recent[i]]);
+    } else if (unsent) {
         uint64_t n = 0;
         for (uint64_t i = 0; i < g_blocks_cap; i++) {
             struct block *b = &g_blocks[i];
             if (!b->addr || !b->unsent) continue;
-            if (b->sid_bits == SID_NONE) {
-                if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
-                b->sid_bits = g_empty_sid;
-            }
-            stack_send(block_sid(b));
+            batch_stack(b);
             n++;
         }
         out_batch_begin(n, g_batch_from, g_seq);
         for (uint64_t i = 0; i < g_blocks_cap; i++) {
             struct block *b = &g_blocks[i];
             if (!b->addr || !b->unsent) continue;
-            out_batch_block(b->addr, b->size, b->seq, block_sid(b), b->alloc);
             b->unsent = 0;
-            g_sent_live++;
-            g_n_bytes -= b->size;
-            tally(block_sid(b), -1, 0, -(int64_t)b->size);
+            batch_sent(b);
         }
     }
     g_batch_from = g_seq;
+    g_nrecent = 0;
     static int told_seq;
     if (UNLIKELY(g_seq >> SEQ_BITS) && !told_seq) {
         told_seq = 1;
@@ -278,6 +315,8 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     }
     g_blocks[at] = (struct block){.addr = addr, .size = size, .alloc = alloc, .unsent = 1, .seq = g_seq++, .sid_bits = sid};
     g_nblocks++;
+    uint64_t listed = g_nrecent++;
+    if (listed < RECENT_MAX) g_recent[listed] = addr;
     g_n_bytes += size;
     tally(sid, 1, 0, (int64_t)size);
     if (g_test_running) g_test_live++;

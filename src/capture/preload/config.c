@@ -96,6 +96,7 @@ static void init_core(void)
     }
     g_all_events = events && x_strcmp(events, "all") == 0;
     g_scan_image = scan && x_strcmp(scan, "image") == 0;
+    g_scan_whole = scan && x_strcmp(scan, "whole") == 0;
     g_by_stack = by_stack && x_strcmp(by_stack, "1") == 0 && !g_all_events;
     if (g_by_stack && observe && *observe && x_strlen(observe) < sizeof g_observe) {
         memcpy(g_observe, observe, x_strlen(observe) + 1);

@@ -490,6 +490,20 @@ static int register_live(int k, const char *at_call)
     return 0;
 }
 
+/* The registers as roots: this thread's live ones (`regs`, `at_call` as for dump()), and every
+ * stopped thread's. */
+static inline void registers_reach(const uint64_t *regs, const char *at_call, void (*reach)(uint64_t p, int prior_definite))
+{
+    for (int k = 0; k < 15; k++)
+        if (register_live(k, at_call) && regs[k] < (1ull << 48)) reach(regs[k], 1);
+    for (int i = 0; i < g_nstopped; i++) {
+        struct stopped *s = &g_stopped[i];
+        if (s->tid <= 0 || (!s->arrived && !s->sp)) continue;
+        for (int k = 0; k < 15; k++)
+            if (s->regs[k] < (1ull << 48)) reach(s->regs[k], 1);
+    }
+}
+
 /* The blocks the model does not know yet, grouped by stack, allocator and kind (a U line's records). */
 struct group {
     uint32_t sid;
@@ -652,14 +666,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
             if (g_scan.pieces[i].kind != PIECE_HEAP) scan_root(&g_scan.pieces[i]);
         if (!final) {
             /* at the end of the process memcheck scans no registers: its threads are gone */
-            for (int k = 0; k < 15; k++)
-                if (register_live(k, at_call) && regs[k] < (1ull << 48)) scan_reach(regs[k], 1);
-            for (int i = 0; i < g_nstopped; i++) {
-                struct stopped *s = &g_stopped[i];
-                if (s->tid <= 0 || (!s->arrived && !s->sp)) continue;
-                for (int k = 0; k < 15; k++)
-                    if (s->regs[k] < (1ull << 48)) scan_reach(s->regs[k], 1);
-            }
+            registers_reach(regs, at_call, scan_reach);
             scan_drain();
         }
         scan_cliques();
@@ -691,6 +698,194 @@ fail:
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * A test end judged by its own blocks. The whole scan sorts and marks every live block (300 test
+ * cases over a fixture of 100,000 live blocks spent 13 ms at each leaky end on that), but the V
+ * line of a test end tells of the test case's own live blocks alone, and their kinds depend on the
+ * rest of the heap only through the words outside them that point into them. So the writable
+ * memory is read once for such words, and each one found is weighed as the whole scan would weigh
+ * it: in a root (a stack from its thread's stack pointer up, a file's data, libc's with its rule
+ * for chunk ends, a mapping that holds no block) it marks the block from there, as do the
+ * registers; in a heap piece it is the word of a block the whole scan may or may not reach, and
+ * the whole scan decides (it does too where a mapping cannot be read, or the test left more than
+ * OWN_MAX blocks). The marking and the cliques then run among the own blocks alone: no chain into
+ * them passes through another block, and a clique from one of them that passes through other
+ * unreached blocks comes back into none of them. The world stopped, under the lock.
+ */
+
+#define OWN_PENDING 1024 /* words found in anonymous mappings, weighed once it is known whether a block lies there */
+#define OWN_PIECES 64
+
+static uint8_t g_own_state[OWN_MAX];
+static uint16_t g_own_stack[2 * OWN_MAX]; /* each block is pushed at most once per state it reaches */
+static int g_own_depth;
+static struct {
+    uint64_t word;
+    int piece;
+    int root; /* at or above where the whole scan would read the piece as a root */
+} g_own_pending[OWN_PENDING];
+static int g_npending;
+static struct { uint64_t lo, hi; } g_own_pieces[OWN_PIECES];
+static int g_nown_pieces;
+
+static inline void own_reach(uint64_t p, int prior_definite)
+{
+    int i = own_index(p);
+    if (i < 0 || g_own_state[i] == SCAN_REACHABLE) return;
+    const struct own_block *b = &g_own[i];
+    int via_start = p == b->lo || heuristic(p, &(const struct scan_block){b->lo, b->hi});
+    if (via_start && prior_definite) g_own_state[i] = SCAN_REACHABLE;
+    else if (g_own_state[i] == SCAN_UNREACHED) g_own_state[i] = SCAN_POSSIBLE;
+    else return;
+    g_own_stack[g_own_depth++] = (uint16_t)i;
+}
+
+static void own_drain(void)
+{
+    while (g_own_depth > 0) {
+        int i = g_own_stack[--g_own_depth];
+        int definite = g_own_state[i] == SCAN_REACHABLE;
+        uint64_t count;
+        const uint64_t *w = words_of(g_own[i].lo, g_own[i].hi, &count);
+        for (uint64_t k = 0; k < count; k++)
+            if (w[k] < (1ull << 48)) own_reach(w[k], definite);
+    }
+}
+
+/* An own block's chunk end (chunk_end's, for libc's words): its header is in the heap it lies in. */
+static uint64_t own_chunk_end(const struct own_block *b)
+{
+    uint64_t header;
+    if (!read_word(b->lo - 8, &header) || (header & 2)) return 0;
+    return b->lo - 16 + (header & ~(uint64_t)7);
+}
+
+struct own_piece {
+    int kind;       /* PIECE_HEAP: any word into an own block sends the end to the whole scan */
+    int pending;    /* anonymous: it may hold blocks (g_own_pieces index) */
+    uint64_t from;  /* a root from here up */
+};
+
+static int own_words(const uint64_t *w, size_t n, uintptr_t at, void *ctx)
+{
+    const struct own_piece *piece = ctx;
+    for (size_t k = 0; k < n; k++) {
+        uint64_t p = w[k];
+        if (LIKELY(p < g_own_min || p > g_own_max)) continue;
+        int j = own_index(p);
+        if (j < 0) continue;
+        uint64_t where = at + 8 * k;
+        if (into_own(where)) continue; /* an own block's word: the marking's to follow */
+        if (piece->kind == PIECE_HEAP) return 1;
+        if (piece->pending >= 0) {
+            if (g_npending == OWN_PENDING) return 1;
+            g_own_pending[g_npending++] = (typeof(g_own_pending[0])){p, piece->pending, where >= piece->from};
+            continue;
+        }
+        if (where < piece->from) continue;
+        if (piece->kind == PIECE_LIBC && p != g_own[j].lo && own_chunk_end(&g_own[j]) == p) continue;
+        own_reach(p, 1);
+        own_drain();
+    }
+    return 0;
+}
+
+/* A piece of a writable mapping outside our memory, as scan_piece would take it: non-zero when the
+ * whole scan must decide. */
+static int own_visit(uintptr_t lo, uintptr_t hi, int first, void *ctx)
+{
+    const struct scan_ctx *c = ctx;
+    const struct maps_line *m = c->m;
+    if (lo >= hi) return 0;
+    int anonymous = m->name_len == 0;
+    int arena = (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (anonymous && lo % ARENA_ALIGNMENT == 0);
+    if (arena) {
+        /* anonymous memory, read in place as the whole scan reads its blocks */
+        uint64_t count;
+        const uint64_t *words = words_of(lo, hi, &count);
+        return own_words(words, count, (uintptr_t)words, &(struct own_piece){PIECE_HEAP, -1, lo});
+    }
+    uint64_t tsp = piece_thread_sp(lo, hi, c->sp);
+    uint64_t from = tsp ? tsp : anonymous && first && c->guarded ? (hi - lo > THREAD_DESCRIPTOR ? hi - THREAD_DESCRIPTOR : lo) : lo;
+    if (anonymous) {
+        /* a block there makes it heap (or its chunks): known after the whole walk */
+        if (g_nown_pieces == OWN_PIECES) return 1;
+        int at = g_nown_pieces++;
+        g_own_pieces[at].lo = lo;
+        g_own_pieces[at].hi = hi;
+        return read_words(lo, hi, own_words, &(struct own_piece){PIECE_ROOT, at, from}) != 0;
+    }
+    /* a file's or a named mapping: malloc's blocks are never there */
+    int kind = is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT;
+    return read_words(from, hi, own_words, &(struct own_piece){kind, -1, from}) != 0;
+}
+
+/* The words found in anonymous mappings: 0 when one of those mappings holds a block (the whole scan
+ * then: that mapping is heap). */
+static int own_weigh_pending(void)
+{
+    if (!g_npending) return 1;
+    uint8_t found[OWN_PIECES] = {0};
+    for (int i = 0; i < g_npending; i++) found[g_own_pending[i].piece] = 1;
+    for (uint64_t i = 0; i < g_blocks_cap; i++) {
+        uint64_t a = g_blocks[i].addr;
+        if (!a) continue;
+        for (int k = 0; k < g_nown_pieces; k++)
+            if (found[k] && a >= g_own_pieces[k].lo && a < g_own_pieces[k].hi) return 0;
+    }
+    for (int i = 0; i < g_npending; i++) {
+        if (!g_own_pending[i].root) continue;
+        own_reach(g_own_pending[i].word, 1);
+        own_drain();
+    }
+    return 1;
+}
+
+/* The test end's V line from its own blocks (see above): 0 when the whole scan must decide. */
+static int scan_own(uint64_t sp, const uint64_t *regs, const char *at_call)
+{
+    if (!own_blocks()) return 0;
+    memset(g_own_state, SCAN_UNREACHED, (size_t)g_nown);
+    g_own_depth = g_npending = g_nown_pieces = 0;
+    if (!read_maps()) return 0;
+    struct writable_maps w = {g_maps_copy.text, 0, ""};
+    struct maps_line m;
+    int guarded;
+    while (next_writable(&w, &m, &guarded))
+        if (outside_ours(m.start, m.end, 1, own_visit, &(struct scan_ctx){&m, guarded, sp})) return 0;
+    if (!own_weigh_pending()) return 0;
+    registers_reach(regs, at_call, own_reach);
+    own_drain();
+    /* scan_cliques among them */
+    for (int leader = 0; leader < g_nown; leader++) {
+        if (g_own_state[leader] != SCAN_UNREACHED) continue;
+        g_own_depth = 0;
+        g_own_stack[g_own_depth++] = (uint16_t)leader;
+        while (g_own_depth > 0) {
+            const struct own_block *b = &g_own[g_own_stack[--g_own_depth]];
+            uint64_t count;
+            const uint64_t *words = words_of(b->lo, b->hi, &count);
+            for (uint64_t k = 0; k < count; k++) {
+                int j = own_index(words[k]);
+                if (j < 0 || j == leader || g_own_state[j] != SCAN_UNREACHED) continue;
+                g_own_state[j] = SCAN_INDIRECT;
+                g_own_stack[g_own_depth++] = (uint16_t)j;
+            }
+        }
+    }
+    uint64_t lost = 0;
+    for (int i = 0; i < g_nown; i++) lost += g_own_state[i] != SCAN_REACHABLE;
+    out_str("V test ");
+    out_dec(lost);
+    out_str(" own\n");
+    for (int i = 0; i < g_nown; i++) {
+        if (g_own_state[i] == SCAN_REACHABLE) continue;
+        uint64_t record[2] = {g_own[i].lo, g_own_state[i]};
+        out_bytes((const char *)record, sizeof record);
+    }
+    return 1;
+}
+
 /* Whether the end can send the blocks the model does not know grouped (see send_groups): with no
  * test case running (its blocks would answer to it one by one), and counts kept here (the peaks). */
 static int ends_grouped(void) { return !g_scan_image && !g_test_running && g_peaks && !g_by_stack && !g_all_events; }
@@ -702,7 +897,8 @@ static void heap_verdict(const char *point, uint64_t sp, const uint64_t *regs, c
 {
     if (!g_scan_image) {
         stop_world();
-        int done = scan_verdict(point, sp, regs, at_call, grouped);
+        int test = x_strcmp(point, "test") == 0;
+        int done = (test && !g_scan_whole && scan_own(sp, regs, at_call)) || scan_verdict(point, sp, regs, at_call, grouped);
         resume_world();
         if (done) return;
     }

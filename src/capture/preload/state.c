@@ -11,6 +11,7 @@ static int g_fd = -1;              /* the protocol, CLOEXEC, far from the progra
 static int g_pid;
 static int g_all_events;           /* one line per event (memdump.txt) instead of counts */
 static int g_scan_image;           /* memory images for the host to scan, not the scan in the process */
+static int g_scan_whole;           /* the scan of the whole heap at every test end (scan.c's scan_own skipped) */
 /* Only blocks allocated with an observed object's frame on the stack are the run's figures (objects
  * mode), and no observed object is loaded yet: no walk can find one of its frames, so allocations
  * and frees take no stack (lifecycle.c's observed_check opens the gate as one arrives). */

@@ -184,6 +184,8 @@ export class EventStream {
    * own blocks alone (V ... own).
    */
   readonly testImages = { all: 0, own: 0, scanned: 0, ownScanned: 0 }
+  /** How many reads brought the lines (each wakes the host: the observer writes in few, big pieces). */
+  reads = 0
   /** The end of the process was scanned by the observer itself (a V line), not sent as an image. */
   finalScanned = false
   /** Loaded objects reported with M lines. */
@@ -242,6 +244,7 @@ export class EventStream {
   async consume(input: NodeJS.ReadableStream): Promise<void> {
     let rest: Buffer | undefined
     for await (const chunk of input as AsyncIterable<Buffer>) {
+      this.reads++
       const buffer: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk
       let at = 0
       while (at < buffer.length) {

@@ -72,6 +72,25 @@ describe('a test end judged by its own blocks says what the whole scan and memch
     ])
   })
 
+  it('10,000 test cases: each leaky end judged by its block alone, and the lines reach the host in a few big writes', async () => {
+    const json = join(mkdtempSync(join(tmpdir(), 'heapspec-own-scan-')), 'run.json')
+    const r = await execa('node', [CLI, 'run', '--backend', 'preload', '--json', json, '--', program('field/many-tests')], {
+      reject: false,
+      env: { HEAPSPEC_DEBUG: '1' },
+    })
+    expect(r.exitCode).toBe(1)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toContain("; 1000 test ends and the end scanned in the process (1000 of them by the test case's own blocks alone), 0 test-end images")
+    // a boundary flushes at most every 10 ms: one write each was 20,000 writes, each waking the host
+    const reads = Number(/its lines in (\d+) reads;/.exec(r.stderr)?.[1])
+    expect(reads).toBeGreaterThan(0)
+    expect(reads).toBeLessThan(1000)
+    const run = JSON.parse(readFileSync(json, 'utf8')) as RunJson
+    expect(run.tests).toHaveLength(10_000)
+    expect(run.tests.filter((t) => t.leakSummary.definite.blocks === 1).map((t) => t.name)).toEqual(Array.from({ length: 1000 }, (_, i) => `case_${i * 10}`))
+    expect(run.leakSummary.definite).toEqual({ bytes: 16_000, blocks: 1000 })
+  })
+
   it.each([
     ['tests', [], {}],
     ['verdicts', [], {}],

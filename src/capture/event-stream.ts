@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline'
 import { Classification, emptyGroups, HeapModel, summarize, type BlockGroups, type ClassifiedBlock } from '../model/heap.js'
 import { kindOfScanState } from '../model/leak-scan.js'
 import { LEAK_KINDS } from '../model/types.js'
-import { columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
+import { blockAt, columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
 import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import type { StackAmount } from '../model/peaks.js'
@@ -56,8 +56,11 @@ const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
 /** A verdict (a V line's): the kinds of the blocks that are not reachable. */
 interface Verdict {
   point: string
-  /** The observer judged the test case's own blocks alone (`own`: nothing else points into them). */
-  own: boolean
+  /**
+   * The observer judged the test case's own blocks by themselves (V ... own): its records are
+   * every one of them, collected here with their kinds (`codes` is then unused).
+   */
+  own?: ClassifiedBlock[]
   /** Every live block's kind, as its index in LEAK_KINDS, by row of `columns`. */
   codes: Uint8Array
   columns: BlockColumns
@@ -150,8 +153,9 @@ function addressStory(f: string[], addr: number): AddressStory {
  *                              block that is not reachable and its scan state (0 definite, 1
  *                              possible, 3 indirect); every other live block is reachable. At a test
  *                              end, the records are the running test case's blocks alone; `own`
- *                              after the count: nothing else pointed into them, and they were
- *                              judged among themselves
+ *                              after the count: they were judged by themselves (the words that
+ *                              point into them), and the records are every one of the test
+ *                              case's live blocks, reachable ones (state 2) too
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
@@ -307,7 +311,8 @@ export class EventStream {
         this.failures.push(`the observer's scan named a block the model does not know (0x${addr.toString(16)}, state ${buffer.readUInt32LE(o + 8)})`)
         continue
       }
-      verdict.codes[row] = code
+      if (verdict.own) verdict.own.push({ block: blockAt(verdict.columns, row), kind: LEAK_KINDS[code]! })
+      else verdict.codes[row] = code
     }
   }
 
@@ -351,8 +356,12 @@ export class EventStream {
   }
 
   private finishVerdict(v: Verdict): void {
-    const { final, ending } = this.pointReached(v.point, v.own, true)
+    const { final, ending } = this.pointReached(v.point, v.own !== undefined, true)
     if (final) this.finalScanned = true
+    if (v.own) {
+      if (ending !== undefined) this.model.endTest(ending, v.own)
+      return
+    }
     const classification = new Classification(v.columns, v.codes, final ? this.groups : undefined)
     if (final) this.atExit = classification
     if (ending !== undefined) this.model.endTest(ending, classification)
@@ -465,7 +474,10 @@ export class EventStream {
         // a test end's kinds are taken as its records arrive, before the table changes; the exit's
         // are kept for the run, and the program may go on past an exec that failed
         const columns = f[0] === 'test' ? this.model.live.view() : this.model.live.columns()
-        const verdict = { point: f[0]!, own: f[2] === 'own', codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
+        const own = f[2] === 'own'
+        const verdict: Verdict = own
+          ? { point: f[0]!, own: [], codes: new Uint8Array(0), columns }
+          : { point: f[0]!, codes: new Uint8Array(columns.count).fill(REACHABLE_CODE), columns }
         const count = Number(f[1])
         if (count === 0) this.finishVerdict(verdict)
         else {

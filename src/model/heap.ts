@@ -343,10 +343,11 @@ export class HeapModel {
 
   /**
    * A test case ends: its blocks are classified as they stand now, for `testVerdicts` to weigh
-   * against the exit scan. `image` is the memory at this moment; without one (left by longjmp)
-   * the test's leaks are those of the exit scan alone.
+   * against the exit scan. `image` is the memory at this moment, the kinds of every live block, or
+   * the test case's own live blocks with their kinds; without one (left by longjmp) the test's
+   * leaks are those of the exit scan alone.
    */
-  endTest(name: string, image: MemoryImage | Classification | undefined, columns?: BlockColumns): void {
+  endTest(name: string, image: MemoryImage | Classification | ClassifiedBlock[] | undefined, columns?: BlockColumns): void {
     const test = this.tests[this.current]
     if (!test) {
       this.warnings.push(`test case "${name}" ended but never began`)
@@ -357,7 +358,7 @@ export class HeapModel {
     this.testPeaks[this.current]!.to = this.events
     this.testPeaks[this.current]!.own.finish()
     if (image) {
-      test.atEnd = (image instanceof Classification ? image : this.classify(image, columns)).ofTest(this.current)
+      test.atEnd = Array.isArray(image) ? image : (image instanceof Classification ? image : this.classify(image, columns)).ofTest(this.current)
       test.leakSummary = emptyLeakSummary()
       for (const { block, kind } of test.atEnd) {
         test.leakSummary[kind].bytes += block.size

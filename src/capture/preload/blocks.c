@@ -138,16 +138,25 @@ static inline void block_delete(uint64_t at)
 /* The seq of the first block allocated since the last batch: every unsent block's is at or above it. */
 static uint64_t g_batch_from;
 
-/* The addresses allocated since the last batch, while they fit: the unsent blocks, and a test end's
- * own blocks, are found among them rather than in the whole table (300 test cases over a fixture
- * of 100,000 live blocks read 6 MB of table three times at each leaky end). g_nrecent counts on
- * past RECENT_MAX: then the table is read. An address allocated twice is listed twice. */
+/* The addresses allocated since the last test boundary (the seq g_recent_from), while they fit: the
+ * unsent blocks, and a test end's own blocks, are found among them rather than in the whole table
+ * (300 test cases over a fixture of 100,000 live blocks read 6 MB of table three times at each
+ * leaky end). g_nrecent counts on past RECENT_MAX: then the table is read. An address allocated
+ * twice is listed twice. */
 #define RECENT_MAX 4096
 static uint64_t g_recent[RECENT_MAX];
-static uint64_t g_nrecent;
+static uint64_t g_recent_slots[RECENT_MAX]; /* send_pending's: the listed blocks it sends, each once */
+static uint64_t g_nrecent, g_recent_from;
 
 /* Whether g_recent lists every block allocated since the seq `from`. */
-static inline int recent_covers(uint64_t from) { return !g_all_events && g_nrecent <= RECENT_MAX && g_batch_from == from; }
+static inline int recent_covers(uint64_t from) { return !g_all_events && g_nrecent <= RECENT_MAX && g_recent_from <= from; }
+
+/* A test boundary is past: the list starts anew. Under the lock. */
+static inline void recent_restart(void)
+{
+    g_nrecent = 0;
+    g_recent_from = g_seq;
+}
 
 /* A block about to go out in a batch: its stack's S line goes first. */
 static inline void batch_stack(struct block *b)
@@ -183,7 +192,7 @@ static void send_pending(void)
         g_seq_mark = g_seq;
     }
     if (unsent && recent_covers(g_batch_from)) {
-        /* the listed blocks still unsent, each once (its slot in place of its address) */
+        /* the listed blocks still unsent, each once */
         uint64_t n = 0;
         for (uint64_t i = 0; i < g_nrecent; i++) {
             uint64_t at = block_slot(g_recent[i]);
@@ -191,10 +200,10 @@ static void send_pending(void)
             if (!b->addr || !b->unsent) continue;
             batch_stack(b);
             b->unsent = 0;
-            g_recent[n++] = at;
+            g_recent_slots[n++] = at;
         }
         out_batch_begin(n, g_batch_from, g_seq);
-        for (uint64_t i = 0; i < n; i++) batch_sent(&g_blocks[g_recent[i]]);
+        for (uint64_t i = 0; i < n; i++) batch_sent(&g_blocks[g_recent_slots[i]]);
     } else if (unsent) {
         uint64_t n = 0;
         for (uint64_t i = 0; i < g_blocks_cap; i++) {
@@ -212,7 +221,6 @@ static void send_pending(void)
         }
     }
     g_batch_from = g_seq;
-    g_nrecent = 0;
     static int told_seq;
     if (UNLIKELY(g_seq >> SEQ_BITS) && !told_seq) {
         told_seq = 1;

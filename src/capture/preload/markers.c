@@ -70,6 +70,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     if (image) heap_verdict("test", sp, regs, live, 0);
     g_test_running = !end;
     g_test_first_seq = g_seq;
+    recent_restart();
     g_test_live = 0;
     if (!end) peaks_begin_test();
     boundary_flush();

@@ -159,7 +159,8 @@ function addressStory(f: string[], addr: number): AddressStory {
  *   Y pc fn|file|line|object   the symbol of a return address
  *   M lo hi bias path          a loaded object's code, for an observer that leaves symbols to the
  *                              host (path empty: the program itself)
- *   H version observer         the observer is in place
+ *   H version observer [peaks] the observer is in place; `peaks`: it keeps the peaks and the heap
+ *                              series itself (P, Q and G lines follow), and the model need not
  *   O bias path                only allocations made by this object are observed (objects mode):
  *                              the rest of the heap is the program's own memory, a root
  *   X exit code / X signal N   how the program ended
@@ -530,6 +531,7 @@ export class EventStream {
       }
       case 'H':
         this.started = true
+        if (f[2] === 'peaks') model.peaksObserved()
         return
       case 'X':
         this.ending = f[0] === 'exit' ? { exitCode: Number(f[1]), signal: null } : { exitCode: null, signal: /^\d+$/.test(f[1]!) ? signalName(Number(f[1])) : f[1]! }

@@ -165,6 +165,7 @@ static void init_core(void)
         while (next_maps_line(&p, &m))
             if (m.start <= (uintptr_t)start && (uintptr_t)start < m.end) g_main_hi = m.end;
     }
-    out_str("H 1 preload\n");
+    /* "peaks": the peaks and the heap series are kept here (the host need not follow them) */
+    out_str(g_peaks ? "H 1 preload peaks\n" : "H 1 preload\n");
     g_state = ON;
 }

@@ -308,56 +308,6 @@ static int next_writable(struct writable_maps *w, struct maps_line *m, int *guar
  * would (free chunks, allocator headers): a stale word there only costs the whole image.
  */
 
-#define OWN_MAX 1024 /* more of the test's blocks live: the whole image (the check's sort is quadratic) */
-
-struct own_block {
-    uint64_t lo, hi; /* [address, address + size); a zero-size block is hit by its start */
-};
-static struct own_block *g_own; /* OWN_MAX of them, in our own memory */
-static int g_nown;
-static uint64_t g_own_min, g_own_max; /* the first's start, the last's end */
-
-/* The test's own live blocks, sorted by address, in g_own; 0 when there are none or too many. */
-static int own_blocks(void)
-{
-    g_nown = 0;
-    if (!g_test_running || g_test_live <= 0 || g_test_live > OWN_MAX) return 0;
-    if (!g_own && !(g_own = region(OWN_MAX * sizeof *g_own))) return 0;
-    /* the test's blocks were all allocated since its begin: listed there while the list holds them */
-    int listed = recent_covers(g_test_first_seq);
-    uint64_t n = listed ? g_nrecent : g_blocks_cap;
-    for (uint64_t i = 0; i < n; i++) {
-        struct block *b = &g_blocks[listed ? block_slot(g_recent[i]) : i];
-        if (!b->addr || b->seq < g_test_first_seq) continue;
-        struct own_block o = {b->addr, b->addr + b->size};
-        int k = g_nown;
-        while (k > 0 && g_own[k - 1].lo > o.lo) k--;
-        if (k > 0 && g_own[k - 1].lo == o.lo) continue; /* listed twice */
-        if (g_nown == OWN_MAX) return 0;
-        memmove(&g_own[k + 1], &g_own[k], (size_t)(g_nown - k) * sizeof *g_own);
-        g_own[k] = o;
-        g_nown++;
-    }
-    g_own_min = g_nown ? g_own[0].lo : 0;
-    g_own_max = g_nown ? g_own[g_nown - 1].hi : 0;
-    return g_nown > 0;
-}
-
-/* The own block `w` points into, or -1. */
-static inline int own_index(uint64_t w)
-{
-    int lo = 0, hi = g_nown - 1;
-    if (w < g_own_min || w > g_own_max) return -1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (g_own[mid].lo <= w) lo = mid;
-        else hi = mid - 1;
-    }
-    return g_own[lo].lo <= w && (w < g_own[lo].hi || w == g_own[lo].lo) ? lo : -1;
-}
-
-/* Whether `w` points into one of the test's own blocks. */
-static inline int into_own(uint64_t w) { return own_index(w) >= 0; }
 
 static char g_words_buf[1 << 16];
 

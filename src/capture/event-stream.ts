@@ -1,7 +1,5 @@
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
-import { createInterface } from 'node:readline'
 import { Classification, emptyGroups, HeapModel, summarize, type BlockGroups, type ClassifiedBlock } from '../model/heap.js'
 import { kindOfScanState } from '../model/leak-scan.js'
 import { LEAK_KINDS } from '../model/types.js'
@@ -12,6 +10,7 @@ import type { StackAmount } from '../model/peaks.js'
 import { applySuppressions, type Suppression } from '../model/suppressions.js'
 import type { Frame, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
+import { ChunkedFile, writeMemdump } from './memdump.js'
 import { memoryImage, type DumpedThread } from './memory-image.js'
 import { elfDataSymbolAt } from './valgrind/elf-symbols.js'
 
@@ -52,6 +51,8 @@ const VERDICT_RECORD = 16
 /** The bytes of one group of blocks (a U line's). */
 const GROUP_RECORD = 32
 const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
+/** The lines memdump.txt lists (allocations, reallocations, frees, test begins and ends), by first byte: consume() keeps them raw. */
+const RAW_EVENTS = new Set([...'ARFBEe'].map((c) => c.charCodeAt(0)))
 
 /** A verdict (a V line's): the kinds of the blocks that are not reachable. */
 interface Verdict {
@@ -220,14 +221,14 @@ export class EventStream {
     const stack = this.model.live.stackOf(addr)
     if (stack >= 0) this.observed.tallies.add(this.model.runningTest, stack, 0, 1, 0)
   }
-  private readonly memdump: WriteStream | undefined
+  private readonly memdump: ChunkedFile | undefined
 
   /** `memdumpRaw`: where to keep the raw events for memdump.txt, when one is wanted. */
   constructor(
     private readonly cwd: string,
     private readonly memdumpRaw?: string,
   ) {
-    this.memdump = memdumpRaw ? createWriteStream(memdumpRaw) : undefined
+    this.memdump = memdumpRaw ? new ChunkedFile(memdumpRaw) : undefined
   }
 
   /**
@@ -260,6 +261,7 @@ export class EventStream {
         else {
           // most lines are read at once: only an image's end waits (a microtask a line cost 100,000 stacks ~0.1 s)
           const pending = this.line(buffer.toString('utf8', at, end))
+          if (this.memdump && RAW_EVENTS.has(buffer[at]!)) this.memdump.writeLine(buffer, at, end)
           if (pending) await pending
         }
         at = newline + 1
@@ -267,9 +269,13 @@ export class EventStream {
       rest = at < buffer.length ? buffer.subarray(at) : undefined
     }
     // a last line without its newline still counts, as readline's would
-    if (rest && !this.records) await this.line(rest.toString('utf8'))
+    if (rest && !this.records) {
+      const pending = this.line(rest.toString('utf8'))
+      if (this.memdump && RAW_EVENTS.has(rest[0]!)) this.memdump.writeLine(rest, 0, rest.length)
+      await pending
+    }
     if (this.records) this.failures.push(`the observer's stream ended inside ${this.records.what} (${this.records.left} of them missing)`)
-    if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
+    this.memdump?.close()
   }
 
   /** `count` records of a batch, from `buffer` at `at`, numbered from `base` (see the L line). */
@@ -390,7 +396,6 @@ export class EventStream {
       const addr = parseInt(line.slice(line.indexOf(' ', 2) + 1), 16)
       this.tallyFree(addr)
       model.free(addr)
-      this.memdump?.write(line + '\n')
       return
     }
     const f = line.slice(2).split(' ')
@@ -537,7 +542,6 @@ export class EventStream {
       default:
         return undefined
     }
-    this.memdump?.write(line + '\n')
     return undefined
   }
 
@@ -694,33 +698,7 @@ export class EventStream {
   }
 
   /** memdump.txt: every event with its stack, resolved, in the order the program made them. */
-  async writeMemdump(target: string): Promise<void> {
-    if (!this.memdumpRaw) return
-    const out = createWriteStream(target)
-    const where = (id: string): string =>
-      this.model
-        .stack(Number(id))
-        .map(this.symbol)
-        .map((f) => `    ${f.fn ?? '???'}${f.file ? ` (${f.file}:${f.line})` : f.object ? ` (${f.object})` : ''}`)
-        .join('\n')
-    for await (const line of createInterface({ input: createReadStream(this.memdumpRaw), crlfDelay: Infinity })) {
-      const f = line.slice(2).split(' ')
-      let text: string
-      switch (line[0]) {
-        case 'A':
-          text = `malloc  thread ${f[0]} size ${f[2]} -> 0x${f[1]}\n${where(f[3]!)}`
-          break
-        case 'R':
-          text = `realloc thread ${f[0]} 0x${f[1]} size ${f[3]} -> 0x${f[2]}\n${where(f[4]!)}`
-          break
-        case 'F':
-          text = `free    thread ${f[0]} 0x${f[1]}`
-          break
-        default:
-          text = `${line[0] === 'B' ? 'test begin' : 'test end'} thread ${f[0]} ${f.slice(1).join(' ')}`
-      }
-      if (!out.write(text + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
-    }
-    await new Promise<void>((resolve) => out.end(() => resolve()))
+  writeMemdump(target: string): void {
+    if (this.memdumpRaw) writeMemdump(this.memdumpRaw, target, (id) => this.model.stack(id).map(this.symbol))
   }
 }

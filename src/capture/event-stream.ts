@@ -29,6 +29,34 @@ function* filtered<T>(items: Iterable<T>, keep: (item: T) => boolean): Iterable<
   for (const item of items) if (keep(item)) yield item
 }
 
+/**
+ * The space-separated numbers from `at` to `end` of `buffer`, into `out`: field i in hex where bit
+ * min(i, 31) of `hex` is set, else decimal, 13 digits at most (below 2^53: exact as a double).
+ * false for anything else (an empty field, another character): the line is then read as text.
+ */
+function numberFields(buffer: Buffer, at: number, end: number, hex: number, out: number[]): boolean {
+  out.length = 0
+  let value = 0
+  let digits = 0
+  let radix = hex & 1 ? 16 : 10
+  for (let i = at; i <= end; i++) {
+    const c = i < end ? buffer[i]! : 0x20
+    if (c === 0x20) {
+      if (digits === 0) return false
+      out.push(value)
+      value = 0
+      digits = 0
+      radix = (hex >>> Math.min(out.length, 31)) & 1 ? 16 : 10
+      continue
+    }
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
+    if (digit < 0 || digit >= radix || digits === 13) return false
+    value = value * radix + digit
+    digits++
+  }
+  return true
+}
+
 /** How the observed program ended, as the observer reported it. */
 export interface StreamEnding {
   exitCode: number | null
@@ -258,7 +286,10 @@ export class EventStream {
         if (newline < 0) break
         const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
         if (buffer[at] === 0x53 /* S */ && buffer[at + 1] === 0x20) this.stackLine(buffer, at + 2, end)
-        else {
+        else if (buffer[at] === 0x41 /* A */ && buffer[at + 1] === 0x20) {
+          this.allocLine(buffer, at + 2, end)
+          this.memdump?.writeLine(buffer, at, end)
+        } else {
           // most lines are read at once: only an image's end waits (a microtask a line cost 100,000 stacks ~0.1 s)
           const pending = this.line(buffer.toString('utf8', at, end))
           if (this.memdump && RAW_EVENTS.has(buffer[at]!)) this.memdump.writeLine(buffer, at, end)
@@ -357,35 +388,30 @@ export class EventStream {
 
   /**
    * An S line's fields (`id pc...`, from `at` to `end` of `buffer`), read from its bytes: a run of
-   * 100,000 sites sends as many, and a string and a split each cost more than the numbers. An
-   * address is below 2^53, exact as a double. Anything but digits and spaces reads as `line` would.
+   * 100,000 sites sends as many, and a string and a split each cost more than the numbers.
+   * Anything but the interposer's form reads as `line` would.
    */
   private stackLine(buffer: Buffer, at: number, end: number): void {
-    const fields: number[] = []
-    let value = 0
-    let digits = 0
-    for (let i = at; i <= end; i++) {
-      const c = i < end ? buffer[i]! : 0x20
-      if (c === 0x20) {
-        // an empty field (two spaces, one at the start or the end): not the interposer's form
-        if (digits === 0) return this.otherStackLine(buffer, at, end)
-        fields.push(value)
-        value = 0
-        digits = 0
-        continue
-      }
-      // the id is decimal, the addresses hex (13 digits at most: exact)
-      const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
-      if (digit < 0 || (fields.length === 0 && digit > 9) || digits === 13) return this.otherStackLine(buffer, at, end)
-      value = value * (fields.length === 0 ? 10 : 16) + digit
-      digits++
-    }
+    const fields = this.fields
+    if (!numberFields(buffer, at, end, ~1, fields)) return this.otherLine(buffer, at - 2, end)
     this.model.defineStack(fields[0]!, fields.slice(1))
   }
 
-  /** An S line in another form than the interposer's, read as text. */
-  private otherStackLine(buffer: Buffer, at: number, end: number): void {
-    this.line(buffer.toString('utf8', at - 2, end))
+  /** The fields of the interposer's A lines, read into the model from their bytes (millions, with memdump.txt). */
+  private readonly fields: number[] = []
+
+  /** An A line (`tid addr size stack [allocator]`, from `at` to `end` of `buffer`), read as stackLine reads an S line. */
+  private allocLine(buffer: Buffer, at: number, end: number): void {
+    const f = this.fields
+    if (!numberFields(buffer, at, end, 0b10, f) || f.length < 4 || f.length > 5) return this.otherLine(buffer, at - 2, end)
+    const model = this.model
+    this.tallies?.add(model.runningTest, f[3]!, 1, 0, f[2]!)
+    model.allocate(f[1]!, f[2]!, f[3]!, f.length === 5 ? OPERATOR_NEW + f[4]! - 1 : 0)
+  }
+
+  /** A line in another form than the interposer's, read as text. */
+  private otherLine(buffer: Buffer, at: number, end: number): void {
+    this.line(buffer.toString('utf8', at, end))
   }
 
   /** Reads one line into the model; a promise only where the line must be waited for (an image's end). */

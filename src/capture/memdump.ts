@@ -11,8 +11,9 @@ const CHUNK = 1 << 20
  */
 export class ChunkedFile {
   private readonly fd: number
-  private readonly buffer = Buffer.allocUnsafe(CHUNK)
-  private used = 0
+  /** The chunk being gathered, and how much of it is used: writeMemdump fills it in place (see room). */
+  readonly buffer = Buffer.allocUnsafe(CHUNK)
+  used = 0
 
   constructor(path: string) {
     this.fd = openSync(path, 'w')
@@ -35,8 +36,17 @@ export class ChunkedFile {
       this.buffer[this.used++] = 10
       return
     }
-    this.used += from.copy(this.buffer, this.used, start, end)
-    this.buffer[this.used++] = 10
+    // a loop, not Buffer#copy: a line is a few dozen bytes, and the copy's own cost is more
+    const to = this.buffer
+    let at = this.used
+    for (let i = start; i < end; i++) to[at++] = from[i]!
+    to[at++] = 10
+    this.used = at
+  }
+
+  /** Makes room for `bytes` more in the chunk (at most CHUNK). */
+  room(bytes: number): void {
+    if (this.used + bytes > CHUNK) this.flush()
   }
 
   private flush(): void {
@@ -54,8 +64,8 @@ export class ChunkedFile {
   }
 }
 
-/** The lines of a file (without their newlines), read a megabyte at a time. */
-function* fileLines(path: string): Generator<string> {
+/** Calls `line` with each line of a file (its bytes in a buffer, from `start` to `end`, no newline), read a megabyte at a time. */
+function eachLine(path: string, line: (buffer: Buffer, start: number, end: number) => void): void {
   const fd = openSync(path, 'r')
   try {
     const buffer = Buffer.alloc(CHUNK)
@@ -64,27 +74,56 @@ function* fileLines(path: string): Generator<string> {
       const read = readSync(fd, buffer, kept, buffer.length - kept, null)
       const end = kept + read
       if (read === 0) {
-        if (end > 0) yield buffer.toString('utf8', 0, end)
+        if (end > 0) line(buffer, 0, end)
         return
       }
-      const last = buffer.lastIndexOf(10, end - 1)
-      if (last < 0 && end === buffer.length) throw new Error(`${path}: a line longer than ${CHUNK} bytes`)
-      if (last >= 0) {
-        const lines = buffer.toString('utf8', 0, last).split('\n')
-        for (const line of lines) yield line
-        buffer.copy(buffer, 0, last + 1, end)
-        kept = end - last - 1
-      } else kept = end
+      let from = 0
+      for (let nl = buffer.indexOf(10, from); nl >= 0 && nl < end; nl = buffer.indexOf(10, from)) {
+        line(buffer, from, nl)
+        from = nl + 1
+      }
+      if (from === 0 && end === buffer.length) throw new Error(`${path}: a line longer than ${CHUNK} bytes`)
+      buffer.copy(buffer, 0, from, end)
+      kept = end - from
     }
   } finally {
     closeSync(fd)
   }
 }
 
+/** An event line as text (`line.slice(2).split(' ')`'s fields): any line, of any form. */
+function eventText(line: string, where: (id: string) => string): string {
+  const f = line.slice(2).split(' ')
+  switch (line[0]) {
+    case 'A':
+      return `malloc  thread ${f[0]} size ${f[2]} -> 0x${f[1]}\n${where(f[3]!)}\n`
+    case 'R':
+      return `realloc thread ${f[0]} 0x${f[1]} size ${f[3]} -> 0x${f[2]}\n${where(f[4]!)}\n`
+    case 'F':
+      return `free    thread ${f[0]} 0x${f[1]}\n`
+    default:
+      return `${line[0] === 'B' ? 'test begin' : 'test end'} thread ${f[0]} ${f.slice(1).join(' ')}\n`
+  }
+}
+
+const A = 0x41
+const R = 0x52
+const F = 0x46
+/**
+ * The pieces of each event's text around its fields (eventText's), as bytes, and which field
+ * goes after each: a field's bytes are copied from the raw line, never made a string.
+ */
+const PIECES: Record<number, { text: Buffer[]; fields: number[]; stack: number; need: number }> = {
+  [A]: { text: ['malloc  thread ', ' size ', ' -> 0x', '\n'].map((t) => Buffer.from(t)), fields: [0, 2, 1], stack: 3, need: 4 },
+  [R]: { text: ['realloc thread ', ' 0x', ' size ', ' -> 0x', '\n'].map((t) => Buffer.from(t)), fields: [0, 1, 3, 2], stack: 4, need: 5 },
+  [F]: { text: ['free    thread ', ' 0x'].map((t) => Buffer.from(t)), fields: [0, 1], stack: -1, need: 2 },
+}
+
 /**
  * memdump.txt from the raw events a capture kept (`raw`: A, R, F, B, E and e lines, see
  * EventStream): every event with its stack, resolved, in the order the program made them. Each
- * stack's text is made once: a run's millions of events come from a few thousand stacks.
+ * stack's text is made once, and an event of the interposer's form (ASCII, its stack a number)
+ * is copied from its bytes: 5 million events made seconds of strings.
  */
 export function writeMemdump(raw: string, target: string, stackFrames: (id: number) => Frame[]): void {
   const out = new ChunkedFile(target)
@@ -99,23 +138,62 @@ export function writeMemdump(raw: string, target: string, stackFrames: (id: numb
     }
     return text
   }
+  const stackBytes: Buffer[] = []
+  // field i runs from bounds[2i] to bounds[2i + 1]
+  const bounds = new Int32Array(2 * 8)
+  const copy = (from: Buffer, start: number, end: number): void => {
+    const to = out.buffer
+    let at = out.used
+    for (let i = start; i < end; i++) to[at++] = from[i]!
+    out.used = at
+  }
   try {
-    for (const line of fileLines(raw)) {
-      const f = line.slice(2).split(' ')
-      switch (line[0]) {
-        case 'A':
-          out.write(`malloc  thread ${f[0]} size ${f[2]} -> 0x${f[1]}\n${where(f[3]!)}\n`)
-          break
-        case 'R':
-          out.write(`realloc thread ${f[0]} 0x${f[1]} size ${f[3]} -> 0x${f[2]}\n${where(f[4]!)}\n`)
-          break
-        case 'F':
-          out.write(`free    thread ${f[0]} 0x${f[1]}\n`)
-          break
-        default:
-          out.write(`${line[0] === 'B' ? 'test begin' : 'test end'} thread ${f[0]} ${f.slice(1).join(' ')}\n`)
+    eachLine(raw, (b, start, end) => {
+      const pieces = PIECES[b[start]!]
+      let n = 0
+      let ascii = pieces !== undefined && b[start + 1] === 0x20
+      if (ascii) {
+        let from = start + 2
+        for (let i = from; i <= end && ascii; i++) {
+          const c = i < end ? b[i]! : 0x20
+          if (c >= 0x80) ascii = false
+          else if (c === 0x20) {
+            if (n < 8) {
+              bounds[2 * n] = from
+              bounds[2 * n + 1] = i
+            }
+            n++
+            from = i + 1
+          }
+        }
       }
-    }
+      const fields = pieces?.need
+      let stack: Buffer | undefined
+      if (ascii && pieces!.stack >= 0 && n >= fields!) {
+        const s = bounds[2 * pieces!.stack]!
+        const e = bounds[2 * pieces!.stack + 1]!
+        let id = 0
+        for (let i = s; i < e && id >= 0; i++) id = b[i]! >= 0x30 && b[i]! <= 0x39 && i - s < 9 ? id * 10 + b[i]! - 0x30 : -1
+        if (id >= 0 && e > s) stack = stackBytes[id] ??= Buffer.from(where(b.toString('latin1', s, e)))
+        else ascii = false
+      }
+      if (!ascii || n < fields! || (stack && stack.length > CHUNK / 2)) return out.write(eventText(b.toString('utf8', start, end), where))
+      const p = pieces!
+      let length = 2 + (stack?.length ?? 0)
+      for (const t of p.text) length += t.length
+      for (const f of p.fields) length += bounds[2 * f + 1]! - bounds[2 * f]!
+      out.room(length)
+      for (let k = 0; k < p.fields.length; k++) {
+        copy(p.text[k]!, 0, p.text[k]!.length)
+        copy(b, bounds[2 * p.fields[k]!]!, bounds[2 * p.fields[k]! + 1]!)
+      }
+      if (stack) {
+        copy(p.text[p.fields.length]!, 0, 1)
+        out.buffer.set(stack, out.used)
+        out.used += stack.length
+      }
+      out.buffer[out.used++] = 10
+    })
   } finally {
     out.close()
   }

@@ -286,6 +286,7 @@ export class EventStream {
         if (newline < 0) break
         const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
         if (buffer[at] === 0x53 /* S */ && buffer[at + 1] === 0x20) this.stackLine(buffer, at + 2, end)
+        else if (buffer[at] === 0x70 /* p */ && buffer[at + 1] === 0x20) this.peakLine(buffer, at + 2, end)
         else if (buffer[at] === 0x41 /* A */ && buffer[at + 1] === 0x20) {
           this.allocLine(buffer, at + 2, end)
           this.memdump?.writeLine(buffer, at, end)
@@ -407,6 +408,13 @@ export class EventStream {
     const model = this.model
     this.tallies?.add(model.runningTest, f[3]!, 1, 0, f[2]!)
     model.allocate(f[1]!, f[2]!, f[3]!, f.length === 5 ? OPERATOR_NEW + f[4]! - 1 : 0)
+  }
+
+  /** A p line (`stack bytes blocks`: one of a peak's sites, 100,000 of them with as many sites), read as stackLine reads an S line. */
+  private peakLine(buffer: Buffer, at: number, end: number): void {
+    const f = this.fields
+    if (!numberFields(buffer, at, end, 0, f) || f.length !== 3) return this.otherLine(buffer, at - 2, end)
+    this.peakSites?.push({ stack: f[0]!, bytes: f[1]!, blocks: f[2]! })
   }
 
   /** A line in another form than the interposer's, read as text. */

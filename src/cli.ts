@@ -150,12 +150,17 @@ async function run(argv: string[]): Promise<number> {
   // above writes earlier; Node opens its own descriptor for a terminal.
   ignoreClosedPipes()
   // The report never mixes into the program's stdout: stderr, as memcheck does, or --log-file.
-  if (args.logFile) writeFileSync(args.logFile, formatReport(json, { suppressions: args.options.genSuppressions ?? false }))
-  else process.stderr.write(formatReport(json, { color: useColor(process.stderr), suppressions: args.options.genSuppressions ?? false }))
-  if (args.json) writeFileSync(args.json, JSON.stringify(json, null, 2) + '\n')
+  const suppressions = args.options.genSuppressions ?? false
+  const color = !args.logFile && useColor(process.stderr)
+  const report = formatReport(json, { color, suppressions })
+  if (args.logFile) writeFileSync(args.logFile, report)
+  else process.stderr.write(report)
+  // each text made once: a run of 100,000 records is a 56 MB JSON and a 13 MB report
+  const runText = args.json || args.out ? JSON.stringify(json, null, 2) + '\n' : ''
+  if (args.json) writeFileSync(args.json, runText)
   if (args.out) {
-    writeFileSync(join(args.out, 'leak-report.txt'), formatReport(json))
-    writeFileSync(join(args.out, 'heapspec.json'), JSON.stringify(json, null, 2) + '\n')
+    writeFileSync(join(args.out, 'leak-report.txt'), color || suppressions ? formatReport(json) : report)
+    writeFileSync(join(args.out, 'heapspec.json'), runText)
     const { writeLeakReport } = await reportWriter()
     writeLeakReport(args.out, [{ tests: [], run: normalizeRun(json, process.cwd()) }], { root: process.cwd(), kinds: FAILING_KINDS })
   }

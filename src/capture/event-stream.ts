@@ -1,7 +1,5 @@
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs'
 import { readFile, unlink } from 'node:fs/promises'
 import { constants as osConstants } from 'node:os'
-import { createInterface } from 'node:readline'
 import { Classification, emptyGroups, HeapModel, summarize, type BlockGroups, type ClassifiedBlock } from '../model/heap.js'
 import { kindOfScanState } from '../model/leak-scan.js'
 import { LEAK_KINDS } from '../model/types.js'
@@ -12,6 +10,7 @@ import type { StackAmount } from '../model/peaks.js'
 import { applySuppressions, type Suppression } from '../model/suppressions.js'
 import type { Frame, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
+import { ChunkedFile, writeMemdump } from './memdump.js'
 import { memoryImage, type DumpedThread } from './memory-image.js'
 import { elfDataSymbolAt } from './valgrind/elf-symbols.js'
 
@@ -28,6 +27,34 @@ export interface LoadedObject {
 /** The items of `items` that `keep` keeps, as they are read. */
 function* filtered<T>(items: Iterable<T>, keep: (item: T) => boolean): Iterable<T> {
   for (const item of items) if (keep(item)) yield item
+}
+
+/**
+ * The space-separated numbers from `at` to `end` of `buffer`, into `out`: field i in hex where bit
+ * min(i, 31) of `hex` is set, else decimal, 13 digits at most (below 2^53: exact as a double).
+ * false for anything else (an empty field, another character): the line is then read as text.
+ */
+function numberFields(buffer: Buffer, at: number, end: number, hex: number, out: number[]): boolean {
+  out.length = 0
+  let value = 0
+  let digits = 0
+  let radix = hex & 1 ? 16 : 10
+  for (let i = at; i <= end; i++) {
+    const c = i < end ? buffer[i]! : 0x20
+    if (c === 0x20) {
+      if (digits === 0) return false
+      out.push(value)
+      value = 0
+      digits = 0
+      radix = (hex >>> Math.min(out.length, 31)) & 1 ? 16 : 10
+      continue
+    }
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
+    if (digit < 0 || digit >= radix || digits === 13) return false
+    value = value * radix + digit
+    digits++
+  }
+  return true
 }
 
 /** How the observed program ended, as the observer reported it. */
@@ -52,6 +79,8 @@ const VERDICT_RECORD = 16
 /** The bytes of one group of blocks (a U line's). */
 const GROUP_RECORD = 32
 const REACHABLE_CODE = LEAK_KINDS.indexOf('reachable')
+/** The lines memdump.txt lists (allocations, reallocations, frees, test begins and ends), by first byte: consume() keeps them raw. */
+const RAW_EVENTS = new Set([...'ARFBEe'].map((c) => c.charCodeAt(0)))
 
 /** A verdict (a V line's): the kinds of the blocks that are not reachable. */
 interface Verdict {
@@ -232,14 +261,14 @@ export class EventStream {
     const stack = this.model.live.stackOf(addr)
     if (stack >= 0) this.observed.tallies.add(this.model.runningTest, stack, 0, 1, 0)
   }
-  private readonly memdump: WriteStream | undefined
+  private readonly memdump: ChunkedFile | undefined
 
   /** `memdumpRaw`: where to keep the raw events for memdump.txt, when one is wanted. */
   constructor(
     private readonly cwd: string,
     private readonly memdumpRaw?: string,
   ) {
-    this.memdump = memdumpRaw ? createWriteStream(memdumpRaw) : undefined
+    this.memdump = memdumpRaw ? new ChunkedFile(memdumpRaw) : undefined
   }
 
   /**
@@ -270,9 +299,14 @@ export class EventStream {
         if (newline < 0) break
         const end = newline > at && buffer[newline - 1] === 13 ? newline - 1 : newline
         if (buffer[at] === 0x53 /* S */ && buffer[at + 1] === 0x20) this.stackLine(buffer, at + 2, end)
-        else {
+        else if (buffer[at] === 0x70 /* p */ && buffer[at + 1] === 0x20) this.peakLine(buffer, at + 2, end)
+        else if (buffer[at] === 0x41 /* A */ && buffer[at + 1] === 0x20) {
+          this.allocLine(buffer, at + 2, end)
+          this.memdump?.writeLine(buffer, at, end)
+        } else {
           // most lines are read at once: only an image's end waits (a microtask a line cost 100,000 stacks ~0.1 s)
           const pending = this.line(buffer.toString('utf8', at, end))
+          if (this.memdump && RAW_EVENTS.has(buffer[at]!)) this.memdump.writeLine(buffer, at, end)
           if (pending) await pending
         }
         at = newline + 1
@@ -280,9 +314,13 @@ export class EventStream {
       rest = at < buffer.length ? buffer.subarray(at) : undefined
     }
     // a last line without its newline still counts, as readline's would
-    if (rest && !this.records) await this.line(rest.toString('utf8'))
+    if (rest && !this.records) {
+      const pending = this.line(rest.toString('utf8'))
+      if (this.memdump && RAW_EVENTS.has(rest[0]!)) this.memdump.writeLine(rest, 0, rest.length)
+      await pending
+    }
     if (this.records) this.failures.push(`the observer's stream ended inside ${this.records.what} (${this.records.left} of them missing)`)
-    if (this.memdump) await new Promise<void>((resolve) => this.memdump!.end(() => resolve()))
+    this.memdump?.close()
   }
 
   /** `count` records of a batch, from `buffer` at `at`, numbered from `base` (see the L line). */
@@ -370,35 +408,37 @@ export class EventStream {
 
   /**
    * An S line's fields (`id pc...`, from `at` to `end` of `buffer`), read from its bytes: a run of
-   * 100,000 sites sends as many, and a string and a split each cost more than the numbers. An
-   * address is below 2^53, exact as a double. Anything but digits and spaces reads as `line` would.
+   * 100,000 sites sends as many, and a string and a split each cost more than the numbers.
+   * Anything but the interposer's form reads as `line` would.
    */
   private stackLine(buffer: Buffer, at: number, end: number): void {
-    const fields: number[] = []
-    let value = 0
-    let digits = 0
-    for (let i = at; i <= end; i++) {
-      const c = i < end ? buffer[i]! : 0x20
-      if (c === 0x20) {
-        // an empty field (two spaces, one at the start or the end): not the interposer's form
-        if (digits === 0) return this.otherStackLine(buffer, at, end)
-        fields.push(value)
-        value = 0
-        digits = 0
-        continue
-      }
-      // the id is decimal, the addresses hex (13 digits at most: exact)
-      const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1
-      if (digit < 0 || (fields.length === 0 && digit > 9) || digits === 13) return this.otherStackLine(buffer, at, end)
-      value = value * (fields.length === 0 ? 10 : 16) + digit
-      digits++
-    }
+    const fields = this.fields
+    if (!numberFields(buffer, at, end, ~1, fields)) return this.otherLine(buffer, at - 2, end)
     this.model.defineStack(fields[0]!, fields.slice(1))
   }
 
-  /** An S line in another form than the interposer's, read as text. */
-  private otherStackLine(buffer: Buffer, at: number, end: number): void {
-    this.line(buffer.toString('utf8', at - 2, end))
+  /** The fields of the interposer's A lines, read into the model from their bytes (millions, with memdump.txt). */
+  private readonly fields: number[] = []
+
+  /** An A line (`tid addr size stack [allocator]`, from `at` to `end` of `buffer`), read as stackLine reads an S line. */
+  private allocLine(buffer: Buffer, at: number, end: number): void {
+    const f = this.fields
+    if (!numberFields(buffer, at, end, 0b10, f) || f.length < 4 || f.length > 5) return this.otherLine(buffer, at - 2, end)
+    const model = this.model
+    this.tallies?.add(model.runningTest, f[3]!, 1, 0, f[2]!)
+    model.allocate(f[1]!, f[2]!, f[3]!, f.length === 5 ? OPERATOR_NEW + f[4]! - 1 : 0)
+  }
+
+  /** A p line (`stack bytes blocks`: one of a peak's sites, 100,000 of them with as many sites), read as stackLine reads an S line. */
+  private peakLine(buffer: Buffer, at: number, end: number): void {
+    const f = this.fields
+    if (!numberFields(buffer, at, end, 0, f) || f.length !== 3) return this.otherLine(buffer, at - 2, end)
+    this.peakSites?.push({ stack: f[0]!, bytes: f[1]!, blocks: f[2]! })
+  }
+
+  /** A line in another form than the interposer's, read as text. */
+  private otherLine(buffer: Buffer, at: number, end: number): void {
+    this.line(buffer.toString('utf8', at, end))
   }
 
   /** Reads one line into the model; a promise only where the line must be waited for (an image's end). */
@@ -409,7 +449,6 @@ export class EventStream {
       const addr = parseInt(line.slice(line.indexOf(' ', 2) + 1), 16)
       this.tallyFree(addr)
       model.free(addr)
-      this.memdump?.write(line + '\n')
       return
     }
     const f = line.slice(2).split(' ')
@@ -560,7 +599,6 @@ export class EventStream {
       default:
         return undefined
     }
-    this.memdump?.write(line + '\n')
     return undefined
   }
 
@@ -717,33 +755,7 @@ export class EventStream {
   }
 
   /** memdump.txt: every event with its stack, resolved, in the order the program made them. */
-  async writeMemdump(target: string): Promise<void> {
-    if (!this.memdumpRaw) return
-    const out = createWriteStream(target)
-    const where = (id: string): string =>
-      this.model
-        .stack(Number(id))
-        .map(this.symbol)
-        .map((f) => `    ${f.fn ?? '???'}${f.file ? ` (${f.file}:${f.line})` : f.object ? ` (${f.object})` : ''}`)
-        .join('\n')
-    for await (const line of createInterface({ input: createReadStream(this.memdumpRaw), crlfDelay: Infinity })) {
-      const f = line.slice(2).split(' ')
-      let text: string
-      switch (line[0]) {
-        case 'A':
-          text = `malloc  thread ${f[0]} size ${f[2]} -> 0x${f[1]}\n${where(f[3]!)}`
-          break
-        case 'R':
-          text = `realloc thread ${f[0]} 0x${f[1]} size ${f[3]} -> 0x${f[2]}\n${where(f[4]!)}`
-          break
-        case 'F':
-          text = `free    thread ${f[0]} 0x${f[1]}`
-          break
-        default:
-          text = `${line[0] === 'B' ? 'test begin' : 'test end'} thread ${f[0]} ${f.slice(1).join(' ')}`
-      }
-      if (!out.write(text + '\n')) await new Promise<void>((resolve) => out.once('drain', () => resolve()))
-    }
-    await new Promise<void>((resolve) => out.end(() => resolve()))
+  writeMemdump(target: string): void {
+    if (this.memdumpRaw) writeMemdump(this.memdumpRaw, target, (id) => this.model.stack(id).map(this.symbol))
   }
 }

@@ -133,13 +133,13 @@ const ALLOCATOR_FRAMES = /^(operator new|operator delete|__libc_reallocarray$|re
  * outermost of them returned), above main, at most STACK_DEPTH frames.
  */
 export function callerStack(frames: Frame[]): { stack: Frame[]; allocator: string | null } {
-  let stack = frames
+  // one slice of the frames kept: 100,000 sites made three arrays each
+  let start = 0
   let allocator: string | null = null
-  while (stack.length > 1 && ALLOCATOR_FRAMES.test(stack[0]!.fn ?? '')) {
-    allocator = stack[0]!.fn
-    stack = stack.slice(1)
-  }
-  return { stack: aboveMain(stack).slice(0, STACK_DEPTH), allocator }
+  while (frames.length - start > 1 && ALLOCATOR_FRAMES.test(frames[start]!.fn ?? '')) allocator = frames[start++]!.fn
+  let end = frames.length
+  for (let i = start; i < end; i++) if (isMain(frames[i]!.fn)) end = i + 1
+  return { stack: frames.slice(start, Math.min(end, start + STACK_DEPTH)), allocator }
 }
 
 /**
@@ -425,12 +425,19 @@ export class HeapModel {
     // order the blocks were classified in (a hash table's)
     const first: number[] = []
     // blocks in a row mostly share their record: the last one's is tried first
-    let last = { stack: -1, test: 0, code: 0, found: 0 }
+    let lastStack = -1
+    let lastTest = 0
+    let lastCode = 0
+    let lastFound = 0
     const add = (stack: number, test: number, code: number, size: number, seq: number, allocator: number, blocks = 1): void => {
-      const same = stack === last.stack && test === last.test && code === last.code
-      const found = same ? last.found : records.get(site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code)
+      const same = stack === lastStack && test === lastTest && code === lastCode
+      const key = same ? 0 : site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code
+      const found = same ? lastFound : records.get(key)
+      lastStack = stack
+      lastTest = test
+      lastCode = code
       if (found !== undefined) {
-        if (!same) last = { stack, test, code, found }
+        lastFound = found
         const record = made[found]!.record
         record.bytes += size
         record.blocks += blocks
@@ -440,8 +447,8 @@ export class HeapModel {
       const resolved = frames(stack)
       const name = this.tests[test]?.name ?? null
       const allocatorName = resolved.allocator ?? (allocator === REALLOC ? 'realloc' : allocator >= OPERATOR_NEW ? NEW_OPERATORS[allocator - OPERATOR_NEW]! : null)
-      records.set(site(stack) * width + ((testKey[test] ?? -1) + 1) * LEAK_KIND_COUNT + code, made.length)
-      last = { stack, test, code, found: made.length }
+      records.set(key, made.length)
+      lastFound = made.length
       made.push({ record: { kind: LEAK_KINDS[code]!, bytes: size, blocks, test: name, stack: resolved.stack }, allocator: allocatorName })
       first.push(seq)
     }
@@ -591,8 +598,8 @@ export function testVerdicts<B extends { test: number }>(
   return out
 }
 
-/** `main` as memcheck and the symbolizers name it (gdb says `main()` for C++). */
-const MAIN = /^main(\(\))?$/
+/** Whether a frame is `main`, as memcheck and the symbolizers name it (gdb says `main()` for C++). */
+const isMain = (fn: string | null): boolean => fn === 'main' || fn === 'main()'
 
 /**
  * A stack without the frames below `main` (libc's start-up), as memcheck shows stacks by default
@@ -600,7 +607,7 @@ const MAIN = /^main(\(\))?$/
  * memcheck's does.
  */
 export function aboveMain(stack: Frame[]): Frame[] {
-  const main = stack.findIndex((f) => MAIN.test(f.fn ?? ''))
+  const main = stack.findIndex((f) => isMain(f.fn))
   return main < 0 ? stack : stack.slice(0, main + 1)
 }
 

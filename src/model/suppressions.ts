@@ -280,29 +280,39 @@ function suppressor(suppressions: readonly Suppression[]): (kind: LeakKind, allo
   let memo = memos.get(suppressions)
   if (!memo) {
     const bySource = leakSuppressions(suppressions).some((s) => s.frames.some((f) => f.type === 'src'))
-    memos.set(suppressions, (memo = { bySource, known: new Map(), names: new Map() }))
+    memos.set(suppressions, (memo = { bySource, known: {}, names: new Map() }))
   }
   const { bySource, known, names } = memo
-  // each name, object and file by a number: a key is a few numbers, not the stack's text again
-  const number = (text: string | number | null): number => {
-    if (text === null) return 0
-    let n = names.get(text)
-    if (n === undefined) names.set(text, (n = names.size + 1))
-    return n
+  // each kind, name, object and file by a number, and a record's numbers a path through a tree to
+  // its answer: no key text is built for each of 100,000 records
+  const step = (node: AnswerNode, text: string | number | null): AnswerNode => {
+    let n = 0
+    if (text !== null) {
+      const known = names.get(text)
+      if (known === undefined) names.set(text, (n = names.size + 1))
+      else n = known
+    }
+    let next = node.next?.get(n)
+    if (!next) (node.next ??= new Map()).set(n, (next = {}))
+    return next
   }
   return (kind, allocator, stack) => {
-    let key = `${kind} ${number(allocator)}`
+    let node = step(step(known, kind), allocator)
     for (const f of stack) {
-      key += ` ${number(f.fn)}:${number(f.object)}`
-      if (bySource) key += `:${number(f.file)}:${number(f.line)}`
+      node = step(step(node, f.fn), f.object)
+      if (bySource) node = step(step(node, f.file), f.line)
     }
-    let found = known.get(key)
-    if (found === undefined) known.set(key, (found = findSuppression(suppressions, kind, matchFrames(allocator, stack)) !== undefined))
-    return found
+    return (node.found ??= findSuppression(suppressions, kind, matchFrames(allocator, stack)) !== undefined)
   }
 }
 
-const memos = new WeakMap<readonly Suppression[], { bySource: boolean; known: Map<string, boolean>; names: Map<string | number, number> }>()
+/** A node of a suppressor's memo: the answer for the records whose numbers lead here, and the numbers after them. */
+interface AnswerNode {
+  found?: boolean
+  next?: Map<number, AnswerNode>
+}
+
+const memos = new WeakMap<readonly Suppression[], { bySource: boolean; known: AnswerNode; names: Map<string | number, number> }>()
 
 /** Loss records once suppressions have had their say: what is kept, and how much was suppressed. */
 export interface SuppressedRecords {

@@ -62,10 +62,27 @@ function frameText(frame: Frame, texts: FrameTexts): string {
   return text
 }
 
-function record(r: LeakRecord, c: Colors, suppressions: boolean, texts: FrameTexts): string {
-  const failing = FAILING_KINDS.includes(r.kind)
-  const head = `${formatAmount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
-  let text = failing ? c.bold(c.red(head)) : c.yellow(head)
+/** The last record's first line, kept: records come biggest first, and runs of them have the same amounts. */
+interface HeadMemo {
+  kind?: LeakKind
+  bytes?: number
+  blocks?: number
+  text?: string
+}
+
+function recordHead(r: LeakRecord, c: Colors, memo: HeadMemo): string {
+  if (memo.kind !== r.kind || memo.bytes !== r.bytes || memo.blocks !== r.blocks) {
+    const head = `${formatAmount(r)} ${r.blocks === 1 ? 'is' : 'are'} ${KIND_WORDS[r.kind]}`
+    memo.kind = r.kind
+    memo.bytes = r.bytes
+    memo.blocks = r.blocks
+    memo.text = FAILING_KINDS.includes(r.kind) ? c.bold(c.red(head)) : c.yellow(head)
+  }
+  return memo.text!
+}
+
+function record(r: LeakRecord, c: Colors, suppressions: boolean, texts: FrameTexts, memo: HeadMemo): string {
+  let text = recordHead(r, c, memo)
   const stack = r.stack
   for (let i = 0; i < stack.length; i++) text += i === 0 ? `\n    at ${c.cyan(frameText(stack[0]!, texts))}` : `\n    by ${frameText(stack[i]!, texts)}`
   if (stack.length === 0) text += '\n    (no stack)'
@@ -111,11 +128,12 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
   }
   const groups = [...new Set([...run.tests.map((t) => t.name), null])]
   const texts: FrameTexts = new Map()
+  const heads: HeadMemo = {}
   for (const test of groups) {
     const mine = byTest.get(test) ?? []
     if (mine.length === 0) continue
     if (run.tests.length > 0) out.push('', c.bold(test === null ? 'Outside any test case:' : `Test case "${printable(test)}":`))
-    for (const r of mine) out.push('', record(r, c, options.suppressions ?? false, texts))
+    for (const r of mine) out.push('', record(r, c, options.suppressions ?? false, texts, heads))
   }
   out.push('', c.bold('HEAP SUMMARY:'))
   out.push(`    in use at exit: ${formatAmount(run.inUseAtExit)}`)

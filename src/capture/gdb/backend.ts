@@ -135,7 +135,7 @@ export class GdbBackend implements CaptureBackend {
       suppressions: spec.suppressionRules,
       genSuppressions: spec.genSuppressions,
     })
-    if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
+    if (spec.memdumpFile) stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.output[5] ?? '', stderr: outcome.output[6] ?? '' }
   }
 }

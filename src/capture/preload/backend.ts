@@ -358,7 +358,7 @@ export class PreloadBackend implements CaptureBackend {
       suppressions: spec.suppressionRules,
       genSuppressions: spec.genSuppressions,
     })
-    if (spec.memdumpFile) await stream.writeMemdump(spec.memdumpFile)
+    if (spec.memdumpFile) stream.writeMemdump(spec.memdumpFile)
     return { run, stdout: outcome.stdout, stderr: outcome.stderr }
   }
 }

@@ -52,6 +52,9 @@ static int g_by_stack;
 static int g_test_running;
 static uint64_t g_test_first_seq;
 static int64_t g_test_live;
+
+/* Whether a block in the table is one of the running test case's (g_test_live counts it). */
+static inline int test_owns(const struct block *b) { return g_test_running && b->seq >= g_test_first_seq; }
 static uint32_t *g_dirty;
 static uint32_t g_ndirty;
 static uint32_t g_empty_sid = UINT32_MAX;
@@ -311,9 +314,12 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
         } else {
             g_sent_live--;
         }
-        peaks_free(&g_blocks[at], g_test_running && g_blocks[at].seq >= g_test_first_seq, 0);
+        int own = test_owns(&g_blocks[at]);
+        if (own) g_test_live--;
+        peaks_free(&g_blocks[at], own, 0);
         g_nblocks--;
     }
+    if (g_test_running) g_test_live++;
     if (UNLIKELY(g_all_events)) {
         g_blocks[at] = (struct block){.addr = addr, .size = size, .alloc = alloc, .seq = g_seq++, .sid_bits = sid};
         g_nblocks++;
@@ -327,7 +333,6 @@ static inline __attribute__((always_inline)) void record_alloc(struct thread_sta
     if (listed < RECENT_MAX) g_recent[listed] = addr;
     g_n_bytes += size;
     tally(sid, 1, 0, (int64_t)size);
-    if (g_test_running) g_test_live++;
     peaks_alloc(size, g_test_running);
 }
 
@@ -337,8 +342,13 @@ static void block_put(struct thread_state *me, void *p, size_t size, uint32_t si
     uint64_t addr = (uint64_t)p;
     if (blocks_full() && !blocks_grow()) return;
     uint64_t at = block_slot(addr);
-    if (g_blocks[at].addr) g_nblocks--;
-    else g_sent_live++;
+    if (g_blocks[at].addr) {
+        g_nblocks--;
+        if (test_owns(&g_blocks[at])) g_test_live--;
+    } else {
+        g_sent_live++;
+    }
+    if (g_test_running) g_test_live++;
     g_blocks[at] = (struct block){.addr = addr, .size = size, .alloc = alloc, .seq = g_seq++, .sid_bits = sid};
     g_nblocks++;
 }
@@ -348,7 +358,7 @@ static inline __attribute__((always_inline)) void record_free_at(struct thread_s
 {
     struct block *b = &g_blocks[at];
     uint64_t addr = b->addr;
-    int own = g_test_running && b->seq >= g_test_first_seq;
+    int own = test_owns(b);
     if (own) g_test_live--;
     peaks_free(b, own, 1);
     if (b->unsent) {

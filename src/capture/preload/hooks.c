@@ -240,6 +240,7 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
             uint64_t at = block_slot((uint64_t)old);
             if (g_blocks[at].addr) {
                 freed_push((uint64_t)old, g_blocks[at].size, block_sid(&g_blocks[at]), sid, &out);
+                if (test_owns(&g_blocks[at])) g_test_live--;
                 block_delete(at);
             } else {
                 released_add(&out, old);

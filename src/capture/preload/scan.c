@@ -538,6 +538,15 @@ static struct {
     uint64_t n, cap; /* cap: a power of two, index slots; at most cap / 2 groups */
 } g_groups;
 
+/* A group's first index slot, before the mask. The stack id sits in the key's low bits: a product
+ * carries a bit only upwards, and with it above bit 32 the slots (bits 20 and up) of 100,000 stacks
+ * of one kind fell in 64 runs, each probed end to end. */
+static inline uint64_t group_home(uint32_t sid, uint16_t alloc, uint16_t state)
+{
+    uint64_t key = (uint64_t)state << 48 | (uint64_t)alloc << 32 | sid;
+    return (key * 0x9E3779B97F4A7C15ull) >> 20;
+}
+
 static void groups_release(void)
 {
     if (g_groups.g) region_free(g_groups.g, g_groups.cap / 2 * sizeof(struct group));
@@ -557,8 +566,7 @@ static int groups_grow(void)
     }
     for (uint64_t i = 0; i < g_groups.n; i++) {
         g[i] = g_groups.g[i];
-        uint64_t key = (uint64_t)g[i].sid << 32 | (uint64_t)g[i].alloc << 16 | g[i].state;
-        uint64_t at = (key * 0x9E3779B97F4A7C15ull) >> 20 & (cap - 1);
+        uint64_t at = group_home(g[i].sid, g[i].alloc, g[i].state) & (cap - 1);
         while (index[at]) at = (at + 1) & (cap - 1);
         index[at] = (uint32_t)i + 1;
     }
@@ -576,8 +584,7 @@ static int group_add(const struct block *b, uint8_t state)
     if (2 * (g_groups.n + 1) > g_groups.cap && !groups_grow()) return 0;
     uint16_t alloc = (uint16_t)b->alloc;
     uint32_t sid = block_sid(b);
-    uint64_t key = (uint64_t)sid << 32 | (uint64_t)alloc << 16 | state;
-    uint64_t at = (key * 0x9E3779B97F4A7C15ull) >> 20 & (g_groups.cap - 1);
+    uint64_t at = group_home(sid, alloc, state) & (g_groups.cap - 1);
     for (;; at = (at + 1) & (g_groups.cap - 1)) {
         uint32_t k = g_groups.index[at];
         if (!k) break;

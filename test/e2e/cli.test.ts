@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
@@ -267,5 +267,60 @@ describe('heapspec run: its own options, before PROGRAM only, checked before the
     })
     expect(result.stdout).toBe('1')
     expect(result.stderr).not.toMatch(/EPIPE|\n\s+at /)
+  })
+})
+
+describe("heapspec's start: V8's code cache for the CLI's bundle, kept in the private cache directory", () => {
+  /** A cache home whose heapspec directory has `mode`, and the code caches found in it after `runs` runs of `heapspec include`. */
+  async function cacheAfter(mode: number, runs: number, before?: (dir: string) => void) {
+    const home = noCache()
+    const dir = join(home, 'heapspec')
+    mkdirSync(dir)
+    chmodSync(dir, mode)
+    before?.(dir)
+    const outputs: string[] = []
+    for (let i = 0; i < runs; i++) {
+      const result = await heapspec(['include'], { XDG_CACHE_HOME: home })
+      expect(result.exitCode).toBe(0)
+      expect(result.stderr).toBe('')
+      outputs.push(result.stdout)
+    }
+    const caches = readdirSync(dir).filter((f) => /^heapspec-cli-[0-9a-f]{16}-v\d+\.\d+\.\d+-x64\.v8$/.test(f))
+    return { dir, outputs, caches }
+  }
+
+  it('is written once, private (mode 0600), and the next run with it prints the same', async () => {
+    const { dir, outputs, caches } = await cacheAfter(0o700, 2)
+    expect(outputs).toEqual([join(ROOT, 'src'), join(ROOT, 'src')])
+    expect(caches).toHaveLength(1)
+    expect(statSync(join(dir, caches[0]!)).mode & 0o777).toBe(0o600)
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
+  })
+
+  it('one V8 refuses (not a cache at all) is replaced, and the run is unchanged', async () => {
+    const first = await cacheAfter(0o700, 1)
+    const name = first.caches[0]!
+    const { dir, outputs, caches } = await cacheAfter(0o700, 1, (d) => writeFileSync(join(d, name), 'not a code cache', { mode: 0o600 }))
+    expect(outputs).toEqual([join(ROOT, 'src')])
+    expect(caches).toEqual([name])
+    expect(readFileSync(join(dir, name)).toString('latin1')).not.toBe('not a code cache')
+  })
+
+  it('is neither read nor written in a directory others can write', async () => {
+    const { outputs, caches } = await cacheAfter(0o777, 2)
+    expect(outputs).toEqual([join(ROOT, 'src'), join(ROOT, 'src')])
+    expect(caches).toEqual([])
+  })
+
+  it('one that is not a private file (group-writable) is replaced by a private one', async () => {
+    const first = await cacheAfter(0o700, 1)
+    const name = first.caches[0]!
+    const { dir, outputs } = await cacheAfter(0o700, 1, (d) => {
+      writeFileSync(join(d, name), 'not a code cache')
+      chmodSync(join(d, name), 0o620)
+    })
+    expect(outputs).toEqual([join(ROOT, 'src')])
+    expect(readFileSync(join(dir, name), 'latin1')).not.toBe('not a code cache')
+    expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600)
   })
 })

@@ -166,7 +166,7 @@ describe('a planted interposer is never loaded', () => {
       expect(heapspecSaid(result), name).toBe('')
       expect(readFileSync(join(cache, names.library)), name).toEqual(genuine)
     }
-    expect(readdirSync(cache).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-')).sort()).toEqual([names.library, names.manifest, names.oldStyle]) // the old-style plant is ignored, never loaded
+    expect(readdirSync(cache).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-cli-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-') && !f.startsWith('heapspec-markers-')).sort()).toEqual([names.library, names.manifest, names.oldStyle]) // the old-style plant is ignored, never loaded
   })
 
   it('a relative XDG_CACHE_HOME is ignored, as the XDG spec says (the program would read it from its own directory)', async () => {
@@ -174,7 +174,7 @@ describe('a planted interposer is never loaded', () => {
     const result = await heapspecRun({ XDG_CACHE_HOME: 'planted-cache', TMPDIR: tmp, HOME: home })
     expectGenuineRun(result)
     expect(heapspecSaid(result)).toBe('')
-    expect(readdirSync(join(home, '.cache', 'heapspec')).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-')).sort()).toEqual([names.library, names.manifest])
+    expect(readdirSync(join(home, '.cache', 'heapspec')).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-') && !f.startsWith('heapspec-markers-')).sort()).toEqual([names.library, names.manifest])
     expect(existsSync(join(ROOT, 'planted-cache'))).toBe(false)
   })
 
@@ -197,27 +197,31 @@ describe('a planted interposer is never loaded', () => {
   })
 })
 
-describe('the GoogleTest check kept in the cache directory', () => {
-  const gtestRun = (xdg: string) =>
-    execa('node', [CLI, 'run', '--json', join(xdg, 'run.json'), '--backend', 'preload', 'debugee/build/gtest-plain'], { cwd: ROOT, reject: false, extendEnv: false, env: { PATH: process.env.PATH!, CI: 'true', XDG_CACHE_HOME: xdg } })
+describe("the answers about a program kept in the cache directory: believed only from a private file of the user's", () => {
+  const run = (xdg: string, program: string) =>
+    execa('node', [CLI, 'run', '--json', join(xdg, 'run.json'), '--backend', 'preload', program], { cwd: ROOT, reject: false, extendEnv: false, env: { PATH: process.env.PATH!, CI: 'true', XDG_CACHE_HOME: xdg } })
   const testNames = (xdg: string): string[] => (JSON.parse(readFileSync(join(xdg, 'run.json'), 'utf8')) as { tests: { name: string }[] }).tests.map((t) => t.name)
-
-  it('answers a later run from a private file of the user\'s, and ignores one others can write', async () => {
-    const box = sandbox('gtest-check')
-    await gtestRun(box.xdg)
-    expect(testNames(box.xdg)).toHaveLength(5) // recognised: each GoogleTest test a test case
-    const kept = readdirSync(join(box.xdg, 'heapspec')).filter((f) => f.startsWith('heapspec-gtest-'))
+  const cases: [string, string, string, string[]][] = [
+    // recognised: each GoogleTest test a test case
+    ['the GoogleTest check', 'debugee/build/gtest-plain', 'heapspec-gtest-', ['Heap.Clean', 'Heap.LeaksNew', 'Heap.VectorFreed', 'Buffer.SetUpFreedInTearDown', 'LeakySetUp.LeaksInSetUp']],
+    // told "no", the interposer does not read the program's symbol tables for markers
+    ['whether it names a marker', 'debugee/build/tests', 'heapspec-markers-', ['test_clean', 'test_leaks_two', 'test_indirect', 'test_thread_leak', 'test_keeps', 'test_frees_kept']],
+  ]
+  it.each(cases)('%s: a kept "no" is believed (no test cases), one others can write is not', async (_what, program, prefix, names) => {
+    const box = sandbox(prefix.replace(/-$/, ''))
+    await run(box.xdg, program)
+    expect(testNames(box.xdg)).toEqual(names)
+    const kept = readdirSync(join(box.xdg, 'heapspec')).filter((f) => f.startsWith(prefix))
     expect(kept).toHaveLength(1)
     const file = join(box.xdg, 'heapspec', kept[0]!)
     expect(readFileSync(file, 'utf8')).toBe('yes')
-    // the next run believes the kept answer: told "no", it sees no test cases
     writeFileSync(file, 'no')
     chmodSync(file, 0o600)
-    await gtestRun(box.xdg)
+    await run(box.xdg, program)
     expect(testNames(box.xdg)).toEqual([])
     // a file others can write is never believed: the program is read again
     chmodSync(file, 0o666)
-    await gtestRun(box.xdg)
-    expect(testNames(box.xdg)).toHaveLength(5)
+    await run(box.xdg, program)
+    expect(testNames(box.xdg)).toEqual(names)
   }, 120_000)
 })

@@ -128,41 +128,66 @@ export function preloadObstacle(program: string): string | undefined {
  * breaks there, the interposer hooks the same two entries).
  */
 export function recognisesGoogleTest(program: string, cacheDir: string): boolean {
+  return programFact(program, cacheDir, 'gtest') ?? false
+}
+
+/**
+ * Whether a string table of `program` holds a marker's name: when none does, no symbol of it can be
+ * a marker, and the interposer is told not to read its symbol tables for them (Node's are 185,000
+ * symbols and 13 MB of names, read at every runNode's start). Markers in the libraries it loads are
+ * looked for as ever.
+ */
+export function namesMarkers(program: string, cacheDir: string): boolean {
+  return programFact(program, cacheDir, 'markers') ?? true
+}
+
+/** What the preload backend reads off a program's string tables, each answer kept as `yes` or `no`. */
+const PROGRAM_FACTS = {
+  gtest: (has: (text: string) => boolean) => (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin'),
+  markers: (has: (text: string) => boolean) => has('heapspec_test_begin') || has('heapspec_test_end'),
+}
+type ProgramFact = keyof typeof PROGRAM_FACTS
+
+/**
+ * One fact about `program`, undefined when it cannot be read. Every fact is found in one read of
+ * its string tables and kept, by file (its real path, device, inode, size and time of change), in
+ * this process and, in `cacheDir`, for the next: Node's string tables are megabytes (25 ms), read
+ * again at every runNode of a test file otherwise. Only a kept file of the user's own (readKept)
+ * is believed.
+ */
+function programFact(program: string, cacheDir: string, fact: ProgramFact): boolean | undefined {
   let identity: string
   try {
     const st = statSync(program)
     identity = `${resolvedPath(program)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`
   } catch {
-    return false
+    return undefined
   }
-  const known = googleTestKnown.get(identity)
+  const known = programFacts.get(`${fact}\0${identity}`)
   if (known !== undefined) return known
-  const file = join(cacheDir, `heapspec-gtest-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}`)
-  const kept = readKept(file)
-  let answer: boolean
-  if (kept === 'yes' || kept === 'no') answer = kept === 'yes'
-  else {
-    let tables: Buffer[]
-    try {
-      tables = stringTables(program)
-    } catch {
-      return false
-    }
-    const has = (text: string): boolean => tables.some((table) => table.includes(text))
-    answer = (has('TestEventRepeater') || has('libgtest.so')) && !has('heapspec_test_begin')
-    writeKept(file, answer ? 'yes' : 'no') // an answer that cannot be kept is only read again next time
+  const file = (kind: ProgramFact): string => join(cacheDir, `heapspec-${kind}-${createHash('sha256').update(identity).digest('hex').slice(0, 16)}`)
+  const kept = readKept(file(fact))
+  if (kept === 'yes' || kept === 'no') {
+    programFacts.set(`${fact}\0${identity}`, kept === 'yes')
+    return kept === 'yes'
   }
-  googleTestKnown.set(identity, answer)
-  return answer
+  let tables: Buffer[]
+  try {
+    tables = stringTables(program)
+  } catch {
+    return undefined
+  }
+  const has = (text: string): boolean => tables.some((table) => table.includes(text))
+  for (const kind of Object.keys(PROGRAM_FACTS) as ProgramFact[]) {
+    const answer = PROGRAM_FACTS[kind](has)
+    writeKept(file(kind), answer ? 'yes' : 'no') // an answer that cannot be kept is only read again next time
+    programFacts.set(`${kind}\0${identity}`, answer)
+  }
+  return programFacts.get(`${fact}\0${identity}`)
 }
 
-/**
- * recognisesGoogleTest's answers by file (its real path, device, inode, size and time of change),
- * in this process and, in `cacheDir`, for the next: Node's string tables are megabytes (25 ms),
- * read again at every runNode of a test file otherwise. Only a kept file of the user's own
- * (readKept) is believed.
- */
-const googleTestKnown = new Map<string, boolean>()
+/** programFact's answers in this process, by fact and file. */
+const programFacts = new Map<string, boolean>()
 
 /**
  * The string tables of an ELF file (symbol names, the libraries it needs), read alone: a program
@@ -271,6 +296,7 @@ export class PreloadBackend implements CaptureBackend {
       HEAPSPEC_PRELOAD_DIR: imageDir,
       HEAPSPEC_PRELOAD_LIB: library,
       ...(hooks ? { HEAPSPEC_PRELOAD_TESTS: testsFile } : {}),
+      ...(namesMarkers(program, dirname(library)) ? {} : { HEAPSPEC_PRELOAD_UNMARKED: '1' }),
       ...(spec.objects.length > 0 ? { HEAPSPEC_PRELOAD_BY_STACK: '1' } : {}),
       ...observedEnds(spec.objects, program),
       // memdump.txt lists every event: the interposer then sends each one instead of counts

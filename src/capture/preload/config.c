@@ -48,6 +48,10 @@ static int env_int(const char *s)
     return v;
 }
 
+/* No string table of the program names a marker (HEAPSPEC_PRELOAD_UNMARKED, the host's finding): its
+ * symbol tables are not read for them (Node's are 185,000 symbols). */
+static int g_program_unmarked;
+
 /* Objects mode: the ends of the observed objects' paths, one a line (HEAPSPEC_PRELOAD_OBSERVE, set
  * by the host when every pattern is a path's end and the program's own path is none of them). */
 static char g_observe[4096];
@@ -89,6 +93,8 @@ static void init_core(void)
     const char *tests = envp ? env_value(envp, "HEAPSPEC_PRELOAD_TESTS") : NULL;
     const char *scan = envp ? env_value(envp, "HEAPSPEC_PRELOAD_SCAN") : NULL;
     const char *observe = envp ? env_value(envp, "HEAPSPEC_PRELOAD_OBSERVE") : NULL;
+    const char *unmarked = envp ? env_value(envp, "HEAPSPEC_PRELOAD_UNMARKED") : NULL;
+    g_program_unmarked = unmarked && x_strcmp(unmarked, "1") == 0;
     if (tests && x_strlen(tests) < sizeof g_tests_file) memcpy(g_tests_file, tests, x_strlen(tests) + 1);
     if (!fd_text || !dir) {
         g_state = DISABLED;
@@ -132,6 +138,7 @@ static void init_core(void)
     env_remove(envp, "HEAPSPEC_PRELOAD_TESTS");
     env_remove(envp, "HEAPSPEC_PRELOAD_SCAN");
     env_remove(envp, "HEAPSPEC_PRELOAD_OBSERVE");
+    env_remove(envp, "HEAPSPEC_PRELOAD_UNMARKED");
     g_pid = x_getpid();
     g_states = region(STATES_MAX * sizeof(struct thread_state));
     if (!g_states || pthread_key_create(&g_key, NULL) != 0) {

@@ -6,8 +6,8 @@
  * before every use. Anything else found there is never loaded.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs'
-import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { lstatSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs'
+import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, isAbsolute, join, parse, resolve } from 'node:path'
 import { CannotStartError } from '../../errors.js'
@@ -77,10 +77,10 @@ function sha256(bytes: Buffer): string {
  * Why an ancestor of `dir` would let someone else replace `dir`, or undefined: each directory
  * above it must belong to the user or root, and be writable by others only when sticky (as /tmp is).
  */
-async function unsafeAncestor(dir: string): Promise<string | undefined> {
-  let current = await realpath(dirname(dir))
+function unsafeAncestor(dir: string): string | undefined {
+  let current = realpathSync(dirname(dir))
   for (;;) {
-    const st = await stat(current)
+    const st = statSync(current)
     if (st.uid !== uid() && st.uid !== 0) return `${current} above it belongs to uid ${st.uid} (mode ${octal(st.mode)})`
     if (st.mode & 0o022 && !(st.mode & 0o1000)) return `${current} above it can be written by others (owner uid ${st.uid}, mode ${octal(st.mode)})`
     if (current === parse(current).root) return undefined
@@ -88,15 +88,23 @@ async function unsafeAncestor(dir: string): Promise<string | undefined> {
   }
 }
 
-/** Why `dir` (which exists) is not a private directory of the user's, or undefined when it is. */
-async function unsafeDirectory(dir: string): Promise<string | undefined> {
-  const st = await lstat(dir)
+/** Why `dir` (which exists) is not a private directory of the user's, or undefined when it is; throws when it cannot be read. */
+export function unsafeDirectory(dir: string): string | undefined {
+  const st = lstatSync(dir)
   const found = `owner uid ${st.uid}, mode ${octal(st.mode)}`
-  if (st.isSymbolicLink()) return `it is a symbolic link (to ${await readlink(dir).catch(() => '?')}), which heapspec does not follow`
+  if (st.isSymbolicLink()) return `it is a symbolic link (to ${linkTarget(dir)}), which heapspec does not follow`
   if (!st.isDirectory()) return `it is not a directory (${found})`
   if (st.uid !== uid()) return `it belongs to someone else (${found})`
   if (st.mode & 0o077) return `others can use it (${found})`
   return unsafeAncestor(dir)
+}
+
+function linkTarget(path: string): string {
+  try {
+    return readlinkSync(path)
+  } catch {
+    return '?'
+  }
 }
 
 /** A file heapspec may trust in its private directory: a regular file of the user's that only the user can write. */
@@ -106,15 +114,20 @@ function privateFile(st: Stats): boolean {
 
 /** The text of a file heapspec kept there (a privateFile, not followed if a link), or undefined. */
 export function readKept(path: string): string | undefined {
+  return readKeptBytes(path)?.toString('utf8')
+}
+
+/** The bytes of a file heapspec kept there, as readKept. */
+export function readKeptBytes(path: string): Buffer | undefined {
   try {
-    return privateFile(lstatSync(path)) ? readFileSync(path, 'utf8') : undefined
+    return privateFile(lstatSync(path)) ? readFileSync(path) : undefined
   } catch {
     return undefined
   }
 }
 
 /** Keeps `text` at `path`, by an atomic rename of a private file beside it (concurrent runs: the last one wins); false when it cannot. */
-export function writeKept(path: string, text: string): boolean {
+export function writeKept(path: string, text: string | Uint8Array): boolean {
   const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`
   try {
     writeFileSync(temporary, text, { mode: 0o600, flag: 'wx' })
@@ -149,7 +162,12 @@ export async function chooseCacheDir(candidates: string[]): Promise<CacheChoice>
     } catch {
       continue // cannot be made here (a read-only home): the next one
     }
-    const reason = await unsafeDirectory(dir).catch((error: Error) => `it cannot be checked (${error.message})`)
+    let reason: string | undefined
+    try {
+      reason = unsafeDirectory(dir)
+    } catch (error) {
+      reason = `it cannot be checked (${(error as Error).message})`
+    }
     if (reason === undefined) return { dir, refusals, temporary: false }
     refusals.push(refusal(dir, reason))
   }
@@ -160,7 +178,7 @@ export async function chooseCacheDir(candidates: string[]): Promise<CacheChoice>
   } catch (error) {
     throw new CannotStartError(`heapspec: the preload backend has nowhere private to build its interposer (${(error as Error).message}). Set XDG_CACHE_HOME or TMPDIR to a directory of your own, or use --backend gdb.`, { cause: error })
   }
-  const reason = await unsafeAncestor(dir)
+  const reason = unsafeAncestor(dir)
   if (reason !== undefined) {
     await rm(dir, { recursive: true, force: true })
     throw new CannotStartError(`heapspec: the preload backend has nowhere private to build its interposer: ${reason}. Set TMPDIR to a directory of your own, or use --backend gdb.`)

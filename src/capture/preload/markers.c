@@ -216,7 +216,10 @@ static void hook_markers_in(const struct link_map *l)
         if (g_seen_objects[i] == key) return;
     if (g_nseen < MAX_MODULES) g_seen_objects[g_nseen++] = key;
     const char *name = l->l_name;
-    if (name && name[0] == 0 && l->l_prev == NULL) name = "/proc/self/exe"; /* the program, first in the list */
+    if (name && name[0] == 0 && l->l_prev == NULL) {
+        if (g_program_unmarked) return;
+        name = "/proc/self/exe"; /* the program, first in the list */
+    }
     if (!name || name[0] != '/') return;
     /* glibc's own objects and heapspec's have no markers: skip reading their symbol tables */
     if (x_strstr(name, "/libc.so") || x_strstr(name, "/ld-linux") || x_strstr(name, "heapspec-preload")) return;

@@ -190,7 +190,7 @@ static int scan_pages(void)
     uint64_t size = 16;
     while (size < pages * 2) size *= 2;
     g_scan.pages_bytes = size * sizeof(struct page_slot);
-    g_scan.pages = region(g_scan.pages_bytes);
+    g_scan.pages = region_filled(g_scan.pages_bytes);
     if (!g_scan.pages) return 0;
     g_scan.pages_mask = size - 1;
     for (uint64_t i = 0; i < g_scan.n; i++) {
@@ -664,7 +664,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
     /* the roots are read with process_vm_readv, which a seccomp policy may refuse: the image then */
     uint64_t probe;
     if (!read_word((uint64_t)&cap, &probe) || probe != cap) return 0;
-    g_scan.b = region(cap * sizeof(struct scan_block));
+    g_scan.b = region_filled(cap * sizeof(struct scan_block));
     if (!g_scan.b) goto fail;
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         const struct block *b = &g_blocks[i];
@@ -677,7 +677,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
             if (sb_hi(&g_scan.b[i]) > g_scan.highest) g_scan.highest = sb_hi(&g_scan.b[i]);
         if (!scan_pages()) goto fail;
     }
-    if (!(g_scan.state = region(cap)) || !scan_stack_grow()) goto fail;
+    if (!(g_scan.state = region_filled(cap)) || !scan_stack_grow()) goto fail;
     /* every allocation of ours is made: the maps now show what the scan reads */
     if (!grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, 0, sizeof(struct piece), 4096) || !read_maps()) goto fail;
     struct writable_maps w = {g_maps_copy.text, 0, ""};

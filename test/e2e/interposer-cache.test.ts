@@ -174,7 +174,7 @@ describe('a planted interposer is never loaded', () => {
     const result = await heapspecRun({ XDG_CACHE_HOME: 'planted-cache', TMPDIR: tmp, HOME: home })
     expectGenuineRun(result)
     expect(heapspecSaid(result)).toBe('')
-    expect(readdirSync(join(home, '.cache', 'heapspec')).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-') && !f.startsWith('heapspec-markers-')).sort()).toEqual([names.library, names.manifest])
+    expect(readdirSync(join(home, '.cache', 'heapspec')).filter((f) => !f.startsWith('heapspec-launch-') && !f.startsWith('heapspec-cli-') && !f.startsWith('heapspec-symbols-') && !f.startsWith('heapspec-gtest-') && !f.startsWith('heapspec-markers-')).sort()).toEqual([names.library, names.manifest])
     expect(existsSync(join(ROOT, 'planted-cache'))).toBe(false)
   })
 

@@ -59,6 +59,19 @@ static uint32_t *g_dirty;
 static uint32_t g_ndirty;
 static uint32_t g_empty_sid = UINT32_MAX;
 
+/* The empty stack's id, interned at its first use: UINT32_MAX when there is no room for it. */
+static inline uint32_t empty_sid(void)
+{
+    if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
+    return g_empty_sid;
+}
+
+/* A block the model is about to learn of has a stack, the empty one if it had none. */
+static inline void block_give_stack(struct block *b)
+{
+    if (b->sid_bits == SID_NONE) b->sid_bits = empty_sid();
+}
+
 /* Under the lock. */
 static inline void tally(uint32_t sid, int64_t allocs, int64_t frees, int64_t bytes)
 {
@@ -164,10 +177,7 @@ static inline void recent_restart(void)
 /* A block about to go out in a batch: its stack's S line goes first. */
 static inline void batch_stack(struct block *b)
 {
-    if (b->sid_bits == SID_NONE) {
-        if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
-        b->sid_bits = g_empty_sid;
-    }
+    block_give_stack(b);
     stack_send(block_sid(b));
 }
 

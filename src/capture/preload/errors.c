@@ -138,10 +138,7 @@ static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, 
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
 static uint32_t error_sid(uint32_t sid)
 {
-    if (sid == UINT32_MAX) {
-        if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
-        sid = g_empty_sid;
-    }
+    if (sid == UINT32_MAX) sid = empty_sid();
     if (sid != UINT32_MAX) stack_send(sid);
     return sid == UINT32_MAX ? 0 : sid;
 }

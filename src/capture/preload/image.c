@@ -305,9 +305,9 @@ static int next_writable(struct writable_maps *w, struct maps_line *m, int *guar
  * up, or a register) points into one of them, no chain from the roots reaches them, and no other
  * block claims them: their kinds are those of the scan among themselves. The image is then their
  * bytes alone (a K line says so), not a copy of the whole heap. The check reads more than the scan
- * would (free chunks, allocator headers): a stale word there only costs the whole image.
+ * would (free chunks, allocator headers): a stale word there only costs the whole image. The
+ * test's own blocks are blocks.c's own_blocks.
  */
-
 
 static char g_words_buf[1 << 16];
 

@@ -81,10 +81,7 @@ static void peaks_init(int wanted)
 
 static void site_add(uint32_t sid, uint64_t size)
 {
-    if (sid == UINT32_MAX) {
-        if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
-        if ((sid = g_empty_sid) == UINT32_MAX) return; /* no room for the empty stack: left out */
-    }
+    if (sid == UINT32_MAX && (sid = empty_sid()) == UINT32_MAX) return; /* no room for the empty stack: left out */
     struct site_live *s = &g_site_acc[sid];
     if (s->blocks == 0) g_site_seen[g_nsite_seen++] = sid;
     s->bytes += (int64_t)size;

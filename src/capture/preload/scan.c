@@ -125,8 +125,8 @@ static void flag_sort(struct scan_block *b, uint64_t n, int shift)
         return;
     }
     uint64_t count[256] = {0}, next[256], end[256];
-    shift += 16; /* the key's address bits */
-    for (uint64_t i = 0; i < n; i++) count[(b[i].key >> shift) & 255]++;
+    int key_shift = shift + 16; /* the key holds the address above its 16 size bits */
+    for (uint64_t i = 0; i < n; i++) count[(b[i].key >> key_shift) & 255]++;
     uint64_t sum = 0;
     for (int d = 0; d < 256; d++) {
         next[d] = sum;
@@ -136,19 +136,19 @@ static void flag_sort(struct scan_block *b, uint64_t n, int shift)
     for (int d = 0; d < 256; d++) {
         while (next[d] < end[d]) {
             struct scan_block x = b[next[d]];
-            int k = (int)((x.key >> shift) & 255);
+            int k = (int)((x.key >> key_shift) & 255);
             while (k != d) {
                 struct scan_block t = b[next[k]];
                 b[next[k]++] = x;
                 x = t;
-                k = (int)((x.key >> shift) & 255);
+                k = (int)((x.key >> key_shift) & 255);
             }
             b[next[d]++] = x;
         }
     }
     for (int d = 0; d < 256; d++) {
         struct scan_block *bucket = b + end[d] - count[d];
-        if (shift - 16 > 12) flag_sort(bucket, count[d], shift - 16 - 8 > 12 ? shift - 16 - 8 : 12);
+        if (shift > 12) flag_sort(bucket, count[d], shift - 8 > 12 ? shift - 8 : 12);
         else insertion_sort(bucket, count[d]);
     }
 }
@@ -306,21 +306,34 @@ none:
 
 /* One piece of a writable mapping (what is left of it around our own memory): memory-image.ts's
  * memoryImage decides what it is. */
+/* Whether the piece [lo, ...) of mapping `m` is an arena of malloc's: heap whatever blocks it holds. */
+static int piece_is_arena(uint64_t lo, const struct maps_line *m)
+{
+    return (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (m->name_len == 0 && lo % ARENA_ALIGNMENT == 0);
+}
+
+/* Where a root piece [lo, hi) of mapping `m` starts to be read (`guarded`: its first piece, of a
+ * guarded mapping): a stack from its thread's stack pointer up. */
+static uint64_t piece_root_from(uint64_t lo, uint64_t hi, int guarded, const struct maps_line *m, uint64_t sp)
+{
+    uint64_t tsp = piece_thread_sp(lo, hi, sp);
+    if (tsp) return tsp;
+    /* a guarded anonymous mapping no thread runs on: a dead thread's stack that glibc keeps for
+     * reuse; only its thread descriptor is a root */
+    if (m->name_len == 0 && guarded) return hi - lo > THREAD_DESCRIPTOR ? hi - THREAD_DESCRIPTOR : lo;
+    return lo;
+}
+
 static int scan_piece(uint64_t lo, uint64_t hi, int guarded, const struct maps_line *m, uint64_t sp)
 {
     if (lo >= hi) return 1;
-    int anonymous = m->name_len == 0;
     int file = m->name_len > 0 && m->name[0] == '/';
-    int arena = (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (anonymous && lo % ARENA_ALIGNMENT == 0);
+    int arena = piece_is_arena(lo, m);
     uint64_t first = first_block_at(lo);
     int holds = first < g_scan.n && sb_lo(&g_scan.b[first]) < hi;
     if (!arena && holds && push_mmapped_chunks(lo, hi, first, file)) return 1;
     if (arena || holds) return piece_push(lo, hi, PIECE_HEAP, file);
-    uint64_t tsp = piece_thread_sp(lo, hi, sp);
-    /* a guarded anonymous mapping no thread runs on: a dead thread's stack that glibc keeps for
-     * reuse; only its thread descriptor is a root */
-    uint64_t from = tsp ? tsp : anonymous && guarded ? (hi - lo > THREAD_DESCRIPTOR ? hi - THREAD_DESCRIPTOR : lo) : lo;
-    return piece_push(from, hi, is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT, file);
+    return piece_push(piece_root_from(lo, hi, guarded, m, sp), hi, is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT, file);
 }
 
 struct scan_ctx {
@@ -613,10 +626,7 @@ static int send_groups(void)
     for (uint64_t i = 0; i < g_scan.n; i++) {
         struct block *b = &g_blocks[g_scan.b[i].slot];
         if (!b->unsent) continue;
-        if (b->sid_bits == SID_NONE) {
-            if (g_empty_sid == UINT32_MAX) g_empty_sid = stack_intern(NULL, 0);
-            b->sid_bits = g_empty_sid;
-        }
+        block_give_stack(b);
         if (!group_add(b, g_scan.state[i])) goto undo;
         b->unsent = 0;
         g_sent_live++;
@@ -825,17 +835,14 @@ static int own_visit(uintptr_t lo, uintptr_t hi, int first, void *ctx)
     const struct scan_ctx *c = ctx;
     const struct maps_line *m = c->m;
     if (lo >= hi) return 0;
-    int anonymous = m->name_len == 0;
-    int arena = (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (anonymous && lo % ARENA_ALIGNMENT == 0);
-    if (arena) {
+    if (piece_is_arena(lo, m)) {
         /* anonymous memory, read in place as the whole scan reads its blocks */
         uint64_t count;
         const uint64_t *words = words_of(lo, hi, &count);
         return own_words(words, count, (uintptr_t)words, &(struct own_piece){PIECE_HEAP, -1, lo});
     }
-    uint64_t tsp = piece_thread_sp(lo, hi, c->sp);
-    uint64_t from = tsp ? tsp : anonymous && first && c->guarded ? (hi - lo > THREAD_DESCRIPTOR ? hi - THREAD_DESCRIPTOR : lo) : lo;
-    if (anonymous) {
+    uint64_t from = piece_root_from(lo, hi, first && c->guarded, m, c->sp);
+    if (m->name_len == 0) {
         /* a block there makes it heap (or its chunks): known after the whole walk */
         if (g_nown_pieces == OWN_PIECES) return 1;
         int at = g_nown_pieces++;

@@ -89,13 +89,13 @@ static inline void tally(uint32_t sid, int64_t allocs, int64_t frees, int64_t by
 }
 static uint64_t g_seq;
 
-/* The table grows at half full while it is under 4,194,304 slots (96 MB), at three quarters past
+/* The table grows at half full while it is under 1,048,576 slots (24 MB), at three quarters past
  * that. A page's blocks share a window of 256 slots (block_home), so a dense page fills its window
  * by itself, and near three quarters the windows of a small table overlap into runs of hundreds
  * of slots: node driving an addon (its 24,000 live blocks in 32,768 slots) probed 29 slots a
  * lookup, at half full 0.8. A big table keeps three quarters, its memory being the program's peak
- * (5,000,000 blocks take 8,388,608 slots either way). */
-#define BLOCKS_DENSE (1u << 22)
+ * (1,200,000 blocks fit 2,097,152 slots, 5,000,000 blocks 8,388,608, either way). */
+#define BLOCKS_DENSE (1u << 20)
 static inline int blocks_full(void)
 {
     return g_blocks_cap < BLOCKS_DENSE ? (g_nblocks + 1) * 2 > g_blocks_cap : (g_nblocks + 1) * 4 > g_blocks_cap * 3;

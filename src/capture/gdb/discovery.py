@@ -5,7 +5,6 @@ The GDB backend's script (heapspec_gdb.py) and the Valgrind backend's (valgrind/
 reach memory differently (/proc/PID/mem, or memcheck's gdbserver), so each passes its own
 `read(addr, size) -> bytes`, which raises OSError where memory cannot be read.
 """
-import re
 import struct
 import urllib.parse
 
@@ -35,18 +34,18 @@ def test_functions(names):
     """(source file, function name) of every function with debug info named in `names`.
 
     The host matched the user's regex (a JavaScript one) against the program's function names
-    itself; gdb's `info functions` takes POSIX regexes, so it is asked for every function and the
-    listing is filtered by name here."""
-    wanted = set(names)
-    listing = gdb.execute("info functions -q -n .", to_string=True)
-    found, source = [], None
-    for line in listing.splitlines():
-        if line.startswith("File ") and line.endswith(":"):
-            source = line[5:-1]
-            continue
-        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*)\(", line)
-        if m and source and m.group(2) in wanted:
-            found.append((source, m.group(2)))
+    itself, so each name is looked up by itself: its global definition and every file's static
+    one. Listing every function (`info functions .`) and filtering it took 3 s with libc's debug
+    info installed (libc6-dbg), and 11 s through memcheck's gdbserver, past a run's timeout."""
+    found = []
+    for name in dict.fromkeys(names):
+        symbols = list(gdb.lookup_static_symbols(name))
+        defined = gdb.lookup_global_symbol(name)
+        if defined is not None:
+            symbols.append(defined)
+        for symbol in symbols:
+            if symbol.is_function and symbol.symtab is not None and (symbol.symtab.filename, name) not in found:
+                found.append((symbol.symtab.filename, name))
     return found
 
 

@@ -18,6 +18,31 @@ interface SeenBlock {
 }
 
 /**
+ * Which final loss record (`leaks`) each block listed at the program's end is in. A record takes
+ * the listed blocks of its stack: those of its kind when they add up to it, else all of them (a
+ * block a register kept reachable at the last stop is lost in the final check). A block in no
+ * record was suppressed.
+ */
+function finalRecords<T>(listed: T[], of: (item: T) => { stack: string; kind: LeakKind; size: number }, leaks: LeakRecord[]): Map<T, LeakRecord> {
+  const byStack = new Map<string, T[]>()
+  for (const item of listed) {
+    const stack = of(item).stack
+    const list = byStack.get(stack) ?? []
+    list.push(item)
+    byStack.set(stack, list)
+  }
+  const out = new Map<T, LeakRecord>()
+  const total = (list: T[]): number => list.reduce((sum, item) => sum + of(item).size, 0)
+  for (const leak of leaks) {
+    const free = (byStack.get(leak.stack.map((f) => f.pc ?? '').join(',')) ?? []).filter((item) => !out.has(item))
+    const same = free.filter((item) => of(item).kind === leak.kind)
+    const chosen = same.length === leak.blocks && total(same) === leak.bytes ? same : free.length === leak.blocks && total(free) === leak.bytes ? free : []
+    for (const item of chosen) out.set(item, leak)
+  }
+  return out
+}
+
+/**
  * Per-test figures from memcheck's own data, taken at each test-case boundary: the heap totals
  * (xtree) and the live blocks (leak search + block list).
  *
@@ -124,39 +149,27 @@ export class TestCaseAttribution {
   private exitKinds(leaks: LeakRecord[]): { seen: SeenBlock; kind: LeakKind; final: LeakRecord | undefined }[] | undefined {
     if (!this.exitListing) return undefined
     const listed = this.blocksOf(this.exitListing)
-    const byStack = new Map<string, SeenBlock[]>()
-    for (const seen of listed) {
-      const list = byStack.get(seen.block.stack) ?? []
-      list.push(seen)
-      byStack.set(seen.block.stack, list)
-    }
-    const out = new Map<OwnedBlock, { seen: SeenBlock; kind: LeakKind; final: LeakRecord | undefined }>()
-    const total = (list: SeenBlock[]): number => list.reduce((sum, s) => sum + s.block.size, 0)
-    for (const leak of leaks) {
-      const stack = leak.stack.map((f) => f.pc ?? '').join(',')
-      const free = (byStack.get(stack) ?? []).filter((s) => !out.has(s.block))
-      const same = free.filter((s) => s.kind === leak.kind)
-      const chosen = same.length === leak.blocks && total(same) === leak.bytes ? same : free.length === leak.blocks && total(free) === leak.bytes ? free : []
-      for (const seen of chosen) out.set(seen.block, { seen, kind: leak.kind, final: leak })
-    }
-    for (const seen of listed) if (!out.has(seen.block)) out.set(seen.block, { seen, kind: seen.kind, final: undefined })
-    return [...out.values()]
+    const finals = finalRecords(listed, (seen) => ({ stack: seen.block.stack, kind: seen.kind, size: seen.block.size }), leaks)
+    return listed.map((seen) => {
+      const final = finals.get(seen)
+      return { seen, kind: final?.kind ?? seen.kind, final }
+    })
   }
 
   /**
    * What memcheck's final leak check suppressed, as its `suppressed:` line counts it: the blocks at
-   * the program's end in no final loss record (`leaks`); undefined without a listing at the end.
+   * the program's end in no final loss record (`leaks`), found as exitKinds finds them; undefined
+   * without a listing at the end.
    */
   suppressedAtExit(leaks: LeakRecord[]): Amount | undefined {
     if (!this.exitListing) return undefined
-    const shown = new Set(leaks.map((leak) => `${leak.kind}\0${leak.stack.map((f) => f.pc ?? '').join(',')}`))
+    const listed = this.exitListing.records.flatMap((record) => record.blocks.map((block) => ({ record, block })))
+    const finals = finalRecords(listed, ({ record, block }) => ({ stack: record.stack, kind: record.kind, size: block.size }), leaks)
     const suppressed: Amount = { bytes: 0, blocks: 0 }
-    for (const record of this.exitListing.records) {
-      if (shown.has(`${record.kind}\0${record.stack}`)) continue
-      for (const block of record.blocks) {
-        suppressed.bytes += block.size
-        suppressed.blocks++
-      }
+    for (const item of listed) {
+      if (finals.has(item)) continue
+      suppressed.bytes += item.block.size
+      suppressed.blocks++
     }
     return suppressed
   }

@@ -115,6 +115,14 @@ static inline void freed_release_oldest(struct released *out)
     oldest->held = 0;
     g_freed_held -= oldest->size;
     released_add(out, (void *)oldest->addr);
+    /* A block leaves the quarantine thousands of frees after it entered: its memory and its table
+     * slot are cold. glibc hands it out again at the next malloc of its size (its thread cache is
+     * last in, first out), which then takes that slot; and the next block to leave is freed to
+     * glibc, which reads the header before it. Both are fetched now, a call ahead: on node driving
+     * an addon (400,000 joins) the three misses were a fifth of the run's time, now a few percent. */
+    block_prefetch(oldest->addr);
+    const struct freed *next = &g_freed[g_freed_tail & (FREED_MAX - 1)];
+    if (next->held) __builtin_prefetch((const char *)next->addr - 16, 1, 3);
 }
 
 static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid, struct released *out)

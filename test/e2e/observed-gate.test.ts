@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
@@ -42,5 +45,51 @@ describe('objects: no stacks are taken before an observed object is loaded', () 
     expect(literal).toEqual(walked)
     expect(path).toEqual(walked)
     expect(runs[0]!.json.totals).toEqual({ allocations: 11, frees: 7, bytesAllocated: 8902 })
+  })
+})
+
+/** runNode on `body` (test cases over the entries addon) in a process of its own, with the debug line that counts the test ends scanned. */
+async function scanned(body: string, objects: string, env: Record<string, string> = {}): Promise<{ run: RunJson; stdout: string; ends: string }> {
+  const file = join(mkdtempSync(join(tmpdir(), 'heapspec-observed-ends-')), 'ends.mjs')
+  writeFileSync(
+    file,
+    `import { createRequire } from 'node:module'\nimport { testCase } from '${ROOT}/dist/src/markers.js'\nconst entries = createRequire(import.meta.url)('${ROOT}/debugee/build/addon/entries.node')\n${body}\n`,
+  )
+  const script = `import { runNode } from '${ROOT}/dist/src/index.js'
+const run = await runNode(${JSON.stringify(file)}, { backend: 'preload', objects: [${objects}] })
+process.stdout.write(JSON.stringify({ run: run.toJSON(), stdout: run.stdout }))`
+  const r = await execa('node', ['--input-type=module', '-e', script], { env: { HEAPSPEC_DEBUG: '1', ...env } })
+  const ends = /; (\d+ test ends and the end scanned in the process \(\d+ of them by the test case's own blocks alone\))/.exec(String(r.stderr))
+  if (!ends) throw new Error(`no debug line in ${String(r.stderr)}`)
+  const out = JSON.parse(String(r.stdout)) as { run: RunJson; stdout: string }
+  return { ...out, ends: ends[1]! }
+}
+
+describe("objects: a test end scans only for the observed objects' blocks", () => {
+  it("a Node script's test cases that leave only Node's blocks live need no scan; the figures are the whole scan's", async () => {
+    // js and churn leave Node's Buffers live (malloc'd by Node, no addon frame on their stacks);
+    // leak leaves the addon's Entry, lost with its key, vector and name
+    const body = [
+      "testCase('js', () => { globalThis.kept = Buffer.allocUnsafeSlow(100000) })",
+      "testCase('leak', () => { if (entries.leak('leaked', 2) !== 2) throw new Error('leak') })",
+      "testCase('churn', () => { entries.churn(10); globalThis.more = Buffer.allocUnsafeSlow(50000) })",
+      "console.log('ends: done')",
+    ].join('\n')
+    const [observed, walked, whole] = await Promise.all([scanned(body, '/\\.node$/'), scanned(body, '/\\.nod[e]$/'), scanned(body, '/\\.node$/', { HEAPSPEC_SCAN: 'whole' })])
+    for (const r of [observed, walked, whole]) expect(r.stdout).toBe('ends: done\n')
+    // the interposer knows the addon's code only from literal path ends: then only leak's end is
+    // scanned (by its own blocks, or by the whole heap when a word of Node's points into them, as
+    // a stale one may); otherwise every end that left a block live is
+    expect(observed.ends).toMatch(/^1 test ends and the end scanned in the process \([01] of them/)
+    expect(walked.ends).toMatch(/^3 test ends and the end scanned/)
+    expect(whole.ends).toBe("1 test ends and the end scanned in the process (0 of them by the test case's own blocks alone)")
+    expect(figures(observed.run)).toEqual(figures(whole.run))
+    expect(figures(walked.run)).toEqual(figures(whole.run))
+    const lost = (r: RunJson) => r.tests.map((t) => [t.name, t.leakSummary.definite, t.leakSummary.indirect])
+    expect(lost(observed.run)).toEqual([
+      ['js', { bytes: 0, blocks: 0 }, { bytes: 0, blocks: 0 }],
+      ['leak', { bytes: 64, blocks: 1 }, { bytes: 7 + 8 + 61, blocks: 3 }],
+      ['churn', { bytes: 0, blocks: 0 }, { bytes: 0, blocks: 0 }],
+    ])
   })
 })

@@ -406,18 +406,42 @@ static struct own_block *g_own; /* OWN_MAX of them, in our own memory */
 static int g_nown;
 static uint64_t g_own_min, g_own_max; /* the first's start, the last's end */
 
-/* The test's own live blocks, sorted by address, in g_own; 0 when there are none or too many. */
+/* The running test's next live block from *i on (the recent list's, while it holds every one
+ * allocated since the test began, else the table's), or NULL past the last; in objects mode with
+ * the observed objects known (modules.c), only those with a frame of one of them. */
+static struct block *test_block_next(uint64_t *i)
+{
+    int listed = recent_covers(g_test_first_seq);
+    uint64_t n = listed ? g_nrecent : g_blocks_cap;
+    for (; *i < n; (*i)++) {
+        struct block *b = &g_blocks[listed ? block_slot(g_recent[*i]) : *i];
+        if (!b->addr || b->seq < g_test_first_seq || !stack_observed(block_sid(b))) continue;
+        (*i)++;
+        return b;
+    }
+    return NULL;
+}
+
+/* Whether the test case has a block live that the run's figures count: any of its blocks, or in
+ * objects mode one with an observed object's frame. A Node script's test cases leave V8's and
+ * Node's blocks live at every end; none of them is the addon's, and the end needs no scan. */
+static int test_counted_live(void)
+{
+    if (g_test_live <= 0) return 0;
+    if (!g_observe[0]) return 1;
+    uint64_t i = 0;
+    return test_block_next(&i) != NULL;
+}
+
+/* The test's own live blocks (those test_block_next gives), sorted by address, in g_own; 0 when
+ * there are none or too many. */
 static int own_blocks(void)
 {
     g_nown = 0;
-    if (!g_test_running || g_test_live <= 0 || g_test_live > OWN_MAX) return 0;
+    if (!g_test_running || g_test_live <= 0 || (!g_observe[0] && g_test_live > OWN_MAX)) return 0;
     if (!g_own && !(g_own = region(OWN_MAX * sizeof *g_own))) return 0;
-    /* the test's blocks were all allocated since its begin: listed there while the list holds them */
-    int listed = recent_covers(g_test_first_seq);
-    uint64_t n = listed ? g_nrecent : g_blocks_cap;
-    for (uint64_t i = 0; i < n; i++) {
-        struct block *b = &g_blocks[listed ? block_slot(g_recent[i]) : i];
-        if (!b->addr || b->seq < g_test_first_seq) continue;
+    struct block *b;
+    for (uint64_t i = 0; (b = test_block_next(&i));) {
         struct own_block o = {b->addr, b->addr + b->size};
         int k = g_nown;
         while (k > 0 && g_own[k - 1].lo > o.lo) k--;

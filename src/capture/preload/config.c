@@ -52,25 +52,12 @@ static int env_int(const char *s)
  * symbol tables are not read for them (Node's are 185,000 symbols). */
 static int g_program_unmarked;
 
-/* Objects mode: the ends of the observed objects' paths, one a line (HEAPSPEC_PRELOAD_OBSERVE, set
- * by the host when every pattern is a path's end and the program's own path is none of them). */
-static char g_observe[4096];
-
 /* Whether an observed object is loaded: the dynamic linker's list, as a debugger reads it (the
  * program itself, unnamed there, is none: the host checked). */
 static int observed_loaded(void)
 {
-    for (const struct link_map *l = _r_debug.r_map; l; l = l->l_next) {
-        if (!l->l_name || !*l->l_name) continue;
-        size_t nl = x_strlen(l->l_name);
-        for (const char *s = g_observe; *s;) {
-            const char *e = s;
-            while (*e && *e != '\n') e++;
-            size_t sl = (size_t)(e - s);
-            if (sl && sl <= nl && memcmp(l->l_name + nl - sl, s, sl) == 0) return 1;
-            s = *e ? e + 1 : e;
-        }
-    }
+    for (const struct link_map *l = _r_debug.r_map; l; l = l->l_next)
+        if (l->l_name && *l->l_name && observed_name(l->l_name)) return 1;
     return 0;
 }
 

@@ -61,7 +61,7 @@ static void test_boundary(struct thread_state *me, const char *name, int end, ui
     lock();
     send_pending();
     peaks_send_test();
-    int image = end && g_test_live != 0;
+    int image = end && test_counted_live();
     out_str(end ? (image ? "E " : "e ") : "B ");
     out_dec((uint64_t)me->tid);
     out_c(' ');

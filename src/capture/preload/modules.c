@@ -17,6 +17,69 @@ static int g_nmodules;
 static int g_modules_stale = 1;
 static uint64_t g_last_scan_ns;
 
+/* Objects mode: the ends of the observed objects' paths, one a line (HEAPSPEC_PRELOAD_OBSERVE, set
+ * by the host when every pattern is a path's end and the program's own path is none of them). */
+static char g_observe[4096];
+
+/* Whether `name` (a path as the dynamic linker lists it) ends in one of g_observe's ends. */
+static int observed_name(const char *name)
+{
+    size_t nl = x_strlen(name);
+    for (const char *s = g_observe; *s;) {
+        const char *e = s;
+        while (*e && *e != '\n') e++;
+        size_t sl = (size_t)(e - s);
+        if (sl && sl <= nl && memcmp(name + nl - sl, s, sl) == 0) return 1;
+        s = *e ? e + 1 : e;
+    }
+    return 0;
+}
+
+/* The observed objects' code: every executable segment of an object named by g_observe that an M
+ * line has told the host of (symbols.c's module_line adds it as it writes the line). The host
+ * calls a stack the objects' when one of its return addresses lies in one of the M lines' ranges
+ * of an object its patterns match; with literal path ends this is the same rule on the same
+ * ranges, so a test end can leave the other blocks out of its scan. The list only grows, as the
+ * host's does; past OBSERVED_MAX ranges every stack counts as observed (the whole scan, as before). */
+#define OBSERVED_MAX 64
+static struct { uintptr_t lo, hi; } g_observed[OBSERVED_MAX];
+static int g_nobserved, g_observed_full;
+static uint32_t g_observed_gen = 1; /* one more at each range added: stacks' answers are then asked again */
+
+/* Under ld.so's lock (dl_iterate_phdr): one more range of an object the host will be told of. */
+static void observed_add(const char *name, uintptr_t lo, uintptr_t hi)
+{
+    if (!g_observe[0] || !name || !observed_name(name)) return;
+    for (int i = 0; i < g_nobserved; i++)
+        if (g_observed[i].lo == lo && g_observed[i].hi == hi) return;
+    if (g_nobserved == OBSERVED_MAX) {
+        __atomic_store_n(&g_observed_full, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    g_observed[g_nobserved].lo = lo;
+    g_observed[g_nobserved].hi = hi;
+    __atomic_store_n(&g_nobserved, g_nobserved + 1, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&g_observed_gen, 1, __ATOMIC_RELEASE);
+}
+
+/* Under the lock: whether stack `sid` has a frame in an observed object (every stack does when the
+ * run observes every object's blocks). */
+static int stack_observed(uint32_t sid)
+{
+    if (!g_observe[0] || __atomic_load_n(&g_observed_full, __ATOMIC_ACQUIRE)) return 1;
+    if (sid == UINT32_MAX || sid >= g_nstacks) return 0;
+    uint32_t gen = __atomic_load_n(&g_observed_gen, __ATOMIC_ACQUIRE);
+    int n = __atomic_load_n(&g_nobserved, __ATOMIC_ACQUIRE);
+    struct stack *st = &g_stacks[sid];
+    if (st->observed >> 1 == gen) return st->observed & 1;
+    int yes = 0;
+    for (uint32_t f = 0; f < st->n && !yes; f++)
+        for (int i = 0; i < n; i++)
+            if (st->pcs[f] >= g_observed[i].lo && st->pcs[f] < g_observed[i].hi) yes = 1;
+    st->observed = gen << 1 | (uint32_t)yes;
+    return yes;
+}
+
 /* A copy of /proc/self/maps. Two of them: g_maps under g_lock (images, markers, start-up), and the
  * module table's own under g_unwind_lock (a walk rescans while g_lock's holder reads its copy). */
 struct maps_copy {

@@ -14,6 +14,9 @@ struct stack {
      * boundary, and whether it is on the dirty list */
     int64_t allocs, frees, bytes;
     uint32_t dirty;
+    /* objects mode: whether a frame is in an observed object, as of g_observed_gen (modules.c):
+     * the generation times two, plus one when it is; 0 not yet known */
+    uint32_t observed;
 };
 
 #define STACKS_MAX ((1u << 21) - 1) /* ids fit a block's 21 bits, with one value left for "none" */

@@ -37,6 +37,7 @@ static int module_line(struct dl_phdr_info *info, size_t size, void *data)
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        observed_add(info->dlpi_name, info->dlpi_addr + ph->p_vaddr, info->dlpi_addr + ph->p_vaddr + ph->p_memsz);
         mods_str("M ");
         mods_hex(info->dlpi_addr + ph->p_vaddr);
         mods_str(" ");

@@ -39,6 +39,7 @@ struct thread_state {
     int tid;
     volatile int busy; /* inside heapspec: allocations made here are ours, not the program's */
     uintptr_t hi;      /* top of this thread's stack */
+    uintptr_t map_lo, map_hi; /* the mapping that held its stack pointer at its last JavaScript marker */
     /* test functions this thread is inside (their return addresses replaced by ours), innermost
      * last; allocated on the first one */
     struct shadow_frame *shadow;

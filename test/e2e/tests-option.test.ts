@@ -26,6 +26,23 @@ describe.each(['gdb', 'valgrind'] as const)('the tests option, %s backend', (bac
   })
 })
 
+describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined static in two files, %s backend', (backend) => {
+  it('is two test cases, each answering for its own definition', async () => {
+    const run = await runNative([program('tests-static')], { backend, tests: /^test_/, timeout: 120 })
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    // tests-static.c's test_local loses 16 bytes, tests-static-b.c's 32; the global test_shared frees its 8
+    expect(run.tests.map((t) => [t.name, t.allocations, t.frees, t.leakSummary.definite])).toEqual([
+      ['test_local', 1, 0, { bytes: 16, blocks: 1 }],
+      ['test_local', 1, 0, { bytes: 32, blocks: 1 }],
+      ['test_shared', 1, 1, { bytes: 0, blocks: 0 }],
+    ])
+    expect(run.leaks.map((l) => [l.test, l.kind, l.bytes, l.stack[0]?.file?.replace(/.*\//, '')])).toEqual([
+      ['test_local', 'definite', 32, 'tests-static-b.c'],
+      ['test_local', 'definite', 16, 'tests-static.c'],
+    ])
+  })
+})
+
 describe('a tests pattern that matches no function', () => {
   it('is refused before anything runs, naming some of the program’s functions', async () => {
     const refused = runNative([program('tests-nomarkers')], { backend: 'gdb', tests: /^nope_/ })

@@ -29,8 +29,15 @@ struct test_function {
     uint8_t code[4]; /* the entry's first bytes, before the int3 */
 };
 static struct test_function *g_tests;
-static uint32_t g_ntests;
+static uint32_t g_ntests;  /* the host's lines, then one more for each further definition of one */
+static uint32_t g_nlisted; /* the host's lines */
+static uint32_t g_tests_cap;
+static int g_tests_overflow;
 static char *g_tests_text;
+/* A name the host lists may have several definitions: a static function of that name in each of
+ * several files (C suites often have a `static void test_init(void)` in every test file). Each is
+ * a test case of its own, as gdb and memcheck see them; this many more can be hooked. */
+#define TEST_DEFINITIONS_MORE 4096
 
 /* The original return address for a walk that meets ours at `slot`. */
 static uint64_t shadow_ra(struct thread_state *me, uint64_t slot)
@@ -58,7 +65,8 @@ static void load_tests(void)
     g_tests_text[got] = 0;
     uint32_t lines = 0;
     for (long i = 0; i < got; i++) lines += g_tests_text[i] == '\n';
-    g_tests = region((lines + 1) * sizeof *g_tests);
+    g_tests_cap = lines + 1 + TEST_DEFINITIONS_MORE;
+    g_tests = region(g_tests_cap * sizeof *g_tests);
     if (!g_tests) return;
     char *p = g_tests_text;
     while (*p) {
@@ -73,6 +81,7 @@ static void load_tests(void)
         int kind = x_strcmp(tab + 1, "@gtest-start") == 0 ? GTEST_START : x_strcmp(tab + 1, "@gtest-end") == 0 ? GTEST_END : TEST_FUNCTION;
         g_tests[g_ntests++] = (struct test_function){line, tab + 1, 0, kind, {0}};
     }
+    g_nlisted = g_ntests;
 }
 
 static int take_tests(const struct elf_table *t, void *ctx)
@@ -82,10 +91,17 @@ static int take_tests(const struct elf_table *t, void *ctx)
     for (size_t i = 0; i < t->count; i++) {
         if (t->sym[i].st_shndx == SHN_UNDEF || ELF64_ST_TYPE(t->sym[i].st_info) != STT_FUNC || !t->sym[i].st_value) continue;
         const char *name = t->strtab + t->sym[i].st_name;
-        for (uint32_t k = 0; k < g_ntests; k++) {
-            if (g_tests[k].at || x_strcmp(name, g_tests[k].symbol) != 0) continue;
-            g_tests[k].at = bias + t->sym[i].st_value;
+        for (uint32_t k = 0; k < g_nlisted; k++) {
+            if (x_strcmp(name, g_tests[k].symbol) != 0) continue;
+            uintptr_t at = bias + t->sym[i].st_value;
+            int known = 0; /* the same definition in the other table */
+            for (uint32_t j = 0; j < g_ntests && !known; j++) known = g_tests[j].at == at;
+            if (known) break;
+            if (!g_tests[k].at) g_tests[k].at = at;
+            else if (g_ntests < g_tests_cap) g_tests[g_ntests++] = (struct test_function){g_tests[k].symbol, g_tests[k].name, at, g_tests[k].kind, {0}};
+            else g_tests_overflow = 1;
             taken = 1;
+            break;
         }
     }
     return taken;
@@ -112,6 +128,11 @@ static void hook_tests(void)
     if (!g_ntests) return;
     find_tests("/proc/self/exe", main_bias());
     dl_iterate_phdr(find_tests_in, NULL);
+    if (g_tests_overflow) {
+        lock();
+        out_failure("more definitions of the --tests functions than heapspec can hook", "the rest run as no test case");
+        unlock();
+    }
     for (uint32_t t = 0; t < g_ntests; t++) {
         if (!g_tests[t].at) continue;
         memcpy(g_tests[t].code, (const void *)g_tests[t].at, 4);

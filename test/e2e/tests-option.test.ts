@@ -26,8 +26,8 @@ describe.each(['gdb', 'valgrind'] as const)('the tests option, %s backend', (bac
   })
 })
 
-describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined static in two files, %s backend', (backend) => {
-  it('is two test cases, each answering for its own definition', async () => {
+describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined more than once, %s backend', (backend) => {
+  it('static in two files is two test cases, each answering for its own definition', async () => {
     const run = await runNative([program('tests-static')], { backend, tests: /^test_/, timeout: 120 })
     expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
     // tests-static.c's test_local loses 16 bytes, tests-static-b.c's 32; the global test_shared frees its 8
@@ -39,6 +39,17 @@ describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined s
     expect(run.leaks.map((l) => [l.test, l.kind, l.bytes, l.stack[0]?.file?.replace(/.*\//, '')])).toEqual([
       ['test_local', 'definite', 32, 'tests-static-b.c'],
       ['test_local', 'definite', 16, 'tests-static.c'],
+    ])
+  })
+
+  it('and one overloaded in two files is a test case for each overload', async () => {
+    const run = await runNative([program('tests-overloads')], { backend, tests: /^test_/, timeout: 120 })
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    // test_ov(int) loses 10 bytes, test_ov(double) 20, tests-overloads-b.cpp's test_ov(const char *) 30
+    expect(run.tests.map((t) => [t.name, t.allocations, t.leakSummary.definite])).toEqual([
+      ['test_ov', 1, { bytes: 10, blocks: 1 }],
+      ['test_ov', 1, { bytes: 20, blocks: 1 }],
+      ['test_ov', 1, { bytes: 30, blocks: 1 }],
     ])
   })
 })

@@ -52,7 +52,7 @@ def test_functions(names):
         if line.startswith("File ") and line.endswith(":"):
             source = line[5:-1]
             continue
-        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*)\(", line)
+        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*(?:\[abi:\w+\])*)\(", line)
         if m and source and m.group(2) in wanted and (source, m.group(2)) not in found:
             found.append((source, m.group(2)))
     return found

@@ -10,7 +10,9 @@ const SHOWN = 8
 
 /**
  * A demangled name without its parameter list and qualifiers, as gdb lists functions and as the
- * test case is named: `Heap_Clean_Test::TestBody()` -> `Heap_Clean_Test::TestBody`.
+ * test case is named: `Heap_Clean_Test::TestBody()` -> `Heap_Clean_Test::TestBody`. A function
+ * template's name comes with its return type (`void test_t<int>()`), which is left out too:
+ * `test_t<int>`, as gdb names it.
  */
 export function functionName(demangled: string): string {
   let text = demangled.replace(/(\s+(const|volatile|&&|&|noexcept))+$/, '')
@@ -23,7 +25,21 @@ export function functionName(demangled: string): string {
       break
     }
   }
-  return text
+  return withoutReturnType(text)
+}
+
+/** `void test_t<int>` -> `test_t<int>`: the name after the last space outside <> and (), unless it is an operator's. */
+function withoutReturnType(name: string): string {
+  if (/\boperator\b/.test(name)) return name
+  let depth = 0
+  let last = -1
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]
+    if (c === '<' || c === '(') depth++
+    else if (c === '>' || c === ')') depth--
+    else if (c === ' ' && depth === 0) last = i
+  }
+  return last >= 0 ? name.slice(last + 1) : name
 }
 
 /** Demangles C++ names with c++filt, one call for all; names it cannot read stay as they are. */

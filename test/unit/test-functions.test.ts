@@ -9,6 +9,11 @@ describe('test functions from the program’s own symbols', () => {
     expect(functionName('Heap_Clean_Test::TestBody()')).toBe('Heap_Clean_Test::TestBody')
     expect(functionName('ns::Widget::size() const')).toBe('ns::Widget::size')
     expect(functionName('run(void (*)(int), std::vector<int, std::allocator<int> > const&)')).toBe('run')
+    // a function template's demangled name starts with its return type; gdb names it without
+    expect(functionName('void test_t<int>()')).toBe('test_t<int>')
+    expect(functionName('std::vector<int, std::allocator<int> > ns::make_test<long>(int)')).toBe('ns::make_test<long>')
+    expect(functionName('(anonymous namespace)::test_hidden()')).toBe('(anonymous namespace)::test_hidden')
+    expect(functionName('Fixture::operator new(unsigned long)')).toBe('Fixture::operator new')
   })
 
   it("matches the user's RegExp, flags included, and refuses a pattern that matches nothing", async () => {

@@ -1,5 +1,6 @@
-/* tests-overloads-b.cpp - the other half of tests-overloads (see tests-overloads.cpp), and a test
- * function returning std::string, whose symbol carries an ABI tag (test_tagged[abi:cxx11]()). */
+/* tests-overloads-b.cpp - the other half of tests-overloads (see tests-overloads.cpp): a test
+ * function returning std::string, whose symbol carries an ABI tag (test_tagged[abi:cxx11]()), and
+ * one in an anonymous namespace ((anonymous namespace)::test_hidden, losing 50 bytes). */
 #include <cstdlib>
 #include <string>
 
@@ -14,8 +15,13 @@ std::string test_tagged()
     return "tagged";
 }
 
+namespace {
+void test_hidden() { sink_b = malloc(50); sink_b = nullptr; }
+}
+
 void run_b()
 {
     test_ov("b");
     if (test_tagged() != "tagged") abort();
+    test_hidden();
 }

@@ -6,7 +6,7 @@
  * its name carries an ABI tag (test_tagged[abi:cxx11]), and it loses 40 bytes. The function
  * template test_tpl, whose demangled names start with their return type (void test_tpl<int>()),
  * loses 20 bytes as test_tpl<int> and 40 as test_tpl<double>.
- * Run with --tests '^test_'. Not listed in expected.json.
+ * Run with --tests '(^|::)test_'. Not listed in expected.json.
  */
 #include <cstdlib>
 

@@ -42,16 +42,18 @@ describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined m
     ])
   })
 
-  it('and one overloaded in two files is a test case for each overload, as an ABI-tagged one and a template instance are', async () => {
-    const run = await runNative([program('tests-overloads')], { backend, tests: /^test_/, timeout: 120 })
+  it('and one overloaded in two files is a test case for each overload, as an ABI-tagged one, one in an anonymous namespace and a template instance are', async () => {
+    const run = await runNative([program('tests-overloads')], { backend, tests: /(^|::)test_/, timeout: 120 })
     expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
     // test_ov(int) loses 10 bytes, test_ov(double) 20, tests-overloads-b.cpp's test_ov(const char *)
-    // 30, and its test_tagged (a std::string's return: the ABI tag in its name) 40; then a template's two
+    // 30, its test_tagged (a std::string's return: the ABI tag in its name) 40 and its test_hidden (an
+    // anonymous namespace's) 50; then a template's two
     expect(run.tests.map((t) => [t.name, t.allocations, t.leakSummary.definite])).toEqual([
       ['test_ov', 1, { bytes: 10, blocks: 1 }],
       ['test_ov', 1, { bytes: 20, blocks: 1 }],
       ['test_ov', 1, { bytes: 30, blocks: 1 }],
       ['test_tagged[abi:cxx11]', 1, { bytes: 40, blocks: 1 }],
+      ['(anonymous namespace)::test_hidden', 1, { bytes: 50, blocks: 1 }],
       // a function template, named without the return type its demangled name starts with
       ['test_tpl<int>', 1, { bytes: 20, blocks: 1 }],
       ['test_tpl<double>', 1, { bytes: 40, blocks: 1 }],

@@ -47,14 +47,23 @@ def test_functions(names):
     escaped = [re.sub(r"([.\[\]*^$\\])", r"\\\1", name) for name in sorted(wanted)]
     pattern = "^\\(%s\\)\\((\\|$\\)" % "\\|".join(escaped)
     listing = gdb.execute("info functions -q -n %s" % pattern, to_string=True)
+    # a line declares one of the names when it holds the name and its "(" after a type, a space or
+    # nothing: `static void (anonymous namespace)::test_x();`, `std::string test_y[abi:cxx11]();`
+    longest_first = sorted(wanted, key=len, reverse=True)
     found, source = [], None
     for line in listing.splitlines():
         if line.startswith("File ") and line.endswith(":"):
             source = line[5:-1]
             continue
-        m = re.match(r"^\d+:\s+(.*?)([A-Za-z_][\w:~<>]*(?:\[abi:\w+\])*)\(", line)
-        if m and source and m.group(2) in wanted and (source, m.group(2)) not in found:
-            found.append((source, m.group(2)))
+        m = re.match(r"^\d+:\s+(.*)$", line)
+        if not m or not source:
+            continue
+        declaration = m.group(1)
+        for name in longest_first:
+            at = declaration.find(name + "(")
+            if at >= 0 and (at == 0 or declaration[at - 1] in " *&") and (source, name) not in found:
+                found.append((source, name))
+                break
     return found
 
 

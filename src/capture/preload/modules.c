@@ -62,8 +62,8 @@ static void observed_add(const char *name, uintptr_t lo, uintptr_t hi)
     __atomic_add_fetch(&g_observed_gen, 1, __ATOMIC_RELEASE);
 }
 
-/* Under the lock: whether stack `sid` has a frame in an observed object (every stack does when the
- * run observes every object's blocks). */
+/* Under the lock, at a test end (never inside an allocator call): whether stack `sid` has a frame
+ * in an observed object (every stack does when the run observes every object's blocks). */
 static int stack_observed(uint32_t sid)
 {
     if (!g_observe[0] || __atomic_load_n(&g_observed_full, __ATOMIC_ACQUIRE)) return 1;

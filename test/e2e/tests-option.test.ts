@@ -42,6 +42,16 @@ describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined m
     ])
   })
 
+  it('and so without debug info (built without -g): the functions by their symbols', async () => {
+    const run = await runNative([program('tests-static-nodebug')], { backend, tests: /^test_/, timeout: 120 })
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    expect(run.tests.map((t) => [t.name, t.allocations, t.frees, t.leakSummary.definite])).toEqual([
+      ['test_local', 1, 0, { bytes: 16, blocks: 1 }],
+      ['test_local', 1, 0, { bytes: 32, blocks: 1 }],
+      ['test_shared', 1, 1, { bytes: 0, blocks: 0 }],
+    ])
+  })
+
   it('and one overloaded in two files is a test case for each overload, as an ABI-tagged one, one in an anonymous namespace and a template instance are', async () => {
     const run = await runNative([program('tests-overloads')], { backend, tests: /(^|::)test_/, timeout: 120 })
     expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })

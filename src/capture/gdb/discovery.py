@@ -32,21 +32,23 @@ def read_c_string(read, addr, limit=512):
 
 
 def test_functions(names):
-    """(source file, function name) of every function with debug info named in `names`.
+    """(breakpoint location, function name) of every function of the program named in `names`.
 
     The host matched the user's regex (a JavaScript one) against the program's function names
     itself; gdb is asked for those names alone, in one anchored regex (a basic one, gdb's), and
-    its listing filtered by name. Asking for every function (`info functions .`) took 3 s with
-    libc's debug info installed (libc6-dbg), and 11 s through memcheck's gdbserver, past a run's
-    timeout; this takes a fraction of a second. gdb matches a C++ function's name with its
-    parameters (`test_x(int)`): the name is followed by `(` or ends. Every definition is listed,
-    a static one in each file and overloads in several."""
+    its listing read by name. Asking for every function (`info functions .`) took 3 s with libc's
+    debug info installed (libc6-dbg), and 11 s through memcheck's gdbserver, past a run's timeout;
+    this takes a fraction of a second. gdb matches a C++ function's name with its parameters
+    (`test_x(int)`): the name is followed by `(` or ends. Every definition is listed: a static one
+    in each file, overloads in several. A function with debug info breaks by source and name; one
+    without (a program built without -g) at its entry address, the program's own only (a library's
+    function of the same name is not a test of the program's)."""
     wanted = set(names)
     if not wanted:
         return []
     escaped = [re.sub(r"([.\[\]*^$\\])", r"\\\1", name) for name in sorted(wanted)]
     pattern = "^\\(%s\\)\\((\\|$\\)" % "\\|".join(escaped)
-    listing = gdb.execute("info functions -q -n %s" % pattern, to_string=True)
+    listing = gdb.execute("info functions -q %s" % pattern, to_string=True)
     # a line declares one of the names when it holds the name and its "(" after a type, a space or
     # nothing: `static void (anonymous namespace)::test_x();`, `std::string test_y[abi:cxx11]();`
     longest_first = sorted(wanted, key=len, reverse=True)
@@ -55,14 +57,25 @@ def test_functions(names):
         if line.startswith("File ") and line.endswith(":"):
             source = line[5:-1]
             continue
+        if line.startswith("Non-debugging symbols:"):
+            source = None
+            continue
+        bare = re.match(r"^0x([0-9a-f]+)\s+(\S.*)$", line)
+        if bare and source is None:
+            address, name = int(bare.group(1), 16), bare.group(2)
+            location = {"spec": "*%d" % address}
+            if name in wanted and gdb.current_progspace().solib_name(address) is None and (location, name) not in found:
+                found.append((location, name))
+            continue
         m = re.match(r"^\d+:\s+(.*)$", line)
         if not m or not source:
             continue
         declaration = m.group(1)
         for name in longest_first:
             at = declaration.find(name + "(")
-            if at >= 0 and (at == 0 or declaration[at - 1] in " *&") and (source, name) not in found:
-                found.append((source, name))
+            location = {"source": source, "function": name}
+            if at >= 0 and (at == 0 or declaration[at - 1] in " *&") and (location, name) not in found:
+                found.append((location, name))
                 break
     return found
 

@@ -84,8 +84,8 @@ def setup():
     test_cases.Marker("heapspec_test_begin", True)
     test_cases.Marker("heapspec_test_end", False)
     if TESTS is not None:
-        for source, function in discovery.test_functions(TESTS):
-            test_cases.TestFunction(source, function)
+        for location, name in discovery.test_functions(TESTS):
+            test_cases.TestFunction(location, name)
     else:
         test_cases.GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
 

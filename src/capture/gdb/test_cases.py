@@ -44,9 +44,9 @@ class Marker(gdb.Breakpoint):
 class TestFunction(gdb.Breakpoint):
     """A function named like a test case (--tests): it begins at entry and ends at its return."""
 
-    def __init__(self, source, function):
-        super().__init__(source=source, function=function, internal=True)
-        self.test_name = function
+    def __init__(self, location, name):
+        super().__init__(**location, internal=True)
+        self.test_name = name
 
     def stop(self):
         if State.ring:

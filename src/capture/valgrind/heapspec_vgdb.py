@@ -117,9 +117,9 @@ class Marker(gdb.Breakpoint):
 class TestFunction(gdb.Breakpoint):
     """A function named like a test case (--tests): it begins at entry and ends at its return."""
 
-    def __init__(self, source, function):
-        super().__init__(source=source, function=function, internal=True)
-        self.test_name = function
+    def __init__(self, location, name):
+        super().__init__(**location, internal=True)
+        self.test_name = name
 
     def stop(self):
         frame = gdb.newest_frame()
@@ -386,8 +386,8 @@ def setup():
     if access is not None:
         PathMarker("*%d" % access, internal=True)
     if TESTS is not None:
-        for source, function in test_functions(TESTS):
-            TestFunction(source, function)
+        for location, name in test_functions(TESTS):
+            TestFunction(location, name)
     else:
         GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
 

@@ -17,15 +17,26 @@ function figures(run: RunJson): unknown {
   return { totals: run.totals, leakSummary: run.leakSummary, tests: run.tests.map((t) => [t.name, t.allocations, t.frees, t.leakSummary]), leaks: run.leaks.map((l) => [l.kind, l.bytes, l.blocks, l.test, l.stack[0]?.fn]) }
 }
 
-/** runNode on debugee/addon/entries.mjs in a process of its own, with the debug line that counts the stacks sent. */
+/**
+ * runNode(script, { backend: 'preload', args, objects }) in a process of its own, as a test file
+ * calls it, with HEAPSPEC_DEBUG's line (its counts) and `env` set there: the run, the script's
+ * own stdout, and that line.
+ */
+async function runNodeApart(script: string, args: string[], objects: string, env: Record<string, string> = {}): Promise<{ run: RunJson; stdout: string; debug: string }> {
+  const driver = `import { runNode } from '${ROOT}/dist/src/index.js'
+const run = await runNode(${JSON.stringify(script)}, { backend: 'preload', args: ${JSON.stringify(args)}, objects: [${objects}] })
+process.stdout.write(JSON.stringify({ run: run.toJSON(), stdout: run.stdout }))`
+  const r = await execa('node', ['--input-type=module', '-e', driver], { env: { HEAPSPEC_DEBUG: '1', ...env } })
+  const debug = String(r.stderr).split('\n').find((line) => line.startsWith('heapspec: preload capture of '))
+  if (!debug) throw new Error(`no debug line in ${String(r.stderr)}`)
+  const out = JSON.parse(String(r.stdout)) as { run: RunJson; stdout: string }
+  return { ...out, debug }
+}
+
+/** runNode on debugee/addon/entries.mjs, with the count of stacks sent. */
 async function entries(objects: string): Promise<{ run: RunJson; stacks: number }> {
-  const script = `import { runNode } from '${ROOT}/dist/src/index.js'
-const run = await runNode('${ROOT}/debugee/addon/entries.mjs', { backend: 'preload', args: ['1000'], objects: [${objects}] })
-process.stdout.write(JSON.stringify(run.toJSON()))`
-  const r = await execa('node', ['--input-type=module', '-e', script], { env: { HEAPSPEC_DEBUG: '1' } })
-  const stacks = /; (\d+) stacks;/.exec(String(r.stderr))
-  if (!stacks) throw new Error(`no debug line in ${String(r.stderr)}`)
-  return { run: JSON.parse(String(r.stdout)) as RunJson, stacks: Number(stacks[1]) }
+  const { run, debug } = await runNodeApart(`${ROOT}/debugee/addon/entries.mjs`, ['1000'], objects)
+  return { run, stacks: Number(/; (\d+) stacks;/.exec(debug)![1]) }
 }
 
 describe('objects: no stacks are taken before an observed object is loaded', () => {
@@ -48,21 +59,17 @@ describe('objects: no stacks are taken before an observed object is loaded', () 
   })
 })
 
-/** runNode on `body` (test cases over the entries addon) in a process of its own, with the debug line that counts the test ends scanned. */
+/** runNode on `body` (test cases over the entries addon), with the count of test ends scanned. */
 async function scanned(body: string, objects: string, env: Record<string, string> = {}): Promise<{ run: RunJson; stdout: string; ends: string }> {
   const file = join(mkdtempSync(join(tmpdir(), 'heapspec-observed-ends-')), 'ends.mjs')
   writeFileSync(
     file,
     `import { createRequire } from 'node:module'\nimport { testCase } from '${ROOT}/dist/src/markers.js'\nconst entries = createRequire(import.meta.url)('${ROOT}/debugee/build/addon/entries.node')\n${body}\n`,
   )
-  const script = `import { runNode } from '${ROOT}/dist/src/index.js'
-const run = await runNode(${JSON.stringify(file)}, { backend: 'preload', objects: [${objects}] })
-process.stdout.write(JSON.stringify({ run: run.toJSON(), stdout: run.stdout }))`
-  const r = await execa('node', ['--input-type=module', '-e', script], { env: { HEAPSPEC_DEBUG: '1', ...env } })
-  const ends = /; (\d+ test ends and the end scanned in the process \(\d+ of them by the test case's own blocks alone\))/.exec(String(r.stderr))
-  if (!ends) throw new Error(`no debug line in ${String(r.stderr)}`)
-  const out = JSON.parse(String(r.stdout)) as { run: RunJson; stdout: string }
-  return { ...out, ends: ends[1]! }
+  const { run, stdout, debug } = await runNodeApart(file, [], objects, env)
+  const ends = /; (\d+ test ends and the end scanned in the process \(\d+ of them by the test case's own blocks alone\))/.exec(debug)
+  if (!ends) throw new Error(`no test-end counts in ${debug}`)
+  return { run, stdout, ends: ends[1]! }
 }
 
 describe("objects: a test end scans only for the observed objects' blocks", () => {

@@ -64,7 +64,7 @@ def test_functions(names):
         if bare and source is None:
             address, name = int(bare.group(1), 16), bare.group(2)
             location = {"spec": "*%d" % address}
-            if name in wanted and gdb.current_progspace().solib_name(address) is None and (location, name) not in found:
+            if name in wanted and (location, name) not in found and gdb.current_progspace().solib_name(address) is None:
                 found.append((location, name))
             continue
         m = re.match(r"^\d+:\s+(.*)$", line)
@@ -73,9 +73,10 @@ def test_functions(names):
         declaration = m.group(1)
         for name in longest_first:
             at = declaration.find(name + "(")
-            location = {"source": source, "function": name}
-            if at >= 0 and (at == 0 or declaration[at - 1] in " *&") and (location, name) not in found:
-                found.append((location, name))
+            if at >= 0 and (at == 0 or declaration[at - 1] in " *&"):
+                location = {"source": source, "function": name}
+                if (location, name) not in found:
+                    found.append((location, name))
                 break
     return found
 

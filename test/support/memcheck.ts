@@ -63,15 +63,25 @@ const LABELS: Record<LeakKind, string> = {
 const number = (text: string): number => Number(text.replaceAll(',', ''))
 
 /**
+ * Where memcheck places the client's mappings, the heap among them: above 4 GiB, as a native
+ * program's heap is. At memcheck's default (64 MiB) the heap lies where 32-bit numbers fall, and
+ * its scan takes any such number inside a block for a pointer: ld.so keeps each library's inode
+ * number in its link map, so on a machine whose libc has an inode there a lost block reads as
+ * possibly lost (seen in CI on debugee/scale/many-sites). The reference must not depend on the
+ * machine's inode numbers; debugee/field/integers shows the difference on every machine.
+ */
+export const REFERENCE_LAYOUT = '--aspace-minaddr=0x100000000'
+
+/**
  * Runs `command` under `valgrind --leak-check=full --show-leak-kinds=all`, as a user checks a
- * program by hand, and reads the figures of its text report (its log goes to a file, so the
- * program's own output is its own).
+ * program by hand (its mappings above 4 GiB: REFERENCE_LAYOUT), and reads the figures of its text
+ * report (its log goes to a file, so the program's own output is its own).
  */
 export async function memcheck(command: string[], options: { input?: string; cwd?: string; valgrindArgs?: string[] } = {}): Promise<MemcheckVerdict> {
   const dir = mkdtempSync(join(tmpdir(), 'heapspec-memcheck-'))
   try {
     const log = join(dir, 'memcheck.log')
-    const result = await execa('valgrind', ['--leak-check=full', '--show-leak-kinds=all', `--log-file=${log}`, ...(options.valgrindArgs ?? []), ...command], {
+    const result = await execa('valgrind', ['--leak-check=full', '--show-leak-kinds=all', REFERENCE_LAYOUT, `--log-file=${log}`, ...(options.valgrindArgs ?? []), ...command], {
       reject: false,
       input: options.input ?? '',
       cwd: options.cwd,

@@ -14,6 +14,7 @@
 struct stopped {
     int tid;
     int arrived;
+    int signalled; /* sent STOP_SIGNAL (a thread that blocks it is read from the kernel instead) */
     uint64_t sp;
     uint64_t regs[15]; /* rax rbx rcx rdx rsi rdi rbp r8 .. r15 */
 };
@@ -116,19 +117,27 @@ static uint64_t blocked_thread_sp(int tid)
     return parse_hex(&p);
 }
 
-/* Whether thread `tid` blocks STOP_SIGNAL (its SigBlk mask): such a thread never answers it, and
- * waiting for it would cost the whole deadline at every image (Node's and libuv's worker threads
- * block every signal). */
-static int blocks_stop_signal(int tid)
+/* What thread `tid` does with STOP_SIGNAL, from its status: STOP_TAKES it; STOP_BLOCKS it (its SigBlk
+ * mask: Node's and libuv's worker threads block every signal); or is STOP_GONE, a zombie (a main
+ * thread that called pthread_exit stays listed so while the others run) or no longer there. Waiting
+ * for a thread that never answers would cost the whole deadline at every image. */
+enum { STOP_TAKES, STOP_BLOCKS, STOP_GONE };
+static int stop_answer(int tid)
 {
     char buf[2048];
-    if (!read_task_file(tid, "status", buf, sizeof buf)) return 0;
+    if (!read_task_file(tid, "status", buf, sizeof buf)) return STOP_GONE;
+    const char *state = x_strstr(buf, "State:");
+    if (state) {
+        state += 6;
+        while (*state == ' ' || *state == '\t') state++;
+        if (*state == 'Z' || *state == 'X') return STOP_GONE;
+    }
     const char *p = x_strstr(buf, "SigBlk:");
-    if (!p) return 0;
+    if (!p) return STOP_TAKES;
     p += 7;
     while (*p == ' ' || *p == '\t') p++;
     uint64_t mask = parse_hex(&p);
-    return (mask >> (STOP_SIGNAL - 1)) & 1;
+    return (mask >> (STOP_SIGNAL - 1)) & 1 ? STOP_BLOCKS : STOP_TAKES;
 }
 
 static void install_stop_handler(void)
@@ -141,6 +150,28 @@ static void install_stop_handler(void)
     sigfillset(&sa.sa_mask);
     __sigaction(STOP_SIGNAL, &sa, &g_stop_old);
     g_stop_installed = 1;
+}
+
+/* After the first deadline, the threads sent the signal that have not come: woken but not yet run
+ * (a loaded machine in CI kept one off the CPU past it; the kernel's record of a thread no longer in
+ * a system call has no stack pointer, so its stack was read as a dead thread's and the block it held
+ * as lost), or gone. Waits for those still there, up to 10 s more: only the handler gives a thread's
+ * registers. */
+static void wait_late_threads(void)
+{
+    uint64_t deadline = now_ns() + 10000000000ull;
+    for (;;) {
+        int a = __atomic_load_n(&g_arrived, __ATOMIC_ACQUIRE), waiting = 0;
+        for (int i = 0; i < g_nstopped; i++) {
+            struct stopped *s = &g_stopped[i];
+            if (s->tid <= 0 || !s->signalled || __atomic_load_n(&s->arrived, __ATOMIC_ACQUIRE)) continue;
+            if (stop_answer(s->tid) == STOP_GONE) s->tid = -s->tid;
+            else waiting = 1;
+        }
+        if (!waiting || now_ns() >= deadline) return;
+        struct timespec wait = {0, 10000000};
+        futex_wait(&g_arrived, a, &wait);
+    }
 }
 
 static void stop_world(void)
@@ -159,7 +190,7 @@ static void stop_world(void)
             off += d->d_reclen;
             int t = env_int(d->d_name);
             if (t <= 0 || t == me || g_nstopped >= MAX_THREADS) continue;
-            g_stopped[g_nstopped++] = (struct stopped){t, 0, 0, {0}};
+            g_stopped[g_nstopped++] = (struct stopped){t, 0, 0, 0, {0}};
         }
     }
     x_close(dir);
@@ -168,8 +199,10 @@ static void stop_world(void)
     __atomic_store_n(&g_holding, 1, __ATOMIC_RELEASE);
     int sent = 0;
     for (int i = 0; i < g_nstopped; i++) {
-        if (blocks_stop_signal(g_stopped[i].tid)) continue; /* never comes: read from the kernel below */
-        if (x_tgkill(g_pid, g_stopped[i].tid, STOP_SIGNAL) == 0) sent++;
+        int answer = stop_answer(g_stopped[i].tid);
+        if (answer == STOP_GONE) g_stopped[i].tid = -g_stopped[i].tid;
+        if (answer != STOP_TAKES) continue; /* never comes: a blocking one is read from the kernel below */
+        if (x_tgkill(g_pid, g_stopped[i].tid, STOP_SIGNAL) == 0) sent++, g_stopped[i].signalled = 1;
         else g_stopped[i].tid = -g_stopped[i].tid; /* gone */
     }
     /* a thread that blocks the signal never comes: wait a while, then take what the kernel says */
@@ -182,6 +215,7 @@ static void stop_world(void)
         struct timespec wait = {0, 10000000};
         futex_wait(&g_arrived, a, &wait);
     }
+    if (__atomic_load_n(&g_arrived, __ATOMIC_ACQUIRE) < sent) wait_late_threads();
     for (int i = 0; i < g_nstopped; i++)
         if (g_stopped[i].tid > 0 && !__atomic_load_n(&g_stopped[i].arrived, __ATOMIC_ACQUIRE)) g_stopped[i].sp = blocked_thread_sp(g_stopped[i].tid);
 }

@@ -43,6 +43,19 @@ const THREAD_DESCRIPTOR = 2432
 const ARENA_ALIGNMENT = 64 * 1024 * 1024
 
 /**
+ * Whether an anonymous mapping no thread runs on is a heap of one of malloc's arenas: at a multiple
+ * of 64 MiB, starting with a heap_info (its arena, then its size). A thread's stack lands at such an
+ * address too (an arena's aligned mapping leaves aligned holes, and a new thread's stack fills one):
+ * read as heap, the blocks only its stack held would read as lost.
+ */
+function arenaHeap(m: DumpedMapping): boolean {
+  if (m.start % ARENA_ALIGNMENT !== 0 || m.bytes.length < 24) return false
+  const view = new DataView(m.bytes.buffer, m.bytes.byteOffset, 24)
+  const size = view.getBigUint64(16, true)
+  return view.getBigUint64(0, true) !== 0n && size > 0n && size <= BigInt(ARENA_ALIGNMENT)
+}
+
+/**
  * Decides what of a dump is heap and what is a root, as memcheck sees a process: the heap is
  * malloc's memory ([heap], arena heaps, mmapped chunks); roots are every other writable mapping,
  * each stack only from its thread's stack pointer up (below it is dead), and the registers.
@@ -62,7 +75,8 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
   const startOnlyRoots: MemoryRegion[] = []
   for (const m of mappings) {
     const anonymous = m.name === ''
-    const arena = m.name === '[heap]' || (anonymous && m.start % ARENA_ALIGNMENT === 0)
+    const thread = threads.find((t) => t.sp >= m.start && t.sp < m.end)
+    const arena = m.name === '[heap]' || (anonymous && !thread && arenaHeap(m))
     const chunks = !arena && !partial && holdsBlock(m) ? mmappedChunks(m, starts) : undefined
     if (chunks) {
       // Roots are memory, not mappings: the kernel merges a mapping the program made itself (a
@@ -88,7 +102,6 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
       }
       continue
     }
-    const thread = threads.find((t) => t.sp >= m.start && t.sp < m.end)
     // A guarded anonymous mapping no thread runs on is a dead thread's stack that glibc keeps for
     // reuse: memcheck marks a stack dead as it unwinds, so its stale frames are no roots. The
     // thread descriptor at its top (glibc's struct pthread: the DTV, key values) still is.

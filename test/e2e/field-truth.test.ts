@@ -5,7 +5,7 @@ import { execa } from 'execa'
 import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
 import type { CaptureBackendName } from '../../src/options.js'
-import type { RunJson } from '../../src/model/types.js'
+import { LEAK_KINDS, type RunJson } from '../../src/model/types.js'
 import { program, ROOT } from '../support/debugee.js'
 import { memcheck, type MemcheckVerdict } from '../support/memcheck.js'
 
@@ -175,6 +175,24 @@ describe.each(['preload', 'gdb'] as const)('%s stacks, as memcheck shows them', 
 describe('threads past the 64th share stack-cache shards', () => {
   it('preload: 100 threads allocating at once keep memcheck\'s figures (32,000 bytes in 800 blocks definitely lost), on every one of 20 runs', async () => {
     await expectMemchecks([program('scale/threads-alloc'), '100', '400000'], 'preload', 20)
+  })
+})
+
+describe('workers that block every signal and compute, in a program built -O1 (its two markers side by side)', () => {
+  const kinds = (run: RunJson): string[] => run.tests.map((t) => `${t.name} ${LEAK_KINDS.map((k) => `${t.leakSummary[k].bytes}/${t.leakSummary[k].blocks}`).join(' ')}`)
+  // preload/image: the interposer sends memory images and the host judges them (memory-image.ts)
+  it.each(['preload', 'preload/image', 'gdb', 'valgrind'] as const)("%s: the block on its stack is still reachable at the test end, on glibc's stack and on one of its own at a multiple of 64 MiB, and each marker is the one called, on every one of 5 runs", async (mode) => {
+    const command = [program('field/busy-worker')]
+    const [reference, own] = await Promise.all([memcheck(command), native(command)])
+    const backend = mode === 'preload/image' ? 'preload' : mode
+    for (let i = 0; i < 5; i++) {
+      const run = await runNative(command, { backend, ...(mode === 'preload/image' ? { env: { HEAPSPEC_SCAN: 'image' } } : {}) })
+      expect({ run: i, tests: kinds(run.json) }).toEqual({ run: i, tests: ['held_by_worker 0/0 0/0 0/0 72/1', 'held_by_aligned_worker 0/0 0/0 0/0 40/1', 'lost 16/1 0/0 0/0 0/0'] })
+      expect(run.json.warnings ?? []).toEqual([])
+      expect(verdict(run.json)).toEqual({ totals: reference.totals, leakSummary: reference.leakSummary })
+      expect(run.stdout).toBe(own.stdout)
+      expect(run.json.program.exitCode).toBe(own.exitCode)
+    }
   })
 })
 

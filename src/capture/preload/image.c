@@ -174,6 +174,19 @@ static void wait_late_threads(void)
     }
 }
 
+/* For a thread that blocks the signal and is running, not sleeping in a system call (a worker that
+ * masks every signal and computes): the kernel gives no stack pointer. Its stack pointer at its
+ * last allocator entry is the deepest point of its stack known to be live then: its stack is read
+ * from there, not as a dead thread's (whose blocks it holds would read as lost). 0 when unknown. */
+static uint64_t last_allocator_sp(int tid)
+{
+    uint32_t n = __atomic_load_n(&g_nstates, __ATOMIC_ACQUIRE);
+    if (n > STATES_MAX) n = STATES_MAX;
+    for (uint32_t i = n; i-- > 0;) /* the newest first: a tid is reused once its thread is gone */
+        if (g_states[i].tid == tid) return g_states[i].last_sp;
+    return 0;
+}
+
 static void stop_world(void)
 {
     g_nstopped = 0;
@@ -216,8 +229,12 @@ static void stop_world(void)
         futex_wait(&g_arrived, a, &wait);
     }
     if (__atomic_load_n(&g_arrived, __ATOMIC_ACQUIRE) < sent) wait_late_threads();
-    for (int i = 0; i < g_nstopped; i++)
-        if (g_stopped[i].tid > 0 && !__atomic_load_n(&g_stopped[i].arrived, __ATOMIC_ACQUIRE)) g_stopped[i].sp = blocked_thread_sp(g_stopped[i].tid);
+    for (int i = 0; i < g_nstopped; i++) {
+        struct stopped *s = &g_stopped[i];
+        if (s->tid <= 0 || __atomic_load_n(&s->arrived, __ATOMIC_ACQUIRE)) continue;
+        s->sp = blocked_thread_sp(s->tid);
+        if (!s->sp) s->sp = last_allocator_sp(s->tid);
+    }
 }
 
 static void resume_world(void)

@@ -306,10 +306,18 @@ none:
 
 /* One piece of a writable mapping (what is left of it around our own memory): memory-image.ts's
  * memoryImage decides what it is. */
-/* Whether the piece [lo, ...) of mapping `m` is an arena of malloc's: heap whatever blocks it holds. */
-static int piece_is_arena(uint64_t lo, const struct maps_line *m)
+/* Whether the piece [lo, ...) of mapping `m` is an arena of malloc's: heap whatever blocks it holds.
+ * [heap], or an anonymous mapping at a multiple of 64 MiB that no thread runs on and that starts
+ * with a heap_info (glibc's header of an arena's heap: its arena, then its size). A thread's stack
+ * lands at such an address too: an arena's aligned mapping leaves aligned holes, and a new thread's
+ * stack fills one (1 run in 20 of debugee/field/busy-worker). Read as heap, the blocks only its
+ * stack held read as lost. */
+static int piece_is_arena(uint64_t lo, const struct maps_line *m, uint64_t sp)
 {
-    return (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (m->name_len == 0 && lo % ARENA_ALIGNMENT == 0);
+    if (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) return 1;
+    if (m->name_len != 0 || lo % ARENA_ALIGNMENT != 0 || piece_thread_sp(m->start, m->end, sp)) return 0;
+    uint64_t arena, size;
+    return read_word(lo, &arena) && arena && read_word(lo + 16, &size) && size && size <= ARENA_ALIGNMENT;
 }
 
 /* Where a root piece [lo, hi) of mapping `m` starts to be read (`guarded`: its first piece, of a
@@ -328,7 +336,7 @@ static int scan_piece(uint64_t lo, uint64_t hi, int guarded, const struct maps_l
 {
     if (lo >= hi) return 1;
     int file = m->name_len > 0 && m->name[0] == '/';
-    int arena = piece_is_arena(lo, m);
+    int arena = piece_is_arena(lo, m, sp);
     uint64_t first = first_block_at(lo);
     int holds = first < g_scan.n && sb_lo(&g_scan.b[first]) < hi;
     if (!arena && holds && push_mmapped_chunks(lo, hi, first, file)) return 1;
@@ -835,7 +843,7 @@ static int own_visit(uintptr_t lo, uintptr_t hi, int first, void *ctx)
     const struct scan_ctx *c = ctx;
     const struct maps_line *m = c->m;
     if (lo >= hi) return 0;
-    if (piece_is_arena(lo, m)) {
+    if (piece_is_arena(lo, m, c->sp)) {
         /* anonymous memory, read in place as the whole scan reads its blocks */
         uint64_t count;
         const uint64_t *words = words_of(lo, hi, &count);

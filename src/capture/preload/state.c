@@ -40,6 +40,7 @@ struct thread_state {
     volatile int busy; /* inside heapspec: allocations made here are ours, not the program's */
     uintptr_t hi;      /* top of this thread's stack */
     uintptr_t map_lo, map_hi; /* the mapping that held its stack pointer at its last JavaScript marker */
+    uintptr_t last_sp;  /* its stack pointer at its last allocator entry (image.c's stop_world) */
     /* test functions this thread is inside (their return addresses replaced by ours), innermost
      * last; allocated on the first one */
     struct shadow_frame *shadow;
@@ -74,6 +75,7 @@ static struct thread_state *new_state(void)
     s->tid = (int)syscall(SYS_gettid);
     s->busy = 0;
     s->hi = 0;
+    s->last_sp = 0;
     s->shadow = NULL;
     s->nshadow = 0;
     s->stepping = 0;

@@ -395,6 +395,7 @@ static inline __attribute__((always_inline)) uint32_t stack_walked_now(struct th
 /* The stack of an allocation or a free: none while no observed object is loaded (g_walks_gated). */
 static inline __attribute__((always_inline)) uint32_t stack_of(struct thread_state *me, const struct entry_regs *r)
 {
+    me->last_sp = r->sp;
     if (UNLIKELY(g_walks_gated)) return UINT32_MAX;
     return stack_walked_now(me, r);
 }

@@ -105,7 +105,7 @@ class Marker(gdb.Breakpoint):
     """heapspec_test_begin / heapspec_test_end, at their first instruction (the ABI's call boundary)."""
 
     def __init__(self, address, begin):
-        super().__init__("*%d" % address, internal=True)
+        super().__init__("*%d" % address, type=gdb.BP_HARDWARE_BREAKPOINT, internal=True)
         self.begin = begin
 
     def stop(self):

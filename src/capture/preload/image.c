@@ -102,19 +102,38 @@ static long read_task_file(int tid, const char *name, char *buf, size_t cap)
     return n;
 }
 
-static uint64_t blocked_thread_sp(int tid)
+/* One "0x..." field of /proc/self/task/TID/syscall at *p, moving past it; 0 when it is not one. */
+static int syscall_field(const char **p, uint64_t *v)
+{
+    while (**p == ' ') (*p)++;
+    if ((*p)[0] != '0' || (*p)[1] != 'x') return 0;
+    *p += 2;
+    *v = parse_hex(p);
+    return 1;
+}
+
+/* A thread that did not take the signal, as the kernel records it: asleep in a system call
+ * ("nr arg1 .. arg6 sp pc"), its stack pointer and the six argument registers, which hold what
+ * they held at the call (a buffer being read into is one); preempted outside one ("-1 sp pc"), its
+ * stack pointer. Running ("running"), nothing: 0. */
+static uint64_t blocked_thread_sp(struct stopped *s)
 {
     char buf[256];
-    if (!read_task_file(tid, "syscall", buf, sizeof buf)) return 0;
-    /* "nr arg1 .. arg6 sp pc": the 8th field */
+    if (!read_task_file(s->tid, "syscall", buf, sizeof buf)) return 0;
     const char *p = buf;
-    for (int field = 0; field < 7; field++) {
+    uint64_t v, sp;
+    if (p[0] == '-') {
         while (*p && *p != ' ') p++;
-        while (*p == ' ') p++;
+        return syscall_field(&p, &sp) ? sp : 0;
     }
-    if (p[0] != '0' || p[1] != 'x') return 0;
-    p += 2;
-    return parse_hex(&p);
+    while (*p && *p != ' ') p++;
+    static const int args[6] = {5, 4, 3, 9, 7, 8}; /* rdi rsi rdx r10 r8 r9, in regs' order */
+    uint64_t regs[6];
+    for (int i = 0; i < 6; i++)
+        if (!syscall_field(&p, &regs[i])) return 0;
+    if (!syscall_field(&p, &sp) || !syscall_field(&p, &v)) return 0;
+    for (int i = 0; i < 6; i++) s->regs[args[i]] = regs[i];
+    return sp;
 }
 
 /* What thread `tid` does with STOP_SIGNAL, from its status: STOP_TAKES it; STOP_BLOCKS it (its SigBlk
@@ -232,7 +251,7 @@ static void stop_world(void)
     for (int i = 0; i < g_nstopped; i++) {
         struct stopped *s = &g_stopped[i];
         if (s->tid <= 0 || __atomic_load_n(&s->arrived, __ATOMIC_ACQUIRE)) continue;
-        s->sp = blocked_thread_sp(s->tid);
+        s->sp = blocked_thread_sp(s);
         if (!s->sp) s->sp = last_allocator_sp(s->tid);
     }
 }

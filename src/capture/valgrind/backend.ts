@@ -98,6 +98,12 @@ function memcheckArgs(files: RunFiles, suppressions: string[], extra: string[], 
     `--xtree-memory-file=${files.xtree}`,
     // No vgdb FIFOs in /tmp: a killed run would leave them behind.
     '--vgdb=no',
+    // The program's mappings, its heap among them, above 4 GiB, as a native heap lies: at memcheck's
+    // default (64 MiB) the heap is where 32-bit numbers fall, and its scan takes any such number
+    // inside a block for a pointer (ld.so keeps each library's inode number in its link map: on a
+    // machine whose libc has an inode there, a lost block read as possibly lost, and one whose start
+    // it is as reachable). debugee/field/integers; --aspace-minaddr in valgrindArgs overrides it.
+    '--aspace-minaddr=0x100000000',
     ...suppressions.map((file) => `--suppressions=${file}`),
     // After ours, so an allowed option such as --num-callers can override a default.
     ...extra,

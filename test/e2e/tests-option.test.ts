@@ -64,6 +64,20 @@ describe.each(['preload', 'gdb', 'valgrind'] as const)('one tests name defined m
   })
 })
 
+describe.each(['preload', 'gdb', 'valgrind'] as const)('an empty tests function right before the next one (-O1: a single ret), %s backend', (backend) => {
+  it('leaves the next one to run, as its own test case', async () => {
+    const command = [program('field/tests-empty')]
+    const native = await execa(command[0]!, [], { reject: false })
+    const run = await runNative(command, { backend, tests: '^test_' })
+    // under valgrind, gdb took the stop at test_leaks for test_empty's breakpoint a byte before and
+    // set the pc back onto its ret: test_leaks never ran
+    expect(run.stdout).toBe(`${native.stdout}\n`)
+    expect(run.json.program.exitCode).toBe(0)
+    expect(run.json.leakSummary.definite).toEqual({ bytes: 24, blocks: 1 })
+    expect(run.json.tests.find((t) => t.name === 'test_leaks')).toMatchObject({ allocations: 2, leakSummary: { definite: { bytes: 24, blocks: 1 } } }) // and stdout's buffer
+  })
+})
+
 describe('a tests pattern that matches no function', () => {
   it('is refused before anything runs, naming some of the program’s functions', async () => {
     const refused = runNative([program('tests-nomarkers')], { backend: 'gdb', tests: /^nope_/ })

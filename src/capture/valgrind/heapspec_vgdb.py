@@ -101,11 +101,20 @@ def read_string(addr, limit=512):
     return read_c_string(read_memory, addr, limit)
 
 
+# Every breakpoint here is a hardware one. At a software breakpoint's stop gdb steps the pc back a
+# byte, and under valgrind's gdbserver (which stops at the address itself) a stop at a function
+# whose address is one past another's breakpoint was taken for that one, and the pc set back onto
+# it: at -O1 and -Os heapspec.h's two markers are one `ret` each, side by side (every end read as a
+# begin), and an empty --tests function (`ret`) beside the next one made the program return from
+# that one unrun. valgrind keeps any number of hardware breakpoints.
+HARDWARE = gdb.BP_HARDWARE_BREAKPOINT
+
+
 class Marker(gdb.Breakpoint):
     """heapspec_test_begin / heapspec_test_end, at their first instruction (the ABI's call boundary)."""
 
     def __init__(self, address, begin):
-        super().__init__("*%d" % address, type=gdb.BP_HARDWARE_BREAKPOINT, internal=True)
+        super().__init__("*%d" % address, type=HARDWARE, internal=True)
         self.begin = begin
 
     def stop(self):
@@ -118,7 +127,7 @@ class TestFunction(gdb.Breakpoint):
     """A function named like a test case (--tests): it begins at entry and ends at its return."""
 
     def __init__(self, location, name):
-        super().__init__(**location, internal=True)
+        super().__init__(**location, type=HARDWARE, internal=True)
         self.test_name = name
 
     def stop(self):
@@ -325,7 +334,7 @@ class GoogleTest(gdb.Breakpoint):
     running = {}  # thread -> name of the GoogleTest test running there
 
     def __init__(self, spec, event):
-        super().__init__(spec, internal=True)
+        super().__init__(spec, type=HARDWARE, internal=True)
         self.event = event
 
     @staticmethod
@@ -384,7 +393,7 @@ def setup():
             Marker(address, begin)
     access = libc_function("access")
     if access is not None:
-        PathMarker("*%d" % access, internal=True)
+        PathMarker("*%d" % access, type=HARDWARE, internal=True)
     if TESTS is not None:
         for location, name in test_functions(TESTS):
             TestFunction(location, name)

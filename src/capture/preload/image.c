@@ -172,10 +172,11 @@ static void install_stop_handler(void)
 }
 
 /* After the first deadline, the threads sent the signal that have not come: woken but not yet run
- * (a loaded machine in CI kept one off the CPU past it; the kernel's record of a thread no longer in
- * a system call has no stack pointer, so its stack was read as a dead thread's and the block it held
- * as lost), or gone. Waits for those still there, up to 10 s more: only the handler gives a thread's
- * registers. */
+ * (a loaded machine in CI kept one off the CPU past it; the kernel's record of a runnable thread has
+ * no stack pointer, so its stack was read as a dead thread's and the block it held as lost), asleep
+ * where the signal cannot wake them (uninterruptible, or stopped: the kernel's record then has
+ * their stack pointer, and will do), or gone. Waits for the runnable ones, up to 10 s more: only the
+ * handler gives all of a thread's registers. */
 static void wait_late_threads(void)
 {
     uint64_t deadline = now_ns() + 10000000000ull;
@@ -185,7 +186,7 @@ static void wait_late_threads(void)
             struct stopped *s = &g_stopped[i];
             if (s->tid <= 0 || !s->signalled || __atomic_load_n(&s->arrived, __ATOMIC_ACQUIRE)) continue;
             if (stop_answer(s->tid) == STOP_GONE) s->tid = -s->tid;
-            else waiting = 1;
+            else if (!blocked_thread_sp(s)) waiting = 1;
         }
         if (!waiting || now_ns() >= deadline) return;
         struct timespec wait = {0, 10000000};

@@ -125,3 +125,26 @@ it("counts the same allocations of V8's, compiling a callback under the addon's 
   expect(callback('gdb')).toEqual(callback('preload'))
   expect(callback('valgrind')).toEqual(callback('preload'))
 })
+
+// debugee/addon/worker.mjs: a Worker's exit unloads the addon it loaded, and the main thread loads
+// it anew; the gdb backend had patched the first copy only, so the second copy's leak went unseen.
+describe('the entries addon unloaded with a Worker and loaded again by the main thread', () => {
+  const WORKER = join(ROOT, 'debugee', 'addon', 'worker.mjs')
+  let reference: MemcheckVerdict
+  beforeAll(async () => {
+    reference = await memcheck([process.execPath, WORKER], { valgrindArgs: ['--num-callers=40'] })
+  }, 180_000)
+
+  it.each(['preload', 'gdb'] as const)('%s: each copy answers for its leak in its own test case, as memcheck counts them', async (backend) => {
+    const run = await runNode(WORKER, { backend })
+    expect(run.stdout).toBe('worker: done\n')
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    const addonLost = reference.records.filter((r) => r.kind === 'definite' && r.frames.some((f) => ADDON_FRAME.test(f)))
+    expect(addonLost.map((r) => r.bytes)).toEqual([64, 64])
+    expect(run.json.leakSummary.definite).toEqual({ bytes: 128, blocks: 2 })
+    expect(run.json.tests.map((t) => [t.name, t.leakSummary.definite.bytes, t.leakSummary.indirect.bytes])).toEqual([
+      ['in_worker', 64, 104],
+      ['in_main', 64, 104],
+    ])
+  }, 120_000)
+})

@@ -43,7 +43,10 @@ def configure(patterns):
 
 class Objects:
     patterns = []
-    patched = set()
+    # objfile path -> (its load bias, a GOT slot we wrote, the stub written there): an object
+    # unloaded and loaded again (a Node Worker's exit unloads the addon it loaded, and the main
+    # thread loads it anew) has its GOT fresh, so it is patched again
+    patched = {}
     wrapping = set()  # the libstdc++ objects whose operator new functions are in State.wrappers
     definitions = {}  # objfile path -> its defined dynamic symbols
     plain = {}  # objfile path -> its plain functions (Elf.plain_functions)
@@ -100,12 +103,12 @@ class Objects:
                 cls.wrapping.add(path)
                 bias = load_bias(pid, path) or 0
                 State.wrappers.extend((bias + value, bias + value + size) for value, size in Elf(path).extents(NEW_CODES))
-            if path in cls.patched or not cls.chosen(path):
+            if not cls.chosen(path):
                 continue
             bias = load_bias(pid, path)
-            if bias is None:
+            if bias is None or cls.still_patched(path, bias):
                 continue
-            cls.patched.add(path)
+            cls.patched[path] = (bias, 0, 0)
             emit("O %x %s" % (bias, path))
             State.chosen.extend((lo, hi) for lo, hi, _offset in mappings(pid, path))
             elf = Elf(path)
@@ -131,7 +134,17 @@ class Objects:
                     Allocator(stub, kind)
                 for slot in slots:
                     State.mem.write(bias + slot, struct.pack("<Q", stub))
+                    cls.patched[path] = (bias, bias + slot, stub)
             cls.gate_libc()
+
+    @classmethod
+    def still_patched(cls, path, bias):
+        """Whether the object at `path` is the copy patched before: loaded at the same place, with
+        the stub still in the GOT slot we wrote."""
+        mark = cls.patched.get(path)
+        if mark is None or mark[0] != bias:
+            return False
+        return mark[1] == 0 or State.mem.read(mark[1], 8) == struct.pack("<Q", mark[2])
 
     @classmethod
     def gate_libc(cls):

@@ -70,7 +70,7 @@ const number = (text: string): number => Number(text.replaceAll(',', ''))
  * possibly lost (seen in CI on debugee/scale/many-sites). The reference must not depend on the
  * machine's inode numbers; debugee/field/integers shows the difference on every machine.
  */
-export const REFERENCE_LAYOUT = '--aspace-minaddr=0x100000000'
+const REFERENCE_LAYOUT = '--aspace-minaddr=0x100000000'
 
 /**
  * Runs `command` under `valgrind --leak-check=full --show-leak-kinds=all`, as a user checks a

@@ -238,7 +238,8 @@ static void stop_world(void)
         if (x_tgkill(g_pid, g_stopped[i].tid, STOP_SIGNAL) == 0) sent++, g_stopped[i].signalled = 1;
         else g_stopped[i].tid = -g_stopped[i].tid; /* gone */
     }
-    /* a thread that blocks the signal never comes: wait a while, then take what the kernel says */
+    /* the signalled threads, for half a second (the late ones after, in wait_late_threads); those
+     * that block the signal, and those that did not come, are read from the kernel below */
     uint64_t deadline = now_ns() + 500000000ull;
     for (;;) {
         int a = __atomic_load_n(&g_arrived, __ATOMIC_ACQUIRE);

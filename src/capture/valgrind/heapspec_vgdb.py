@@ -31,6 +31,9 @@ host (TypeScript) turns the points into per-test figures. Lines on file descript
   S id                       objects mode: which loss records of point id to list? The host
                              answers with one line of record numbers (the records whose blocks
                              the chosen objects allocated)
+  L path                     objects mode: an object was loaded; the host reads where the chosen
+                             objects are mapped now and answers `ok` (an addon a Node Worker loads
+                             is gone again at the Worker's exit, before the next point)
 
 Every point has the xtree report <dir>/xt-<id>, and a listing in the log unless L is `=` (a B, or
 in objects mode a Q, with nothing allocated or freed since the last listing); L is `+` otherwise.
@@ -401,6 +404,13 @@ def setup():
         GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
 
 
+def object_loaded(event):
+    """Objects mode: an object was just mapped; the host learns where while the program stands still."""
+    path = event.new_objfile.filename
+    if path and exited[0] is None:
+        Host.ask("L %s" % path.replace("\n", " "))
+
+
 def libc_loaded():
     return any(o.filename and re.search(r"/libc\.so", o.filename) for o in gdb.objfiles())
 
@@ -436,6 +446,8 @@ def main():
     gdb.execute("set stop-on-solib-events 0", to_string=True)
     if exited[0] is None:
         setup()
+    if OBJECTS:
+        gdb.events.new_objfile.connect(object_loaded)
     emit("H")
     while exited[0] is None:
         last_stop[0] = None

@@ -290,6 +290,8 @@ export class VgdbSession {
             if (question) {
               const [, what, id, kind] = question as unknown as [string, 'T' | 'S', string, string | undefined]
               answering = answering.then(() => (what === 'T' ? this.checkPoint(Number(id), kind ?? '') : this.selectRecords(Number(id))))
+            } else if (line.startsWith('L ')) {
+              answering = answering.then(() => this.objectLoaded())
             } else {
               queue = queue.then(() => this.onEvent(line))
             }
@@ -376,6 +378,27 @@ export class VgdbSession {
     if (this.select && this.select.fd >= 0) writeSync(this.select.fd, `${line}\n`)
   }
 
+  /** The chosen objects' code as mapped now, added to what was seen before (the program stands still). */
+  private readCode(): ObjectCode {
+    try {
+      if (this.valgrindPid !== undefined) this.lastCode = this.lastCode.with(ObjectCode.read(this.valgrindPid, this.spec.objects))
+    } catch {
+      // valgrind is gone: what was seen stands
+    }
+    return this.lastCode
+  }
+
+  /**
+   * Objects mode: an object was loaded. A chosen one may be gone again before the next point (an
+   * addon a Node Worker loads is unloaded at the Worker's exit): its code is read now, so the blocks
+   * its frames allocated stay its.
+   */
+  private objectLoaded(): Promise<void> {
+    this.readCode()
+    this.answer('ok')
+    return Promise.resolve()
+  }
+
   /**
    * Objects mode: the chosen objects' totals at point `id` (a B, E, e or Q), from its xtree report,
    * and whether a B or Q needs a listing: not when the objects have allocated and freed nothing
@@ -383,14 +406,8 @@ export class VgdbSession {
    * leaves the addon idle). Node's heap takes most of a second to search.
    */
   private async checkPoint(id: number, kind: string): Promise<void> {
-    let code = this.lastCode
-    try {
-      // The program stands still until the answer: its mappings are those of this point.
-      if (this.valgrindPid !== undefined) code = code.with(ObjectCode.read(this.valgrindPid, this.spec.objects))
-    } catch {
-      // valgrind is gone: the point fails for want of its listing
-    }
-    this.lastCode = code
+    // The program stands still until the answer: its mappings are those of this point.
+    const code = this.readCode()
     this.codeAt.set(id, code)
     const path = join(this.dir, `xt-${id}.ms`)
     let totals: HeapTotals | Error

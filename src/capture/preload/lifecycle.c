@@ -93,6 +93,7 @@ __attribute__((constructor(101))) static void heapspec_start(void)
     if (!ready()) return;
     struct thread_state *me = self_state();
     me->busy = 1;
+    g_spin_waits = several_cores() ? SPIN_WAITS : 0;
     g_stopped = region(MAX_THREADS * sizeof(struct stopped));
     exclude_self();
     pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { BadOptionError, CaptureFailedError, HeapspecError } from './errors.js'
 import { packageRoot } from './package-root.js'
 import { githubAnnotations } from './report/annotations.js'
+import { jsonText } from './report/json-text.js'
 import { printable } from './report/printable.js'
 import { normalizeRun, readSavedRuns } from './report/saved-runs.js'
 import { useColor } from './report/terminal.js'
@@ -156,7 +157,7 @@ async function run(argv: string[]): Promise<number> {
   if (args.logFile) writeFileSync(args.logFile, report)
   else process.stderr.write(report)
   // each text made once: a run of 100,000 records is a 56 MB JSON and a 13 MB report
-  const runText = args.json || args.out ? JSON.stringify(json, null, 2) + '\n' : ''
+  const runText = args.json || args.out ? jsonText(json) + '\n' : ''
   if (args.json) writeFileSync(args.json, runText)
   if (args.out) {
     writeFileSync(join(args.out, 'leak-report.txt'), color || suppressions ? formatReport(json) : report)

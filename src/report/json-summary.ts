@@ -6,6 +6,7 @@ import type { LeakRootNode, SourceFileNode } from './leak-tree.js'
 import { LeakReportBase } from './report-base.js'
 import type { TestLeaks } from './test-summary.js'
 import { errorStory, type MemoryErrorRow } from './memory-errors.js'
+import { jsonText } from './json-text.js'
 
 /** The summary's file name. */
 export const JSON_SUMMARY_FILE = 'leak-summary.json'
@@ -72,9 +73,7 @@ export class JsonSummaryReport extends LeakReportBase {
 
   override onEnd(_root: LeakRootNode, context: Context): void {
     const out = context.writer.writeFile(JSON_SUMMARY_FILE)
-    // indented for reading while small; a big one compact (indenting nearly triples it)
-    const compact = JSON.stringify(this.summary)
-    out.println(compact.length <= 1024 * 1024 ? JSON.stringify(this.summary, null, 2) : compact)
+    out.println(jsonText(this.summary))
     out.close()
   }
 }

@@ -7,6 +7,7 @@ import { isAbsolute, join, relative, sep } from 'node:path'
 import { BadOptionError } from '../errors.js'
 import type { Frame, MemoryError, PeakSite, RunJson } from '../model/types.js'
 import { formatMiB, readRegularFile, UnreadableFile } from './bounded-read.js'
+import { jsonText } from './json-text.js'
 import { printable } from './printable.js'
 import { validateSavedRuns } from './validate-saved-runs.js'
 import type { CheckVerdict } from '../run-events.js'
@@ -153,14 +154,10 @@ export function groupRunRefs(refs: RunRef[], root: string): RecordedRun[] {
   return canonicalRuns(runs)
 }
 
-/** Saved runs up to this size are indented for reading; bigger ones are written compact (indenting nearly triples them). */
-const INDENTED_UP_TO = 1024 * 1024
-
 /** `heapspec-runs.json`'s text. */
 export function serializeSavedRuns(runs: RecordedRun[]): string {
   const saved = { heapspecRuns: 1, runs: canonicalRuns(runs) } satisfies SavedRuns
-  const compact = JSON.stringify(saved)
-  return (compact.length <= INDENTED_UP_TO ? JSON.stringify(saved, null, 2) : compact) + '\n'
+  return jsonText(saved) + '\n'
 }
 
 /** The largest saved file heapspec reads: a run of a big suite is a few megabytes. */

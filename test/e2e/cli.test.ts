@@ -88,7 +88,9 @@ describe('heapspec run on real programs', () => {
     expect(result.stderr).toMatch(/ {4}at make \(debugee\/definite\.c:\d+\)\n {4}by main \(debugee\/definite\.c:\d+\)/)
     expect(result.stderr).toContain('  definitely lost: 600 bytes in 3 blocks')
     expect(result.stderr).not.toContain('\x1b[') // no colour in CI logs
-    const run = JSON.parse(readFileSync(json, 'utf8'))
+    const text = readFileSync(json, 'utf8')
+    expect(text).toMatch(/^\{\n {2}"schema": 1,\n/) // a small run indented for reading
+    const run = JSON.parse(text)
     expect(run.schema).toBe(1)
     expect(run.leakSummary.definite).toEqual({ bytes: 600, blocks: 3 })
     for (const file of ['leak-report.txt', 'heapspec.json', 'memdump.txt']) expect(existsSync(join(out, 'dir', file))).toBe(true)

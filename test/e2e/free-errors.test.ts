@@ -99,6 +99,20 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
     expect(run.json.suppressed).toEqual({ bytes: 40, blocks: 1 })
   })
 
+  it('free-across: a block freed on one thread and again on another has memcheck\'s story, the first free\'s stack on its own thread, on every one of 5 runs', async () => {
+    const command = [program('free-across')]
+    const [reference, figures] = await Promise.all([memcheckErrors(command), memcheck(command)])
+    const expected = reference.errors.map((e, i) => errorShape({ ...e, test: ['freed_elsewhere', 'freed_here'][i]! }))
+    expect(expected).toHaveLength(2)
+    for (let i = 0; i < 5; i++) {
+      const run = await runNative(command, { backend, timeout: 120 })
+      expect({ run: i, errors: run.json.errors.map(errorShape) }).toEqual({ run: i, errors: expected })
+      expect(run.json.totals).toEqual(figures.totals)
+      expect(run.json.leakSummary).toEqual(figures.leakSummary)
+      expect({ exitCode: run.json.program.exitCode, stdout: run.stdout }).toEqual({ exitCode: reference.exitCode, stdout: 'free-across: done\n' })
+    }
+  })
+
   it('a second thread\'s double free is reported the same way on every one of 20 runs', async () => {
     const shapes = new Set<string>()
     for (let i = 0; i < 20; i++) {

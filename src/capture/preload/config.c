@@ -138,8 +138,8 @@ static void init_core(void)
     g_rows = region((size_t)ROWS_MAX * sizeof(struct row));
     g_row_index = row_index_new(4096, NULL);
     g_cache = region(CACHE_SHARDS * sizeof(struct cache_shard));
-    g_freed = region((size_t)FREED_MAX * sizeof(struct freed));
-    if (!g_out || !g_stacks || !g_rows || !g_row_index || !g_cache || !g_freed || !blocks_grow()) {
+    g_quarantines[0].ring = region((size_t)FREED_MAX * sizeof(struct freed));
+    if (!g_out || !g_stacks || !g_rows || !g_row_index || !g_cache || !g_quarantines[0].ring || !blocks_grow()) {
         g_state = DISABLED;
         return;
     }

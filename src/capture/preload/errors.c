@@ -17,10 +17,14 @@
  * suppression's `fun:_Znwm` first frame is exact here.
  *
  * The story of a bad pointer needs the stack of the free that released it first: every free
- * records its stack (the cached walk, a few loads) in a ring of the last 16,384 freed blocks.
+ * records its stack (the cached walk, a few loads) in a ring of its thread's last 16,384 freed
+ * blocks (threads past the 64th share rings).
  *
  * The same ring is a quarantine like memcheck's freed-blocks queue: a freed block goes back to
- * glibc only once 256 KB of later frees are held (or 16,384 of them). glibc would hand the address
+ * glibc only once 256 KB of its thread's later frees are held (or 16,384 of them). A ring of one's
+ * own keeps threads apart: with one for the process every free wrote the line another thread had
+ * just written, and a block left it into another thread's free, which took the lock of the arena
+ * the first thread allocates from (8 threads on 2 cores: 0.6 s against 0.8 s with the one ring). glibc would hand the address
  * out again at once, and a stale pointer to the freed block (a cache's `last`, a list's removed
  * node) would then keep the new block reachable where memcheck, whose address is still queued,
  * calls it lost; and a free through such a pointer would free the new block. memcheck holds 20 MB
@@ -63,22 +67,43 @@ static inline int family_of(unsigned alloc)
 }
 
 
-/* Recently freed blocks: the last FREED_MAX frees, a ring; those from g_freed_tail on may still
- * be held from glibc (the quarantine), g_freed_held bytes of them. 16,384 entries are 384 KB,
- * which stay in a core's cache; at 65,536 (1.5 MB) every third free missed it, and the ring cost a
- * free-heavy program 6% of its time (debugee/bench: 0.78 s against 0.73 s at 16,384, the same as
- * with no ring). */
+/* Recently freed blocks: a thread's last FREED_MAX frees, a ring; those from `tail` on may still be
+ * held from glibc (the quarantine), `held` bytes of them. 16,384 entries are 384 KB, which stay in
+ * a core's cache; at 65,536 every third free missed it, and the ring cost a free-heavy program 6%
+ * of its time (debugee/bench: 0.78 s against 0.73 s at 16,384, the same as with no ring; at 32
+ * bytes an entry, 6% too). `order` tells which of two rings' frees of one address came last: the
+ * low 31 bits of g_frees before it, compared by age, so two frees 2^31 frees apart may tie wrong
+ * (the story then shows the earlier one's stacks). */
 struct freed {
     uint64_t addr;
-    uint32_t size, alloc_sid, free_sid, held;
+    uint32_t size, alloc_sid, free_sid;
+    uint32_t held : 1, order : 31;
 };
+_Static_assert(sizeof(struct freed) == 24, "an entry is 24 bytes");
 #define FREED_MAX (1u << 14)
 #define QUARANTINE_BYTES 262144u /* memcheck's --freelist-vol is 20,000,000 */
 #define QUARANTINE_BIG 1000000u   /* memcheck's --freelist-big-blocks */
-static struct freed *g_freed; /* reserved at start-up, touched as it fills */
-static uint64_t g_freed_head; /* frees so far: the newest is at g_freed_head - 1 */
-static uint64_t g_freed_tail; /* the oldest entry that may still be held */
-static uint64_t g_freed_held;
+struct quarantine {
+    struct freed *ring; /* touched as it fills; the first reserved at start-up, the others mapped at their first free */
+    uint64_t head;      /* frees so far: the newest is at head - 1 */
+    uint64_t tail;      /* the oldest entry that may still be held */
+    uint64_t held;
+} __attribute__((aligned(64)));
+#define QUARANTINES 64
+static struct quarantine g_quarantines[QUARANTINES];
+static uint64_t g_frees; /* every ring's pushes */
+
+/* The calling thread's quarantine, under the lock: its own, else the first. */
+static __attribute__((noinline)) struct quarantine *quarantine_attach(struct thread_state *me)
+{
+    struct quarantine *q = &g_quarantines[me->shard & (QUARANTINES - 1)];
+    if (!q->ring && !(q->ring = region((size_t)FREED_MAX * sizeof(struct freed)))) q = &g_quarantines[0];
+    return me->quarantine = q;
+}
+static inline struct quarantine *quarantine_of(struct thread_state *me)
+{
+    return LIKELY(me->quarantine != NULL) ? me->quarantine : quarantine_attach(me);
+}
 
 /* Blocks leaving the quarantine, gathered under the lock and handed to glibc after it: glibc's
  * free (a munmap for a big block, its arena's lock when the thread's cache is full) never runs
@@ -108,12 +133,12 @@ static inline void released_free(struct released *out)
  * quarantine if it is still held, into OUT. The block at ADDR, freed by the program, is the ring's
  * now; it leaves at once (into OUT) when it is big, else when the quarantine is full. A block past
  * 4 GiB keeps its size's low half (only a story's words read it). */
-static inline void freed_release_oldest(struct released *out)
+static inline void freed_release_oldest(struct quarantine *q, struct released *out)
 {
-    struct freed *oldest = &g_freed[g_freed_tail++ & (FREED_MAX - 1)];
+    struct freed *oldest = &q->ring[q->tail++ & (FREED_MAX - 1)];
     if (!oldest->held) return;
     oldest->held = 0;
-    g_freed_held -= oldest->size;
+    q->held -= oldest->size;
     released_add(out, (void *)oldest->addr);
     /* A block leaves the quarantine thousands of frees after it entered: its memory and its table
      * slot are cold. glibc hands it out again at the next malloc of its size (its thread cache is
@@ -121,26 +146,23 @@ static inline void freed_release_oldest(struct released *out)
      * glibc, which reads the header before it. Both are fetched now, a call ahead: on node driving
      * an addon (400,000 joins) the three misses were a fifth of the run's time, now a few percent. */
     block_prefetch(oldest->addr);
-    const struct freed *next = &g_freed[g_freed_tail & (FREED_MAX - 1)];
+    const struct freed *next = &q->ring[q->tail & (FREED_MAX - 1)];
     if (next->held) __builtin_prefetch((const char *)next->addr - 16, 1, 3);
 }
 
-static inline void freed_push(uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid, struct released *out)
+static inline void freed_push(struct thread_state *me, uint64_t addr, uint64_t size, uint32_t alloc_sid, uint32_t free_sid, struct released *out)
 {
-    if (UNLIKELY(g_freed_head - g_freed_tail == FREED_MAX)) freed_release_oldest(out); /* its entry is overwritten */
+    struct quarantine *q = quarantine_of(me);
+    if (UNLIKELY(q->head - q->tail == FREED_MAX)) freed_release_oldest(q, out); /* its entry is overwritten */
     uint32_t held = size < QUARANTINE_BIG;
-    struct freed *f = &g_freed[g_freed_head++ & (FREED_MAX - 1)];
-    f->addr = addr;
-    f->size = (uint32_t)size;
-    f->alloc_sid = alloc_sid;
-    f->free_sid = free_sid;
-    f->held = held;
+    struct freed *f = &q->ring[q->head++ & (FREED_MAX - 1)];
+    *f = (struct freed){addr, (uint32_t)size, alloc_sid, free_sid, held, (uint32_t)g_frees++ & 0x7FFFFFFFu};
     if (!held) {
         released_add(out, (void *)addr);
         return;
     }
-    g_freed_held += size;
-    while (g_freed_held > QUARANTINE_BYTES) freed_release_oldest(out);
+    q->held += size;
+    while (q->held > QUARANTINE_BYTES) freed_release_oldest(q, out);
 }
 
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
@@ -237,20 +259,29 @@ static int data_story(uint64_t addr, uint64_t *bias, char *path, size_t room)
  * live one (an interior pointer), or on this thread's stack. Returns 0 when none of them holds it. */
 static int report_invalid(struct thread_state *me, uint64_t addr, uint32_t sid, const struct entry_regs *r)
 {
-    const uint64_t mask = FREED_MAX - 1;
-    uint64_t oldest = g_freed_head > FREED_MAX ? g_freed_head - FREED_MAX : 0;
-    for (uint64_t i = g_freed_head; g_freed && i-- > oldest;) {
-        const struct freed *f = &g_freed[i & mask];
-        if (addr == f->addr || (addr > f->addr && addr < f->addr + f->size)) {
-            uint32_t fs = error_sid(f->free_sid), as = error_sid(f->alloc_sid);
-            error_head("invalid-free", me, sid, addr);
-            out_block("freed", f->addr, f->size);
-            out_dec(fs);
-            out_c(' ');
-            out_dec(as);
-            out_c('\n');
-            return 1;
+    const struct freed *last = NULL; /* the latest free of a block that held addr, in any ring */
+    uint32_t last_age = 0;
+    for (int k = 0; k < QUARANTINES; k++) {
+        const struct quarantine *q = &g_quarantines[k];
+        uint64_t oldest = q->head > FREED_MAX ? q->head - FREED_MAX : 0;
+        for (uint64_t i = q->head; q->ring && i-- > oldest;) {
+            const struct freed *f = &q->ring[i & (FREED_MAX - 1)];
+            if (addr == f->addr || (addr > f->addr && addr < f->addr + f->size)) {
+                uint32_t age = ((uint32_t)g_frees - f->order) & 0x7FFFFFFFu;
+                if (!last || age < last_age) last = f, last_age = age;
+                break;
+            }
         }
+    }
+    if (last) {
+        uint32_t fs = error_sid(last->free_sid), as = error_sid(last->alloc_sid);
+        error_head("invalid-free", me, sid, addr);
+        out_block("freed", last->addr, last->size);
+        out_dec(fs);
+        out_c(' ');
+        out_dec(as);
+        out_c('\n');
+        return 1;
     }
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         const struct block *b = &g_blocks[i];
@@ -305,7 +336,7 @@ static inline __attribute__((always_inline)) int release(struct thread_state *me
         return 0;
     }
     if (UNLIKELY(family_of(b->alloc) != family)) report_mismatch(me, b, sid);
-    freed_push(addr, b->size, block_sid(b), sid, out);
+    freed_push(me, addr, b->size, block_sid(b), sid, out);
     record_free_at(me, at);
     return 1;
 }

@@ -61,7 +61,7 @@ static void stop_handler(int sig, siginfo_t *si, void *context)
     if (si && si->si_code == SI_USER && si->si_pid != g_pid && timeout_requested()) {
         /* the host's timeout: the image as it is now, then the end of the program */
         struct thread_state *me = self_state();
-        if (me->busy) g_timeout_pending = 1; /* inside heapspec: it takes the image on its way out */
+        if (me->busy) g_timeout.pending = 1; /* inside heapspec: it takes the image on its way out */
         else timeout_dump((uint64_t)((ucontext_t *)context)->uc_mcontext.gregs[REG_RSP]);
         errno = saved_errno;
         return;

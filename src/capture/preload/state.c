@@ -49,6 +49,7 @@ struct thread_state {
     uint32_t shard;     /* which thread to allocate it is, counting from 0: its stack-cache shard (unwind.c) */
     struct cache_shard *cache;     /* its shard, once attached (unwind.c) */
     struct cache_shard *own_cache; /* the same when no other thread shares it, else NULL */
+    struct quarantine *quarantine; /* its freed-blocks queue, once attached (errors.c) */
 };
 static pthread_key_t g_key;
 static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
@@ -82,6 +83,7 @@ static struct thread_state *new_state(void)
     s->shard = i;
     s->cache = NULL;
     s->own_cache = NULL;
+    s->quarantine = NULL;
     pthread_setspecific(g_key, s);
     return s;
 }

@@ -411,6 +411,14 @@ def object_loaded(event):
         Host.ask("L %s" % path.replace("\n", " "))
 
 
+def own_sigtrap():
+    """Whether the program stopped with a SIGTRAP of its own pending (the end's stop has none)."""
+    try:
+        return int(gdb.parse_and_eval("$_siginfo.si_signo")) == 5
+    except gdb.error:
+        return False
+
+
 def libc_loaded():
     return any(o.filename and re.search(r"/libc\.so", o.filename) for o in gdb.objfiles())
 
@@ -449,9 +457,11 @@ def main():
     if OBJECTS:
         gdb.events.new_objfile.connect(object_loaded)
     emit("H")
+    resume = "continue"  # or the program's own SIGTRAP, delivered as it goes on
     while exited[0] is None:
         last_stop[0] = None
-        gdb.execute("continue", to_string=True)
+        gdb.execute(resume, to_string=True)
+        resume = "continue"
         if exited[0] is not None:
             break
         event = last_stop[0]
@@ -459,6 +469,13 @@ def main():
         while State.pending:
             kind, name, registers = State.pending.pop(0)
             point(kind, name, registers)
+        if event is not None and not isinstance(event, gdb.BreakpointEvent) and own_sigtrap():
+            # gdb keeps SIGTRAP, its breakpoints' signal, from the program (`handle all` leaves it
+            # out) and reports one it cannot explain as a plain stop, like the program's end: a
+            # SIGTRAP of the program's own (its raise(SIGTRAP)) went to neither its handler nor
+            # its default action, and was taken for the end
+            resume = "signal SIGTRAP"
+            continue
         if event is not None and not isinstance(event, gdb.BreakpointEvent) and (State.points > 0 or OBJECTS):
             # --vgdb-stop-at=exit: the program has run its last instruction; memcheck's leak check
             # comes next, on this very heap. Without a test case there is nothing to attribute (a

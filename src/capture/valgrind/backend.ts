@@ -5,13 +5,14 @@ import { join } from 'node:path'
 import { execa } from 'execa'
 import { BadOptionError, CannotStartError, CaptureFailedError, describeValue } from '../../errors.js'
 import { OBSERVED_DEPTH, sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
-import type { RunJson } from '../../model/types.js'
+import type { MemoryError, RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { makeRunDir } from '../run-dir.js'
 import { descendants, programStdio, supervise } from '../process.js'
 import { checkSuppressionFile, defaultSuppressionFile } from '../suppression-files.js'
 import { testFunctionNames } from '../test-functions.js'
 import { resolveProgram } from '../program.js'
+import { withBadReleases } from './bad-releases.js'
 import type { MemcheckXml } from './xml.js'
 import type { ObjectCode } from './object-code.js'
 import { sessionReason, VgdbSession } from './vgdb-session.js'
@@ -294,12 +295,14 @@ export class ValgrindBackend implements CaptureBackend {
     const warnings: string[] = []
     const seconds = (outcome.stoppedAfterMs ?? 0) / 1000
     let heap: HeapSummary = { totals: { allocations: 0, frees: 0, bytesAllocated: 0 }, inUseAtExit: { bytes: 0, blocks: 0 } }
+    let heapRead = false
     const code = spec.objects.length > 0 ? session?.objectCode : undefined
     // With `objects`, only the blocks allocated with a chosen object's code on the stack.
     let found = code ? xml.leaks.filter((leak) => leak.stack.some((frame) => code.holdsFrame({ ...frame, pc: frameAddress(frame.pc) }))) : xml.leaks
     if (xml.complete) {
       try {
         heap = await this.heapSummary(files, xml, code)
+        heapRead = true
       } catch (error) {
         // Killed between the end of its XML and its xtree report: the leaks stand, the totals don't.
         if (!killed) throw error
@@ -322,6 +325,20 @@ export class ValgrindBackend implements CaptureBackend {
     const suppressed = session?.suppressedAtExit(found)
     const errors = session?.attributeErrors(xml.errors)
     if (session) warnings.unshift(...session.warnings)
+    // memcheck's totals count the bad frees and reallocs too; with `objects`, the chosen objects' own
+    const counted = (list: MemoryError[]): MemoryError[] => (code ? list.filter((e) => e.stack.some((f) => code.holdsFrame({ ...f, pc: frameAddress(f.pc) }))) : list)
+    const counts = heapRead ? withBadReleases(heap.totals, counted(xml.errors), xml.badReleases) : { totals: heap.totals, reallocs: 0 }
+    const tests = (session?.tests(found, errors!.byTest) ?? []).map((test) => {
+      if (!heapRead) return test
+      const { totals } = withBadReleases(test, counted(test.errors ?? []), xml.badReleases, errors!.origin)
+      return { ...test, allocations: totals.allocations, frees: totals.frees }
+    })
+    if (counts.reallocs > 0) {
+      warnings.push(
+        `memcheck counted ${counts.reallocs} realloc call${counts.reallocs === 1 ? '' : 's'} of a pointer that was no live block as an allocation of the size asked for; ` +
+          `that size is in none of its outputs heapspec reads, so bytesAllocated leaves ${counts.reallocs === 1 ? 'it' : 'them'} out`,
+      )
+    }
     const run = {
       schema: 1,
       backend: 'valgrind',
@@ -332,12 +349,12 @@ export class ValgrindBackend implements CaptureBackend {
         signal,
         ...(stopped ? { timedOut: true } : {}),
       },
-      totals: heap.totals,
+      totals: counts.totals,
       inUseAtExit: heap.inUseAtExit,
       leakSummary: summarize(leaks),
       ...(suppressed ? { suppressed } : {}),
       leaks,
-      tests: session?.tests(found, errors!.byTest) ?? [],
+      tests,
       errors: errors?.errors ?? xml.errors,
       ...(warnings.length > 0 ? { warnings } : {}),
     } satisfies RunJson

@@ -66,6 +66,8 @@ export interface AttributedErrors {
   errors: MemoryError[]
   /** Each test case's errors (by index), each once, `count` the times it happened there. */
   byTest: Map<number, MemoryError[]>
+  /** The error of memcheck's list each of `byTest`'s stands for. */
+  origin: Map<MemoryError, MemoryError>
   /** What could not be tied to a test case, for the run's warnings. */
   problems: string[]
 }
@@ -148,13 +150,20 @@ export class ErrorAttribution {
       problems.push(`${unresolved} repeated memory errors inside test cases could not be matched to memcheck's errors; those test cases' error lists may be short`)
     }
     const byTest = new Map<number, MemoryError[]>()
+    const origin = new Map<MemoryError, MemoryError>()
     for (const [test, own] of perTest) {
       const name = nameOf(test)
       byTest.set(
         test,
-        [...own].sort((a, b) => a[0] - b[0]).map(([index, count]) => ({ ...errors[index]!, test: name, count })),
+        [...own]
+          .sort((a, b) => a[0] - b[0])
+          .map(([index, count]) => {
+            const copy = { ...errors[index]!, test: name, count }
+            origin.set(copy, errors[index]!)
+            return copy
+          }),
       )
     }
-    return { errors: errors.map((error, i) => ({ ...error, test: nameOf(firstTest[i]!) })), byTest, problems }
+    return { errors: errors.map((error, i) => ({ ...error, test: nameOf(firstTest[i]!) })), byTest, origin, problems }
   }
 }

@@ -17,6 +17,12 @@ export interface MemcheckXml {
   errors: MemoryError[]
   /** The signal that killed the program, when memcheck saw one (`<fatal_signal>`). */
   fatalSignal: { number: number; name: string } | null
+  /**
+   * The errors of `errors` that are a free or realloc of a pointer that was no live block, each
+   * with whether realloc made it (its innermost frame, valgrind's replacement, is realloc's): memcheck
+   * counts every such call in its totals, which its xtree report leaves out (see `badReleases`).
+   */
+  badReleases: Map<MemoryError, { realloc: boolean }>
 }
 
 /** How to read one XML output. */
@@ -94,7 +100,7 @@ class MemcheckXmlReader {
   private readonly open: XmlNode[] = []
   private sawRoot = false
   private rootClosed = false
-  private readonly result: MemcheckXml = { pid: null, finished: false, complete: false, leaks: [], errors: [], fatalSignal: null }
+  private readonly result: MemcheckXml = { pid: null, finished: false, complete: false, leaks: [], errors: [], fatalSignal: null, badReleases: new Map() }
   /** Each error's `<unique>` id, for `<errorcounts>`, which closes the document. */
   private readonly uniques = new Map<string, MemoryError>()
 
@@ -270,6 +276,11 @@ class MemcheckXmlReader {
     const unique = childText(node, 'unique')
     if (unique !== undefined) this.uniques.set(unique, error)
     this.result.errors.push(error)
+    if (kind === 'InvalidFree') {
+      const innermost = stacks[0]?.children.find((c) => c.name === 'frame')
+      const realloc = innermost !== undefined && isReplacementFrame(innermost) && /^(realloc|reallocarray)$/.test(childText(innermost, 'fn') ?? '')
+      this.result.badReleases.set(error, { realloc })
+    }
   }
 
   private stack(node: XmlNode): Frame[] {

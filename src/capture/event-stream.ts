@@ -220,6 +220,8 @@ export class EventStream {
   readonly testImages = { all: 0, own: 0, scanned: 0, ownScanned: 0 }
   /** How many reads brought the lines (each wakes the host: the observer writes in few, big pieces). */
   reads = 0
+  /** How many blocks came in batches (the blocks the model learnt of at boundaries). */
+  batchedBlocks = 0
   /** The end of the process was scanned by the observer itself (a V line), not sent as an image. */
   finalScanned = false
   /** Loaded objects reported with M lines. */
@@ -325,6 +327,7 @@ export class EventStream {
 
   /** `count` records of a batch, from `buffer` at `at`, numbered from `base` (see the L line). */
   private batchBlocks(buffer: Buffer, at: number, count: number, batch: { from: number; base: number }): void {
+    this.batchedBlocks += count
     const model = this.model
     const tallies = this.tallies
     for (let i = 0, o = at; i < count; i++, o += BATCH_RECORD) {

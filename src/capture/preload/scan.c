@@ -719,9 +719,11 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
     }
     if (g_scan.failed) goto fail;
     if (grouped && !send_groups()) goto fail;
-    /* the blocks that are not reachable (at a test end: the running test case's alone) */
+    /* the blocks that are not reachable (at a test end: the running test case's alone); none the
+     * host was never sent (blocks.c's kept_back: every other one went out before the scan) */
     uint64_t lost = 0;
     for (uint64_t i = 0; i < g_scan.n; i++) {
+        if (g_by_stack && g_blocks[g_scan.b[i].slot].unsent) g_scan.state[i] = SCAN_REACHABLE;
         if (g_scan.state[i] == SCAN_REACHABLE) continue;
         if (g_scan.state[i] & 0x80) g_scan.state[i] = SCAN_REACHABLE;
         else if (!final && g_blocks[g_scan.b[i].slot].seq < g_test_first_seq) g_scan.state[i] = SCAN_REACHABLE;
@@ -944,5 +946,11 @@ static void heap_verdict(const char *point, uint64_t sp, const uint64_t *regs, c
         if (done) return;
     }
     if (grouped) send_pending();
+    if (g_by_stack) {
+        /* the host scans the image with its model: the blocks kept back go out now */
+        g_send_all = 1;
+        send_pending();
+        g_send_all = 0;
+    }
     dump(point, sp, regs, at_call);
 }

@@ -156,6 +156,8 @@ export function formatReport(run: RunJson, options: { color?: boolean; suppressi
     }
   }
   if (run.leaks.length > 0) out.push('', c.dim(KIND_LEGEND))
+  // the summaries above count what was seen; where that is not the whole run they must not read as a verdict
+  if (run.incomplete) out.push('', c.red('heapspec: this run was not seen whole (the warning above says why): the figures above are what heapspec saw, not a verdict'))
   return out.join('\n') + '\n'
 }
 

@@ -165,6 +165,22 @@ static inline void freed_push(struct thread_state *me, uint64_t addr, uint64_t s
     while (q->held > QUARANTINE_BYTES) freed_release_oldest(q, out);
 }
 
+/* In a forked child, which heapspec does not observe (its frees go straight to glibc): the blocks
+ * every thread's queue still holds go back to glibc, as the program freed them. The child has its
+ * forking thread alone, and glibc's malloc is usable again once fork returns. */
+static void quarantines_release_all(void)
+{
+    for (int k = 0; k < QUARANTINES; k++) {
+        struct quarantine *q = &g_quarantines[k];
+        for (; q->ring && q->tail < q->head; q->tail++) {
+            struct freed *f = &q->ring[q->tail & (FREED_MAX - 1)];
+            if (f->held) __libc_free((void *)f->addr);
+            f->held = 0;
+        }
+        q->held = 0;
+    }
+}
+
 /* A stack id for a Z line, sent if it was not yet; the empty stack where there is none. */
 static uint32_t error_sid(uint32_t sid)
 {

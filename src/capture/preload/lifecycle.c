@@ -11,6 +11,7 @@ static void fork_child(void)
     g_state = DISABLED;
     x_close(g_fd);
     g_fd = -1;
+    quarantines_release_all();
 }
 
 /* ---- objects loaded and unloaded: the dynamic linker's debugger hook ---- */

@@ -202,6 +202,30 @@ describe('workers that block every signal and compute, in a program built -O1 (i
   })
 })
 
+// A program killed by a signal that ends it without a fault had no figures under preload (0
+// allocations) and gdb (an event short): memcheck checks for leaks first. SIGPIPE is `prog | head -1`.
+describe('a program that dies of SIGTERM, SIGINT or SIGPIPE', () => {
+  const command = (how: string): string[] => [program('field/ending-signal'), how]
+  it.each(['preload', 'gdb', 'valgrind'] as const)('%s: memcheck\'s figures at the signal, and the signal as the end', async (backend) => {
+    for (const [how, signal] of [['term', 'SIGTERM'], ['int', 'SIGINT'], ['pipe', 'SIGPIPE']] as const) {
+      const [reference, own] = await Promise.all([memcheck(command(how)), native(command(how))])
+      const run = await runNative(command(how), { backend })
+      expect({ how, program: run.json.program }).toEqual({ how, program: { command: command(how), exitCode: null, signal } })
+      expect({ how, ...verdict(run.json) }).toEqual({ how, totals: reference.totals, leakSummary: reference.leakSummary })
+      expect({ how, definite: run.json.leakSummary.definite, incomplete: run.json.incomplete }).toEqual({ how, definite: { bytes: 64, blocks: 1 }, incomplete: undefined })
+      expect(run.stdout).toBe(own.stdout)
+    }
+  }, 120_000)
+
+  it.each(['preload', 'gdb'] as const)('%s: the program reads SIGINT\'s default where it left it, and its own handler runs', async (backend) => {
+    const own = await native(command('handled'))
+    expect(own.stdout).toBe('SIGINT: default\nthen: on_int\nhandled 1, then: default\n')
+    const run = await runNative(command('handled'), { backend })
+    expect(run.stdout).toBe(own.stdout)
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+  })
+})
+
 describe('a worker held in a ptrace stop by a tracer the program forked, across a test end', () => {
   const kinds = (run: RunJson): string[] => run.tests.map((t) => `${t.name} ${LEAK_KINDS.map((k) => `${t.leakSummary[k].bytes}/${t.leakSummary[k].blocks}`).join(' ')}`)
   // the stopped thread takes no signal: its stack pointer is the kernel's (/proc's syscall file),

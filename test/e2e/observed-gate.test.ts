@@ -69,7 +69,7 @@ async function scanned(body: string, objects: string, env: Record<string, string
   const { run, stdout, debug } = await runNodeApart(file, [], objects, env)
   const ends = /; (\d+ test ends and the end scanned in the process \(\d+ of them by the test case's own blocks alone\))/.exec(debug)
   if (!ends) throw new Error(`no test-end counts in ${debug}`)
-  const batched = /; (\d+) blocks in batches;/.exec(debug)
+  const batched = /; (\d+) blocks in batches$/m.exec(debug)
   if (!batched) throw new Error(`no batch count in ${debug}`)
   return { run, stdout, ends: ends[1]!, batched: Number(batched[1]) }
 }

@@ -242,7 +242,7 @@ describe("preload: test ends scanned in the process, by their own blocks or the 
     })
     expect(cli.exitCode).toBe(1) // leaks found; the program itself exits 0
     expect(cli.stdout).toBe('')
-    expect(cli.stderr).toContain(` stacks; ${debugLine}\n`)
+    expect(cli.stderr).toContain(` stacks; ${debugLine}; `)
     const run = JSON.parse(readFileSync(json, 'utf8')) as RunJson
     expect(run.program.exitCode).toBe(0)
     const memcheck = await runNative([program('tests')], { backend: 'valgrind' })

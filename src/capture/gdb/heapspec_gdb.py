@@ -204,7 +204,12 @@ def ending_syscall():
         symbolize()
 
 
-FATAL = {"SIGSEGV": 11, "SIGBUS": 7, "SIGFPE": 8, "SIGILL": 4, "SIGABRT": 6, "SIGSYS": 31, "SIGTRAP": 5}
+FATAL = {"SIGSEGV": 11, "SIGBUS": 7, "SIGFPE": 8, "SIGILL": 4, "SIGABRT": 6, "SIGSYS": 31, "SIGTRAP": 5,
+         # the signals whose default ends the program without a fault (SIGPIPE under `| head -1`, a
+         # test runner's SIGTERM): the image first, as memcheck checks for leaks when its program
+         # dies of one. Not the timer and I/O signals, which programs take by the thousand.
+         "SIGPIPE": 13, "SIGTERM": 15, "SIGHUP": 1, "SIGQUIT": 3, "SIGUSR1": 10, "SIGUSR2": 12,
+         "SIGXCPU": 24, "SIGXFSZ": 25, "SIGPWR": 30}
 last_stop = [None]
 gdb.events.stop.connect(lambda e: last_stop.__setitem__(0, e))
 exited = [None]
@@ -242,7 +247,8 @@ def main():
     # past main: a --tests function may be main itself, whose return needs its caller's frame
     for cmd in ("set pagination off", "set confirm off", "set backtrace past-main on", "set print thread-events off",
                 "set print inferior-events off", "set startup-with-shell on", "set disable-randomization off",
-                "handle all nostop noprint pass", "handle SIGSEGV SIGBUS SIGFPE SIGILL SIGABRT SIGSYS stop print pass",
+                "handle all nostop noprint pass",
+                "handle SIGSEGV SIGBUS SIGFPE SIGILL SIGABRT SIGSYS SIGPIPE SIGTERM SIGHUP SIGQUIT SIGUSR1 SIGUSR2 SIGXCPU SIGXFSZ SIGPWR stop print pass",
                 "set stop-on-solib-events 1"):
         gdb.execute(cmd, to_string=True)
     gdb.execute("run %s" % CFG.get("redirect", ""), to_string=True)
@@ -301,6 +307,9 @@ def main():
                 gdb.execute("kill", to_string=True)
                 emit("X signal SIGKILL")
                 return
+            if not signal_handled(gdb.selected_inferior().pid, 2):
+                dump("crash")  # it ends the program: the image first
+                symbolize()
             resume = "signal SIGINT"  # the program's own SIGINT: delivered as it goes on
             continue
         if isinstance(event, gdb.SignalEvent):

@@ -370,7 +370,7 @@ export class PreloadBackend implements CaptureBackend {
     if (spec.debug) {
       const { all, own, scanned, ownScanned } = stream.testImages
       process.stderr.write(
-        `heapspec: preload capture of ${display} used ${library}; its lines in ${stream.reads} reads; ${stream.model.stackCount} stacks; ${stream.batchedBlocks} blocks in batches; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process (${ownScanned} of them by the test case's own blocks alone), ${all} test-end images, ${own} of them the test case's own blocks alone\n`,
+        `heapspec: preload capture of ${display} used ${library}; its lines in ${stream.reads} reads; ${stream.model.stackCount} stacks; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process (${ownScanned} of them by the test case's own blocks alone), ${all} test-end images, ${own} of them the test case's own blocks alone; ${stream.batchedBlocks} blocks in batches\n`,
       )
     }
     // memdump.txt shows every event's stack, the run's figures only those it can name

@@ -90,11 +90,29 @@ static void timeout_dump(uint64_t sp)
     x_exit_group(137);
 }
 
-/* A timeout that arrived while this thread was inside heapspec. */
+/* An ending signal (signals.c's ENDING) that came while this thread was inside heapspec, else 0. */
+static volatile int g_ending_signal;
+
+/* A timeout, or an ending signal, that arrived while this thread was inside heapspec. */
 static void timeout_now(void)
 {
     uint64_t sp = (uint64_t)__builtin_frame_address(0);
-    timeout_dump(sp);
+    int sig = g_ending_signal;
+    if (!sig) timeout_dump(sp);
+    if (!__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
+        struct thread_state *me = self_state();
+        me->busy = 1;
+        gather_modules();
+        lock();
+        final_dump("crash", sp);
+        unlock();
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    __sigaction(sig, &dfl, NULL);
+    x_tgkill(x_getpid(), x_gettid(), sig);
+    x_exit_group(128 + sig); /* not reached: the signal's default ends the program */
 }
 
 static int first_object(struct dl_phdr_info *info, size_t size, void *data)

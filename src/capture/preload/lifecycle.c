@@ -128,6 +128,10 @@ __attribute__((constructor(101))) static void heapspec_start(void)
         sigfillset(&sa.sa_mask);
         __sigaction(FATAL[i], &sa, NULL);
     }
+    for (size_t i = 0; i < sizeof ENDING / sizeof ENDING[0]; i++) {
+        struct sigaction old;
+        if (__sigaction(ENDING[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) hold_signal(ENDING[i], &old);
+    }
     lock();
     out_flush();
     unlock();

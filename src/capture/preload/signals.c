@@ -5,6 +5,42 @@
 
 static const int FATAL[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
 
+/* The signals whose default action ends the program without a fault: a program killed by one
+ * (SIGPIPE under `| head -1`, a test runner's SIGTERM, Ctrl-C's SIGINT) gets its image first, as
+ * memcheck checks for leaks when its program dies of a signal; the run had 0 allocations and no
+ * figures. While the program leaves one at its default, heapspec's handler holds it, and the
+ * program reads back SIG_DFL: a program that installs its handler only over the default (Python
+ * and SIGINT) behaves as it does without heapspec. g_held: the program's view of each held one. */
+static const int ENDING[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGXCPU, SIGXFSZ, SIGSTKFLT, SIGPWR};
+static struct sigaction g_held[65];
+static volatile char g_is_held[65];
+
+static int ending_signal(int sig)
+{
+    for (size_t i = 0; i < sizeof ENDING / sizeof ENDING[0]; i++)
+        if (ENDING[i] == sig) return 1;
+    return 0;
+}
+
+static void crash_handler(int sig, siginfo_t *si, void *context);
+
+/* heapspec's handler in place of `sig`'s default (at start-up, and when the program sets it back). */
+static void hold_signal(int sig, const struct sigaction *view)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = crash_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (__sigaction(sig, &sa, NULL) != 0) return;
+    if (view) g_held[sig] = *view;
+    else {
+        memset(&g_held[sig], 0, sizeof g_held[sig]);
+        g_held[sig].sa_handler = SIG_DFL;
+    }
+    g_is_held[sig] = 1;
+}
+
 /* The program's own SIGTRAP disposition, while heapspec's traps need the signal: what it set with
  * sigaction or signal, kept here and run for every trap that is not heapspec's, and what it reads
  * back, so the program behaves as it would without heapspec. */
@@ -31,8 +67,28 @@ static int user_trap(int sig, siginfo_t *si, void *context)
     return 1;
 }
 
+/* sigaction for an ENDING signal: the program sees and sets its own disposition; heapspec's handler
+ * stays while that is the default. */
+static int ending_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    struct sigaction was;
+    if (g_is_held[sig]) was = g_held[sig];
+    else if (__sigaction(sig, NULL, &was) != 0) return -1;
+    int dfl = act && !(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL;
+    if (act && dfl) {
+        if (!g_is_held[sig]) hold_signal(sig, act);
+        else g_held[sig] = *act;
+    } else if (act) {
+        if (__sigaction(sig, act, NULL) != 0) return -1;
+        g_is_held[sig] = 0;
+    }
+    if (old) *old = was;
+    return 0;
+}
+
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    if (sig > 0 && sig < 65 && ending_signal(sig) && g_state == ON && x_getpid() == g_pid) return ending_sigaction(sig, act, old);
     if (!holding_sigtrap(sig)) return __sigaction(sig, act, old);
     if (old) {
         if (g_user_trap_set) *old = g_user_trap;
@@ -89,6 +145,13 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
         }
         if (user_trap(sig, si, context)) return;
     }
+    if (sig > 0 && sig < 65 && ending_signal(sig) && g_state == ON && x_getpid() == g_pid && self_state()->busy && !g_exiting) {
+        /* an ending signal that came inside heapspec (the lock may be held): the image is taken,
+         * and the signal raised again, on the thread's way out (exit.c's timeout_now) */
+        g_ending_signal = sig;
+        g_timeout.pending = 1;
+        return;
+    }
     if (g_state == ON && x_getpid() == g_pid && !__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
         /* crashed inside heapspec itself, with the lock held: the model cannot be trusted */
         struct thread_state *me = self_state();
@@ -104,5 +167,6 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     __sigaction(sig, &dfl, NULL);
+    g_is_held[sig > 0 && sig < 65 ? sig : 0] = 0;
     x_tgkill(x_getpid(), x_gettid(), sig); /* delivered when the handler returns */
 }

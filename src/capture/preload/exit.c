@@ -74,18 +74,23 @@ HIDDEN __attribute__((used, noreturn)) void heapspec_exit(int status, const stru
 
 MARKER_STUB(heapspec_exit_entry, heapspec_exit, 0);
 
+/* The last image, once for the process (`point`: timeout, crash), this thread's stack read from `sp`. */
+static void last_image(const char *point, uint64_t sp)
+{
+    if (__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) return;
+    struct thread_state *me = self_state();
+    me->busy = 1;
+    gather_modules();
+    lock();
+    final_dump(point, sp);
+    unlock();
+}
+
 /* The host's timeout (a signal handler, or a hook on its way out): the image, then SIGKILL, as
  * the GDB backend kills a timed-out program once it has scanned it. */
 static void timeout_dump(uint64_t sp)
 {
-    if (!__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
-        struct thread_state *me = self_state();
-        me->busy = 1;
-        gather_modules();
-        lock();
-        final_dump("timeout", sp);
-        unlock();
-    }
+    last_image("timeout", sp);
     x_tgkill(x_getpid(), x_gettid(), SIGKILL);
     x_exit_group(137);
 }
@@ -99,14 +104,7 @@ static void timeout_now(void)
     uint64_t sp = (uint64_t)__builtin_frame_address(0);
     int sig = g_ending_signal;
     if (!sig) timeout_dump(sp);
-    if (!__atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) {
-        struct thread_state *me = self_state();
-        me->busy = 1;
-        gather_modules();
-        lock();
-        final_dump("crash", sp);
-        unlock();
-    }
+    last_image("crash", sp);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;

@@ -78,6 +78,28 @@ describe.each(['preload', 'gdb', 'valgrind'] as const)('an empty tests function 
   })
 })
 
+// debugee/field/tests-throw: exceptions leave --tests functions, are caught inside one, rethrown.
+// preload replaces a test function's return address, which the unwinder could not read past: the
+// program died in std::terminate (SIGABRT) where natively it catches every one.
+describe.each(['preload', 'gdb', 'valgrind'] as const)('tests functions that a C++ exception leaves, %s backend', (backend) => {
+  it('the program catches what it catches natively, and each test case answers for its own leak', async () => {
+    const command = [program('field/tests-throw')]
+    const native = await execa(command[0]!, [], { reject: false })
+    expect(native.stdout).toBe('caught: from test_throws\ncaught inside: inside test_catches\ncaught: from test_rethrows\ntests-throw: done')
+    const run = await runNative(command, { backend, tests: '^test_' })
+    expect(run.stdout).toBe(`${native.stdout}\n`)
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    expect(run.json.warnings ?? []).toEqual([])
+    expect(run.json.leakSummary.definite).toEqual({ bytes: 128, blocks: 4 })
+    expect(run.json.tests.map((t) => [t.name, t.leakSummary.definite])).toEqual([
+      ['test_throws', { bytes: 24, blocks: 1 }],
+      ['test_catches', { bytes: 40, blocks: 1 }],
+      ['test_rethrows', { bytes: 56, blocks: 1 }],
+      ['test_after', { bytes: 8, blocks: 1 }],
+    ])
+  })
+})
+
 describe('a tests pattern that matches no function', () => {
   it('is refused before anything runs, naming some of the program’s functions', async () => {
     const refused = runNative([program('tests-nomarkers')], { backend: 'gdb', tests: /^nope_/ })

@@ -55,13 +55,15 @@ static void boundary_flush(void)
  * memory image of this moment, this thread's stack scanned from `sp` up, its registers `regs`
  * (`live`: the caller-saved ones still live, as the C line names them). An end with none of the test's blocks live needs no image: an
  * `e` line says so. */
+/* `end`: 0 a begin, 1 an end, 2 an end by an exception that left the test function (no verdict
+ * there: the exception is still in flight; its blocks answer at exit). */
 static void test_boundary(struct thread_state *me, const char *name, int end, uint64_t sp, const uint64_t *regs, const char *live)
 {
     me->busy = 1;
     lock();
     send_pending();
     peaks_send_test();
-    int image = end && test_counted_live();
+    int image = end == 1 && test_counted_live();
     out_str(end ? (image ? "E " : "e ") : "B ");
     out_dec((uint64_t)me->tid);
     out_c(' ');

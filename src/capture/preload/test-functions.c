@@ -284,3 +284,82 @@ __asm__(".text\n"
         "pop %rax\n"
         "jmp *%r11\n"
         ".size heapspec_test_return, .-heapspec_test_return\n");
+
+/* ---------------------------------------------------------------------------------------------
+ * C++ exceptions through test functions. The unwinder reads each frame's return address to find
+ * the next frame's unwind row; heapspec_test_return has none, so a throw out of a test function
+ * (a GoogleTest TestBody that throws, caught by GoogleTest) found no handler and the program died
+ * in std::terminate, where natively it caught the exception. Before an exception is raised, every
+ * test function of the thread gets its own return address back; where it is caught, those still
+ * on the stack get heapspec's again, and those it left end their test cases there.
+ */
+
+/* This thread's test functions' own return addresses, back in their slots. */
+static void shadow_restore(struct thread_state *me)
+{
+    for (int i = 0; me->shadow && i < me->nshadow; i++) {
+        uint64_t *slot = (uint64_t *)me->shadow[i].slot;
+        if (*slot == (uint64_t)(uintptr_t)heapspec_test_return) *slot = me->shadow[i].ra;
+    }
+}
+
+/* At a catch (`r`: the catching frame's registers): the test functions whose frames the exception
+ * took away end (innermost first), with no verdict there, as under gdb: the exception is in flight
+ * and its blocks answer at exit; the others are hooked again. */
+static void shadow_caught(struct thread_state *me, const struct entry_regs *r)
+{
+    while (me->shadow && me->nshadow > 0 && me->shadow[me->nshadow - 1].slot <= r->sp) { /* r->sp + 8: the catching frame's */
+        struct shadow_frame *f = &me->shadow[--me->nshadow];
+        if (g_state != ON) continue;
+        if (g_tests[f->test].kind == GTEST_START) {
+            memcpy(running_gtest(me), f->gtest, sizeof f->gtest);
+            test_boundary(me, f->gtest, 0, 0, NULL, "");
+        } else {
+            test_boundary(me, g_tests[f->test].name, 2, 0, NULL, "");
+        }
+    }
+    for (int i = 0; me->shadow && i < me->nshadow; i++) {
+        uint64_t *slot = (uint64_t *)me->shadow[i].slot;
+        if (*slot == me->shadow[i].ra) *slot = (uint64_t)(uintptr_t)heapspec_test_return;
+    }
+}
+
+/* The next object's definition of `name` (libgcc_s's unwinder, libstdc++'s catch), looked up once. */
+static void *next_function(void **cache, const char *name)
+{
+    void *fn = __atomic_load_n(cache, __ATOMIC_ACQUIRE);
+    if (fn) return fn;
+    struct thread_state *me = self_state();
+    int busy = me->busy;
+    me->busy = 1; /* dlsym's allocations are ours */
+    fn = dlsym(RTLD_NEXT, name);
+    me->busy = busy;
+    __atomic_store_n(cache, fn, __ATOMIC_RELEASE);
+    return fn;
+}
+
+static void *g_raise, *g_rethrow, *g_begin_catch;
+
+EXPORT int _Unwind_RaiseException(void *exception)
+{
+    int (*raise_next)(void *) = (int (*)(void *))next_function(&g_raise, "_Unwind_RaiseException");
+    if (g_ntests) shadow_restore(self_state());
+    return raise_next ? raise_next(exception) : 5; /* _URC_END_OF_STACK: std::terminate, as without an unwinder */
+}
+
+EXPORT int _Unwind_Resume_or_Rethrow(void *exception)
+{
+    int (*rethrow_next)(void *) = (int (*)(void *))next_function(&g_rethrow, "_Unwind_Resume_or_Rethrow");
+    if (g_ntests) shadow_restore(self_state());
+    return rethrow_next ? rethrow_next(exception) : 5;
+}
+
+HIDDEN __attribute__((used)) void *heapspec___cxa_begin_catch(void *exception, const struct entry_regs *r)
+{
+    void *(*begin_next)(void *) = (void *(*)(void *))next_function(&g_begin_catch, "__cxa_begin_catch");
+    struct thread_state *me = g_ntests ? self_state() : NULL;
+    if (me && me->nshadow > 0) shadow_caught(me, r);
+    return begin_next ? begin_next(exception) : exception;
+}
+
+ENTRY_STUB(__cxa_begin_catch, heapspec___cxa_begin_catch, "%rsi");

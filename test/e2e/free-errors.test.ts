@@ -114,6 +114,22 @@ describe.each(['preload', 'gdb'] as const)('the %s backend beside memcheck', (ba
     expect(run.json.suppressed).toEqual({ bytes: 40, blocks: 1 })
   })
 
+  it('names a C++ program\'s main (C linkage) main, as memcheck does, so its suppressions match on every backend', async () => {
+    // gdb names a C++ program's functions with their parameters, and called main `main()`: a
+    // suppression generated under gdb said fun:main() and matched nothing elsewhere
+    const generated = await runNative([program('cxx')], { backend, genSuppressions: true })
+    expect(generated.json.leaks.map((l) => l.stack.map((f) => f.fn))).toEqual([
+      ['make_aligned()', 'main'],
+      ['make_record()', 'main'],
+      ['make_ints()', 'main'],
+    ])
+    expect(generated.json.leaks.map((l) => l.suppression?.split('\n')[6]?.trim())).toEqual(['fun:main', 'fun:main', 'fun:main'])
+    const file = join(mkdtempSync(join(tmpdir(), 'heapspec-supp-')), 'main.supp')
+    writeFileSync(file, '{\n  from-main\n  Memcheck:Leak\n  fun:_Znwm\n  fun:make_record*\n  fun:main\n}\n')
+    const run = await runNative([program('cxx')], { backend, suppressions: [file] })
+    expect(run.json.suppressed).toEqual({ bytes: 48, blocks: 1 })
+  })
+
   it('free-across: a block freed on one thread and again on another has memcheck\'s story, the first free\'s stack on its own thread, on every one of 5 runs', async () => {
     const command = [program('free-across')]
     const [reference, figures] = await Promise.all([memcheckErrors(command), memcheck(command)])

@@ -764,6 +764,21 @@ def dump(point, floor=None, at_call=None):
 dump.count = 0
 
 
+C_NAMES = {}
+
+
+def c_linkage_name(entry, fn):
+    """`fn` as memcheck names it: a function of C linkage in a C++ program (main, an extern "C" one)
+    is named by its symbol (main), which is what a suppression's fun: line names, where gdb's name
+    has the parameters a C++ function's has (main())."""
+    if entry not in C_NAMES:
+        info = gdb.execute("info symbol %d" % entry, to_string=True)
+        m = re.match(r"(\S+) in section", info)
+        symbol = m.group(1) if m else None
+        C_NAMES[entry] = symbol if symbol and not symbol.startswith("_Z") and fn.startswith(symbol + "(") else None
+    return C_NAMES[entry] or fn
+
+
 def symbolize():
     """Resolves every return address seen in a stack once, at the end, while the objects are still mapped."""
     seen = set()
@@ -792,6 +807,8 @@ def symbolize():
                 exported = State.libc_names.get(entry)
                 if exported:
                     fn = min(exported, key=lambda n: (n.startswith("_"), len(n)))
+                elif "(" in fn:
+                    fn = c_linkage_name(entry, fn)
         except (RuntimeError, OverflowError):
             pass
         if fn is None:

@@ -31,6 +31,9 @@ const USAGE = `Usage:
                               and the HTML and JSON report in --out (default heapspec-report). Each PATH is
                               a heapspec-runs.json or heapspec.json, or a directory searched for them`
 
+/** The end of a usage error's one line: what to run for the whole usage. */
+const SEE_USAGE = 'Run `heapspec --help` for the usage.'
+
 interface RunArgs {
   options: RunOptions
   json?: string
@@ -47,7 +50,8 @@ function parseRunArgs(argv: string[]): RunArgs {
   let i = 0
   const value = (flag: string): string => {
     const v = argv[++i]
-    if (v === undefined) throw new BadOptionError(`heapspec: ${flag} needs a value.\n${USAGE}`)
+    // `--tests -- prog`: the `--` ends heapspec's options, it is no pattern (write --tests=-- for one)
+    if (v === undefined || v === '--') throw new BadOptionError(`heapspec: ${flag} needs a value. ${SEE_USAGE}`)
     return v
   }
   for (; i < argv.length; i++) {
@@ -70,11 +74,11 @@ function parseRunArgs(argv: string[]): RunArgs {
     else if (flag === '--suppressions') suppressions.push(take())
     else if (flag === '--gen-suppressions' && inline === undefined) options.genSuppressions = true
     else if (flag === '--valgrind-arg') valgrindArgs.push(take())
-    else if (flag.startsWith('-')) throw new BadOptionError(`heapspec: unknown option ${arg}.\n${USAGE}`)
+    else if (flag.startsWith('-')) throw new BadOptionError(`heapspec: unknown option ${arg}. ${SEE_USAGE}`)
     else break
   }
   parsed.command = argv.slice(i)
-  if (parsed.command.length === 0) throw new BadOptionError(`heapspec: run needs a PROGRAM.\n${USAGE}`)
+  if (parsed.command.length === 0) throw new BadOptionError(`heapspec: run needs a PROGRAM. ${SEE_USAGE}`)
   if (suppressions.length > 0) options.suppressions = suppressions
   if (valgrindArgs.length > 0) options.valgrindArgs = valgrindArgs
   // Checked and made before the program runs: a path that cannot be written is refused now, not after the capture.
@@ -177,16 +181,16 @@ async function report(argv: string[]): Promise<number> {
     const arg = argv[i]!
     if (arg === '--out') {
       const value = argv[++i]
-      if (value === undefined) throw new BadOptionError(`heapspec: --out needs a value.\n${USAGE}`)
+      if (value === undefined) throw new BadOptionError(`heapspec: --out needs a value. ${SEE_USAGE}`)
       out = value
     } else if (arg.startsWith('--out=')) out = arg.slice('--out='.length)
     else if (arg === '--') {
       paths.push(...argv.slice(i + 1))
       break
-    } else if (arg.startsWith('-')) throw new BadOptionError(`heapspec: unknown option ${arg}.\n${USAGE}`)
+    } else if (arg.startsWith('-')) throw new BadOptionError(`heapspec: unknown option ${arg}. ${SEE_USAGE}`)
     else paths.push(arg)
   }
-  if (paths.length === 0) throw new BadOptionError(`heapspec: report needs at least one PATH.\n${USAGE}`)
+  if (paths.length === 0) throw new BadOptionError(`heapspec: report needs at least one PATH. ${SEE_USAGE}`)
   const root = process.cwd()
   const runs = readSavedRuns(paths, root, [out])
   process.stdout.write(formatSummaryReport(runs, { kinds: FAILING_KINDS, color: useColor(process.stdout) }))
@@ -211,7 +215,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE + '\n')
     return 0
   }
-  throw new BadOptionError(`heapspec: ${command === undefined ? 'no command given' : `unknown command ${command}`}.\n${USAGE}`)
+  throw new BadOptionError(`heapspec: ${command === undefined ? 'no command given' : `unknown command ${command}`}. ${SEE_USAGE}`)
 }
 
 main(process.argv.slice(2)).then(

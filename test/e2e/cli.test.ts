@@ -219,6 +219,9 @@ describe('heapspec run: its own options, before PROGRAM only, checked before the
     ['--json under /proc', () => ['--json', '/proc/self/run.json'], /^heapspec: --json \/proc\/self\/run\.json is inside \/proc, a kernel file system\. /],
     ['--log-file in a missing directory', (dir) => ['--log-file', join(dir, 'no', 'r.txt')], /^heapspec: --log-file \S+: the directory \S+ does not exist\. /],
     ['--out under /proc', () => ['--out', '/proc/heapspec-out'], /^heapspec: --out \/proc\/heapspec-out is inside \/proc, a kernel file system\. /],
+    // these printed the whole usage after their line
+    ['an unknown option', () => ['--bogus'], /^heapspec: unknown option --bogus\. Run `heapspec --help` for the usage\.$/m],
+    ['--backend without a value', () => ['--backend'], /^heapspec: --backend needs a value\. Run `heapspec --help` for the usage\.$/m],
   ]
   it.each(refused)('refuses %s in one line, exit 2, before the program runs', async (_name, flags, message) => {
     const dir = fresh()

@@ -157,14 +157,14 @@ async function run(argv: string[]): Promise<number> {
   // The report never mixes into the program's stdout: stderr, as memcheck does, or --log-file.
   const suppressions = args.options.genSuppressions ?? false
   const color = !args.logFile && useColor(process.stderr)
-  const report = formatReport(json, { color, suppressions })
+  const report = formatReport(json, { color, suppressions, stoppedBy: interruptedBy })
   if (args.logFile) writeFileSync(args.logFile, report)
   else process.stderr.write(report)
   // each text made once: a run of 100,000 records is a 56 MB JSON and a 13 MB report
   const runText = args.json || args.out ? jsonText(json) + '\n' : ''
   if (args.json) writeFileSync(args.json, runText)
   if (args.out) {
-    writeFileSync(join(args.out, 'leak-report.txt'), color || suppressions ? formatReport(json) : report)
+    writeFileSync(join(args.out, 'leak-report.txt'), color || suppressions ? formatReport(json, { stoppedBy: interruptedBy }) : report)
     writeFileSync(join(args.out, 'heapspec.json'), runText)
     const { writeLeakReport } = await reportWriter()
     writeLeakReport(args.out, [{ tests: [], run: normalizeRun(json, process.cwd()) }], { root: process.cwd(), kinds: FAILING_KINDS })

@@ -135,7 +135,7 @@ export interface ProgramOutcome {
   command: string[]
   exitCode: number | null
   signal: string | null
-  /** Set when heapspec stopped the program after `timeout` seconds. */
+  /** Set when heapspec stopped the program before its end: after `timeout` seconds, or when it was asked to stop (`stop`: the CLI's Ctrl-C or SIGTERM). */
   timedOut?: boolean
 }
 

@@ -90,10 +90,10 @@ function record(r: LeakRecord, c: Colors, suppressions: boolean, texts: FrameTex
   return text
 }
 
-/** How the program ended, in words. */
-export function describeEnding(run: RunJson): string {
+/** How the program ended, in words (`stoppedBy`: the signal heapspec got, when that stopped it, not its timeout). */
+export function describeEnding(run: RunJson, stoppedBy?: string): string {
   const p = run.program
-  if (p.timedOut) return 'was stopped by the timeout'
+  if (p.timedOut) return stoppedBy ? `was stopped when heapspec got ${stoppedBy}` : 'was stopped by the timeout'
   if (p.signal) return `was killed by ${p.signal}`
   return `exited with code ${p.exitCode}`
 }
@@ -102,11 +102,11 @@ export function describeEnding(run: RunJson): string {
  * The leak report: a record per (kind, stack), biggest first, then the heap and leak summaries,
  * in memcheck's words so it reads like the report users know. Colour only when asked.
  */
-export function formatReport(run: RunJson, options: { color?: boolean; suppressions?: boolean } = {}): string {
+export function formatReport(run: RunJson, options: { color?: boolean; suppressions?: boolean; stoppedBy?: string } = {}): string {
   const c = pc.createColors(options.color ?? false)
   const out: string[] = []
   // what the program named (test cases, functions) is printed so that it cannot end, begin or colour a line
-  out.push(c.bold(`heapspec: ${printable(run.program.command.join(' '))} ${printable(describeEnding(run))} (backend: ${printable(run.backend)})`))
+  out.push(c.bold(`heapspec: ${printable(run.program.command.join(' '))} ${printable(describeEnding(run, options.stoppedBy))} (backend: ${printable(run.backend)})`))
   for (const warning of run.warnings ?? []) out.push(c.yellow(`warning: ${printable(warning)}`))
   // memcheck's way: the words, the stack, then the address's story with its own stacks
   for (const error of run.errors) {

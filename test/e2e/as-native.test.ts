@@ -161,6 +161,7 @@ process.stderr.write('exit ' + run.json.program.exitCode + '\\n')`
     const got = await result
     expect(got.exitCode).toBe(143)
     expect(got.stderr).toMatch(/warning: the program was stopped after [\d.]+ s/)
+    expect(got.stderr).toContain(`was stopped when heapspec got SIGTERM (backend: ${backend})`)
     expect(await gone(pids)).toEqual([])
   })
 

@@ -100,6 +100,24 @@ describe.each(['preload', 'gdb', 'valgrind'] as const)('tests functions that a C
   })
 })
 
+// debugee/field/tests-longjmp: a longjmp out of a --tests function. preload saw no return, so the
+// code after the longjmp (a function called from the same depth, outside any test case) was the
+// test case's: 174 bytes where it answers for 75, and a warning when the next test began.
+describe.each(['preload', 'gdb', 'valgrind'] as const)('a tests function left by longjmp, %s backend', (backend) => {
+  it('ends there: what runs after it is not its', async () => {
+    const command = [program('field/tests-longjmp')]
+    const run = await runNative(command, { backend, tests: '^test_' })
+    expect(run.stdout).toBe('tests-longjmp: done\n')
+    expect(run.json.program).toMatchObject({ exitCode: 0, signal: null })
+    expect(run.json.warnings ?? []).toEqual([])
+    expect(run.json.leakSummary.definite).toEqual({ bytes: 182, blocks: 4 })
+    expect(run.json.tests.map((t) => [t.name, t.allocations, t.leakSummary.definite])).toEqual([
+      ['test_longjmp', 2, { bytes: 75, blocks: 2 }],
+      ['test_after', 1, { bytes: 8, blocks: 1 }],
+    ])
+  })
+})
+
 describe('a tests pattern that matches no function', () => {
   it('is refused before anything runs, naming some of the program’s functions', async () => {
     const refused = runNative([program('tests-nomarkers')], { backend: 'gdb', tests: /^nope_/ })

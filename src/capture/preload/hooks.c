@@ -31,6 +31,13 @@
             ".size " #name ", .-" #name "\n")
 
 static void timeout_now(void);
+static void tests_left(struct thread_state *me, uint64_t sp);
+
+/* A test function this thread was inside may have been left without returning (test-functions.c). */
+static inline __attribute__((always_inline)) void check_tests_left(struct thread_state *me, const struct entry_regs *r)
+{
+    if (UNLIKELY(me->nshadow != 0)) tests_left(me, r->sp);
+}
 /* A timeout came while a thread was inside heapspec. Every hook reads it on its way out: it has a
  * cache line of its own, not one a free writes under the lock (the quarantine's counts were beside it). */
 static struct {
@@ -60,6 +67,7 @@ static inline __attribute__((always_inline)) void scrub(void *p, size_t n)
 
 static inline __attribute__((always_inline)) void note_block(struct thread_state *me, void *p, size_t size, const struct entry_regs *r, unsigned alloc)
 {
+    check_tests_left(me, r);
     me->busy = 1;
     uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
     int locked = hook_lock();
@@ -158,6 +166,7 @@ static size_t block_size(void *p)
  * p is no live block, else held in the quarantine (errors.c). */
 static inline __attribute__((always_inline)) void release_checked(struct thread_state *me, void *p, int family, const struct entry_regs *r)
 {
+    check_tests_left(me, r);
     me->busy = 1;
     uint32_t sid = stack_of(me, r); /* no lock: threads walk side by side */
     struct released out;
@@ -188,6 +197,7 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
 {
     struct thread_state *me = observing();
     if (!me) return __libc_realloc(old, n);
+    check_tests_left(me, r);
     if (old && n == 0) {
         /* glibc frees the block and returns NULL */
         release_checked(me, old, FAMILY_MALLOC, r);

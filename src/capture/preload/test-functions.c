@@ -176,10 +176,38 @@ static struct test_function *test_at(uintptr_t at)
 
 /* At a test function's int3 (the SIGTRAP handler): the test case begins, its return comes to us,
  * and the first instruction is carried out. */
+/* The innermost of this thread's test functions were left without returning (a longjmp past them)
+ * when their frames are gone: above the thread's stack pointer `sp` now, or a call since has put
+ * its own return address where heapspec's was (a call from the frame the longjmp went to, at the
+ * depth the test function had). They end at the thread's next event, with no verdict there, as
+ * under gdb (their blocks answer at exit); before, the rest of the run was theirs. Not while an
+ * exception is on its way, when the slots hold their own return addresses. */
+static void shadow_left(struct thread_state *me, const struct shadow_frame *f)
+{
+    if (g_state != ON) return;
+    if (g_tests[f->test].kind == GTEST_START) {
+        memcpy(running_gtest(me), f->gtest, sizeof f->gtest);
+        test_boundary(me, f->gtest, 0, 0, NULL, "");
+    } else {
+        test_boundary(me, g_tests[f->test].name, 2, 0, NULL, "");
+    }
+}
+
+static __attribute__((noinline)) void tests_left(struct thread_state *me, uint64_t sp)
+{
+    while (!me->unwinding && me->shadow && me->nshadow > 0) {
+        struct shadow_frame *f = &me->shadow[me->nshadow - 1];
+        if (f->slot >= sp && *(const uint64_t *)f->slot == (uint64_t)(uintptr_t)heapspec_test_return) return;
+        me->nshadow--;
+        shadow_left(me, f);
+    }
+}
+
 static void test_entered(struct test_function *f, greg_t *g)
 {
     struct thread_state *me = observing();
     uint64_t sp = (uint64_t)g[REG_RSP];
+    if (me && me->nshadow) tests_left(me, sp + 8);
     if (me && !me->shadow) me->shadow = region(SHADOW_MAX * sizeof(struct shadow_frame) + GTEST_NAME_MAX);
     if (me && me->shadow && f->kind == GTEST_END) {
         char *running = running_gtest(me);
@@ -297,6 +325,7 @@ __asm__(".text\n"
 /* This thread's test functions' own return addresses, back in their slots. */
 static void shadow_restore(struct thread_state *me)
 {
+    me->unwinding = me->nshadow > 0;
     for (int i = 0; me->shadow && i < me->nshadow; i++) {
         uint64_t *slot = (uint64_t *)me->shadow[i].slot;
         if (*slot == (uint64_t)(uintptr_t)heapspec_test_return) *slot = me->shadow[i].ra;
@@ -308,16 +337,9 @@ static void shadow_restore(struct thread_state *me)
  * and its blocks answer at exit; the others are hooked again. */
 static void shadow_caught(struct thread_state *me, const struct entry_regs *r)
 {
-    while (me->shadow && me->nshadow > 0 && me->shadow[me->nshadow - 1].slot <= r->sp) { /* r->sp + 8: the catching frame's */
-        struct shadow_frame *f = &me->shadow[--me->nshadow];
-        if (g_state != ON) continue;
-        if (g_tests[f->test].kind == GTEST_START) {
-            memcpy(running_gtest(me), f->gtest, sizeof f->gtest);
-            test_boundary(me, f->gtest, 0, 0, NULL, "");
-        } else {
-            test_boundary(me, g_tests[f->test].name, 2, 0, NULL, "");
-        }
-    }
+    me->unwinding = 0;
+    while (me->shadow && me->nshadow > 0 && me->shadow[me->nshadow - 1].slot <= r->sp) /* r->sp + 8: the catching frame's */
+        shadow_left(me, &me->shadow[--me->nshadow]);
     for (int i = 0; me->shadow && i < me->nshadow; i++) {
         uint64_t *slot = (uint64_t *)me->shadow[i].slot;
         if (*slot == me->shadow[i].ra) *slot = (uint64_t)(uintptr_t)heapspec_test_return;

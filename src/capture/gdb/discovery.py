@@ -1,5 +1,6 @@
 """What both of heapspec's GDB-side scripts read from a program the same way: C strings, the
-functions a --tests regex names, GoogleTest's test names, and the JavaScript markers' paths.
+functions a --tests regex names, GoogleTest's test names, the JavaScript markers' paths, and the
+signal a stop has pending.
 
 The GDB backend's script (heapspec_gdb.py) and the Valgrind backend's (valgrind/heapspec_vgdb.py)
 reach memory differently (/proc/PID/mem, or memcheck's gdbserver), so each passes its own
@@ -133,3 +134,13 @@ class GTestNames:
                 return "gtest-test-%d" % self.unnamed
             names.append(text[:-1].decode("utf-8", "replace").replace("\n", " "))
         return ".".join(names)
+
+
+def stopped_by_sigtrap():
+    """Whether the selected thread stopped with a SIGTRAP pending for it ($_siginfo, which memcheck's
+    gdbserver gives too): gdb reports a SIGTRAP it cannot explain as a plain stop, and keeps it from
+    the program unless told. The program's end under --vgdb-stop-at=exit has none."""
+    try:
+        return int(gdb.parse_and_eval("$_siginfo.si_signo")) == 5
+    except gdb.error:
+        return False

@@ -216,14 +216,6 @@ exited = [None]
 gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
 
 
-def stopped_by_sigtrap():
-    """Whether the selected thread stopped with a SIGTRAP pending for it (gdb's $_siginfo)."""
-    try:
-        return int(gdb.parse_and_eval("$_siginfo.si_signo")) == FATAL["SIGTRAP"]
-    except gdb.error:
-        return False
-
-
 def stop_requested(wait=0.0):
     """The host's timeout (or Ctrl-C) asks for the report of the moment: it writes this file, then sends SIGINT.
 
@@ -318,7 +310,7 @@ def main():
                 dump("crash")
                 symbolize()
             continue
-        if type(event) is gdb.StopEvent and stopped_by_sigtrap():
+        if type(event) is gdb.StopEvent and discovery.stopped_by_sigtrap():
             # gdb keeps SIGTRAP, its breakpoints' signal, from the program (`handle all` leaves it
             # out, and passing it would hand the program the traps of heapspec's own injected
             # calls), and reports one it cannot explain as a plain stop: in this loop that is the

@@ -95,6 +95,16 @@ static void timeout_dump(uint64_t sp)
     x_exit_group(137);
 }
 
+/* `sig` at its default disposition, sent to this thread: the program ends as it would have. */
+static void raise_default(int sig)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    __sigaction(sig, &dfl, NULL);
+    x_tgkill(x_getpid(), x_gettid(), sig);
+}
+
 /* An ending signal (signals.c's ENDING) that came while this thread was inside heapspec, else 0. */
 static volatile int g_ending_signal;
 
@@ -105,11 +115,7 @@ static void timeout_now(void)
     int sig = g_ending_signal;
     if (!sig) timeout_dump(sp);
     last_image("crash", sp);
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    __sigaction(sig, &dfl, NULL);
-    x_tgkill(x_getpid(), x_gettid(), sig);
+    raise_default(sig);
     x_exit_group(128 + sig); /* not reached: the signal's default ends the program */
 }
 

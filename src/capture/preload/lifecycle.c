@@ -121,12 +121,7 @@ __attribute__((constructor(101))) static void heapspec_start(void)
     for (size_t i = 0; i < sizeof FATAL / sizeof FATAL[0]; i++) {
         struct sigaction old;
         if (__sigaction(FATAL[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = crash_handler;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-        sigfillset(&sa.sa_mask);
-        __sigaction(FATAL[i], &sa, NULL);
+        install_crash_handler(FATAL[i], 0);
     }
     for (size_t i = 0; i < sizeof ENDING / sizeof ENDING[0]; i++) {
         struct sigaction old;

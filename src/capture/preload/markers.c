@@ -199,6 +199,7 @@ static void forget_traps(void)
 }
 
 static void crash_handler(int sig, siginfo_t *si, void *context);
+static int install_crash_handler(int sig, int flags);
 static void link_map_changed(void);
 
 static int trap_entry(uintptr_t at, int kind)
@@ -209,12 +210,7 @@ static int trap_entry(uintptr_t at, int kind)
     if (g_ntraps >= MAX_TRAPS || __sigaction(SIGTRAP, NULL, &old) != 0) return 0;
     if (!((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == crash_handler)) {
         if (old.sa_handler != SIG_DFL) return 0; /* the program's own: leave it */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = crash_handler;
-        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-        sigfillset(&sa.sa_mask);
-        if (__sigaction(SIGTRAP, &sa, NULL) != 0) return 0;
+        if (install_crash_handler(SIGTRAP, 0) != 0) return 0;
     }
     g_traps[g_ntraps].at = at;
     g_traps[g_ntraps].kind = kind;

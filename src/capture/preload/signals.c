@@ -15,6 +15,7 @@ static const int ENDING[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
 static struct sigaction g_held[65];
 static volatile char g_is_held[65];
 
+/* Whether `sig` is one of ENDING (and so indexes g_held). */
 static int ending_signal(int sig)
 {
     for (size_t i = 0; i < sizeof ENDING / sizeof ENDING[0]; i++)
@@ -22,22 +23,24 @@ static int ending_signal(int sig)
     return 0;
 }
 
-static void crash_handler(int sig, siginfo_t *si, void *context);
-
-/* heapspec's handler in place of `sig`'s default (at start-up, and when the program sets it back). */
-static void hold_signal(int sig, const struct sigaction *view)
+/* crash_handler for `sig`, every signal blocked while it runs, on the alternate stack if the thread
+ * has one; `flags` adds to those (SA_RESTART). */
+static int install_crash_handler(int sig, int flags)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = crash_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | flags;
     sigfillset(&sa.sa_mask);
-    if (__sigaction(sig, &sa, NULL) != 0) return;
-    if (view) g_held[sig] = *view;
-    else {
-        memset(&g_held[sig], 0, sizeof g_held[sig]);
-        g_held[sig].sa_handler = SIG_DFL;
-    }
+    return __sigaction(sig, &sa, NULL);
+}
+
+/* heapspec's handler in place of `sig`'s default (at start-up, and when the program sets it back);
+ * `view`: the disposition the program reads back. */
+static void hold_signal(int sig, const struct sigaction *view)
+{
+    if (install_crash_handler(sig, SA_RESTART) != 0) return;
+    g_held[sig] = *view;
     g_is_held[sig] = 1;
 }
 
@@ -88,7 +91,7 @@ static int ending_sigaction(int sig, const struct sigaction *act, struct sigacti
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (sig > 0 && sig < 65 && ending_signal(sig) && g_state == ON && x_getpid() == g_pid) return ending_sigaction(sig, act, old);
+    if (ending_signal(sig) && g_state == ON && x_getpid() == g_pid) return ending_sigaction(sig, act, old);
     if (!holding_sigtrap(sig)) return __sigaction(sig, act, old);
     if (old) {
         if (g_user_trap_set) *old = g_user_trap;
@@ -145,7 +148,7 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
         }
         if (user_trap(sig, si, context)) return;
     }
-    if (sig > 0 && sig < 65 && ending_signal(sig) && g_state == ON && x_getpid() == g_pid && self_state()->busy && !g_exiting) {
+    if (ending_signal(sig) && g_state == ON && x_getpid() == g_pid && self_state()->busy && !g_exiting) {
         /* an ending signal that came inside heapspec (the lock may be held): the image is taken,
          * and the signal raised again, on the thread's way out (exit.c's timeout_now) */
         g_ending_signal = sig;
@@ -163,10 +166,6 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
             unlock();
         }
     }
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    __sigaction(sig, &dfl, NULL);
-    g_is_held[sig > 0 && sig < 65 ? sig : 0] = 0;
-    x_tgkill(x_getpid(), x_gettid(), sig); /* delivered when the handler returns */
+    if (ending_signal(sig)) g_is_held[sig] = 0;
+    raise_default(sig); /* delivered when the handler returns */
 }

@@ -174,35 +174,38 @@ static struct test_function *test_at(uintptr_t at)
     return NULL;
 }
 
-/* At a test function's int3 (the SIGTRAP handler): the test case begins, its return comes to us,
- * and the first instruction is carried out. */
-/* The innermost of this thread's test functions were left without returning (a longjmp past them)
- * when their frames are gone: above the thread's stack pointer `sp` now, or a call since has put
- * its own return address where heapspec's was (a call from the frame the longjmp went to, at the
- * depth the test function had). They end at the thread's next event, with no verdict there, as
- * under gdb (their blocks answer at exit); before, the rest of the run was theirs. Not while an
- * exception is on its way, when the slots hold their own return addresses. */
-static void shadow_left(struct thread_state *me, const struct shadow_frame *f)
+/* A hooked function's frame `f` is done (popped from the shadow stack): GoogleTest's OnTestStart
+ * has returned, and its test begins; a test function's test case ends (`end`, `sp`, `regs`, `live`
+ * as test_boundary takes them: 2, with no image, for one left without returning). */
+static void shadow_end(struct thread_state *me, const struct shadow_frame *f, int end, uint64_t sp, const uint64_t *regs, const char *live)
 {
     if (g_state != ON) return;
     if (g_tests[f->test].kind == GTEST_START) {
         memcpy(running_gtest(me), f->gtest, sizeof f->gtest);
         test_boundary(me, f->gtest, 0, 0, NULL, "");
     } else {
-        test_boundary(me, g_tests[f->test].name, 2, 0, NULL, "");
+        test_boundary(me, g_tests[f->test].name, end, sp, regs, live);
     }
 }
 
+/* The innermost of this thread's test functions were left without returning (a longjmp past them)
+ * when their frames are gone: above the thread's stack pointer `sp` now, or a call since has put
+ * its own return address where heapspec's was (a call from the frame the longjmp went to, at the
+ * depth the test function had). They end at the thread's next event, with no verdict there, as
+ * under gdb (their blocks answer at exit); before, the rest of the run was theirs. Not while an
+ * exception is on its way, when the slots hold their own return addresses. */
 static __attribute__((noinline)) void tests_left(struct thread_state *me, uint64_t sp)
 {
     while (!me->unwinding && me->shadow && me->nshadow > 0) {
         struct shadow_frame *f = &me->shadow[me->nshadow - 1];
         if (f->slot >= sp && *(const uint64_t *)f->slot == (uint64_t)(uintptr_t)heapspec_test_return) return;
         me->nshadow--;
-        shadow_left(me, f);
+        shadow_end(me, f, 2, 0, NULL, "");
     }
 }
 
+/* At a test function's int3 (the SIGTRAP handler): the test case begins, its return comes to us,
+ * and the first instruction is carried out. */
 static void test_entered(struct test_function *f, greg_t *g)
 {
     struct thread_state *me = observing();
@@ -272,12 +275,7 @@ HIDDEN __attribute__((used)) uint64_t heapspec_test_returned(const struct return
     struct shadow_frame *f = &me->shadow[--me->nshadow];
     uint64_t sp = (uint64_t)(uintptr_t)(r + 1);
     const uint64_t regs[15] = {r->rax, r->rbx, 0, r->rdx, 0, 0, r->rbp, 0, 0, 0, 0, r->r12, r->r13, r->r14, r->r15};
-    if (g_state == ON && g_tests[f->test].kind == GTEST_START) {
-        memcpy(running_gtest(me), f->gtest, sizeof f->gtest);
-        test_boundary(me, f->gtest, 0, 0, NULL, "");
-    } else if (g_state == ON) {
-        test_boundary(me, g_tests[f->test].name, 1, sp, regs, "rax rdx");
-    }
+    shadow_end(me, f, 1, sp, regs, "rax rdx");
     return f->ra;
 }
 
@@ -339,7 +337,7 @@ static void shadow_caught(struct thread_state *me, const struct entry_regs *r)
 {
     me->unwinding = 0;
     while (me->shadow && me->nshadow > 0 && me->shadow[me->nshadow - 1].slot <= r->sp) /* r->sp + 8: the catching frame's */
-        shadow_left(me, &me->shadow[--me->nshadow]);
+        shadow_end(me, &me->shadow[--me->nshadow], 2, 0, NULL, "");
     for (int i = 0; me->shadow && i < me->nshadow; i++) {
         uint64_t *slot = (uint64_t *)me->shadow[i].slot;
         if (*slot == me->shadow[i].ra) *slot = (uint64_t)(uintptr_t)heapspec_test_return;

@@ -56,7 +56,7 @@ import gdb
 sys.dont_write_bytecode = True  # nothing written into an installed package
 # what both GDB-side scripts read the same way lives beside the GDB backend's script
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gdb"))
-from discovery import GTestNames, path_marker, read_c_string, test_functions  # noqa: E402
+from discovery import GTestNames, path_marker, read_c_string, stopped_by_sigtrap, test_functions  # noqa: E402
 
 CFG = globals().get("HEAPSPEC") or {}
 OUT = os.fdopen(CFG.get("fd", 3), "w", buffering=1 << 16)
@@ -411,14 +411,6 @@ def object_loaded(event):
         Host.ask("L %s" % path.replace("\n", " "))
 
 
-def own_sigtrap():
-    """Whether the program stopped with a SIGTRAP of its own pending (the end's stop has none)."""
-    try:
-        return int(gdb.parse_and_eval("$_siginfo.si_signo")) == 5
-    except gdb.error:
-        return False
-
-
 def libc_loaded():
     return any(o.filename and re.search(r"/libc\.so", o.filename) for o in gdb.objfiles())
 
@@ -469,7 +461,7 @@ def main():
         while State.pending:
             kind, name, registers = State.pending.pop(0)
             point(kind, name, registers)
-        if event is not None and not isinstance(event, gdb.BreakpointEvent) and own_sigtrap():
+        if event is not None and not isinstance(event, gdb.BreakpointEvent) and stopped_by_sigtrap():
             # gdb keeps SIGTRAP, its breakpoints' signal, from the program (`handle all` leaves it
             # out) and reports one it cannot explain as a plain stop, like the program's end: a
             # SIGTRAP of the program's own (its raise(SIGTRAP)) went to neither its handler nor

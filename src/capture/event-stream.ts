@@ -11,7 +11,7 @@ import { applySuppressions, type Suppression } from '../model/suppressions.js'
 import type { Frame, RunJson, TestCaseSummary } from '../model/types.js'
 import { sourcePath } from './frames.js'
 import { ChunkedFile, writeMemdump } from './memdump.js'
-import { memoryImage, type DumpedThread } from './memory-image.js'
+import { memoryImage, type DumpedThread, type FileMapping } from './memory-image.js'
 import { elfDataSymbolAt } from './valgrind/elf-symbols.js'
 
 /** A loaded object's code range, as an observer reported it for symbolizing after the run. */
@@ -68,7 +68,8 @@ interface Dump {
   file: string
   /** The image holds the running test case's own blocks alone (a K line). */
   own?: boolean
-  mappings: { start: number; end: number; offset: number; name: string; guarded: boolean }[]
+  mappings: { start: number; end: number; offset: number; name: string; guarded: boolean; perms: string }[]
+  files: FileMapping[]
   threads: DumpedThread[]
 }
 
@@ -165,7 +166,11 @@ function addressStory(f: string[], addr: number): AddressStory {
  *   e tid name                 a test case ended with no image (left by longjmp or an exception)
  *   D point file ... d         a memory image (point: test, exit, crash, timeout, exec); its bytes in
  *                              `file`, removed once read:
- *     W start end perms off name   a writable mapping (perms ending in g: above a guard page)
+ *     W start end perms off name   a writable mapping (perms ending in g: above a guard page), or a
+ *                                  file's data made read-only after its relocations (r--p: its
+ *                                  vtables, for memcheck's multipleinheritance heuristic; no root)
+ *     w start end perms off name   a file's other mapping, not in `file`: its bytes are the file's
+ *                                  from offset `off` (hex); for the same heuristic
  *     T tid sp reg...              a thread's registers: rax rbx rcx rdx rsi rdi rbp r8..r15
  *     C tid [reg...]               that thread stands at a call: its caller-saved registers are
  *                                  dead but for those named (rdi: an argument; rax: a result)
@@ -503,7 +508,7 @@ export class EventStream {
         model.endTest(rest(1), undefined)
         break
       case 'D':
-        this.dump = { point: f[0]!, file: rest(1), mappings: [], threads: [] }
+        this.dump = { point: f[0]!, file: rest(1), mappings: [], files: [], threads: [] }
         return
       case 'U': {
         const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]
@@ -535,7 +540,10 @@ export class EventStream {
         return
       }
       case 'W':
-        this.dump?.mappings.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), guarded: f[2]!.endsWith('g'), offset: Number(f[3]), name: rest(4) })
+        this.dump?.mappings.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), guarded: f[2]!.endsWith('g'), perms: f[2]!.slice(0, 4), offset: Number(f[3]), name: rest(4) })
+        return
+      case 'w':
+        this.dump?.files.push({ start: parseInt(f[0]!, 16), end: parseInt(f[1]!, 16), perms: f[2]!, offset: parseInt(f[3]!, 16), name: rest(4) })
         return
       case 'T':
         this.dump?.threads.push({ tid: Number(f[0]), sp: parseInt(f[1]!, 16), registers: f.slice(2).map((r) => parseInt(r, 16)) })
@@ -620,7 +628,7 @@ export class EventStream {
       this.model.endTest(ending, { heap: regions, roots: [], registers: [] }, columnsOfTest(columns, this.model.runningTest))
       return
     }
-    const image = regions && memoryImage(regions, d.threads, columns, !final, this.partial)
+    const image = regions && memoryImage(regions, d.threads, columns, !final, this.partial, d.files)
     if (final) this.atExit = this.model.classify(image!, columns)
     if (ending !== undefined) this.model.endTest(ending, image, columns)
   }

@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from 'node:fs'
 import { addressOrder, readWord, scanColumns, type MemoryImage, type MemoryRegion, type ScanBlock, type ScanColumns } from '../model/leak-scan.js'
 
 /** A writable mapping as the GDB script dumped it. */
@@ -8,6 +9,17 @@ export interface DumpedMapping {
   bytes: Uint8Array
   /** Right above a PROT_NONE guard page: how glibc lays out a thread's stack. */
   guarded?: boolean
+  /** Its permissions as the maps show them (rw-p when not given); a file's data made read-only after its relocations is dumped for its vtables, and is no root. */
+  perms?: string
+}
+
+/** A file's mapping the image holds no bytes of (its code, its read-only data): the bytes are the file's, from `offset`. */
+export interface FileMapping {
+  start: number
+  end: number
+  perms: string
+  offset: number
+  name: string
 }
 
 /** A thread's stack pointer and general registers at the dump. */
@@ -62,7 +74,14 @@ function arenaHeap(m: DumpedMapping): boolean {
  * At the end of the process memcheck scans no registers (its threads are gone): `withRegisters`
  * is false there.
  */
-export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], given: ScanBlock[] | ScanColumns, withRegisters: boolean, partial = false): MemoryImage {
+export function memoryImage(
+  mappings: DumpedMapping[],
+  threads: DumpedThread[],
+  given: ScanBlock[] | ScanColumns,
+  withRegisters: boolean,
+  partial = false,
+  files: FileMapping[] = [],
+): MemoryImage {
   const blocks = scanColumns(given)
   const { starts } = addressOrder(blocks)
   const holdsBlock = (m: DumpedMapping): boolean => {
@@ -74,6 +93,7 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
   const allocatorRoots: MemoryRegion[] = []
   const startOnlyRoots: MemoryRegion[] = []
   for (const m of mappings) {
+    if (m.perms !== undefined && !m.perms.startsWith('rw')) continue
     const anonymous = m.name === ''
     const thread = threads.find((t) => t.sp >= m.start && t.sp < m.end)
     const arena = m.name === '[heap]' || (anonymous && !thread && arenaHeap(m))
@@ -118,7 +138,84 @@ export function memoryImage(mappings: DumpedMapping[], threads: DumpedThread[], 
     if (header === undefined || header & 2) return undefined
     return block.start - 16 + (header - (header % 8))
   }
-  return { heap, roots, registers, allocatorRoots, startOnlyRoots, chunkEnd }
+  return { heap, roots, registers, allocatorRoots, startOnlyRoots, chunkEnd, isVtable: vtableTest(mappings, files) }
+}
+
+/** The words memcheck reads from a vtable candidate: the first two not null must point at code. */
+const VTABLE_WORDS = 21
+
+/**
+ * memcheck's test of an address for a vtable, for its multipleinheritance heuristic
+ * (mc_leakcheck.c's aligned_ptr_above_page0_is_vtable_addr): it lies in a readable mapping of a
+ * file and, of the words from it (at most 21, and not the mapping's last), the first two that are
+ * not null point into executable mappings of files; a word pointing anywhere else first says no.
+ * The words come from the image (a file's writable or relocated data) or from the file itself.
+ * Answers are kept by address.
+ */
+function vtableTest(mappings: DumpedMapping[], files: FileMapping[]): (addr: number) => boolean {
+  interface Place {
+    start: number
+    end: number
+    readable: boolean
+    executable: boolean
+    bytes?: Uint8Array
+    file?: FileMapping
+  }
+  const places: Place[] = [
+    ...mappings.filter((m) => m.name.startsWith('/')).map((m) => ({ start: m.start, end: m.end, readable: true, executable: m.perms?.[2] === 'x', bytes: m.bytes })),
+    ...files.map((f) => ({ start: f.start, end: f.end, readable: f.perms[0] === 'r', executable: f.perms[2] === 'x', file: f })),
+  ].sort((a, b) => a.start - b.start)
+  const placeOf = (addr: number): Place | undefined => {
+    let lo = 0
+    let hi = places.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const p = places[mid]!
+      if (addr < p.start) hi = mid - 1
+      else if (addr >= p.end) lo = mid + 1
+      else return p
+    }
+    return undefined
+  }
+  const read = (place: Place, addr: number, length: number): Uint8Array | undefined => {
+    if (place.bytes) return place.bytes.length >= addr - place.start + length ? place.bytes.subarray(addr - place.start, addr - place.start + length) : undefined
+    const buffer = new Uint8Array(length)
+    let fd: number | undefined
+    try {
+      fd = openSync(place.file!.name, 'r')
+      return readSync(fd, buffer, 0, length, place.file!.offset + addr - place.start) === length ? buffer : undefined
+    } catch {
+      return undefined // gone, or not readable: memcheck's read of it would fault, which says no
+    } finally {
+      if (fd !== undefined) closeSync(fd)
+    }
+  }
+  const known = new Map<number, boolean>()
+  return (addr) => {
+    let answer = known.get(addr)
+    if (answer !== undefined) return answer
+    answer = false
+    const place = placeOf(addr)
+    if (place?.readable) {
+      // memcheck's last word starts a word before the mapping's last byte
+      const last = Math.min(addr + 8 * (VTABLE_WORDS - 1), place.end - 1 - 8)
+      const count = last >= addr ? Math.floor((last - addr) / 8) + 1 : 0
+      const bytes = count > 0 ? read(place, addr, count * 8) : undefined
+      if (bytes) {
+        const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        let functions = 0
+        for (let k = 0; k < count && functions < 2; k++) {
+          const word = view.getUint32(8 * k + 4, true) * 0x100000000 + view.getUint32(8 * k, true)
+          if (word === 0) continue
+          if (!placeOf(word)?.executable) break
+          functions++
+        }
+        answer = functions === 2
+      }
+    }
+    known.set(addr, answer)
+    return answer
+  }
 }
 
 /** The index of the first of the sorted `starts` at or above `value` (starts.length when none is). */

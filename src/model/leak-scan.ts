@@ -45,6 +45,8 @@ export interface MemoryImage {
   startOnlyRoots?: MemoryRegion[]
   /** Size of the allocator's chunk holding a block, when known: used with `allocatorRoots`. */
   chunkEnd?: (block: ScanBlock) => number | undefined
+  /** Whether an address is a vtable's, as memcheck's multipleinheritance heuristic tests it (none is, when not given). */
+  isVtable?: (addr: number) => boolean
 }
 
 /** The 64-bit word at `addr` in `regions`, or undefined when no region holds it. */
@@ -190,6 +192,7 @@ export function classifyColumns(blocks: ScanColumns, image: MemoryImage): Uint8A
     return true
   }
   const wordAt = (addr: number): number | undefined => readWord(heap, addr)
+  const isVtable = image.isVtable
 
   // memcheck's heuristics (all on by default): interior pointers that C++ and common C idioms make.
   const heuristicallyReached = (p: number, i: number): boolean => {
@@ -207,6 +210,13 @@ export function classifyColumns(blocks: ScanColumns, image: MemoryImage): Uint8A
         if (size - 8 === first) return true // length64: the first word is the size of the rest
         if ((size - 8) % first === 0) return true // new[]: the first word counts the elements
       }
+    }
+    // multipleinheritance: a pointer to a base class's part of an object after the first, each
+    // part starting with its vtable pointer
+    if (isVtable && p % 8 === 0 && p + 8 <= ends[i]! && size >= 8) {
+      const inner = wordAt(p)
+      const first = wordAt(s)
+      if (inner !== undefined && first !== undefined && inner % 8 === 0 && inner >= 4096 && first % 8 === 0 && first >= 4096 && isVtable(inner) && isVtable(first)) return true
     }
     return false
   }

@@ -714,6 +714,16 @@ class GdbFrames:
         pass
 
 
+def relro(lines, at):
+    """Whether maps line `at` is a file's data made read-only after its relocations (RELRO: where
+    vtables are), right below the same file's writable data: its bytes are not the file's."""
+    parts = lines[at]
+    if at + 1 >= len(lines) or not parts[1].startswith("r--") or len(parts) < 6:
+        return False
+    after = lines[at + 1]
+    return len(after) > 5 and after[1].startswith("rw") and after[5] == parts[5] and after[0].split("-")[0] == parts[0].split("-")[1]
+
+
 def dump(point, floor=None, at_call=None):
     """Writes every writable mapping and every thread's registers: the memory image the model scans.
 
@@ -730,9 +740,10 @@ def dump(point, floor=None, at_call=None):
     emit("D %s %s" % (point, path))
     offset = 0
     previous_end, previous_perms = None, ""
-    with open(path, "wb") as image, open("/proc/%d/maps" % inferior.pid) as maps:
-        for line in maps:
-            parts = line.split(None, 5)
+    with open("/proc/%d/maps" % inferior.pid) as maps:
+        lines = [line.split(None, 5) for line in maps]
+    with open(path, "wb") as image:
+        for at, parts in enumerate(lines):
             start, end = (int(x, 16) for x in parts[0].split("-"))
             perms = parts[1]
             guarded = previous_end == start and previous_perms.startswith("---")
@@ -740,7 +751,12 @@ def dump(point, floor=None, at_call=None):
             if guarded:
                 perms += "g"
             name = parts[5].strip() if len(parts) > 5 else ""
-            if not perms.startswith("rw") or name in ("[vvar]", "[vsyscall]"):
+            if not perms.startswith("rw") and name.startswith("/") and not relro(lines, at):
+                # a file's code or read-only data, for the multipleinheritance heuristic's vtables:
+                # the same bytes as on disk (nothing relocates them)
+                emit("w %x %x %s %x %s" % (start, end, perms, int(parts[2], 16), name))
+                continue
+            if not (perms.startswith("rw") or name.startswith("/")) or name in ("[vvar]", "[vsyscall]"):
                 continue
             if State.ring and start <= State.ring.index < end:
                 continue  # our own stubs and result ring hold copies of every returned pointer

@@ -461,6 +461,38 @@ static void emit_own(int fd)
         emit_mapping(fd, &offset, g_own[i].lo, g_own[i].hi, "rw-p", 0, "", 0);
 }
 
+/* The files' mappings that are not writable, for the host's test of vtables (memcheck's
+ * multipleinheritance heuristic): a file's data made read-only after its relocations (RELRO, right
+ * below the same file's writable data, where vtables are) in the image, as a W line with its r--p;
+ * the rest (code, read-only data: the file's own bytes) as w lines, with their offsets in the file. */
+static void emit_files(int fd, uint64_t *offset)
+{
+    const char *p = g_maps_copy.text;
+    struct maps_line m, next;
+    int more = next_maps_line(&p, &m);
+    while (more) {
+        more = next_maps_line(&p, &next);
+        if (m.name_len > 0 && m.name[0] == '/' && !(m.perms[0] == 'r' && m.perms[1] == 'w')) {
+            int relro = more && starts_with(m.perms, "r--") && starts_with(next.perms, "rw") && next.start == m.end && same_name(&m, &next);
+            if (relro) emit_mapping(fd, offset, m.start, m.end, m.perms, 0, m.name, m.name_len);
+            else {
+                out_str("w ");
+                out_hex(m.start);
+                out_c(' ');
+                out_hex(m.end);
+                out_c(' ');
+                out_str(m.perms);
+                out_c(' ');
+                out_hex(m.offset);
+                out_c(' ');
+                out_bytes(m.name, m.name_len);
+                out_c('\n');
+            }
+        }
+        m = next;
+    }
+}
+
 /* The image. `point`: test, exit, crash, timeout. The current thread's registers are `regs` (15, in
  * T order) with stack pointer `sp`; `at_call`, when not NULL: it stands at a function's entry, and
  * these caller-saved registers are still live there (the rest are dead by the ABI). Under the lock. */
@@ -514,6 +546,7 @@ static void dump(const char *point, uint64_t sp, const uint64_t *regs, const cha
             struct emit_ctx e = {fd, &offset, &m, guarded};
             outside_ours(m.start, m.end, 1, emit_piece, &e);
         }
+        emit_files(fd, &offset);
     }
     x_close(fd);
     emit_thread(tid(), sp, regs);

@@ -373,6 +373,87 @@ static int in_heap(uint64_t lo, uint64_t hi)
     return hi <= g_scan.pieces[g_scan.heap_index[a]].hi;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Vtables, for memcheck's multipleinheritance heuristic: an address is one when it lies in a
+ * readable mapping of a file and, of the words from it (at most 21, and not the mapping's last), the
+ * first two that are not null point into executable mappings of files; a word pointing anywhere
+ * else first says no (mc_leakcheck.c's aligned_ptr_above_page0_is_vtable_addr). The file mappings
+ * come from the scan's copy of the maps, once a scan; the answers are kept for the scan, by address.
+ */
+
+#define FILE_MAPS_MAX 8192
+#define VTABLE_WORDS 21
+#define VTABLE_CACHE 1024
+
+static struct file_map {
+    uint64_t lo, hi;
+    uint8_t readable, executable;
+} g_file_maps[FILE_MAPS_MAX];
+static int g_nfile_maps = -1; /* -1: not read for this scan */
+static struct { uint64_t addr; uint8_t answer; } g_vtable_cache[VTABLE_CACHE]; /* answer: 0 unknown, 1 no, 2 yes */
+
+/* Forgets the file mappings and the answers: the scan's maps are read again. */
+static void vtables_forget(void)
+{
+    g_nfile_maps = -1;
+    memset(g_vtable_cache, 0, sizeof g_vtable_cache);
+}
+
+static void file_maps_read(void)
+{
+    g_nfile_maps = 0;
+    const char *p = g_maps_copy.text;
+    struct maps_line m;
+    while (p && g_nfile_maps < FILE_MAPS_MAX && next_maps_line(&p, &m)) {
+        if (m.name_len == 0 || m.name[0] != '/') continue;
+        g_file_maps[g_nfile_maps++] = (struct file_map){m.start, m.end, m.perms[0] == 'r', m.perms[2] == 'x'};
+    }
+}
+
+/* The file mapping holding addr, or NULL. */
+static const struct file_map *file_map_of(uint64_t addr)
+{
+    if (g_nfile_maps < 0) file_maps_read();
+    int a = 0, b = g_nfile_maps - 1;
+    while (a <= b) {
+        int mid = (a + b) >> 1;
+        if (addr < g_file_maps[mid].lo) b = mid - 1;
+        else if (addr >= g_file_maps[mid].hi) a = mid + 1;
+        else return &g_file_maps[mid];
+    }
+    return NULL;
+}
+
+static int is_vtable(uint64_t addr)
+{
+    uint64_t slot = ((addr >> 3) * 0x9E3779B97F4A7C15ull) >> 54;
+    if (g_vtable_cache[slot].addr == addr && g_vtable_cache[slot].answer) return g_vtable_cache[slot].answer == 2;
+    int yes = 0;
+    const struct file_map *m = file_map_of(addr);
+    if (m && m->readable) {
+        /* memcheck's last word: the mapping's last byte less a word */
+        uint64_t last = addr + 8 * (VTABLE_WORDS - 1);
+        if (last > m->hi - 1 - 8) last = m->hi - 1 - 8;
+        uint64_t words[VTABLE_WORDS];
+        size_t n = last >= addr ? (size_t)((last - addr) / 8 + 1) : 0;
+        struct iovec local = {words, n * 8}, remote = {(void *)addr, n * 8};
+        /* a word that cannot be read (past the file's end) stops memcheck's check too: no */
+        if (n && sys6(SYS_process_vm_readv, g_pid, (long)&local, 1, (long)&remote, 1, 0) == (long)(n * 8)) {
+            int functions = 0;
+            for (size_t k = 0; k < n && functions < 2; k++) {
+                if (!words[k]) continue;
+                const struct file_map *f = file_map_of(words[k]);
+                if (!f || !f->executable) break;
+                functions++;
+            }
+            yes = functions == 2;
+        }
+    }
+    g_vtable_cache[slot].addr = addr;
+    g_vtable_cache[slot].answer = yes ? 2 : 1;
+    return yes;
+}
+
 /* memcheck's heuristics (all on by default): interior pointers that C++ and common C idioms make. */
 static int heuristic(uint64_t p, uint64_t lo, uint64_t hi)
 {
@@ -385,6 +466,12 @@ static int heuristic(uint64_t p, uint64_t lo, uint64_t hi)
     if (p == lo + 8) {
         uint64_t first = w[0];
         if (first > 0 && (size - 8 == first || (size - 8) % first == 0)) return 1; /* length64, new[] */
+    }
+    /* multipleinheritance: a pointer to a base class's part of an object after the first, each
+     * part starting with its vtable pointer */
+    if (p % 8 == 0 && p + 8 <= hi && size >= 8) {
+        uint64_t inner = *(const uint64_t *)p, first = w[0];
+        if (inner % 8 == 0 && inner >= 4096 && first % 8 == 0 && first >= 4096 && is_vtable(inner) && is_vtable(first)) return 1;
     }
     return 0;
 }
@@ -698,6 +785,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
     if (!(g_scan.state = region_filled(cap)) || !scan_stack_grow()) goto fail;
     /* every allocation of ours is made: the maps now show what the scan reads */
     if (!grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, 0, sizeof(struct piece), 4096) || !read_maps()) goto fail;
+    vtables_forget();
     struct writable_maps w = {g_maps_copy.text, 0, ""};
     struct maps_line m;
     int guarded;
@@ -893,6 +981,7 @@ static int scan_own(uint64_t sp, const uint64_t *regs, const char *at_call)
     memset(g_own_state, SCAN_UNREACHED, (size_t)g_nown);
     g_own_depth = g_npending = g_nown_pieces = 0;
     if (!read_maps()) return 0;
+    vtables_forget();
     struct writable_maps w = {g_maps_copy.text, 0, ""};
     struct maps_line m;
     int guarded;

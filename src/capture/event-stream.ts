@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os'
 import { Classification, emptyGroups, HeapModel, summarize, type BlockGroups, type ClassifiedBlock } from '../model/heap.js'
 import { kindOfScanState } from '../model/leak-scan.js'
 import { LEAK_KINDS } from '../model/types.js'
-import { blockAt, columnsOfTest, OPERATOR_NEW, type BlockColumns } from '../model/block-table.js'
+import { allocatorCode, blockAt, columnsOfTest, type BlockColumns } from '../model/block-table.js'
 import { describeError, type AddressStory, type ObservedError } from '../model/memory-errors.js'
 import { observedStack, StackTallies } from '../model/observed-objects.js'
 import type { StackAmount } from '../model/peaks.js'
@@ -140,7 +140,7 @@ function addressStory(f: string[], addr: number): AddressStory {
  *
  *   S id pc...                 a new stack (raw return addresses), innermost first
  *   A tid addr size sid [new]  an allocation (new: made by that operator new, 1 for the first of
- *                              NEW_OPERATORS; absent for the malloc family)
+ *                              NEW_OPERATORS; 9: by realloc; absent for the rest of the malloc family)
  *   R tid old new size sid     a realloc
  *   F tid addr                 a free of a non-NULL pointer
  *   Z kind tid sid addr story  a memory error (invalid-free, mismatched-free) of the call at stack
@@ -342,7 +342,7 @@ export class EventStream {
       const stack = buffer.readUInt32LE(o + 24)
       const allocator = buffer.readUInt32LE(o + 28)
       tallies?.add(model.runningTest, stack, 1, 0, size)
-      model.allocate(addr, size, stack, allocator ? OPERATOR_NEW + allocator - 1 : 0, batch.base + (seq - batch.from))
+      model.allocate(addr, size, stack, allocatorCode(allocator), batch.base + (seq - batch.from))
       this.memdump?.write(`A 0 ${addr.toString(16)} ${size} ${stack}${allocator ? ` ${allocator}` : ''}\n`)
     }
   }
@@ -377,7 +377,7 @@ export class EventStream {
       groups.bytes.push(bytes)
       groups.blocks.push(blocks)
       groups.seqs.push(grouping.base + (seq - grouping.from))
-      groups.allocators.push(allocator ? OPERATOR_NEW + allocator - 1 : 0)
+      groups.allocators.push(allocatorCode(allocator))
       // counted as allocations of the test case running, as an N line's
       this.model.tally(blocks, 0, bytes)
       groups.tests.push(this.model.runningTest)
@@ -434,7 +434,7 @@ export class EventStream {
     if (!numberFields(buffer, at, end, 0b10, f) || f.length < 4 || f.length > 5) return this.otherLine(buffer, at - 2, end)
     const model = this.model
     this.tallies?.add(model.runningTest, f[3]!, 1, 0, f[2]!)
-    model.allocate(f[1]!, f[2]!, f[3]!, f.length === 5 ? OPERATOR_NEW + f[4]! - 1 : 0)
+    model.allocate(f[1]!, f[2]!, f[3]!, f.length === 5 ? allocatorCode(f[4]!) : 0)
   }
 
   /** A p line (`stack bytes blocks`: one of a peak's sites, 100,000 of them with as many sites), read as stackLine reads an S line. */
@@ -464,7 +464,7 @@ export class EventStream {
     switch (line[0]) {
       case 'A':
         this.tallies?.add(model.runningTest, Number(f[3]), 1, 0, Number(f[2]))
-        model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]), f[4] ? OPERATOR_NEW + Number(f[4]) - 1 : 0)
+        model.allocate(parseInt(f[1]!, 16), Number(f[2]), Number(f[3]), f[4] ? allocatorCode(Number(f[4])) : 0)
         break
       case 'L': {
         const [count, from, to] = [Number(f[0]), Number(f[1]), Number(f[2])]

@@ -42,6 +42,14 @@ export const REALLOC = 1
 /** The first operator new's code in a column; the others follow in NEW_OPERATORS' order. */
 export const OPERATOR_NEW = 2
 
+/**
+ * A column's allocator code for the capture protocol's (A lines' and records' `new`): 0 the malloc
+ * family, 1 to 8 NEW_OPERATORS' in order, 9 realloc (an observer that sends no R line for it).
+ */
+export function allocatorCode(protocol: number): number {
+  return protocol === 0 ? 0 : protocol === NEW_OPERATORS.length + 1 ? REALLOC : OPERATOR_NEW + protocol - 1
+}
+
 /** The block of row `i` of `columns`, as an object (made on demand: most blocks never need one). */
 export function blockAt(columns: BlockColumns, i: number): LiveBlock {
   const block: LiveBlock = { start: columns.starts[i]!, size: columns.sizes[i]!, stack: columns.stacks[i]!, test: columns.tests[i]!, seq: columns.seqs[i]! }

@@ -51,7 +51,8 @@ export interface MatchFrame {
 /**
  * The allocators memcheck replaces, under the names memcheck gives them: a Leak suppression's first
  * frame is one of these. heapspec's stacks start at the allocator's caller, and a plain block does
- * not say which of the malloc family made it, so it may be any of these.
+ * not say which of the malloc family made it, so it may be any of these but realloc (a realloc'd
+ * block says so).
  */
 export const MALLOC_FAMILY = ['malloc', 'calloc', 'realloc', 'memalign', 'posix_memalign', 'aligned_alloc', 'valloc', 'pvalloc', 'reallocarray'] as const
 
@@ -78,7 +79,8 @@ export function allocatorFrame(allocator: string | null): MatchFrame {
   return { names, object: null, file: null, line: null }
 }
 
-const MALLOC_FRAME: MatchFrame = Object.freeze({ names: Object.freeze([...MALLOC_FAMILY]) as string[], object: null, file: null, line: null })
+// a realloc'd block says so on every backend (`allocator` is 'realloc'): a plain one is none
+const MALLOC_FRAME: MatchFrame = Object.freeze({ names: Object.freeze(MALLOC_FAMILY.filter((name) => name !== 'realloc')) as string[], object: null, file: null, line: null })
 
 /** The frames a Leak suppression is matched against: the allocator, then the stack (caller first). */
 export function matchFrames(allocator: string | null, stack: Frame[]): MatchFrame[] {

@@ -47,7 +47,7 @@
 
 /* The allocator a block came from (the host's table has the same order). */
 enum {
-    ALLOC_MALLOC,      /* malloc, calloc, realloc, memalign and the rest */
+    ALLOC_MALLOC,      /* malloc, calloc, memalign and the rest of the malloc family */
     ALLOC_NEW,         /* _Znwm */
     ALLOC_NEW_VEC,     /* _Znam */
     ALLOC_NEW_NT,      /* _ZnwmRKSt9nothrow_t */
@@ -56,6 +56,7 @@ enum {
     ALLOC_NEW_VEC_AL,  /* _ZnamSt11align_val_t */
     ALLOC_NEW_AL_NT,   /* _ZnwmSt11align_val_tRKSt9nothrow_t */
     ALLOC_NEW_VEC_AL_NT,
+    ALLOC_REALLOC,     /* realloc (and reallocarray): a Leak suppression's fun:realloc, not fun:malloc */
 };
 
 /* memcheck's three families: what releases a block must be of the family that made it. */
@@ -63,7 +64,7 @@ enum { FAMILY_MALLOC, FAMILY_NEW, FAMILY_NEW_VEC };
 
 static inline int family_of(unsigned alloc)
 {
-    return alloc == ALLOC_MALLOC ? FAMILY_MALLOC : (alloc & 1) ? FAMILY_NEW : FAMILY_NEW_VEC;
+    return alloc == ALLOC_MALLOC || alloc == ALLOC_REALLOC ? FAMILY_MALLOC : (alloc & 1) ? FAMILY_NEW : FAMILY_NEW_VEC;
 }
 
 

@@ -261,11 +261,11 @@ HIDDEN __attribute__((used)) void *heapspec_realloc(void *old, size_t n, const s
                 released_add(&out, old);
             }
         }
-        block_put(me, p, n, sid, ALLOC_MALLOC);
+        block_put(me, p, n, sid, ALLOC_REALLOC);
     } else {
         /* the model's reallocate: a free of the old block and an allocation of the new */
         if (old) release(me, old, FAMILY_MALLOC, sid, &out);
-        record_alloc(me, p, n, sid, ALLOC_MALLOC);
+        record_alloc(me, p, n, sid, ALLOC_REALLOC);
     }
     hook_unlock(locked);
     released_free(&out);

@@ -373,6 +373,12 @@ export class PreloadBackend implements CaptureBackend {
         `heapspec: preload capture of ${display} used ${library}; its lines in ${stream.reads} reads; ${stream.model.stackCount} stacks; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process (${ownScanned} of them by the test case's own blocks alone), ${all} test-end images, ${own} of them the test case's own blocks alone; ${stream.batchedBlocks} blocks in batches\n`,
       )
     }
+    const forks = (await readdir(imageDir).catch(() => [])).filter((f) => f.startsWith('forked-')).length
+    if (forks > 0) {
+      await stream.line(
+        `! the program forked ${forks === 1 ? 'a process' : `${forks} processes`} that did not exec another program: heapspec checks the process it started, not its forks, whose leaks memcheck reports too (under their own process ids)`,
+      )
+    }
     // memdump.txt shows every event's stack, the run's figures only those it can name
     const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()
     if (pcs.size > 0) {

@@ -14,8 +14,13 @@ static long x_sys(long n, long a, long b, long c) { return sys3(n, a, b, c); }
 
 /* The image before the process image goes: the exec'd program is not followed (as under gdb and
  * memcheck), and the run says so. */
+/* In a forked child: the file that says it ran unchecked (lifecycle.c's fork_child), or empty. */
+static char g_fork_mark[1100];
+
 static void before_exec(const char *path)
 {
+    /* a forked child that execs is not one memcheck checks (lifecycle.c's fork_child) */
+    if (g_fork_mark[0]) sys3(SYS_unlinkat, AT_FDCWD, (long)g_fork_mark, 0);
     if (g_state != ON || x_getpid() != g_pid || __atomic_exchange_n(&g_exiting, 1, __ATOMIC_ACQ_REL)) return;
     struct thread_state *me = self_state();
     int busy = me->busy;

@@ -112,6 +112,17 @@ def signal_handled(pid, signo):
     return False
 
 
+def fatal_image(signal):
+    """The image at `signal`, taken before it is delivered to end the program."""
+    dump("crash")
+    symbolize()
+    fatal_image.dying = signal
+
+
+# the signal on its way to end the program, once its image is taken
+fatal_image.dying = None
+
+
 def exit_stack_floor():
     """The stack pointer of the program's frame that called exit (or of _start when main returned).
 
@@ -260,14 +271,29 @@ def main():
     os.rename(os.path.join(Config.image_dir, "inferior-pid.tmp"), os.path.join(Config.image_dir, "inferior-pid"))
     emit("H 1")
     resume = "continue"  # or a signal of the program's own to deliver as it goes on
+    failed = 0  # resumes that failed in a row
     while True:
         last_stop[0] = None
         try:
             gdb.execute(resume, to_string=True)
             resume = "continue"
+            failed = 0
         except gdb.error as e:
+            failed += 1
+            if exited[0] is not None:
+                raise
+            if fatal_image.dying and re.search("No such process|live selected thread|thread is running", str(e)):
+                # the fatal signal ended the process while gdb resumed its threads one by one: a
+                # gone one cannot be resumed, and resuming from it again failed the same way for
+                # ever (gdb spinning). The process is dead or dying of the signal: reaped here.
+                try:
+                    gdb.execute("kill", to_string=True)
+                except gdb.error:
+                    pass
+                emit("X signal %s" % fatal_image.dying)
+                return
             # a thread that ended while the others were stopped: gdb resumes without it next time
-            if "No such process" not in str(e) or exited[0] is not None:
+            if "No such process" not in str(e) or failed > 100:
                 raise
             continue
         if exited[0] is not None:
@@ -300,15 +326,13 @@ def main():
                 emit("X signal SIGKILL")
                 return
             if not signal_handled(gdb.selected_inferior().pid, 2):
-                dump("crash")  # it ends the program: the image first
-                symbolize()
+                fatal_image("SIGINT")  # it ends the program: the image first
             resume = "signal SIGINT"  # the program's own SIGINT: delivered as it goes on
             continue
         if isinstance(event, gdb.SignalEvent):
             signo = FATAL.get(event.stop_signal)
             if signo and not signal_handled(gdb.selected_inferior().pid, signo):
-                dump("crash")
-                symbolize()
+                fatal_image(event.stop_signal)
             continue
         if type(event) is gdb.StopEvent and discovery.stopped_by_sigtrap():
             # gdb keeps SIGTRAP, its breakpoints' signal, from the program (`handle all` leaves it
@@ -317,8 +341,7 @@ def main():
             # program's own (its raise(SIGTRAP), an int3 of its own), delivered as natively. Its
             # handler had never seen it, and without a handler the program ran on.
             if not signal_handled(gdb.selected_inferior().pid, FATAL["SIGTRAP"]):
-                dump("crash")
-                symbolize()
+                fatal_image("SIGTRAP")
             resume = "signal SIGTRAP"
             continue
     code = getattr(exited[0], "exit_code", None)

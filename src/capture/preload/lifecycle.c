@@ -148,14 +148,12 @@ __attribute__((constructor(101))) static void heapspec_start(void)
     load_tests();
     hook_tests();
     install_stop_handler();
-    for (size_t i = 0; i < sizeof FATAL / sizeof FATAL[0]; i++) {
+    for (int sig = 1; sig < 65; sig++) {
         struct sigaction old;
-        if (__sigaction(FATAL[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
-        install_crash_handler(FATAL[i], 0);
-    }
-    for (size_t i = 0; i < sizeof ENDING / sizeof ENDING[0]; i++) {
-        struct sigaction old;
-        if (__sigaction(ENDING[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL && !(old.sa_flags & SA_SIGINFO)) hold_signal(ENDING[i], &old);
+        if (!holdable_signal(sig) && sig != SIGTRAP) continue;
+        if (__sigaction(sig, NULL, &old) != 0 || old.sa_handler != SIG_DFL || (old.sa_flags & SA_SIGINFO)) continue;
+        if (sig == SIGTRAP) install_crash_handler(sig, 0);
+        else hold_signal(sig, &old);
     }
     lock();
     out_flush();

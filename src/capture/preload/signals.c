@@ -3,6 +3,11 @@
 
 /* ---- crash ---- */
 
+
+/* The signals of a fault: heapspec's handler takes the image and then the signal's default. While
+ * the program leaves one but SIGTRAP at its default, the handler is held as an ending one is
+ * (below): the program reads back SIG_DFL, as a crash handler that chains to the one before it
+ * expects. SIGTRAP has its own view (g_user_trap). */
 static const int FATAL[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP};
 
 /* The signals whose default action ends the program without a fault: a program killed by one
@@ -15,11 +20,21 @@ static const int ENDING[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
 static struct sigaction g_held[65];
 static volatile char g_is_held[65];
 
-/* Whether `sig` is one of ENDING (and so indexes g_held). */
+/* Whether `sig` is one of ENDING. */
 static int ending_signal(int sig)
 {
     for (size_t i = 0; i < sizeof ENDING / sizeof ENDING[0]; i++)
         if (ENDING[i] == sig) return 1;
+    return 0;
+}
+
+/* Whether heapspec holds `sig` while the program leaves it at its default: ENDING, and FATAL but
+ * SIGTRAP (so it indexes g_held). */
+static int holdable_signal(int sig)
+{
+    if (ending_signal(sig)) return 1;
+    for (size_t i = 0; i < sizeof FATAL / sizeof FATAL[0]; i++)
+        if (FATAL[i] == sig) return sig != SIGTRAP;
     return 0;
 }
 
@@ -50,9 +65,12 @@ static void hold_signal(int sig, const struct sigaction *view)
 static struct sigaction g_user_trap;
 static int g_user_trap_set;
 
+/* Whether the program's SIGTRAP is kept in g_user_trap: while heapspec's handler is the kernel's. */
 static int holding_sigtrap(int sig)
 {
-    return sig == SIGTRAP && g_ntraps > 0 && g_state == ON && x_getpid() == g_pid;
+    struct sigaction now;
+    if (sig != SIGTRAP || g_state != ON || x_getpid() != g_pid || __sigaction(SIGTRAP, NULL, &now) != 0) return 0;
+    return (now.sa_flags & SA_SIGINFO) && now.sa_sigaction == crash_handler;
 }
 
 /* A SIGTRAP that is not heapspec's, handed to the program's handler; 0 when it has none (the
@@ -70,9 +88,9 @@ static int user_trap(int sig, siginfo_t *si, void *context)
     return 1;
 }
 
-/* sigaction for an ENDING signal: the program sees and sets its own disposition; heapspec's handler
- * stays while that is the default. */
-static int ending_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+/* sigaction for a holdable signal: the program sees and sets its own disposition; heapspec's
+ * handler stays while that is the default. */
+static int held_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
     struct sigaction was;
     if (g_is_held[sig]) was = g_held[sig];
@@ -91,7 +109,7 @@ static int ending_sigaction(int sig, const struct sigaction *act, struct sigacti
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (ending_signal(sig) && g_state == ON && x_getpid() == g_pid) return ending_sigaction(sig, act, old);
+    if (holdable_signal(sig) && g_state == ON && x_getpid() == g_pid) return held_sigaction(sig, act, old);
     if (!holding_sigtrap(sig)) return __sigaction(sig, act, old);
     if (old) {
         if (g_user_trap_set) *old = g_user_trap;
@@ -166,6 +184,6 @@ static void crash_handler(int sig, siginfo_t *si, void *context)
             unlock();
         }
     }
-    if (ending_signal(sig)) g_is_held[sig] = 0;
+    if (holdable_signal(sig)) g_is_held[sig] = 0;
     raise_default(sig); /* delivered when the handler returns */
 }

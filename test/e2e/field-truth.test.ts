@@ -288,6 +288,24 @@ describe('a crash handler that chains to the one before it', () => {
   }, 240_000)
 })
 
+// glibc's __libc_freeres, which heapspec calls at _exit as valgrind does, flushes stdio: output a
+// program that ends with _exit, _Exit or quick_exit never writes natively came out under preload
+// and gdb (and does under valgrind, whose own freeres heapspec cannot reach).
+describe('output left in stdio\'s buffers at _exit', () => {
+  it.each(['preload', 'gdb'] as const)('%s: stays unwritten as natively, and the figures are memcheck\'s', async (backend) => {
+    for (const [how, code] of [['_exit', 3], ['_Exit', 4], ['quick_exit', 5], ['exit', 6]] as const) {
+      const command = [program('field/unflushed'), how]
+      const [reference, own] = await Promise.all([memcheck(command), native(command)])
+      const run = await runNative(command, { backend })
+      expect({ how, stdout: run.stdout }).toEqual({ how, stdout: own.stdout })
+      expect({ how, stdout: run.stdout }).toEqual({ how, stdout: how === 'exit' ? 'buffered before exit\n' : '' })
+      expect(run.stderr).toContain('unbuffered stderr\n')
+      expect({ how, code: run.json.program.exitCode }).toEqual({ how, code })
+      expect({ how, ...verdict(run.json) }).toEqual({ how, totals: reference.totals, leakSummary: reference.leakSummary })
+    }
+  }, 120_000)
+})
+
 // A suppression's first frame names the allocator. preload took a realloc'd block for the rest of
 // the malloc family (it sent no realloc for it), so `fun:malloc` hid lost blocks memcheck reports;
 // preload and gdb took a plain block for any of the family, realloc too.

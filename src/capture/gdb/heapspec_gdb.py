@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import struct
 import time
 
 import gdb
@@ -137,8 +138,30 @@ def exit_stack_floor():
     return int(frame.read_register("rsp")) if frame is not None else None
 
 
+# struct _IO_FILE (glibc 2.36, x86-64): where _IO_write_base, _IO_write_ptr, _chain and _mode are
+IO_WRITE_BASE, IO_WRITE_PTR, IO_CHAIN, IO_MODE = 32, 40, 104, 192
+
+
+def drop_unflushed():
+    """Output stdio still holds at _exit: exit() has flushed every stream by then, so what is left
+    is output the program never writes (it called _exit, _Exit or quick_exit). __libc_freeres's
+    _IO_cleanup would write it: it is dropped first, as the process would drop it (byte streams
+    alone: a wide one keeps its own pointers)."""
+    head = address_of("_IO_list_all")
+    f = State.mem.word(head) if head else 0
+    seen = 0
+    while f and seen < 100000:
+        seen += 1
+        base, ptr = State.mem.word(f + IO_WRITE_BASE), State.mem.word(f + IO_WRITE_PTR)
+        mode = struct.unpack("<i", State.mem.read(f + IO_MODE, 4))[0]
+        if mode <= 0 and ptr > base:
+            State.mem.write(f + IO_WRITE_PTR, struct.pack("<Q", base))
+        f = State.mem.word(f + IO_CHAIN)
+
+
 def call_freeres():
     """Frees what libstdc++ and libc keep for the life of the process, as valgrind does at exit."""
+    drop_unflushed()
     # Called by hand, not with gdb's `call`, which fails where gdb cannot restore the CPU's
     # extended state (AMX); each returns to _exit's entry, where this thread stands, stopped.
     here = int(gdb.newest_frame().read_register("rip"))

@@ -10,12 +10,26 @@ struct lookup {
 
 static int find_symbols(struct dl_phdr_info *info, size_t size, void *data);
 
+/* glibc's list of every open stream (libio's _IO_list_all, exported since 2.2.5) */
+extern FILE *_IO_list_all;
+
+/* Output stdio still holds when the process reaches _exit: exit() has flushed every stream by
+ * then, so what is left is output the program never writes (it called _exit, _Exit or quick_exit).
+ * __libc_freeres's _IO_cleanup would write it; it is dropped first, as the process would drop it.
+ * Byte streams alone (a wide one keeps its own pointers). */
+static void drop_unflushed(void)
+{
+    for (FILE *f = _IO_list_all; f; f = f->_chain)
+        if (f->_mode <= 0 && f->_IO_write_ptr > f->_IO_write_base) f->_IO_write_ptr = f->_IO_write_base;
+}
+
 /* What libstdc++ and libc keep for the life of the process, freed as valgrind frees it at exit.
  * Found in the objects' symbol tables, not with dlsym: a failed dlsym (no libstdc++ loaded) sets
  * dlerror's state, and glibc frees the program's pending dlerror message inside that call, which
  * the model would then never see freed. The frees made by freeres are the program's. */
 static void call_freeres(void)
 {
+    drop_unflushed();
     struct lookup cxx = {"/libstdc++.so", {{"_ZN9__gnu_cxx9__freeresEv", NULL, NULL, NULL}, {0}, {0}}};
     struct lookup c = {"/libc.so", {{"__libc_freeres", NULL, NULL, NULL}, {0}, {0}}};
     dl_iterate_phdr(find_symbols, &cxx);

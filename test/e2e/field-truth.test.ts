@@ -306,6 +306,34 @@ describe('output left in stdio\'s buffers at _exit', () => {
   }, 120_000)
 })
 
+// A failing operator new throws std::bad_alloc, which the unwinder carries to the caller through
+// the return address the call pushed. gdb pointed it at a stub of its own, which has no unwind
+// information: the unwinder found no caller, and the program died in std::terminate where
+// natively it catches. valgrind's operator new cannot throw (it ends the program at the first
+// failure), so memcheck's reference is the same program throwing bad_alloc itself (`thrown`):
+// the same heap, the same output.
+describe('a failing operator new that throws std::bad_alloc', () => {
+  const command = [program('field/new-throws')]
+  it.each(['preload', 'gdb', 'valgrind'] as const)('%s: the program catches it as natively (under valgrind as `thrown`), and its figures are memcheck\'s: 24 bytes definitely lost', async (backend) => {
+    const [reference, own, stand] = await Promise.all([memcheck([...command, 'thrown']), native(command), native([...command, 'thrown'])])
+    expect(stand).toEqual(own)
+    expect(own.exitCode).toBe(0)
+    expect(reference.leakSummary.definite).toEqual({ bytes: 24, blocks: 1 })
+    const run = await runNative(backend === 'valgrind' ? [...command, 'thrown'] : command, { backend })
+    expect(verdict(run.json)).toEqual({ totals: reference.totals, leakSummary: reference.leakSummary })
+    expect(run.stdout).toBe(own.stdout)
+    expect(run.json.program.exitCode).toBe(own.exitCode)
+    expect(run.json.errors).toEqual([])
+    expect(run.json.warnings ?? []).toEqual([])
+  })
+
+  it('valgrind: its operator new ends the program at the first failure, so the program runs as `thrown` there', async () => {
+    const run = await runNative(command, { backend: 'valgrind' })
+    expect(run.json.program).toMatchObject({ exitCode: 1, signal: null })
+    expect(run.stdout).toBe('')
+  })
+})
+
 // A suppression's first frame names the allocator. preload took a realloc'd block for the rest of
 // the malloc family (it sent no realloc for it), so `fun:malloc` hid lost blocks memcheck reports;
 // preload and gdb took a plain block for any of the family, realloc too.

@@ -13,6 +13,10 @@ NEW_CODES = {
     "_Znwm": 1, "_Znam": 2, "_ZnwmRKSt9nothrow_t": 3, "_ZnamRKSt9nothrow_t": 4, "_ZnwmSt11align_val_t": 5,
     "_ZnamSt11align_val_t": 6, "_ZnwmSt11align_val_tRKSt9nothrow_t": 7, "_ZnamSt11align_val_tRKSt9nothrow_t": 8,
 }
+# The operator new functions that throw std::bad_alloc when they fail (the others return NULL).
+THROWING_NEW = {"_Znwm", "_Znam", "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t"}
+# Where a C++ throw begins: every throw allocates its exception through one of them first.
+EXCEPTION_ALLOCATORS = ("__cxa_allocate_exception", "__cxa_allocate_dependent_exception")
 # What each delete releases: its family (1 new, 2 new[]).
 DELETE_FAMILIES = {
     "_ZdlPv": 1, "_ZdlPvm": 1, "_ZdlPvRKSt9nothrow_t": 1, "_ZdlPvSt11align_val_t": 1, "_ZdlPvmSt11align_val_t": 1,

@@ -29,8 +29,8 @@ import observe  # noqa: E402
 import test_cases  # noqa: E402
 from elf import Elf, load_bias  # noqa: E402
 from observe import (  # noqa: E402
-    RAX, RDI, RDX, RSI, Allocator, Config, Free, FreeSwap, GdbFrames, Memory, Ring, State, Stopper, address_of, dump, emit, find_libc,
-    gdb_address_of, inject_call, inject_mmap, symbolize,
+    RAX, RDI, RDX, RSI, Allocator, Config, Free, FreeSwap, GdbFrames, Memory, Ring, State, Stopper, ThrowStart, address_of, dump, emit,
+    find_libc, gdb_address_of, inject_call, inject_mmap, symbolize,
 )
 
 observe.configure(CFG)
@@ -73,7 +73,11 @@ def setup():
         for name, code in frees.NEW_CODES.items():
             addr = libstdcxx_address(name)
             if addr is not None:
-                Allocator(addr, "M", code)
+                Allocator(addr, "M", code, throws=name in frees.THROWING_NEW)
+        for name in frees.EXCEPTION_ALLOCATORS:
+            addr = libstdcxx_address(name)
+            if addr is not None:
+                ThrowStart("*%d" % addr, internal=True)
         for name, family in frees.DELETE_FAMILIES.items():
             addr = libstdcxx_address(name)
             if addr is not None:

@@ -6,8 +6,8 @@ import struct
 import gdb
 
 from elf import R_X86_64_JUMP_SLOT, Elf, load_bias, mappings
-from frees import NEW_CODES
-from observe import RDI, RSP, Allocator, Free, State, address_of, current, emit, inject_mmap, open_gate
+from frees import EXCEPTION_ALLOCATORS, NEW_CODES, THROWING_NEW
+from observe import RDI, RSP, Allocator, Free, State, ThrowStart, address_of, current, emit, inject_mmap, open_gate
 
 
 # --- Objects mode: only what chosen objects allocate (a Node addon, not Node) ----------------
@@ -102,7 +102,12 @@ class Objects:
             if path and path not in cls.wrapping and re.search(r"/libstdc\+\+\.so", path):
                 cls.wrapping.add(path)
                 bias = load_bias(pid, path) or 0
-                State.wrappers.extend((bias + value, bias + value + size) for value, size in Elf(path).extents(NEW_CODES))
+                elf = Elf(path)
+                State.wrappers.extend((bias + value, bias + value + size) for value, size in elf.extents(NEW_CODES))
+                defined = elf.defined()
+                for name in EXCEPTION_ALLOCATORS:
+                    if name in defined:
+                        ThrowStart("*%d" % (bias + defined[name]), internal=True)
             if not cls.chosen(path):
                 continue
             bias = load_bias(pid, path)
@@ -131,7 +136,7 @@ class Objects:
                 elif kind == "G":
                     Gate("*%d" % stub, internal=True)
                 else:
-                    Allocator(stub, kind)
+                    Allocator(stub, kind, throws=name in THROWING_NEW)
                 for slot in slots:
                     State.mem.write(bias + slot, struct.pack("<Q", stub))
                     cls.patched[path] = (bias, bias + slot, stub)

@@ -84,7 +84,7 @@ class State:
     unwinder = None
     ring = None
     stacks = {}
-    pending = {}  # return-time sp -> (tid, kind, arg, size, sid, allocator code)
+    pending = {}  # return-time sp -> (tid, kind, arg, size, sid, allocator code, real return address of a throwing call)
     busy = {}  # tid -> return-time sp of its outstanding allocator call
     judge = False  # frees are checked against the blocks seen (every allocation is observed)
     # Objects mode (objects.py): the chosen objects' code, and the calls they make out of it.
@@ -170,6 +170,10 @@ class Ring:
         self.stubs[key] = a
         return a
 
+    def holds(self, addr):
+        """Whether `addr` is code in this page (a stub standing in for a return address)."""
+        return self.index <= addr < self.end
+
     def jump(self, target):
         """A stub that only jumps to `target`: a breakpoint of our own in front of a function."""
         a = self.next_code
@@ -216,7 +220,7 @@ def complete(sp, rax):
     call = State.pending.pop(sp, None)
     if call is None:
         return
-    tid, kind, arg, size, sid, code = call
+    tid, kind, arg, size, sid, code, _ret = call
     if State.busy.get(tid) == sp:
         del State.busy[tid]
     block = 0
@@ -255,7 +259,8 @@ class AllocatorFinish(gdb.FinishBreakpoint):
 
     def out_of_scope(self):
         State.pending.pop(self.sp, None)
-        State.busy.pop(self.tid, None)
+        if State.busy.get(self.tid) == self.sp:  # not a later call of the thread's
+            del State.busy[self.tid]
 
 
 def current():
@@ -328,16 +333,19 @@ class Allocator(gdb.Breakpoint):
     """A malloc-family entry point. `kind`: M (size in arg0), C (calloc), A (align, size), P (posix_memalign), R (realloc).
 
     `code`: an operator new's (frees.NEW_CODES), whose malloc inside is then the same call.
+    `throws`: an operator new that throws std::bad_alloc when it fails: its stub must give way to
+    the real return address if it does (ThrowStart).
     `gated`: libc's own entry in objects mode, live only while a call out of chosen code runs; it
     keeps the calls with chosen code on the stack (the addon's templates that resolve to Node's
     copy, the libraries it calls), as the preload backend does.
     """
 
-    def __init__(self, addr, kind, code=0, gated=False):
+    def __init__(self, addr, kind, code=0, gated=False, throws=False):
         super().__init__("*%d" % addr, internal=True)
         self.kind = kind
         self.code = code
         self.gated = gated
+        self.throws = throws
         if gated:
             self.enabled = False
             State.gated.append(self)
@@ -376,14 +384,45 @@ class Allocator(gdb.Breakpoint):
                 return False
             if family(block[2]) != 0:
                 mismatched_free(tid, arg, sid, block)
-        State.pending[sp + 8] = (tid, kind, arg, size, sid, self.code)
+        ret = State.mem.word(sp)
+        State.pending[sp + 8] = (tid, kind, arg, size, sid, self.code, ret if self.throws else None)
         State.busy[tid] = sp + 8
         # calloc's block is zero already; realloc's keeps the program's old contents
-        stub = State.ring.stub(State.mem.word(sp), scrub=kind in ("M", "A")) if State.ring and kind != "P" else None
+        stub = State.ring.stub(ret, scrub=kind in ("M", "A")) if State.ring and kind != "P" else None
         if stub is not None:
             State.mem.write(sp, struct.pack("<Q", stub))
         else:
             AllocatorFinish(gdb.newest_frame(), tid, sp + 8)
+        return False
+
+
+class ThrowStart(gdb.Breakpoint):
+    """libstdc++'s __cxa_allocate_exception (and its dependent-exception twin): a C++ throw begins.
+
+    A failing operator new throws std::bad_alloc, and the unwinder reads the return address the
+    call pushed to find its caller's frame: pointed at a stub, which has no unwind information, it
+    finds none, and the program dies in std::terminate where natively it catches. So before a throw
+    inside such a call the real return address goes back, and the call, which will not return, is
+    over: the exception's own block is the program's, as preload counts it. Here and not at every
+    operator new, a throw costs one stop more and an operator new none. (A new-handler that throws
+    and catches inside the call: the block the call then returns is counted as its malloc's.) A
+    nothrow operator new catches its bad_alloc inside: its stub stays, as memcheck counts nothing.
+    """
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()  # a call already returned through its stub is complete, not unwinding
+        tid, regs = current()
+        sp = State.busy.get(tid)
+        call = State.pending.get(sp) if sp is not None else None
+        if call is None or call[6] is None or regs[RSP] >= sp:
+            return False
+        if State.ring and State.ring.holds(State.mem.word(sp - 8)):
+            State.mem.write(sp - 8, struct.pack("<Q", call[6]))
+        del State.pending[sp]
+        del State.busy[tid]
+        if State.gated:  # objects mode: the exception is the chosen code's, as its own throw's is
+            open_gate(tid, regs[RSP])
         return False
 
 

@@ -12,11 +12,11 @@
 
 static long x_sys(long n, long a, long b, long c) { return sys3(n, a, b, c); }
 
-/* The image before the process image goes: the exec'd program is not followed (as under gdb and
- * memcheck), and the run says so. */
 /* In a forked child: the file that says it ran unchecked (lifecycle.c's fork_child), or empty. */
 static char g_fork_mark[1100];
 
+/* The image before the process image goes: the exec'd program is not followed (as under gdb and
+ * memcheck), and the run says so. */
 static void before_exec(const char *path)
 {
     /* a forked child that execs is not one memcheck checks (lifecycle.c's fork_child) */

@@ -81,18 +81,10 @@ static void stop_handler(int sig, siginfo_t *si, void *context)
 static long read_task_file(int tid, const char *name, char *buf, size_t cap)
 {
     char path[64] = "/proc/self/task/";
-    char num[16];
-    int k = 15;
-    num[k] = 0;
-    int t = tid;
-    do {
-        num[--k] = (char)('0' + t % 10);
-        t /= 10;
-    } while (t);
     size_t pl = x_strlen(path);
-    memcpy(path + pl, num + k, (size_t)(15 - k));
-    path[pl + (15 - k)] = '/';
-    memcpy(path + pl + (15 - k) + 1, name, x_strlen(name) + 1);
+    pl += put_dec(path + pl, (uint64_t)tid);
+    path[pl] = '/';
+    memcpy(path + pl + 1, name, x_strlen(name) + 1);
     int fd = x_open(path, O_RDONLY, 0);
     if (fd < 0) return 0;
     long n = x_read(fd, buf, cap - 1);
@@ -508,16 +500,7 @@ static void dump(const char *point, uint64_t sp, const uint64_t *regs, const cha
     memcpy(path + at, point, pl);
     at += pl;
     path[at++] = '-';
-    char num[24];
-    int k = 23;
-    num[k] = 0;
-    int c = g_image_count++;
-    do {
-        num[--k] = (char)('0' + c % 10);
-        c /= 10;
-    } while (c);
-    memcpy(path + at, num + k, (size_t)(23 - k));
-    at += (size_t)(23 - k);
+    at += put_dec(path + at, (uint64_t)g_image_count++);
     memcpy(path + at, ".bin", 5);
     int fd = x_open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) {

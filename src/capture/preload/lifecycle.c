@@ -18,15 +18,8 @@ static void fork_mark_path(void)
     memcpy(g_fork_mark, g_dir, dl);
     memcpy(g_fork_mark + at, "/forked-", 8);
     at += 8;
-    char num[24];
-    int k = 23;
-    num[k] = 0;
-    int pid = x_getpid();
-    do {
-        num[--k] = (char)('0' + pid % 10);
-        pid /= 10;
-    } while (pid);
-    memcpy(g_fork_mark + at, num + k, (size_t)(24 - k));
+    at += put_dec(g_fork_mark + at, (uint64_t)x_getpid());
+    g_fork_mark[at] = 0;
 }
 
 static void fork_child(void)

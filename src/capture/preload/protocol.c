@@ -54,13 +54,8 @@ static void out_hex(uint64_t v)
 
 static void out_dec(uint64_t v)
 {
-    char buf[21];
-    int i = 20;
-    do {
-        buf[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    out_bytes(buf + i, (size_t)(20 - i));
+    char buf[20];
+    out_bytes(buf, put_dec(buf, v));
 }
 
 static void out_c(char c)

@@ -3,7 +3,6 @@
 
 /* ---- crash ---- */
 
-
 /* The signals of a fault: heapspec's handler takes the image and then the signal's default. While
  * the program leaves one but SIGTRAP at its default, the handler is held as an ending one is
  * (below): the program reads back SIG_DFL, as a crash handler that chains to the one before it

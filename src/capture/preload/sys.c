@@ -53,6 +53,19 @@ static size_t x_strlen(const char *s)
     return n;
 }
 
+/* `v` in decimal at `at` (room for 20 digits), not NUL-terminated: the digits' count. */
+static size_t put_dec(char *at, uint64_t v)
+{
+    char buf[20];
+    size_t i = sizeof buf;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(at, buf + i, sizeof buf - i);
+    return sizeof buf - i;
+}
+
 static int starts_with(const char *s, const char *prefix)
 {
     while (*prefix)

@@ -763,6 +763,45 @@ def relro(lines, at):
     return len(after) > 5 and after[1].startswith("rw") and after[5] == parts[5] and after[0].split("-")[0] == parts[0].split("-")[1]
 
 
+PAGEMAP_PRESENT = 1 << 63
+PAGEMAP_SWAPPED = 1 << 62
+PAGEMAP_MIN = 256 << 10  # smaller mappings are read whole: a look at the page table costs more
+
+
+def written_pages(image, pid, start, end, zero_fill):
+    """Writes [start, end) of the inferior's memory to the image at its current offset. With
+    `zero_fill` (private anonymous memory), the pages that are neither in memory nor swapped out were
+    never written and read as zeros: they are left a hole in the file, which reads as zeros too,
+    and are not read, which would map the kernel's zero page into each of them (Node reserves 80 MB
+    so and writes a tenth of it; the program could see its page tables grow)."""
+    if not zero_fill or end - start < PAGEMAP_MIN:
+        image.write(State.mem.read(start, end - start))
+        return
+    try:
+        with open("/proc/%d/pagemap" % pid, "rb", buffering=0) as pagemap:
+            pagemap.seek((start >> 12) * 8)
+            entries = pagemap.read(((end - start) >> 12) * 8)
+    except OSError:
+        entries = b""
+    if len(entries) != ((end - start) >> 12) * 8:
+        image.write(State.mem.read(start, end - start))
+        return
+    flags = struct.unpack("<%dQ" % (len(entries) // 8), entries)
+    base = image.tell()
+    page, pages = 0, len(flags)
+    while page < pages:
+        if not flags[page] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED):
+            page += 1
+            continue
+        first = page
+        while page < pages and flags[page] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED):
+            page += 1
+        image.seek(base + (first << 12))
+        image.write(State.mem.read(start + (first << 12), (page - first) << 12))
+    image.seek(base + (end - start))
+    image.truncate()
+
+
 def dump(point, floor=None, at_call=None):
     """Writes every writable mapping and every thread's registers: the memory image the model scans.
 
@@ -799,13 +838,15 @@ def dump(point, floor=None, at_call=None):
                 continue
             if State.ring and start <= State.ring.index < end:
                 continue  # our own stubs and result ring hold copies of every returned pointer
+            zero_fill = perms[3:4] == "p" and (name == "" or name in ("[heap]", "[stack]") or name.startswith("[anon:"))
             try:
-                data = State.mem.read(start, end - start)
+                written_pages(image, inferior.pid, start, end, zero_fill)
             except OSError:
+                image.seek(offset)
+                image.truncate(offset)
                 continue
-            image.write(data)
             emit("W %x %x %s %d %s" % (start, end, perms, offset, name))
-            offset += len(data)
+            offset += end - start
     current_tid = gdb.selected_thread().ptid[1]
     for thread in inferior.threads():
         r = getregs(thread.ptid[1])

@@ -46,7 +46,7 @@ static inline uint64_t sb_hi(const struct scan_block *b)
 struct piece {
     uint64_t lo, hi;
     int kind;
-    int file; /* maps a file: some of it may not be readable (past the file's end) */
+    int mem; /* what its mapping's memory is (image.c's MEM_*) */
 };
 
 struct page_slot {
@@ -224,14 +224,14 @@ static int grow_array(void **array, uint64_t *cap, uint64_t used, size_t size, u
     return 1;
 }
 
-static int piece_push(uint64_t lo, uint64_t hi, int kind, int file)
+static int piece_push(uint64_t lo, uint64_t hi, int kind, int mem)
 {
     if (lo >= hi) return 1;
     if (g_scan.npieces == g_scan.pieces_cap && !grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, g_scan.npieces, sizeof(struct piece), 4096)) {
         g_scan.failed = 1; /* not a piece of another kind: the image instead */
         return 0;
     }
-    g_scan.pieces[g_scan.npieces++] = (struct piece){lo, hi, kind, file};
+    g_scan.pieces[g_scan.npieces++] = (struct piece){lo, hi, kind, mem};
     return 1;
 }
 
@@ -284,7 +284,7 @@ static int read_word(uint64_t addr, uint64_t *w)
 /* memory-image.ts's mmappedChunks: the mmapped malloc chunks holding the blocks in [lo, hi), pushed
  * as heap with the memory between them as roots; 0 when some block there is no such chunk (then
  * the whole mapping is malloc's). */
-static int push_mmapped_chunks(uint64_t lo, uint64_t hi, uint64_t first, int file)
+static int push_mmapped_chunks(uint64_t lo, uint64_t hi, uint64_t first, int mem)
 {
     uint64_t covered = lo;
     uint64_t mark = g_scan.npieces;
@@ -294,10 +294,10 @@ static int push_mmapped_chunks(uint64_t lo, uint64_t hi, uint64_t first, int fil
         uint64_t start = block - 16 - padding;
         uint64_t end = start + (size & ~(uint64_t)7);
         if (start < covered || end > hi || end <= block || start > block) goto none;
-        if (!piece_push(covered, start, PIECE_ROOT, file) || !piece_push(start, end, PIECE_HEAP, file)) goto none;
+        if (!piece_push(covered, start, PIECE_ROOT, mem) || !piece_push(start, end, PIECE_HEAP, mem)) goto none;
         covered = end;
     }
-    if (!piece_push(covered, hi, PIECE_ROOT, file)) goto none;
+    if (!piece_push(covered, hi, PIECE_ROOT, mem)) goto none;
     return 1;
 none:
     g_scan.npieces = mark;
@@ -335,13 +335,13 @@ static uint64_t piece_root_from(uint64_t lo, uint64_t hi, int guarded, const str
 static int scan_piece(uint64_t lo, uint64_t hi, int guarded, const struct maps_line *m, uint64_t sp)
 {
     if (lo >= hi) return 1;
-    int file = m->name_len > 0 && m->name[0] == '/';
+    int mem = maps_memory(m);
     int arena = piece_is_arena(lo, m, sp);
     uint64_t first = first_block_at(lo);
     int holds = first < g_scan.n && sb_lo(&g_scan.b[first]) < hi;
-    if (!arena && holds && push_mmapped_chunks(lo, hi, first, file)) return 1;
-    if (arena || holds) return piece_push(lo, hi, PIECE_HEAP, file);
-    return piece_push(piece_root_from(lo, hi, guarded, m, sp), hi, is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT, file);
+    if (!arena && holds && push_mmapped_chunks(lo, hi, first, mem)) return 1;
+    if (arena || holds) return piece_push(lo, hi, PIECE_HEAP, mem);
+    return piece_push(piece_root_from(lo, hi, guarded, m, sp), hi, is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT, mem);
 }
 
 struct scan_ctx {
@@ -560,11 +560,11 @@ static int mark_from_root(const uint64_t *w, size_t n, uintptr_t at, void *ctx)
 static void scan_root(struct piece *r)
 {
     /* first whether it can all be read: a page at a time, when it maps a file */
-    for (uint64_t at = (r->lo + 7) & ~(uint64_t)7; r->file && at < r->hi; at = (at | 4095) + 1) {
+    for (uint64_t at = (r->lo + 7) & ~(uint64_t)7; (r->mem & MEM_FILE) && at < r->hi; at = (at | 4095) + 1) {
         uint64_t w;
         if (!read_word(at & ~(uint64_t)7, &w)) return;
     }
-    read_words(r->lo, r->hi, mark_from_root, r);
+    read_words(r->lo, r->hi, r->mem, mark_from_root, r);
 }
 
 /* Cliques: each unreached block, in address order, claims the unreached blocks it points to. */
@@ -946,11 +946,11 @@ static int own_visit(uintptr_t lo, uintptr_t hi, int first, void *ctx)
         int at = g_nown_pieces++;
         g_own_pieces[at].lo = lo;
         g_own_pieces[at].hi = hi;
-        return read_words(lo, hi, own_words, &(struct own_piece){PIECE_ROOT, at, from}) != 0;
+        return read_words(lo, hi, maps_memory(m), own_words, &(struct own_piece){PIECE_ROOT, at, from}) != 0;
     }
     /* a file's or a named mapping: malloc's blocks are never there */
     int kind = is_libc(m->name, m->name_len) ? PIECE_LIBC : PIECE_ROOT;
-    return read_words(from, hi, own_words, &(struct own_piece){kind, -1, from}) != 0;
+    return read_words(from, hi, maps_memory(m), own_words, &(struct own_piece){kind, -1, from}) != 0;
 }
 
 /* The words found in anonymous mappings: 0 when one of those mappings holds a block (the whole scan

@@ -861,6 +861,13 @@ static struct {
     int root; /* at or above where the whole scan would read the piece as a root */
 } g_own_pending[OWN_PENDING];
 static int g_npending;
+/* Where words in malloc's arenas point into own blocks: each is weighed by the whole scan when it
+ * lies inside a live block (one the whole scan may reach), and is nothing when it lies in free
+ * memory or the allocator's headers, which the whole scan never reads (a freed temporary that held
+ * the block sent every third leaky test end of a Node addon to the whole scan). In address order
+ * once the walk is done. */
+static uint64_t g_own_heap_words[OWN_PENDING];
+static int g_nheap_words;
 static struct { uint64_t lo, hi; } g_own_pieces[OWN_PIECES];
 static int g_nown_pieces;
 
@@ -912,7 +919,11 @@ static int own_words(const uint64_t *w, size_t n, uintptr_t at, void *ctx)
         if (j < 0) continue;
         uint64_t where = at + 8 * k;
         if (into_own(where)) continue; /* an own block's word: the marking's to follow */
-        if (piece->kind == PIECE_HEAP) return 1;
+        if (piece->kind == PIECE_HEAP) {
+            if (g_nheap_words == OWN_PENDING) return 1;
+            g_own_heap_words[g_nheap_words++] = where;
+            continue;
+        }
         if (piece->pending >= 0) {
             if (g_npending == OWN_PENDING) return 1;
             g_own_pending[g_npending++] = (typeof(g_own_pending[0])){p, piece->pending, where >= piece->from};
@@ -953,16 +964,35 @@ static int own_visit(uintptr_t lo, uintptr_t hi, int first, void *ctx)
     return read_words(from, hi, maps_memory(m), own_words, &(struct own_piece){kind, -1, from}) != 0;
 }
 
-/* The words found in anonymous mappings: 0 when one of those mappings holds a block (the whole scan
- * then: that mapping is heap). */
+/* Whether one of the arena words found lies in [lo, hi). */
+static int heap_word_within(uint64_t lo, uint64_t hi)
+{
+    int a = 0, b = g_nheap_words;
+    while (a < b) {
+        int mid = (a + b) >> 1;
+        if (g_own_heap_words[mid] < lo) a = mid + 1;
+        else b = mid;
+    }
+    return a < g_nheap_words && g_own_heap_words[a] < hi;
+}
+
+/* The words found in anonymous mappings and arenas: 0 when one of those mappings holds a block (the
+ * whole scan then: that mapping is heap), or an arena's word lies in a live block. */
 static int own_weigh_pending(void)
 {
-    if (!g_npending) return 1;
+    if (!g_npending && !g_nheap_words) return 1;
+    for (int i = 1; i < g_nheap_words; i++) {
+        uint64_t x = g_own_heap_words[i];
+        int k = i;
+        for (; k > 0 && g_own_heap_words[k - 1] > x; k--) g_own_heap_words[k] = g_own_heap_words[k - 1];
+        g_own_heap_words[k] = x;
+    }
     uint8_t found[OWN_PIECES] = {0};
     for (int i = 0; i < g_npending; i++) found[g_own_pending[i].piece] = 1;
     for (uint64_t i = 0; i < g_blocks_cap; i++) {
         uint64_t a = g_blocks[i].addr;
         if (!a) continue;
+        if (g_nheap_words && heap_word_within(a, a + g_blocks[i].size)) return 0;
         for (int k = 0; k < g_nown_pieces; k++)
             if (found[k] && a >= g_own_pieces[k].lo && a < g_own_pieces[k].hi) return 0;
     }
@@ -979,7 +1009,7 @@ static int scan_own(uint64_t sp, const uint64_t *regs, const char *at_call)
 {
     if (!own_blocks()) return 0;
     memset(g_own_state, SCAN_UNREACHED, (size_t)g_nown);
-    g_own_depth = g_npending = g_nown_pieces = 0;
+    g_own_depth = g_npending = g_nheap_words = g_nown_pieces = 0;
     if (!read_maps()) return 0;
     vtables_forget();
     struct writable_maps w = {g_maps_copy.text, 0, ""};

@@ -21,17 +21,29 @@ async function churn(backend: 'preload' | 'gdb' | 'valgrind', entries: number): 
   if (run.stdout !== `entries: done (${entries} churned)\n`) throw new Error(`bench: the script printed ${JSON.stringify(run.stdout)} under ${backend}`)
 }
 
+function median(values: number[]): number {
+  return [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!
+}
+
 export async function addonRows(): Promise<void> {
   const large = Number(process.env.BENCH_ADDON_ENTRIES ?? 250_000)
   const small = Number(process.env.BENCH_ADDON_GDB_ENTRIES ?? 2_000)
   const rows: [string, number, number][] = []
-  const native = await timed(() => execa(process.execPath, [SCRIPT, String(large)]))
+  // a third of a second each: the median of three, taken in turns, so a moment's load on the
+  // machine moves neither figure alone
+  const natives: number[] = []
+  const preloads: number[] = []
+  for (let i = 0; i < 3; i++) {
+    natives.push(await timed(() => execa(process.execPath, [SCRIPT, String(large)])))
+    preloads.push(await timed(() => churn('preload', large)))
+  }
+  const native = median(natives)
   rows.push(['node (native)', large, native])
-  rows.push(['runNode, preload (auto)', large, await timed(() => churn('preload', large))])
+  rows.push(['runNode, preload (auto)', large, median(preloads)])
   rows.push(['runNode, valgrind', small, await timed(() => churn('valgrind', small))])
   rows.push(['runNode, gdb', small, await timed(() => churn('gdb', small))])
   const nativeSmall = await timed(() => execa(process.execPath, [SCRIPT, String(small)]))
-  console.log(`\nrunNode: debugee/addon/entries.mjs, its churn test case making 4 allocations an entry\n`)
+  console.log(`\nrunNode: debugee/addon/entries.mjs, its churn test case making 4 allocations an entry (native and preload: the median of 3 runs)\n`)
   console.log(`${'run'.padEnd(38)} ${'entries'.padStart(9)} ${'seconds'.padStart(8)} ${'vs native'.padStart(10)}`)
   for (const [name, entries, seconds] of rows) {
     const base = entries === large ? native : nativeSmall

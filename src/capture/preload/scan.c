@@ -58,8 +58,9 @@ static struct {
     struct scan_block *b; /* the live blocks in address order */
     uint64_t n;
     uint8_t *state;
-    uint32_t *stack; /* blocks marked, not yet scanned: each pushed once per state it reaches */
+    uint32_t *stack; /* blocks marked, not yet scanned: each there once at most (queued) */
     uint64_t depth, stack_cap;
+    uint64_t *queued; /* a bit a block: on the stack */
     int failed;      /* our memory ran out in the middle: the image instead */
     uint64_t lowest, highest;
     struct page_slot *pages;
@@ -476,15 +477,32 @@ static int heuristic(uint64_t p, uint64_t lo, uint64_t hi)
     return 0;
 }
 
-static int scan_stack_grow(void) { return grow_array((void **)&g_scan.stack, &g_scan.stack_cap, g_scan.depth, sizeof(uint32_t), 4096); }
+/* The mark stack holds each block once at most: a block marked again while it waits there (possibly
+ * reached, then reached from its start) is scanned once, in the state it has when its turn comes,
+ * as memcheck's mark stack does. So it never holds more than every block: its room is reserved
+ * for all of them and touched only as deep as it goes (5,000,000 blocks a table points to took it
+ * to 32 MB by doubling, with the old and new copies mapped together at each step). */
+static int scan_stack_reserve(uint64_t blocks)
+{
+    g_scan.stack_cap = blocks;
+    g_scan.stack = region(blocks * sizeof(uint32_t));
+    g_scan.queued = region_filled((blocks + 63) / 64 * 8);
+    return g_scan.stack && g_scan.queued;
+}
 
 static inline void scan_push(uint64_t i)
 {
-    if (UNLIKELY(g_scan.depth == g_scan.stack_cap) && !scan_stack_grow()) {
-        g_scan.failed = 1;
-        return;
-    }
+    uint64_t bit = 1ull << (i & 63);
+    if (g_scan.queued[i >> 6] & bit) return;
+    g_scan.queued[i >> 6] |= bit;
     g_scan.stack[g_scan.depth++] = (uint32_t)i;
+}
+
+static inline uint32_t scan_pop(void)
+{
+    uint32_t i = g_scan.stack[--g_scan.depth];
+    g_scan.queued[i >> 6] &= ~(1ull << (i & 63));
+    return i;
 }
 
 static inline void scan_reach(uint64_t p, int prior_definite)
@@ -516,7 +534,7 @@ static inline const uint64_t *words_of(uint64_t lo, uint64_t hi, uint64_t *count
 static void scan_drain(void)
 {
     while (g_scan.depth > 0) {
-        uint32_t i = g_scan.stack[--g_scan.depth];
+        uint32_t i = scan_pop();
         uint64_t lo = sb_lo(&g_scan.b[i]), hi = sb_hi(&g_scan.b[i]);
         if (!in_heap(lo, hi)) continue;
         int definite = g_scan.state[i] == SCAN_REACHABLE;
@@ -575,7 +593,7 @@ static void scan_cliques(void)
         g_scan.depth = 0;
         scan_push(leader);
         while (g_scan.depth > 0) {
-            const struct scan_block *b = &g_scan.b[g_scan.stack[--g_scan.depth]];
+            const struct scan_block *b = &g_scan.b[scan_pop()];
             uint64_t lo = sb_lo(b), hi = sb_hi(b);
             if (!in_heap(lo, hi)) continue;
             uint64_t count;
@@ -596,6 +614,7 @@ static void scan_release(uint64_t blocks_cap)
     if (g_scan.b) region_free(g_scan.b, blocks_cap * sizeof(struct scan_block));
     if (g_scan.state) region_free(g_scan.state, blocks_cap);
     if (g_scan.stack) region_free(g_scan.stack, g_scan.stack_cap * sizeof(uint32_t));
+    if (g_scan.queued) region_free(g_scan.queued, (g_scan.stack_cap + 63) / 64 * 8);
     if (g_scan.pages) region_free(g_scan.pages, g_scan.pages_bytes);
     if (g_scan.pieces) region_free(g_scan.pieces, g_scan.pieces_cap * sizeof(struct piece));
     if (g_scan.heap_index) region_free(g_scan.heap_index, g_scan.pieces_cap * sizeof(uint32_t));
@@ -782,7 +801,7 @@ static int scan_verdict(const char *point, uint64_t sp, const uint64_t *regs, co
             if (sb_hi(&g_scan.b[i]) > g_scan.highest) g_scan.highest = sb_hi(&g_scan.b[i]);
         if (!scan_pages()) goto fail;
     }
-    if (!(g_scan.state = region_filled(cap)) || !scan_stack_grow()) goto fail;
+    if (!(g_scan.state = region_filled(cap)) || !scan_stack_reserve(cap)) goto fail;
     /* every allocation of ours is made: the maps now show what the scan reads */
     if (!grow_array((void **)&g_scan.pieces, &g_scan.pieces_cap, 0, sizeof(struct piece), 4096) || !read_maps()) goto fail;
     vtables_forget();

@@ -334,6 +334,26 @@ describe('a failing operator new that throws std::bad_alloc', () => {
   })
 })
 
+// A nothrow operator new that fails returns nullptr. libstdc++'s nothrow forms call the throwing
+// ones and catch their std::bad_alloc: preload, which hands a failure to them, counted that
+// 136-byte exception once per failure (an allocation and a free memcheck's nothrow new never makes).
+describe('a failing nothrow operator new', () => {
+  const command = [program('field/nothrow-fails')]
+  it.each(['preload', 'gdb', 'valgrind'] as const)('%s: returns nullptr as natively, and the totals are memcheck\'s: 7 allocations, 6 frees, 24 bytes definitely lost', async (backend) => {
+    const [reference, own] = await Promise.all([memcheck(command), native(command)])
+    expect(own.exitCode).toBe(0)
+    expect(own.stdout).toContain('aligned new[] nothrow of 2^62 bytes, 1: nullptr\n')
+    expect(reference.totals).toMatchObject({ allocations: 7, frees: 6 })
+    expect(reference.leakSummary.definite).toEqual({ bytes: 24, blocks: 1 })
+    const run = await runNative(command, { backend })
+    expect(verdict(run.json)).toEqual({ totals: reference.totals, leakSummary: reference.leakSummary })
+    expect(run.stdout).toBe(own.stdout)
+    expect(run.json.program.exitCode).toBe(own.exitCode)
+    expect(run.json.errors).toEqual([])
+    expect(run.json.warnings ?? []).toEqual([])
+  })
+})
+
 // A suppression's first frame names the allocator. preload took a realloc'd block for the rest of
 // the malloc family (it sent no realloc for it), so `fun:malloc` hid lost blocks memcheck reports;
 // preload and gdb took a plain block for any of the family, realloc too.

@@ -305,16 +305,63 @@ ENTRY_STUB(free, heapspec_free, "%rsi");
  * the block it makes then gets its family here.
  */
 
-static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, size_t n, size_t align, unsigned alloc)
+static inline int nothrow_new(unsigned alloc)
 {
-    struct thread_state *me = self_state();
+    return alloc == ALLOC_NEW_NT || alloc == ALLOC_NEW_VEC_NT || alloc == ALLOC_NEW_AL_NT || alloc == ALLOC_NEW_VEC_AL_NT;
+}
+
+/* libstdc++'s `name`, looked up with the thread busy (dlsym may allocate). */
+static void *libstdcxx_function(struct thread_state *me, const char *name)
+{
     int busy = me->busy;
     me->busy = 1;
     void *fn = dlsym(RTLD_NEXT, name);
     me->busy = busy;
+    return fn;
+}
+
+typedef void (*new_handler_fn)(void);
+
+/* A failed throwing operator new that libstdc++'s nothrow one called: the throwing one's loop (the
+ * program's new-handler, then the allocation again), but where that would throw std::bad_alloc
+ * when no handler is left, NULL, which the nothrow operator returns as it would have returned
+ * after catching the bad_alloc: that exception is a 136-byte block, allocated and freed inside the
+ * call, that memcheck's nothrow new never makes. A bad_alloc the handler throws itself goes on to
+ * the nothrow operator's catch through these frames, as natively. */
+static __attribute__((noinline, cold)) void *nothrow_retry(struct thread_state *me, size_t n, size_t align, unsigned alloc, const struct entry_regs *r)
+{
+    new_handler_fn (*get_handler)(void) = (new_handler_fn (*)(void))libstdcxx_function(me, "_ZSt15get_new_handlerv");
+    for (;;) {
+        new_handler_fn handler = get_handler ? get_handler() : NULL;
+        if (!handler) return NULL;
+        handler();
+        void *p = align ? __libc_memalign(align, n) : __libc_malloc(n);
+        if (p) {
+            struct thread_state *now;
+            if ((now = observing())) {
+                scrub(p, n);
+                note_block(now, p, n, r, alloc);
+            }
+            return p;
+        }
+    }
+}
+
+static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, size_t n, size_t align, unsigned alloc, const struct entry_regs *r)
+{
+    struct thread_state *me = self_state();
+    int nothrow = nothrow_new(alloc);
+    if (me->nothrow && !nothrow) {
+        me->nothrow = 0; /* its first call: the handler's own operator new calls are the program's */
+        return nothrow_retry(me, n, align, alloc, r);
+    }
+    void *fn = libstdcxx_function(me, name);
     void *p = NULL;
-    if (fn) p = align ? ((void *(*)(size_t, size_t))fn)(n, align) : ((void *(*)(size_t))fn)(n);
-    else if (!(alloc == ALLOC_NEW_NT || alloc == ALLOC_NEW_VEC_NT || alloc == ALLOC_NEW_AL_NT || alloc == ALLOC_NEW_VEC_AL_NT)) {
+    if (fn) {
+        me->nothrow = nothrow;
+        p = align ? ((void *(*)(size_t, size_t))fn)(n, align) : ((void *(*)(size_t))fn)(n);
+        me->nothrow = 0;
+    } else if (!nothrow) {
         static const char msg[] = "heapspec: operator new failed and libstdc++'s, which would throw, is not loaded\n";
         x_write(2, msg, sizeof msg - 1);
         x_tgkill(x_getpid(), x_gettid(), SIGABRT);
@@ -333,7 +380,7 @@ static __attribute__((noinline, cold)) void *libstdcxx_new(const char *name, siz
 static inline __attribute__((always_inline)) void *new_block(size_t n, size_t align, unsigned alloc, const char *name, const struct entry_regs *r)
 {
     void *p = align ? __libc_memalign(align, n) : __libc_malloc(n);
-    if (UNLIKELY(!p)) return libstdcxx_new(name, n, align, alloc);
+    if (UNLIKELY(!p)) return libstdcxx_new(name, n, align, alloc, r);
     struct thread_state *me;
     if ((me = observing())) {
         scrub(p, n);
@@ -370,7 +417,7 @@ static inline __attribute__((always_inline)) void *new_block(size_t n, size_t al
     ENTRY_STUB(sym, heapspec_##sym, "%rcx")
 
 /* The nothrow forms fall back on the throwing ones' handler loop only through libstdc++'s own
- * nothrow operator, which returns NULL where the other throws. */
+ * nothrow operator, which catches what the throwing one throws (nothrow_retry). */
 NEW_HOOK(_Znwm, ALLOC_NEW);
 NEW_HOOK(_Znam, ALLOC_NEW_VEC);
 NEW_HOOK_NT(_ZnwmRKSt9nothrow_t, ALLOC_NEW_NT, _ZnwmRKSt9nothrow_t);

@@ -51,6 +51,7 @@ struct thread_state {
     struct cache_shard *own_cache; /* the same when no other thread shares it, else NULL */
     struct quarantine *quarantine; /* its freed-blocks queue, once attached (errors.c) */
     int unwinding;      /* a C++ exception is on its way: its test functions' slots hold their own return addresses */
+    int nothrow;        /* inside libstdc++'s nothrow operator new, which calls the throwing one (hooks.c) */
 };
 static pthread_key_t g_key;
 static struct thread_state *g_first;  /* the thread that started heapspec: the only one, at first */
@@ -86,6 +87,7 @@ static struct thread_state *new_state(void)
     s->own_cache = NULL;
     s->quarantine = NULL;
     s->unwinding = 0;
+    s->nothrow = 0;
     pthread_setspecific(g_key, s);
     return s;
 }

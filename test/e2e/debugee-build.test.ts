@@ -16,7 +16,7 @@ async function build(vars: string[]) {
 describe('building debugee/ with parts of the toolchain missing', () => {
   it('without g++: the C programs, and one line naming the C++ ones skipped and g++', async () => {
     const { out, exitCode, output } = await build(['CXX=no-such-g++'])
-    expect(output.trim()).toBe('debugee: skipped cxx verdicts-cxx tests-overloads errors errors-tests free-mismatch field/same-depth field/churn-threads field/tests-throw field/multiple-inheritance field/new-throws field/nothrow-fails scale/map-threads scale/map-threads-lsan gtest-plain gtest-listener addon/entries.node addon/libshelf.so: apt-get install g++ adds them.')
+    expect(output.trim()).toBe('debugee: skipped cxx verdicts-cxx tests-overloads errors errors-tests free-mismatch field/same-depth field/churn-threads field/tests-throw field/multiple-inheritance field/new-throws field/nothrow-fails field/new-handler scale/map-threads scale/map-threads-lsan gtest-plain gtest-listener addon/entries.node addon/libshelf.so: apt-get install g++ adds them.')
     expect(exitCode).toBe(0)
     for (const built of ['threads', 'definite', 'tests']) expect(existsSync(join(out, built)), built).toBe(true)
     for (const skipped of ['cxx', 'verdicts-cxx', 'free-mismatch', 'gtest-plain']) expect(existsSync(join(out, skipped)), skipped).toBe(false)

@@ -29,8 +29,8 @@ import observe  # noqa: E402
 import test_cases  # noqa: E402
 from elf import Elf, load_bias  # noqa: E402
 from observe import (  # noqa: E402
-    RAX, RDI, RDX, RSI, Allocator, Config, Free, FreeSwap, GdbFrames, Memory, Ring, State, Stopper, ThrowStart, address_of, dump, emit,
-    find_libc, gdb_address_of, inject_call, inject_mmap, symbolize,
+    RAX, RDI, RDX, RSI, Allocator, Config, Free, FreeSwap, GdbFrames, Memory, NewHandler, Ring, State, Stopper, ThrowStart, address_of,
+    dump, emit, find_libc, gdb_address_of, inject_call, inject_mmap, symbolize,
 )
 
 observe.configure(CFG)
@@ -78,6 +78,10 @@ def setup():
             addr = libstdcxx_address(name)
             if addr is not None:
                 ThrowStart("*%d" % addr, internal=True)
+        addr = libstdcxx_address("_ZSt15get_new_handlerv")
+        if addr is not None:
+            NewHandler("*%d" % addr, internal=True)
+            State.runtime = libstdcxx_extents(set(frees.NEW_CODES) | set(frees.EXCEPTION_ALLOCATORS))
         for name, family in frees.DELETE_FAMILIES.items():
             addr = libstdcxx_address(name)
             if addr is not None:
@@ -95,18 +99,32 @@ def setup():
         test_cases.GoogleTest.install()  # GoogleTest's tests, when no --tests regex says what a test is
 
 
-def libstdcxx_address(name):
-    """The address of libstdc++'s own `name` (its dynamic symbols), when the program loaded it."""
+def libstdcxx():
+    """(its ELF, its load bias, {name: address} of its dynamic symbols) of the libstdc++ the program
+    loaded, or None."""
     for objfile in gdb.objfiles():
         path = objfile.filename or ""
         if re.search(r"/libstdc\+\+\.so", path):
             if path not in LIBSTDCXX:
-                LIBSTDCXX[path] = {n: load_bias(gdb.selected_inferior().pid, path) + v for n, v in Elf(path).defined().items()}
-            return LIBSTDCXX[path].get(name)
+                elf, bias = Elf(path), load_bias(gdb.selected_inferior().pid, path)
+                LIBSTDCXX[path] = (elf, bias, {n: bias + v for n, v in elf.defined().items()})
+            return LIBSTDCXX[path]
     return None
 
 
-LIBSTDCXX = {}
+def libstdcxx_address(name):
+    """The address of libstdc++'s own `name` (its dynamic symbols), when the program loaded it."""
+    found = libstdcxx()
+    return found[2].get(name) if found is not None else None
+
+
+def libstdcxx_extents(names):
+    """[(lo, hi)] of the code of libstdc++'s functions among `names` (libstdc++ loaded)."""
+    elf, bias, _addresses = libstdcxx()
+    return [(bias + value, bias + value + size) for value, size in elf.extents(names)]
+
+
+LIBSTDCXX = {}  # path -> libstdcxx()
 
 
 def signal_handled(pid, signo):

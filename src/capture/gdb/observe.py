@@ -84,8 +84,11 @@ class State:
     unwinder = None
     ring = None
     stacks = {}
-    pending = {}  # return-time sp -> (tid, kind, arg, size, sid, allocator code, real return address of a throwing call)
-    busy = {}  # tid -> return-time sp of its outstanding allocator call
+    pending = {}  # return-time sp -> (tid, kind, arg, size, sid, allocator code, real return address of a throwing call, outer)
+    busy = {}  # tid -> return-time sp of its innermost outstanding allocator call (`outer` in pending: the one it runs inside)
+    failing = set()  # return-time sps of operator new calls whose malloc failed: the program's new-handler runs inside them
+    handler_throws = set()  # tids whose new-handler throws inside a nothrow operator new: the exception is the program's
+    runtime = []  # [(lo, hi)] of libstdc++'s operator new functions and exception allocators: a failing call's own calls
     judge = False  # frees are checked against the blocks seen (every allocation is observed)
     # Objects mode (objects.py): the chosen objects' code, and the calls they make out of it.
     chosen = []  # [(lo, hi)] of the chosen objects' mappings
@@ -168,6 +171,8 @@ class Ring:
         State.mem.write(a, bytes(c))
         self.next_code += (len(c) + 15) & ~15
         self.stubs[key] = a
+        if hasattr(State.unwinder, "returns"):
+            State.unwinder.returns[a] = ret
         return a
 
     def holds(self, addr):
@@ -216,13 +221,48 @@ class Ring:
             State.on_drained(self.seen)
 
 
+def leave(tid, sp, outer):
+    """Thread `tid`'s allocator call returning at `sp` is over: the call it ran inside (`outer`: an
+    operator new whose new-handler made it), if any, is the thread's outstanding one again."""
+    State.failing.discard(sp)
+    if State.busy.get(tid) == sp:  # not a later call of the thread's
+        if outer is None:
+            del State.busy[tid]
+        else:
+            State.busy[tid] = outer
+
+
+def nested(tid, regs, freed=None):
+    """Whether a stop of thread `tid` is part of the allocator call it is inside (realloc's malloc,
+    operator new's, the new[] that jumps to new), not a call of its own; `freed`: a free's pointer.
+
+    Once an operator new's malloc has failed (NewHandler) the call runs the program's new-handler,
+    which frees a reserve or allocates as it does when the program calls it itself: those calls are
+    the program's. The call's own come from libstdc++'s operator new functions (its retry, a
+    nothrow form's throwing one) and exception allocator (a nothrow form's bad_alloc, which
+    memcheck's nothrow new never makes; not one the handler throws, ThrowStart), and the free of a
+    block nobody counted is that bad_alloc's.
+    """
+    sp = State.busy.get(tid)
+    if sp is None:
+        return False
+    if sp not in State.failing:
+        return True
+    if freed is not None:
+        return freed not in Blocks.live
+    if tid in State.handler_throws:  # the exception's allocation, the first stop of its throw
+        State.handler_throws.discard(tid)
+        return False
+    ret = State.mem.word(regs[RSP])
+    return any(lo <= ret < hi for lo, hi in State.runtime)
+
+
 def complete(sp, rax):
     call = State.pending.pop(sp, None)
     if call is None:
         return
-    tid, kind, arg, size, sid, code, _ret = call
-    if State.busy.get(tid) == sp:
-        del State.busy[tid]
+    tid, kind, arg, size, sid, code, _ret, outer = call
+    leave(tid, sp, outer)
     block = 0
     if kind == "R":
         emit("R %d %x %x %d %d" % (tid, arg, rax, size, sid))
@@ -258,9 +298,8 @@ class AllocatorFinish(gdb.FinishBreakpoint):
         return False
 
     def out_of_scope(self):
-        State.pending.pop(self.sp, None)
-        if State.busy.get(self.tid) == self.sp:  # not a later call of the thread's
-            del State.busy[self.tid]
+        call = State.pending.pop(self.sp, None)
+        leave(self.tid, self.sp, call[7] if call is not None else None)
 
 
 def current():
@@ -354,8 +393,8 @@ class Allocator(gdb.Breakpoint):
         if State.ring:
             State.ring.drain()
         tid, regs = current()
-        if tid in State.busy:
-            return False  # a nested call (realloc calling malloc): the outer call is the event
+        if nested(tid, regs):
+            return False  # realloc calling malloc, operator new calling malloc: the outer call is the event
         pcs = gated_walk(regs) if self.gated else None
         if self.gated and not chosen_on_stack(pcs):
             close_gates()
@@ -385,7 +424,7 @@ class Allocator(gdb.Breakpoint):
             if family(block[2]) != 0:
                 mismatched_free(tid, arg, sid, block)
         ret = State.mem.word(sp)
-        State.pending[sp + 8] = (tid, kind, arg, size, sid, self.code, ret if self.throws else None)
+        State.pending[sp + 8] = (tid, kind, arg, size, sid, self.code, ret if self.throws else None, State.busy.get(tid))
         State.busy[tid] = sp + 8
         # calloc's block is zero already; realloc's keeps the program's old contents
         stub = State.ring.stub(ret, scrub=kind in ("M", "A")) if State.ring and kind != "P" else None
@@ -406,7 +445,8 @@ class ThrowStart(gdb.Breakpoint):
     over: the exception's own block is the program's, as preload counts it. Here and not at every
     operator new, a throw costs one stop more and an operator new none. (A new-handler that throws
     and catches inside the call: the block the call then returns is counted as its malloc's.) A
-    nothrow operator new catches its bad_alloc inside: its stub stays, as memcheck counts nothing.
+    nothrow operator new catches its bad_alloc inside: its stub stays, as memcheck counts nothing;
+    but what its new-handler throws is the program's exception, as when the program calls it.
     """
 
     def stop(self):
@@ -415,14 +455,34 @@ class ThrowStart(gdb.Breakpoint):
         tid, regs = current()
         sp = State.busy.get(tid)
         call = State.pending.get(sp) if sp is not None else None
-        if call is None or call[6] is None or regs[RSP] >= sp:
+        if call is None or regs[RSP] >= sp:
+            return False
+        if call[6] is None:
+            if sp in State.failing and not inside_libstdcxx(State.mem.word(regs[RSP])):
+                State.handler_throws.add(tid)
             return False
         if State.ring and State.ring.holds(State.mem.word(sp - 8)):
             State.mem.write(sp - 8, struct.pack("<Q", call[6]))
         del State.pending[sp]
-        del State.busy[tid]
+        leave(tid, sp, call[7])
         if State.gated:  # objects mode: the exception is the chosen code's, as its own throw's is
             open_gate(tid, regs[RSP])
+        return False
+
+
+class NewHandler(gdb.Breakpoint):
+    """libstdc++'s std::get_new_handler, which an operator new calls when its malloc failed, to call
+    the program's new-handler before it tries again: from here the thread's stops inside that call
+    are sorted into the call's own and the handler's (nested). Only a failure costs this stop."""
+
+    def stop(self):
+        if State.ring:
+            State.ring.drain()  # a call already returned through its stub is not the one failing
+        tid, _regs = current()
+        sp = State.busy.get(tid)
+        call = State.pending.get(sp) if sp is not None else None
+        if call is not None and call[5]:
+            State.failing.add(sp)
         return False
 
 
@@ -445,7 +505,7 @@ class Free(gdb.Breakpoint):
             State.ring.drain()
         tid, regs = current()
         addr = regs[RDI]
-        if tid in State.busy or addr == 0:
+        if addr == 0:
             return False
         sp = regs[RSP]
         pending = State.freeing.get(tid)
@@ -454,6 +514,8 @@ class Free(gdb.Breakpoint):
                 del State.freeing[tid]
                 if self.swap:
                     FreeSwap.hold(sp, addr, pending[2])
+            return False
+        if nested(tid, regs, addr):
             return False
         if not State.judge:
             emit("F %d %x" % (tid, addr))
@@ -549,6 +611,10 @@ class FreeSwap:
 
 def inside_libc(pc):
     return re.search(r"/libc\.so", gdb.current_progspace().solib_name(pc) or "") is not None
+
+
+def inside_libstdcxx(pc):
+    return re.search(r"/libstdc\+\+\.so", gdb.current_progspace().solib_name(pc) or "") is not None
 
 
 def skip_call(regs, result=None):

@@ -303,6 +303,9 @@ class Unwinder:
         self.pid = pid
         self.read = read
         self._tops = set()  # page-aligned ends of stack mappings (a read past them fails)
+        # code standing in for a return address -> the address (observe.py's result stubs: a call
+        # made inside an allocator call, by a new-handler, finds the stub as the allocator's)
+        self.returns = {}
         self.reset()
 
     def reset(self):
@@ -336,11 +339,13 @@ class Unwinder:
         # caller's registers are ours, its sp is the CFA. No CFI lookup needed for this frame.
         cur[7] = sp + 8
         rows = self._rows
+        returns = self.returns
         signal = False
         try:
             ra = win.word(sp)
             count = 0
             while ra:
+                ra = returns.get(ra, ra)
                 out.append(ra)
                 count += 1
                 if count >= depth:

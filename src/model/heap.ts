@@ -654,10 +654,11 @@ export function compareWhere(a: Frame[], b: Frame[]): number {
       pb++
       continue
     }
-    const d = sa.charCodeAt(ca) - sb.charCodeAt(cb)
-    if (d !== 0) return d < 0 ? -1 : 1
-    ca++
-    cb++
+    // the two pieces side by side, up to the end of one (the next piece of that stack goes on)
+    for (; ca < sa.length && cb < sb.length; ca++, cb++) {
+      const d = sa.charCodeAt(ca) - sb.charCodeAt(cb)
+      if (d !== 0) return d < 0 ? -1 : 1
+    }
   }
 }
 

@@ -423,6 +423,17 @@ export class EventStream {
     const fields = this.fields
     if (!numberFields(buffer, at, end, ~1, fields)) return this.otherLine(buffer, at - 2, end)
     this.model.defineStack(fields[0]!, fields.slice(1))
+    this.stackSeen()
+  }
+
+  /** Called once, at the first stack the stream defines (the preload backend starts its symbolizer then). */
+  onFirstStack: (() => void) | undefined
+
+  private stackSeen(): void {
+    const first = this.onFirstStack
+    if (!first) return
+    this.onFirstStack = undefined
+    first()
   }
 
   /** The fields of the interposer's A lines, read into the model from their bytes (millions, with memdump.txt). */
@@ -496,6 +507,7 @@ export class EventStream {
         const pcs = new Array<number>(f.length - 1)
         for (let i = 1; i < f.length; i++) pcs[i - 1] = parseInt(f[i]!, 16)
         model.defineStack(Number(f[0]), pcs)
+        this.stackSeen()
         return
       }
       case 'B':

@@ -97,17 +97,27 @@ const quotable = (path: string): boolean => path.startsWith('/') && !path.includ
  * question whose answer is dropped. Whoever starts one ends it: `resolve`, or `close` unused.
  */
 export class EarlySymbolizer {
-  private readonly child: ResultPromise<{ stdin: 'pipe'; reject: false; timeout: number; maxBuffer: number }>
+  private child: ResultPromise<{ stdin: 'pipe'; reject: false; timeout: number; maxBuffer: number }> | undefined
   /** The objects loaded ahead, by their real paths. */
   private readonly ahead: string[]
   private used = false
 
-  /** `objects`: the program, and the C library it most likely loads (heapspec's own, hostLibc()). */
+  /**
+   * `objects`: the program, and the C library it most likely loads (heapspec's own, hostLibc()).
+   * Nothing runs until start(): a program that makes no stack (/bin/true) needs no symbolizer, and
+   * one spawned before the program delayed its start by the spawn (about 10 ms of the run's fixed
+   * cost).
+   */
   constructor(objects: string[]) {
+    this.ahead = [...new Set(objects.map(realPath).filter(quotable))]
+  }
+
+  /** Starts llvm-symbolizer and has it load the objects ahead, once. */
+  start(): void {
+    if (this.child || this.used) return
     this.child = execa(TOOLS[0]!.command, LLVM_SYMBOLIZER, { stdin: 'pipe', reject: false, timeout: 120_000, maxBuffer: 256 * 1024 * 1024 })
     // a missing llvm-symbolizer closes its stdin at once: writing to it then is no error of ours
     this.child.stdin?.on('error', () => {})
-    this.ahead = [...new Set(objects.map(realPath).filter(quotable))]
     if (this.ahead.length > 0) this.child.stdin?.write(this.ahead.map((path) => `"${path}" 0x0\n`).join(''))
   }
 
@@ -124,15 +134,17 @@ export class EarlySymbolizer {
 
   /** The frames of `"object" address` lines; undefined when llvm-symbolizer is missing or failed. */
   async resolve(input: string[]): Promise<ToolFrame[] | undefined> {
+    this.start()
     this.used = true
-    this.child.stdin?.end(input.join('\n') + '\n')
-    return toolFrames(await this.child, input.length, this.ahead.length)
+    this.child!.stdin?.end(input.join('\n') + '\n')
+    return toolFrames(await this.child!, input.length, this.ahead.length)
   }
 
   /** Ends it when it was never asked (no address to resolve, or the capture failed). */
   async close(): Promise<void> {
     if (this.used) return
     this.used = true
+    if (!this.child) return
     this.child.kill('SIGKILL')
     await this.child
   }

@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
@@ -6,7 +6,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { SymbolCache } from '../../src/capture/symbol-cache.js'
 import { EarlySymbolizer, symbolize } from '../../src/capture/symbolize.js'
 import { descendants } from '../../src/capture/process.js'
-import { program } from '../support/debugee.js'
+import { program, ROOT } from '../support/debugee.js'
 
 // The real symbolizers on real objects: the program (debugee/build/definite: make() and main())
 // and glibc (strdup), as if loaded at the biases below, each address a few bytes into its function
@@ -53,14 +53,18 @@ describe('symbolize', () => {
     const plain = await symbolize(pcs, objects, program('definite'))
     // /lib is a link to /usr/lib here: the dynamic linker says one, /proc/self/maps the other
     const early = new EarlySymbolizer([program('definite'), '/usr/lib/x86_64-linux-gnu/libc.so.6'])
+    early.start()
     const ahead = await symbolize(pcs, objects, program('definite'), early)
     expect(ahead).toEqual(plain)
     expect(ahead.frames.map((f) => f.fn)).toEqual(['make', 'main', 'strdup'])
     expect(descendants(process.pid).length).toBe(0)
   })
 
-  it('started and never asked (nothing to resolve), is ended and leaves no process', async () => {
+  it('runs nothing until started; started and never asked (nothing to resolve), is ended and leaves no process', async () => {
     const early = new EarlySymbolizer([program('definite')])
+    expect(descendants(process.pid).length).toBe(0)
+    early.start()
+    early.start()
     expect(descendants(process.pid).length).toBe(1)
     expect(await symbolize([], objects, program('definite'), early)).toEqual({ frames: [], missingTool: false })
     expect(descendants(process.pid).length).toBe(0)
@@ -152,4 +156,28 @@ describe('SymbolCache: answers kept from one run to the next', () => {
     expect(rebuilt.knows(copy)).toBe(false)
     expect((await symbolize([pcs[0]!], own, copy, undefined, rebuilt)).frames.map((f) => f.fn)).toEqual(['make'])
   })
+})
+
+// The preload backend starts llvm-symbolizer at the program's first stack, not before the program:
+// spawned first, it delayed every program's start by the spawn, and a program that makes no stack
+// never needed it. A wrapper on PATH counts its starts.
+describe('the preload backend\'s symbolizer', () => {
+  it('is not started for a program that makes no stack, and names the frames of one that does', async () => {
+    const bin = mkdtempSync(join(tmpdir(), 'heapspec-symbolizer-wrap-'))
+    const log = join(bin, 'started')
+    const real = String((await execa('sh', ['-c', 'command -v llvm-symbolizer'])).stdout).trim()
+    writeFileSync(join(bin, 'llvm-symbolizer'), `#!/bin/sh\necho started >> '${log}'\nexec '${real}' "$@"\n`)
+    chmodSync(join(bin, 'llvm-symbolizer'), 0o755)
+    // a cache of its own: no answer is kept yet for either program
+    const env = { PATH: `${bin}:${process.env.PATH}`, XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), 'heapspec-symbol-cache-')) }
+    const cli = (command: string[]) => execa('node', [join(ROOT, 'dist', 'src', 'cli.js'), 'run', '--backend', 'preload', '--', ...command], { env, reject: false })
+    const none = await cli(['/bin/true'])
+    expect(none.exitCode).toBe(0)
+    expect(String(none.stderr)).toContain('total heap usage: 0 allocs, 0 frees, 0 bytes allocated')
+    expect(existsSync(log)).toBe(false)
+    const some = await cli([program('definite')])
+    expect(some.exitCode).toBe(1)
+    expect(String(some.stderr)).toContain('at make (debugee/definite.c:30)')
+    expect(readFileSync(log, 'utf8')).toBe('started\n')
+  }, 60_000)
 })

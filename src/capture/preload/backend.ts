@@ -252,8 +252,8 @@ export class PreloadBackend implements CaptureBackend {
     const display = spec.displayCommand.join(' ')
     const obstacle = preloadObstacle(spec.command[0]!)
     if (obstacle) throw new CannotStartError(`heapspec: the preload backend cannot observe ${spec.displayCommand[0]}: ${obstacle}. Use --backend gdb or --backend valgrind.`)
-    // Started first, it is ready (LLVM, the program's and libc's debug info loaded) when the
-    // program ends. With only some objects observed (Node's addons) most runs name no frame of
+    // Started at the program's first stack, it is ready (LLVM, the program's and libc's debug
+    // info loaded) when the program ends. With only some objects observed (Node's addons) most runs name no frame of
     // the program's own: reading Node's symbols ahead would only take the CPU the run needs.
     const ahead = spec.objects.length > 0 ? [hostLibc() ?? ''] : [spec.command[0]!, hostLibc() ?? '']
     // A program symbolized in an earlier run most likely needs no symbolizer now: its answers are
@@ -307,6 +307,8 @@ export class PreloadBackend implements CaptureBackend {
     }
     const stream = new EventStream(spec.cwd, spec.memdumpFile ? join(imageDir, 'events.raw') : undefined)
     if (spec.objects.length > 0) stream.observeOnly(spec.objects)
+    // it loads the program's debug info while the program runs, from the first stack it sends on
+    if (symbolizer) stream.onFirstStack = () => symbolizer.start()
     let reading: Promise<void> = Promise.resolve()
     let retry: NodeJS.Timeout | undefined
     const outcome = await supervise(program, args, {

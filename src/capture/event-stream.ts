@@ -654,17 +654,23 @@ export class EventStream {
     return false
   }
 
-  /** Whether a stack is one of the observed objects' (memoized), when only some are observed. */
+  /**
+   * Whether a stack is one of the observed objects' (memoized), when only some are observed. The
+   * answers hold until another object is loaded: the report asks for every stack three times (its
+   * symbols, its figures, its counts), each of Node's thousand stacks walked frame by frame.
+   */
   private observedStacks(): ((stack: number) => boolean) | undefined {
     if (!this.observed) return undefined
-    const through = observedStack(this.objects, this.observed.patterns)
-    const known = new Map<number, boolean>()
-    return (stack) => {
-      let answer = known.get(stack)
-      if (answer === undefined) known.set(stack, (answer = through(this.model.stack(stack))))
-      return answer
+    if (this.observedMemo?.objects !== this.objects.length) {
+      const through = observedStack(this.objects, this.observed.patterns)
+      const known: boolean[] = []
+      const answer = (stack: number): boolean => (known[stack] ??= through(this.model.stack(stack)))
+      this.observedMemo = { objects: this.objects.length, answer }
     }
+    return this.observedMemo.answer
   }
+
+  private observedMemo: { objects: number; answer: (stack: number) => boolean } | undefined
 
   /**
    * The return addresses the run can show, to symbolize: every stack's; with only some objects

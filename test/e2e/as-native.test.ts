@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { runNative } from '../../src/index.js'
 import { descendants } from '../../src/capture/process.js'
 import { ROOT } from '../support/debugee.js'
+import { alive } from '../support/processes.js'
 
 // The program runs under heapspec exactly as without it: the same stdin, stdout, stderr, argv,
 // environment and exit, on every backend, from the CLI and the API; heapspec's report goes to
@@ -39,15 +40,6 @@ function heapspec(backend: Backend, command: string[], input?: string, flags: st
   return { result, json: () => JSON.parse(readFileSync(json, 'utf8')) as { program: { exitCode: number | null; signal: string | null } } }
 }
 
-/** A pid is gone once /proc has no entry for it, or only a zombie's. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
-  } catch {
-    return false
-  }
-}
 
 async function gone(pids: number[], withinMs = 5000): Promise<number[]> {
   const deadline = Date.now() + withinMs

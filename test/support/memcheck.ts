@@ -13,6 +13,15 @@ export interface MemcheckVerdict {
   stdout: string
   /** Its loss records, as its text report lists them. */
   records: MemcheckRecord[]
+  /** The forks memcheck checked at their end (those that did not exec another program), each under its own pid. */
+  forks: MemcheckFork[]
+}
+
+/** A fork of the program that memcheck checked at its end: its report, apart from the program's. */
+export interface MemcheckFork {
+  pid: number
+  leakSummary: Record<LeakKind, Amount>
+  records: MemcheckRecord[]
 }
 
 /** One of memcheck's loss records: its direct bytes and blocks, and its stack as printed. */
@@ -62,6 +71,28 @@ const LABELS: Record<LeakKind, string> = {
 
 const number = (text: string): number => Number(text.replaceAll(',', ''))
 
+/** The lines of memcheck's log by the process each is of (`==PID==`), the process it started first. */
+function byProcess(log: string): Map<number, string> {
+  const lines = new Map<number, string[]>()
+  for (const line of log.split('\n')) {
+    const pid = /^==(\d+)==/.exec(line)?.[1]
+    if (pid === undefined) continue
+    if (!lines.has(Number(pid))) lines.set(Number(pid), [])
+    lines.get(Number(pid))!.push(line)
+  }
+  return new Map([...lines].map(([pid, text]) => [pid, text.join('\n')]))
+}
+
+/** The leak summary of one process's report. */
+function leakSummaryOf(text: string): Record<LeakKind, Amount> {
+  return Object.fromEntries(
+    LEAK_KINDS.map((kind) => {
+      const m = new RegExp(`${LABELS[kind]}: ([\\d,]+) bytes in ([\\d,]+) blocks`).exec(text)
+      return [kind, m ? { bytes: number(m[1]!), blocks: number(m[2]!) } : { bytes: 0, blocks: 0 }]
+    }),
+  ) as Record<LeakKind, Amount>
+}
+
 /**
  * Where memcheck places the client's mappings, the heap among them: above 4 GiB, as a native
  * program's heap is. At memcheck's default (64 MiB) the heap lies where 32-bit numbers fall, and
@@ -87,22 +118,19 @@ export async function memcheck(command: string[], options: { input?: string; cwd
       cwd: options.cwd,
       stripFinalNewline: false,
     })
-    const text = readFileSync(log, 'utf8')
+    // the program's own report; a fork memcheck checked writes its own, under its pid, in the same log
+    const [started, ...others] = byProcess(readFileSync(log, 'utf8'))
+    const text = started?.[1] ?? ''
     const usage = /total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated/.exec(text)
     if (!usage) throw new Error(`memcheck wrote no heap summary for ${command.join(' ')}:\n${text}`)
-    const leakSummary = Object.fromEntries(
-      LEAK_KINDS.map((kind) => {
-        const m = new RegExp(`${LABELS[kind]}: ([\\d,]+) bytes in ([\\d,]+) blocks`).exec(text)
-        return [kind, m ? { bytes: number(m[1]!), blocks: number(m[2]!) } : { bytes: 0, blocks: 0 }]
-      }),
-    ) as Record<LeakKind, Amount>
     return {
       totals: { allocations: number(usage[1]!), frees: number(usage[2]!), bytesAllocated: number(usage[3]!) },
-      leakSummary,
+      leakSummary: leakSummaryOf(text),
       exitCode: result.exitCode,
       signal: result.signal,
       stdout: String(result.stdout),
       records: lossRecords(text),
+      forks: others.filter(([, fork]) => /HEAP SUMMARY:/.test(fork)).map(([pid, fork]) => ({ pid, leakSummary: leakSummaryOf(fork), records: lossRecords(fork) })),
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })

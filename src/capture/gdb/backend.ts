@@ -6,6 +6,7 @@ import { execa } from 'execa'
 import { CannotStartError, CaptureFailedError } from '../../errors.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { EventStream } from '../event-stream.js'
+import { unexecedForks, unfollowedForksWarning } from '../forks.js'
 import { launcherPath } from '../launcher.js'
 import { makeRunDir } from '../run-dir.js'
 import { supervise } from '../process.js'
@@ -128,6 +129,8 @@ export class GdbBackend implements CaptureBackend {
         `heapspec: the gdb capture of ${display} stopped before the program exited (${reason}). Run with HEAPSPEC_DEBUG=1 to see gdb's transcript.`,
       )
     }
+    const forks = await unexecedForks(imageDir)
+    if (forks > 0) await stream.line(`! ${unfollowedForksWarning(forks)}`)
     if (stream.finalImages === 0 && !outcome.timedOut && stream.ending) {
       await stream.line(`I the program ended (${stream.ending.signal ? `killed by ${stream.ending.signal}` : `exit ${stream.ending.exitCode}`}) without heapspec taking its image: its leaks were not classified`)
     }

@@ -23,6 +23,7 @@ sys.dont_write_bytecode = True  # nothing written into an installed package
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else CFG.get("dir", "."))
 # the modules beside this file, found through the path set just above
 import discovery  # noqa: E402
+import forks  # noqa: E402
 import frees  # noqa: E402
 import objects  # noqa: E402
 import observe  # noqa: E402
@@ -253,7 +254,8 @@ def ending_syscall():
         dump("exec")
         symbolize()
         for bp in gdb.breakpoints():  # the new program runs unobserved, as under memcheck
-            bp.delete()
+            if bp is not forks.Forks.exec_catch:  # (a followed child's exec still ends its following)
+                bp.delete()
     elif self_kill(nr, regs):
         Ending.taken()
         dump("crash")
@@ -269,7 +271,7 @@ FATAL = {"SIGSEGV": 11, "SIGBUS": 7, "SIGFPE": 8, "SIGILL": 4, "SIGABRT": 6, "SI
 last_stop = [None]
 gdb.events.stop.connect(lambda e: last_stop.__setitem__(0, e))
 exited = [None]
-gdb.events.exited.connect(lambda e: exited.__setitem__(0, e))
+gdb.events.exited.connect(lambda e: exited.__setitem__(0, e) if forks.is_program(e.inferior) else None)
 
 
 def stop_requested(wait=0.0):
@@ -311,6 +313,7 @@ def main():
     gdb.execute("set stop-on-solib-events 0", to_string=True)
     setup()
     catch_endings()
+    forks.follow(Config.image_dir)
     with open(os.path.join(Config.image_dir, "inferior-pid.tmp"), "w") as f:
         f.write(str(gdb.selected_inferior().pid))
     os.rename(os.path.join(Config.image_dir, "inferior-pid.tmp"), os.path.join(Config.image_dir, "inferior-pid"))
@@ -350,6 +353,10 @@ def main():
             emit("E %d %s" % (tid, name))
             dump("test", floor=State.ending_floor, at_call=live)
             State.ending_floor = None
+            continue
+        followed = forks.stopped(event)  # a fork, or a stop of a child it made
+        if followed is not None:
+            resume = followed
             continue
         if isinstance(event, gdb.BreakpointEvent) and State.exit_bp in event.breakpoints:
             if not Ending.imaged:
@@ -407,4 +414,8 @@ except BaseException as e:  # noqa: BLE001 - every failure must reach the host a
     traceback.print_exc()  # gdb's stderr: shown with HEAPSPEC_DEBUG=1
     emit("! %s: %s" % (type(e).__name__, str(e).replace("\n", " ")))
 finally:
+    try:
+        forks.finish()
+    except gdb.error:
+        pass  # gdb lost them: they run on
     Config.out.flush()

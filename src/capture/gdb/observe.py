@@ -17,6 +17,7 @@ import gdb
 
 from discovery import read_c_string
 from elf import Elf, load_bias
+import forks
 from frees import Blocks, family
 
 
@@ -313,8 +314,9 @@ def watch_threads():
     State.pid = gdb.selected_inferior().pid
     State.single_thread = len(gdb.selected_inferior().threads()) == 1
 
-    def new_thread(_event):
-        State.single_thread = False
+    def new_thread(event):
+        if forks.is_program(event.inferior_thread.inferior):  # not a followed fork's (forks.py)
+            State.single_thread = False
 
     gdb.events.new_thread.connect(new_thread)
 
@@ -781,14 +783,19 @@ def inject_call(fn, return_to):
     gdb.execute("set $rsp = %d" % call_sp, to_string=True)
     gdb.execute("set $rip = %d" % fn, to_string=True)
     failure = None
+    resume = "continue"
     while True:
         stop = []
         handler = stop.append
         gdb.events.stop.connect(handler)
         try:
-            gdb.execute("continue", to_string=True)
+            gdb.execute(resume, to_string=True)
         finally:
             gdb.events.stop.disconnect(handler)
+        resume = forks.stopped(stop[0] if stop else None)  # a fork, or a stop of a child it made
+        if resume is not None:
+            continue
+        resume = "continue"
         if gdb.selected_inferior().pid == 0:
             return "the program ended inside it"
         back = gdb.newest_frame()

@@ -8,6 +8,7 @@ import { packageRoot } from '../../package-root.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
 import { compilers, hostLibc, libcIdentity } from '../build-cache.js'
 import { EventStream } from '../event-stream.js'
+import { unexecedForks, unfollowedForksWarning } from '../forks.js'
 import { makeRunDir } from '../run-dir.js'
 import { programStdio, supervise } from '../process.js'
 import { SymbolCache } from '../symbol-cache.js'
@@ -375,12 +376,8 @@ export class PreloadBackend implements CaptureBackend {
         `heapspec: preload capture of ${display} used ${library}; its lines in ${stream.reads} reads; ${stream.model.stackCount} stacks; ${scanned} test ends${stream.finalScanned ? ' and the end' : ''} scanned in the process (${ownScanned} of them by the test case's own blocks alone), ${all} test-end images, ${own} of them the test case's own blocks alone; ${stream.batchedBlocks} blocks in batches\n`,
       )
     }
-    const forks = (await readdir(imageDir).catch(() => [])).filter((f) => f.startsWith('forked-')).length
-    if (forks > 0) {
-      await stream.line(
-        `! the program forked ${forks === 1 ? 'a process' : `${forks} processes`} that did not exec another program: heapspec checks the process it started, not its forks, whose leaks memcheck reports too (under their own process ids)`,
-      )
-    }
+    const forks = await unexecedForks(imageDir)
+    if (forks > 0) await stream.line(`! ${unfollowedForksWarning(forks)}`)
     // memdump.txt shows every event's stack, the run's figures only those it can name
     const pcs = spec.memdumpFile ? stream.model.allPcs() : stream.shownPcs()
     if (pcs.size > 0) {

@@ -1,12 +1,13 @@
 import { createReadStream } from 'node:fs'
-import { readFile, rm, stat } from 'node:fs/promises'
+import { readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { execa } from 'execa'
 import { BadOptionError, CannotStartError, CaptureFailedError, describeValue } from '../../errors.js'
 import { OBSERVED_DEPTH, sortRecords, STACK_DEPTH, summarize } from '../../model/heap.js'
 import type { MemoryError, RunJson } from '../../model/types.js'
 import type { CaptureBackend, CaptureResult, CaptureSpec } from '../backend.js'
+import { unfollowedForksWarning } from '../forks.js'
 import { makeRunDir } from '../run-dir.js'
 import { descendants, programStdio, supervise } from '../process.js'
 import { checkSuppressionFile, defaultSuppressionFile } from '../suppression-files.js'
@@ -125,6 +126,18 @@ async function readText(path: string): Promise<string> {
   } catch {
     return ''
   }
+}
+
+/**
+ * How many forks of the program memcheck checked at their end beside the process it started (`pid`):
+ * under --child-silent-after-fork its report of such a child is silent, but memcheck still writes
+ * the child's xtree report, named by the child's pid. A child that execs another program writes none.
+ */
+async function checkedForks(files: RunFiles, pid: number): Promise<number> {
+  const [before, after] = basename(files.xtree).split('%p') as [string, string]
+  const own = `${before}${pid}${after}`
+  const names = await readdir(dirname(files.xtree)).catch(() => [])
+  return names.filter((name) => name !== own && name.startsWith(before) && name.endsWith(after) && /^\d+$/.test(name.slice(before.length, name.length - after.length))).length
 }
 
 /** valgrind's own complaint: its `valgrind: ...` lines, or the log's FATAL lines. */
@@ -318,6 +331,8 @@ export class ValgrindBackend implements CaptureBackend {
       )
     }
     if (stopped && xml.complete) warnings.push(`the program was stopped after ${seconds} s; memcheck's figures are those at that moment`)
+    const forks = xml.pid === null ? 0 : await checkedForks(files, xml.pid)
+    if (forks > 0) warnings.push(unfollowedForksWarning(forks))
 
     const signal = outcome.signal ?? (killed ? 'SIGKILL' : null)
     const leaks = session ? session.attribute(found) : sortRecords(found)

@@ -2,9 +2,11 @@
  * (memcheck checks it at its end, under its own process id); `exec`, the child execs /bin/true;
  * `execvp`, the child execvp's `true` on a PATH whose first directory has none (one exec fails
  * before one succeeds); `spawn`, system("true") and posix_spawnp of `true` (children of a vfork,
- * which exec). memcheck checks only the `leak` child. Prints one line a child.
- * Usage: forked leak|exec|execvp|spawn [PIDFILE] (PIDFILE gets the pids of the program and its
+ * which exec); `exec-fails`, the child's exec of a file that is not there fails, and it leaks as
+ * `leak` does. memcheck checks the `leak` and `exec-fails` children. Prints one line a child.
+ * Usage: forked leak|exec|execvp|spawn|exec-fails [PIDFILE] (PIDFILE gets the pids of the program and its
  * children, one a line, once they have ended, for a test to check that none outlives the run). */
+#include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
             execvp("true", args);
             _exit(127);
         }
+        /* an exec that fails returns -1 and ENOENT to the child, which then leaks as `leak` does */
+        if (strcmp(mode, "exec-fails") == 0 && (execl("/nonexistent-heapspec-dir/true", "true", (char *)NULL) != -1 || errno != ENOENT)) _exit(1);
         char *lost = malloc(500);
         memset(lost, 2, 500);
         lost = NULL;

@@ -416,8 +416,9 @@ describe('a forked child that leaks', () => {
   /** Those of the pids PIDFILE names, and of the processes below this one that `before` does not hold (the run's debugger among them), still alive. */
   const leftBehind = (pidfile: string, before: number[]): number[] =>
     [...readFileSync(pidfile, 'utf8').trim().split('\n').map(Number), ...descendants(process.pid).filter((pid) => !before.includes(pid))].filter(alive)
-  it.each(['preload', 'gdb', 'valgrind'] as const)('%s: the program\'s figures are memcheck\'s for its pid, and the run warns that the leaking fork went unchecked; a fork that execs, or a spawned child, brings none', async (backend) => {
-    for (const [mode, warned] of [['leak', true], ['exec', false], ['execvp', false], ['spawn', false]] as const) {
+  it.each(['preload', 'gdb', 'valgrind'] as const)('%s: the program\'s figures are memcheck\'s for its pid, and the run warns that the leaking fork went unchecked (also one whose exec failed); a fork that execs, or a spawned child, brings none', async (backend) => {
+    // exec-fails: the exec returns to the child (-1, ENOENT), which memcheck then checks at its end
+    for (const [mode, warned] of [['leak', true], ['exec-fails', true], ['exec', false], ['execvp', false], ['spawn', false]] as const) {
       const dir = mkdtempSync(join(tmpdir(), 'heapspec-forked-'))
       const command = [program('field/forked'), mode, join(dir, 'pids')]
       const [reference, own] = await Promise.all([memcheck([program('field/forked'), mode, join(dir, 'reference')]), native([program('field/forked'), mode, join(dir, 'native')])])

@@ -15,6 +15,36 @@ static long x_sys(long n, long a, long b, long c) { return sys3(n, a, b, c); }
 /* In a forked child: the file that says it ran unchecked (lifecycle.c's fork_child), or empty. */
 static char g_fork_mark[1100];
 
+/* Writes the forked child's mark, or empties its name when it cannot. */
+static void fork_mark_create(void)
+{
+    int fd = x_open(g_fork_mark, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) x_close(fd);
+    else g_fork_mark[0] = 0;
+}
+
+/* An exec that failed returns to the forked child, which memcheck then checks at its end: its mark
+ * goes back (an execvp tries each directory of PATH; one that finds none returns to the child). */
+static int exec_failed(int result)
+{
+    if (g_fork_mark[0]) {
+        int saved = errno;
+        fork_mark_create();
+        errno = saved;
+    }
+    return result;
+}
+
+/* A raw exec system call's failure as libc's exec returns it: -1, and the error in errno. */
+static int exec_raw_failed(long result)
+{
+    if (result < 0 && result > -4096) {
+        errno = (int)-result;
+        result = -1;
+    }
+    return exec_failed((int)result);
+}
+
 /* The image before the process image goes: the exec'd program is not followed (as under gdb and
  * memcheck), and the run says so. */
 static void before_exec(const char *path)
@@ -40,19 +70,19 @@ extern char **environ;
 EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
     before_exec(path);
-    return (int)x_sys(SYS_execve, (long)path, (long)argv, (long)envp);
+    return exec_raw_failed(x_sys(SYS_execve, (long)path, (long)argv, (long)envp));
 }
 
 EXPORT int execv(const char *path, char *const argv[])
 {
     before_exec(path);
-    return (int)x_sys(SYS_execve, (long)path, (long)argv, (long)environ);
+    return exec_raw_failed(x_sys(SYS_execve, (long)path, (long)argv, (long)environ));
 }
 
 EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
     before_exec(NULL);
-    return (int)sys6(SYS_execveat, fd, (long)"", (long)argv, (long)envp, AT_EMPTY_PATH, 0);
+    return exec_raw_failed(sys6(SYS_execveat, fd, (long)"", (long)argv, (long)envp, AT_EMPTY_PATH, 0));
 }
 
 /* The PATH-searching and variadic forms: libc's own, found once, after our image. */
@@ -70,14 +100,14 @@ EXPORT int execvp(const char *file, char *const argv[])
 {
     before_exec(file);
     int (*next)(const char *, char *const[]) = (int (*)(const char *, char *const[]))libc_next("execvp");
-    return next ? next(file, argv) : (errno = ENOSYS, -1);
+    return exec_failed(next ? next(file, argv) : (errno = ENOSYS, -1));
 }
 
 EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     before_exec(file);
     int (*next)(const char *, char *const[], char *const[]) = (int (*)(const char *, char *const[], char *const[]))libc_next("execvpe");
-    return next ? next(file, argv, envp) : (errno = ENOSYS, -1);
+    return exec_failed(next ? next(file, argv, envp) : (errno = ENOSYS, -1));
 }
 
 #define MAX_EXEC_ARGS 4096

@@ -7,7 +7,8 @@ static void fork_prepare(void) { lock(); }
 static void fork_parent(void) { unlock(); }
 /* A forked child is not observed. memcheck checks it at its end, unless it execs another program
  * first: the child leaves a file named forked-PID in the run's directory, and removes it at an
- * exec, so the host can say how many forks ran unchecked. */
+ * exec (endings.c, which puts it back where the exec fails), so the host can say how many forks
+ * ran unchecked. */
 static void fork_mark_path(void)
 {
     size_t dl = x_strlen(g_dir), at = dl;
@@ -30,11 +31,7 @@ static void fork_child(void)
     g_fd = -1;
     quarantines_release_all();
     fork_mark_path();
-    if (g_fork_mark[0]) {
-        int fd = x_open(g_fork_mark, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) x_close(fd);
-        else g_fork_mark[0] = 0;
-    }
+    if (g_fork_mark[0]) fork_mark_create();
 }
 
 /* ---- objects loaded and unloaded: the dynamic linker's debugger hook ---- */

@@ -383,7 +383,8 @@ static int maps_memory(const struct maps_line *m)
 {
     if (m->name_len > 0 && m->name[0] == '/') return MEM_FILE;
     /* [heap], [stack], [anon:NAME] and unnamed ones; not [anon_shmem:NAME] (shared) */
-    int anonymous = m->name_len == 0 || (m->name_len >= 6 && (memcmp(m->name, "[heap]", 6) == 0 || memcmp(m->name, "[stack]", 7) == 0 || memcmp(m->name, "[anon:", 6) == 0));
+    int anonymous = m->name_len == 0 || (m->name_len == 6 && memcmp(m->name, "[heap]", 6) == 0) || (m->name_len == 7 && memcmp(m->name, "[stack]", 7) == 0) ||
+                    (m->name_len > 6 && memcmp(m->name, "[anon:", 6) == 0);
     return anonymous && m->perms[3] == 'p' ? MEM_ZERO_FILL : 0;
 }
 
